@@ -1,0 +1,1 @@
+//! Replication configuration (see issue #3).
