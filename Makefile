@@ -1,0 +1,55 @@
+# Ferry developer and CI entry points. `make test` is the single command CI runs.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+CARGO ?= cargo
+
+.PHONY: setup build lint lint-infra test demo bench
+
+## setup: install every tool the tests and the demo need (idempotent, quick when done)
+setup:
+	scripts/setup
+
+## build: compile every crate and target of the workspace
+build:
+	$(CARGO) build --workspace --all-targets
+
+## lint: formatting, clippy with warnings denied, documentation with warnings denied
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+## lint-infra: offline checks of the infrastructure templates, when there are any
+lint-infra:
+	@if [ -x scripts/lint-infra ]; then \
+		scripts/lint-infra; \
+	elif [ -f scripts/lint-infra ]; then \
+		bash scripts/lint-infra; \
+	else \
+		echo "lint-infra: skipped (scripts/lint-infra not there yet)"; \
+	fi
+
+## test: setup, lints, then the whole test suite against real local services
+test: setup lint lint-infra
+	$(CARGO) build -p ferry-cli
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+		echo "test: cargo nextest run --workspace"; \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		echo "test: cargo-nextest absent, using cargo test"; \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## demo: two local registries, a signed multi-arch image, `ferry copy`, skopeo verification
+demo: setup
+	scripts/demo
+
+## bench: performance comparison (scripts/bench, when it exists)
+bench:
+	@if [ -f scripts/bench ]; then \
+		bash scripts/bench; \
+	else \
+		echo "bench: scripts/bench is not there yet"; \
+	fi
