@@ -1,1 +1,28 @@
-//! Test harness.
+//! Test harness for Ferry's end-to-end tests.
+//!
+//! Everything runs for real on loopback: Debian's `docker-registry` (CNCF distribution
+//! 2.8) instances, moto's AWS mock, skopeo as the independent client, a fault-injecting
+//! HTTP proxy, and the built `ferry` binary. Each service binds a free port under its own
+//! temp dir and is killed when its handle drops, so tests can run in parallel processes.
+//!
+//! The API is synchronous: tests are plain `#[test]` functions.
+
+pub mod docker_config;
+pub mod ecr;
+pub mod ferry;
+pub mod fixtures;
+pub mod http;
+pub mod moto;
+pub mod process;
+pub mod proxy;
+pub mod registry;
+pub mod skopeo;
+
+pub use docker_config::DockerConfig;
+pub use ecr::EcrRegistry;
+pub use ferry::{Report, error_codes, ferry_bin, parse_report, run_ferry};
+pub use fixtures::Fixture;
+pub use moto::Moto;
+pub use proxy::{CutRule, InjectRule, PathKind, Proxy};
+pub use registry::{Credentials, Registry};
+pub use skopeo::{copy_to_oci_dir, inspect_raw_digest};

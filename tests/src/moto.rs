@@ -1,0 +1,110 @@
+//! moto's AWS mock (`moto_server`) on a free loopback port.
+//!
+//! Verified against moto 5.2: ECR `GetAuthorizationToken` answers base64 of
+//! `AWS:<registryId>-auth-token` (default account `123456789012`; with `registryIds=[X, Y]`
+//! one token per id), `proxyEndpoint` `https://<id>.dkr.ecr.<region>.amazonaws.com`, and a
+//! fixed `expiresAt` of 1420070400 (2015-01-01): the token looks long expired.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use reqwest::Method;
+use tempfile::TempDir;
+
+use crate::http;
+use crate::process::{self, ChildGuard};
+
+/// The account moto uses when none is given.
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+
+/// The region the harness points the AWS SDK at.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// A running `moto_server`, killed on drop.
+#[derive(Debug)]
+pub struct Moto {
+    child: ChildGuard,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server -H 127.0.0.1 -p PORT` and waits until it answers.
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("ferry-moto-")
+            .tempdir()
+            .context("creating the moto temp dir")?;
+        let mut last_error = None;
+        for _ in 0..5 {
+            let port = process::free_port()?;
+            let command = moto_command(port);
+            let log = dir.path().join("moto.log");
+            let mut child = ChildGuard::spawn("moto_server", command, &log)?;
+            let url = format!("http://127.0.0.1:{port}/");
+            let ready = child.wait_ready(Duration::from_secs(60), || {
+                process::port_open(port)
+                    && http::send(Method::GET, &url, None, &[], None)
+                        .map(|r| r.status == 200)
+                        .unwrap_or(false)
+            });
+            match ready {
+                Ok(()) => {
+                    return Ok(Self {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
+                }
+                Err(err) => last_error = Some(err),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("moto_server never started")))
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Environment for the AWS SDK: endpoint, fake static credentials, region, no IMDS.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint().as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", DEFAULT_REGION),
+            ("AWS_DEFAULT_REGION", DEFAULT_REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+/// The registry password moto's `GetAuthorizationToken` hands out for `account`.
+pub fn auth_token_password(account: &str) -> String {
+    format!("{account}-auth-token")
+}
+
+fn moto_command(port: u16) -> Command {
+    let port = port.to_string();
+    // Prefer the console script; fall back to the module for installs without one.
+    let mut command = match process::find_tool("moto_server") {
+        Some(path) => Command::new(path),
+        None => {
+            let mut c = Command::new("python3");
+            c.args(["-m", "moto.server"]);
+            c
+        }
+    };
+    command.args(["-H", "127.0.0.1", "-p", &port]);
+    command
+}

@@ -1,0 +1,333 @@
+//! A test HTTP proxy in front of one registry.
+//!
+//! It forwards every request (streaming both ways, keeping status, headers and bodies,
+//! rewriting the upstream origin in `Location` headers to its own), records each request,
+//! and can be switched at run time to:
+//! - redirect blob GETs (307) to a local stand-in for S3 pre-signed URLs, which serves the
+//!   blob bytes but answers 400 to any request carrying `Authorization`
+//!   ([`Proxy::set_redirect_blobs`]);
+//! - cut the body of blob GETs after K bytes for the first N matching attempts, forwarding
+//!   and recording any `Range` header ([`Proxy::cut_blob_body`]);
+//! - answer the first N matching requests with an injected status such as 500, 503 or 429
+//!   with `Retry-After` ([`Proxy::inject`]).
+//!
+//! The servers run on a private tokio runtime, so the API is synchronous; dropping the
+//! proxy stops them.
+
+mod forward;
+mod objstore;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use reqwest::Method;
+
+use crate::registry::{Credentials, Registry};
+
+/// What kind of registry endpoint a request path addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PathKind {
+    /// `/v2/`.
+    Base,
+    /// `/v2/_catalog`.
+    Catalog,
+    /// `/v2/<name>/manifests/<ref>`.
+    Manifest,
+    /// `/v2/<name>/blobs/<digest>`.
+    Blob,
+    /// `/v2/<name>/blobs/uploads/…`.
+    BlobUpload,
+    /// `/v2/<name>/tags/list`.
+    Tags,
+    /// `/v2/<name>/referrers/<digest>`.
+    Referrers,
+    /// Anything else.
+    Other,
+}
+
+impl PathKind {
+    /// Classifies a request path (without query).
+    pub fn classify(path: &str) -> Self {
+        if path == "/v2" || path == "/v2/" {
+            PathKind::Base
+        } else if path == "/v2/_catalog" {
+            PathKind::Catalog
+        } else if path.contains("/blobs/uploads") {
+            PathKind::BlobUpload
+        } else if path.contains("/blobs/") {
+            PathKind::Blob
+        } else if path.contains("/manifests/") {
+            PathKind::Manifest
+        } else if path.ends_with("/tags/list") {
+            PathKind::Tags
+        } else if path.contains("/referrers/") {
+            PathKind::Referrers
+        } else {
+            PathKind::Other
+        }
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Endpoint kind.
+    pub kind: PathKind,
+    /// The client's `Range` header, if any.
+    pub range: Option<String>,
+    /// Whether the client sent `Authorization`.
+    pub authorization: bool,
+    /// Status answered (for cut bodies: the status before the cut).
+    pub status: u16,
+    /// The fault applied, if any: `inject`, `redirect` or `cut`.
+    pub fault: Option<&'static str>,
+}
+
+/// Cut blob GET bodies after `after_bytes` for the first `attempts` matching requests.
+#[derive(Debug, Clone)]
+pub struct CutRule {
+    /// Only GETs of this blob (`sha256:…`); `None` matches every blob GET.
+    pub digest: Option<String>,
+    /// Bytes of body delivered before the connection is cut.
+    pub after_bytes: u64,
+    /// How many matching requests to cut.
+    pub attempts: u32,
+}
+
+/// Answer the first `times` matching requests with `status` instead of forwarding them.
+#[derive(Debug, Clone)]
+pub struct InjectRule {
+    /// Only this method; `None` matches any.
+    pub method: Option<Method>,
+    /// Only this endpoint kind; `None` matches any.
+    pub kind: Option<PathKind>,
+    /// Status to answer (e.g. 500, 503, 429).
+    pub status: u16,
+    /// `Retry-After` seconds to send, if any.
+    pub retry_after: Option<u64>,
+    /// How many requests to answer this way.
+    pub times: u32,
+}
+
+/// What the pre-signed-URL stand-in saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObjectStoreStats {
+    /// Blob GETs served.
+    pub served: u64,
+    /// Requests refused with 400 because they carried `Authorization`.
+    pub rejected_auth: u64,
+    /// Requests refused with 403 because the URL had no signature.
+    pub unsigned: u64,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    redirect_blobs: bool,
+    cut: Option<CutRule>,
+    inject: Vec<InjectRule>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    public: String,
+    objstore: String,
+    upstream_credentials: Option<Credentials>,
+    client: reqwest::Client,
+    faults: Mutex<Faults>,
+    log: Mutex<Vec<RequestRecord>>,
+    objstore_stats: Mutex<ObjectStoreStats>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn record(&self, record: RequestRecord) {
+        lock(&self.log).push(record);
+    }
+
+    fn take_inject(&self, method: &Method, kind: PathKind) -> Option<InjectRule> {
+        let mut faults = lock(&self.faults);
+        let rule = faults.inject.iter_mut().find(|rule| {
+            rule.times > 0
+                && rule.method.as_ref().is_none_or(|m| m == method)
+                && rule.kind.is_none_or(|k| k == kind)
+        })?;
+        rule.times -= 1;
+        Some(rule.clone())
+    }
+
+    fn redirect_blobs(&self) -> bool {
+        lock(&self.faults).redirect_blobs
+    }
+
+    fn take_cut(&self, path: &str) -> Option<u64> {
+        let mut faults = lock(&self.faults);
+        let rule = faults.cut.as_mut()?;
+        let matches = rule.digest.as_deref().is_none_or(|d| path.ends_with(d));
+        if !matches || rule.attempts == 0 {
+            return None;
+        }
+        rule.attempts -= 1;
+        Some(rule.after_bytes)
+    }
+}
+
+/// The running proxy and its object-store stand-in.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    port: u16,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Proxy {
+    /// Starts a proxy in front of `registry` (using its credentials to fetch blobs for the
+    /// object-store stand-in).
+    pub fn start(registry: &Registry) -> Result<Self> {
+        Self::start_for(&registry.url(), registry.credentials().cloned())
+    }
+
+    /// Starts a proxy in front of the registry at `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start_for(upstream: &str, upstream_credentials: Option<Credentials>) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ferry-test-proxy")
+            .enable_all()
+            .build()
+            .context("building the proxy runtime")?;
+        let proxy_listener = bind()?;
+        let store_listener = bind()?;
+        let port = proxy_listener.local_addr()?.port();
+        let store_port = store_listener.local_addr()?.port();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .context("building the proxy's upstream client")?;
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            public: format!("http://127.0.0.1:{port}"),
+            objstore: format!("http://127.0.0.1:{store_port}"),
+            upstream_credentials,
+            client,
+            faults: Mutex::new(Faults::default()),
+            log: Mutex::new(Vec::new()),
+            objstore_stats: Mutex::new(ObjectStoreStats::default()),
+        });
+        let proxy_app = forward::router(shared.clone());
+        let store_app = objstore::router(shared.clone());
+        runtime.block_on(async {
+            let proxy_listener = tokio::net::TcpListener::from_std(proxy_listener)?;
+            let store_listener = tokio::net::TcpListener::from_std(store_listener)?;
+            tokio::spawn(async move { axum::serve(proxy_listener, proxy_app).await });
+            tokio::spawn(async move { axum::serve(store_listener, store_app).await });
+            anyhow::Ok(())
+        })?;
+        Ok(Self {
+            shared,
+            port,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.shared.public.clone()
+    }
+
+    /// `127.0.0.1:PORT` (use it in image references).
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Base URL of the pre-signed-URL stand-in.
+    pub fn object_store_url(&self) -> String {
+        self.shared.objstore.clone()
+    }
+
+    /// Turns 307 redirects of blob GETs to the object-store stand-in on or off.
+    pub fn set_redirect_blobs(&self, on: bool) {
+        lock(&self.shared.faults).redirect_blobs = on;
+    }
+
+    /// Cuts blob GET bodies as described by `rule` (replacing any previous cut rule).
+    pub fn cut_blob_body(&self, rule: CutRule) {
+        lock(&self.shared.faults).cut = Some(rule);
+    }
+
+    /// Adds a status-injection rule (rules are tried in the order added).
+    pub fn inject(&self, rule: InjectRule) {
+        lock(&self.shared.faults).inject.push(rule);
+    }
+
+    /// Removes every fault: plain forwarding from now on.
+    pub fn heal(&self) {
+        *lock(&self.shared.faults) = Faults::default();
+    }
+
+    /// Every request seen so far, in order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.log).clone()
+    }
+
+    /// Forgets the recorded requests and object-store stats.
+    pub fn reset_counts(&self) {
+        lock(&self.shared.log).clear();
+        *lock(&self.shared.objstore_stats) = ObjectStoreStats::default();
+    }
+
+    /// Number of requests seen so far.
+    pub fn total_requests(&self) -> usize {
+        lock(&self.shared.log).len()
+    }
+
+    /// Requests counted by method and endpoint kind.
+    pub fn counts(&self) -> BTreeMap<(String, PathKind), usize> {
+        let mut counts = BTreeMap::new();
+        for record in lock(&self.shared.log).iter() {
+            *counts
+                .entry((record.method.clone(), record.kind))
+                .or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Requests seen with this method and kind.
+    pub fn count(&self, method: &str, kind: PathKind) -> usize {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|r| r.method == method && r.kind == kind)
+            .count()
+    }
+
+    /// What the object-store stand-in saw.
+    pub fn object_store_stats(&self) -> ObjectStoreStats {
+        *lock(&self.shared.objstore_stats)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn bind() -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding the proxy")?;
+    listener
+        .set_nonblocking(true)
+        .context("making the proxy listener non-blocking")?;
+    Ok(listener)
+}
