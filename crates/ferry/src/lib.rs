@@ -4,4 +4,20 @@
 //! streaming digest-verified registry client, the image graph copy, replication rules
 //! and the ECR control plane.
 
+pub mod auth;
+pub mod aws;
 pub mod config;
+pub mod copy;
+pub mod digest;
+pub mod error;
+pub mod manifest;
+pub mod reference;
+pub mod registry;
+pub mod report;
+pub mod setup;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
+pub use copy::{CopyOptions, Copier};
+pub use report::CopyReport;

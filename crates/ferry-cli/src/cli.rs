@@ -1,0 +1,67 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Ferry copies container images between registries: Amazon ECR in any region or account,
+/// and any OCI registry. Content is streamed and SHA-256 verified; tags move last.
+///
+/// Credentials: Docker's config.json (DOCKER_CONFIG), and for ECR hosts a token from the
+/// AWS SDK (the usual AWS credential chain). FERRY_REGISTRY_ENDPOINTS=host=url,... sends a
+/// registry host to another URL. FERRY_LOG sets the log filter.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging on stderr (-v: debug, -vv: trace). Secrets are never logged.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Copy one image (with its platforms and referrers) from SRC to DST.
+    ///
+    /// Examples:
+    ///   ferry copy 111111111111.dkr.ecr.us-east-1.amazonaws.com/team/api:v1 \
+    ///              222222222222.dkr.ecr.eu-west-1.amazonaws.com/team/api
+    ///   ferry copy ghcr.io/org/tool@sha256:… 127.0.0.1:5000/tool:1.2
+    ///
+    /// DST without a tag or digest keeps SRC's tag. SRC by digest copies by digest.
+    /// Exit codes: 0 copied or already there, 1 failed, 2 bad usage.
+    #[command(verbatim_doc_comment)]
+    Copy(CopyArgs),
+}
+
+/// `ferry copy` arguments.
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// Source image: host[:port]/repository[:tag][@sha256:digest].
+    pub src: String,
+    /// Destination: host[:port]/repository[:tag].
+    pub dst: String,
+    /// Do not copy signatures, SBOMs and attestations attached to the image.
+    #[arg(long)]
+    pub no_referrers: bool,
+    /// Speak plain HTTP to every registry (loopback registries always use it).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Output format of the report on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Blob transfers in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// Report format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON document.
+    Json,
+}

@@ -1,0 +1,87 @@
+//! Printing reports and errors.
+
+use std::process::ExitCode;
+
+use ferry::CopyReport;
+use ferry::report::CopyStatus;
+
+/// Print any serialisable report as one JSON document.
+pub fn json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error[io]: cannot encode the report: {e}"),
+    }
+}
+
+/// Human-readable copy report.
+pub fn copy_text(r: &CopyReport) {
+    let verb = match r.status {
+        CopyStatus::Copied => "copied",
+        CopyStatus::Skipped => "already there",
+    };
+    println!("{verb}: {} -> {}", r.source, r.destination);
+    println!("  digest     {}", r.digest);
+    if !r.tags.is_empty() {
+        println!("  tags       {}", r.tags.join(", "));
+    }
+    println!("  manifests  {} copied, {} skipped", r.manifests.copied, r.manifests.skipped);
+    println!(
+        "  blobs      {} copied, {} skipped, {} mounted, {} foreign",
+        r.blobs.copied, r.blobs.skipped, r.blobs.mounted, r.blobs.foreign
+    );
+    println!("  bytes      {}", human_bytes(r.bytes));
+    println!("  referrers  {}", r.referrers);
+    let methods: Vec<String> = r.requests.by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    println!(
+        "  requests   {} ({}), {} retries, {} throttled",
+        r.requests.total,
+        methods.join(", "),
+        r.requests.retries,
+        r.requests.throttled
+    );
+    println!("  time       {:.2} s", r.duration_ms as f64 / 1000.0);
+}
+
+/// `12.3 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Print an error as `error[code]: message` and answer the exit code: 2 for bad input,
+/// 1 for everything else.
+pub fn fail(e: &ferry::Error) -> ExitCode {
+    eprintln!("error[{}]: {e}", e.code());
+    let hint = match e {
+        ferry::Error::TagConflict { .. } => Some("the destination tag is immutable; push under a new tag, or change the repository's tag mutability"),
+        ferry::Error::DigestMismatch { .. } => Some("the source registry served bytes that do not match their digest; check its storage, nothing was written"),
+        ferry::Error::NotFound { .. } => Some("check the repository name and tag at the source (skopeo inspect or aws ecr describe-images)"),
+        _ if e.is_retryable() => Some("this looks transient: run the same command again"),
+        _ => None,
+    };
+    if let Some(h) = hint {
+        eprintln!("  hint: {h}");
+    }
+    match e {
+        ferry::Error::InvalidReference { .. } | ferry::Error::InvalidDigest { .. } | ferry::Error::Config(_) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1 << 30), "1.0 GiB");
+    }
+}

@@ -1,0 +1,394 @@
+//! Registry authentication: anonymous, Basic from the Docker config, the Bearer token
+//! challenge flow, and automatic ECR tokens. Tokens are cached per registry (and per scope
+//! for Bearer) and refreshed on 401.
+
+mod challenge;
+mod docker_config;
+mod ecr;
+mod secret;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine as _;
+use tokio::sync::Mutex;
+
+pub use challenge::Challenge;
+pub use docker_config::DockerConfig;
+pub use ecr::{AwsEcrTokens, EcrToken, EcrTokenSource};
+pub use secret::Secret;
+
+use crate::error::Error;
+use crate::reference::EcrRegistry;
+
+/// Refresh an ECR token this long before it expires.
+const ECR_REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// Bearer tokens without `expires_in` live 60 s by the token spec.
+const DEFAULT_BEARER_TTL: Duration = Duration::from_secs(60);
+
+/// Credentials for one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// User name and password (or ECR token).
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: Secret,
+    },
+    /// An OAuth2 refresh token (`identitytoken` in config.json) for the Bearer flow.
+    IdentityToken(Secret),
+}
+
+impl Credential {
+    /// A Basic credential.
+    pub fn basic(username: &str, password: &str) -> Credential {
+        Credential::Basic { username: username.to_string(), password: Secret::new(password) }
+    }
+
+    fn basic_header(&self) -> Option<Secret> {
+        match self {
+            Credential::Basic { username, password } => {
+                let raw = format!("{username}:{}", password.expose());
+                Some(Secret::new(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )))
+            }
+            Credential::IdentityToken(_) => None,
+        }
+    }
+}
+
+/// What the registry is known to want.
+#[derive(Clone, Debug, Default)]
+enum Scheme {
+    #[default]
+    Unknown,
+    Anonymous,
+    Basic,
+    Bearer,
+}
+
+#[derive(Debug, Default)]
+struct HostState {
+    scheme: Scheme,
+    /// Credential and, for ECR tokens, when to refresh it.
+    credential: Option<(Credential, Option<Instant>)>,
+    /// Bearer tokens by scope.
+    tokens: HashMap<String, (Secret, Instant)>,
+}
+
+/// Finds, caches and refreshes credentials for every registry the engine talks to.
+pub struct Authenticator {
+    docker: DockerConfig,
+    ecr: Option<Arc<dyn EcrTokenSource>>,
+    extra: HashMap<String, Credential>,
+    hosts: Mutex<HashMap<String, HostState>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("docker", &self.docker)
+            .field("ecr", &self.ecr.is_some())
+            .field("extra_hosts", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over a Docker config and an optional ECR token source.
+    pub fn new(docker: DockerConfig, ecr: Option<Arc<dyn EcrTokenSource>>) -> Authenticator {
+        Authenticator { docker, ecr, extra: HashMap::new(), hosts: Mutex::default() }
+    }
+
+    /// Anonymous access only.
+    pub fn anonymous() -> Authenticator {
+        Authenticator::new(DockerConfig::default(), None)
+    }
+
+    /// Add explicit credentials for a host (for example from AWS Secrets Manager); they
+    /// win over the Docker config.
+    pub fn with_credential(mut self, host: &str, credential: Credential) -> Authenticator {
+        self.extra.insert(host.to_string(), credential);
+        self
+    }
+
+    /// The `Authorization` header to send up front for `host` and `scope`, if one is
+    /// known to be wanted. Basic credentials are sent pre-emptively when the host has any
+    /// (ECR and htpasswd registries), which saves the 401 round trip.
+    pub async fn header(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
+        let scheme = {
+            let hosts = self.hosts.lock().await;
+            hosts.get(host).map(|h| h.scheme.clone()).unwrap_or_default()
+        };
+        match scheme {
+            Scheme::Anonymous => Ok(None),
+            Scheme::Bearer => {
+                let hosts = self.hosts.lock().await;
+                Ok(hosts
+                    .get(host)
+                    .and_then(|h| h.tokens.get(scope))
+                    .filter(|(_, until)| *until > Instant::now())
+                    .map(|(t, _)| Secret::new(format!("Bearer {}", t.expose()))))
+            }
+            Scheme::Unknown | Scheme::Basic => {
+                let cred = self.credential(host, false).await?;
+                Ok(cred.and_then(|c| c.basic_header()))
+            }
+        }
+    }
+
+    /// Handle a 401: read the challenge, refresh what must be refreshed, and answer the
+    /// header to retry with, or `None` when there is nothing better to send.
+    pub async fn unauthorized(
+        &self,
+        http: &reqwest::Client,
+        host: &str,
+        scope: &str,
+        www_authenticate: Option<&str>,
+    ) -> Result<Option<Secret>, Error> {
+        let challenge = www_authenticate.and_then(Challenge::parse).unwrap_or(Challenge::Basic);
+        match challenge {
+            Challenge::Basic => {
+                self.set_scheme(host, Scheme::Basic).await;
+                // A cached ECR token may have expired early or been revoked: mint a new one.
+                let cred = self.credential(host, true).await?;
+                Ok(cred.and_then(|c| c.basic_header()))
+            }
+            Challenge::Bearer { realm, service, scope: asked } => {
+                self.set_scheme(host, Scheme::Bearer).await;
+                let scope_param = if scope.is_empty() { asked.unwrap_or_default() } else { scope.to_string() };
+                let cred = self.credential(host, false).await?;
+                let (token, ttl) =
+                    fetch_bearer(http, host, &realm, service.as_deref(), &scope_param, cred.as_ref()).await?;
+                let header = Secret::new(format!("Bearer {}", token.expose()));
+                let mut hosts = self.hosts.lock().await;
+                let st = hosts.entry(host.to_string()).or_default();
+                // Keep a margin so a token does not expire in flight.
+                let until = Instant::now() + ttl.saturating_sub(Duration::from_secs(10)).max(Duration::from_secs(5));
+                st.tokens.insert(scope.to_string(), (token, until));
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Remember that a host answered without asking for credentials.
+    pub async fn mark_anonymous(&self, host: &str) {
+        let mut hosts = self.hosts.lock().await;
+        let st = hosts.entry(host.to_string()).or_default();
+        if matches!(st.scheme, Scheme::Unknown) && st.credential.is_none() {
+            st.scheme = Scheme::Anonymous;
+        }
+    }
+
+    async fn set_scheme(&self, host: &str, scheme: Scheme) {
+        let mut hosts = self.hosts.lock().await;
+        hosts.entry(host.to_string()).or_default().scheme = scheme;
+    }
+
+    /// Credentials for a host: explicit, ECR token (cached until shortly before expiry),
+    /// or Docker config. `refresh` forces a new ECR token.
+    async fn credential(&self, host: &str, refresh: bool) -> Result<Option<Credential>, Error> {
+        {
+            let hosts = self.hosts.lock().await;
+            if let Some((c, until)) = hosts.get(host).and_then(|h| h.credential.as_ref()) {
+                let fresh = until.is_none_or(|u| u > Instant::now());
+                if fresh && !(refresh && until.is_some()) {
+                    return Ok(Some(c.clone()));
+                }
+            }
+        }
+        let (cred, until) = if let Some(c) = self.extra.get(host) {
+            (Some(c.clone()), None)
+        } else if let (Some(ecr), Some(reg)) = (&self.ecr, EcrRegistry::from_host(host)) {
+            let token = ecr.token(&reg).await?;
+            let left = token
+                .expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(ECR_REFRESH_MARGIN);
+            let cred = Credential::Basic { username: token.username, password: token.password };
+            (Some(cred), Some(Instant::now() + left))
+        } else {
+            (self.docker.credential(host)?, None)
+        };
+        if let Some(c) = &cred {
+            let mut hosts = self.hosts.lock().await;
+            hosts.entry(host.to_string()).or_default().credential = Some((c.clone(), until));
+        }
+        Ok(cred)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// The Bearer token flow of the distribution token spec: GET the realm with service and
+/// scope (Basic credentials if we have them), or POST an OAuth2 refresh token.
+async fn fetch_bearer(
+    http: &reqwest::Client,
+    host: &str,
+    realm: &str,
+    service: Option<&str>,
+    scope: &str,
+    cred: Option<&Credential>,
+) -> Result<(Secret, Duration), Error> {
+    let realm_url = url::Url::parse(realm).map_err(|_| Error::Auth {
+        registry: host.to_string(),
+        repository: String::new(),
+        status: 401,
+        message: format!("the registry's token realm {realm:?} is not a URL"),
+    })?;
+    let req = match cred {
+        Some(Credential::IdentityToken(refresh)) => {
+            let mut form = vec![
+                ("grant_type", "refresh_token".to_string()),
+                ("refresh_token", refresh.expose().to_string()),
+                ("client_id", "ferry".to_string()),
+                ("scope", scope.to_string()),
+            ];
+            if let Some(s) = service {
+                form.push(("service", s.to_string()));
+            }
+            let body = form
+                .iter()
+                .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            http.post(realm_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        }
+        other => {
+            let mut u = realm_url;
+            {
+                let mut q = u.query_pairs_mut();
+                if let Some(s) = service {
+                    q.append_pair("service", s);
+                }
+                for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                    q.append_pair("scope", s);
+                }
+            }
+            let mut r = http.get(u);
+            if let Some(Credential::Basic { username, password }) = other {
+                r = r.basic_auth(username, Some(password.expose()));
+            }
+            r
+        }
+    };
+    let resp = req.send().await.map_err(|e| Error::Unreachable {
+        registry: realm.split('?').next().unwrap_or(realm).to_string(),
+        message: crate::registry::describe_reqwest(&e),
+    })?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(Error::Auth {
+            registry: host.to_string(),
+            repository: scope.to_string(),
+            status,
+            message: "the token service refused the request".to_string(),
+        });
+    }
+    let answer: TokenAnswer = resp.json_bytes().await?;
+    let token = answer.token.or(answer.access_token).ok_or_else(|| Error::Auth {
+        registry: host.to_string(),
+        repository: scope.to_string(),
+        status,
+        message: "the token service answered without a token".to_string(),
+    })?;
+    let ttl = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_BEARER_TTL);
+    Ok((Secret::new(token), ttl))
+}
+
+/// Small extension to read a JSON body with a bounded size.
+trait JsonBytes {
+    async fn json_bytes<T: serde::de::DeserializeOwned>(self) -> Result<T, Error>;
+}
+
+impl JsonBytes for reqwest::Response {
+    async fn json_bytes<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let origin = self.url().host_str().unwrap_or_default().to_string();
+        let bytes = self.bytes().await.map_err(|e| Error::Unreachable {
+            registry: origin.clone(),
+            message: crate::registry::describe_reqwest(&e),
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Auth {
+            registry: origin,
+            repository: String::new(),
+            status: 200,
+            message: format!("the token service answered invalid JSON: {e}"),
+        })
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct CountingTokens(AtomicUsize);
+
+    #[async_trait]
+    impl EcrTokenSource for CountingTokens {
+        async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, Error> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(EcrToken {
+                username: "AWS".into(),
+                password: Secret::new(format!("{}-token-{n}", registry.account)),
+                expires_at: SystemTime::now() + Duration::from_secs(12 * 3600),
+            })
+        }
+    }
+
+    const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+    #[tokio::test]
+    async fn ecr_token_is_cached_and_refreshed_on_401() {
+        let tokens = Arc::new(CountingTokens(AtomicUsize::new(0)));
+        let auth = Authenticator::new(DockerConfig::default(), Some(tokens.clone()));
+        let h1 = auth.header(ECR, "repository:a:pull").await.expect("ok").expect("header");
+        let h2 = auth.header(ECR, "repository:b:pull").await.expect("ok").expect("header");
+        assert_eq!(h1, h2);
+        assert_eq!(tokens.0.load(Ordering::SeqCst), 1, "cached");
+        let http = reqwest::Client::new();
+        let h3 = auth
+            .unauthorized(&http, ECR, "repository:a:pull", Some("Basic realm=\"x\""))
+            .await
+            .expect("ok")
+            .expect("header");
+        assert_ne!(h1, h3, "a 401 mints a new token");
+        assert_eq!(tokens.0.load(Ordering::SeqCst), 2);
+        assert_eq!(format!("{h3:?}"), "<redacted>");
+    }
+
+    #[tokio::test]
+    async fn anonymous_hosts_send_nothing() {
+        let auth = Authenticator::anonymous();
+        assert!(auth.header("127.0.0.1:5000", "").await.expect("ok").is_none());
+        auth.mark_anonymous("127.0.0.1:5000").await;
+        assert!(auth.header("127.0.0.1:5000", "").await.expect("ok").is_none());
+    }
+
+    #[tokio::test]
+    async fn explicit_credentials_win() {
+        let auth = Authenticator::anonymous().with_credential("h.io", Credential::basic("u", "p"));
+        let h = auth.header("h.io", "").await.expect("ok").expect("header");
+        assert_eq!(h.expose(), "Basic dTpw");
+    }
+}

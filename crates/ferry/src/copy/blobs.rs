@@ -1,0 +1,205 @@
+//! Putting one blob in place at the destination: HEAD, else mount from a repository of
+//! the destination registry known to hold it, else stream it (GET → POST → one PUT).
+//! Single-flight per destination repository and digest.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{FutureExt, StreamExt};
+use tracing::Instrument;
+
+use super::verify::{self, ByteStream, Expect, FailureSlot, Reopen};
+use super::{Copier, Job};
+use crate::error::Error;
+use crate::manifest::Descriptor;
+use crate::registry::{MountOutcome, RegistryClient, Repo};
+use crate::report::Tally;
+
+/// How a blob got to the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// Already there.
+    Present,
+    /// Mounted from another repository.
+    Mounted,
+    /// Streamed: this many bytes.
+    Copied(u64),
+}
+
+impl Copier {
+    /// Make sure the destination repository holds the blob, doing the work at most once
+    /// per destination repository across every copy sharing this copier.
+    pub(crate) async fn place_blob(&self, job: &Job, d: &Descriptor) -> Result<(), Error> {
+        let key = (job.dst.clone(), d.digest.clone());
+        let cell = {
+            let mut cells = self.index.cells.lock().unwrap_or_else(|p| p.into_inner());
+            cells.entry(key).or_default().clone()
+        };
+        let mut ran = false;
+        let placed = *cell
+            .get_or_try_init(|| {
+                ran = true;
+                let span = tracing::debug_span!("blob", registry = %job.dst.registry, repository = %job.dst.repository, digest = %d.digest, size = d.size);
+                self.place_blob_once(job, d).instrument(span)
+            })
+            .await?;
+        let first_in_job = job.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(d.digest.clone());
+        if !first_in_job {
+            return Ok(());
+        }
+        match (ran, placed) {
+            (true, Placed::Copied(n)) => {
+                Tally::add(&job.tally.blobs_copied, 1);
+                Tally::add(&job.tally.bytes, n);
+            }
+            (true, Placed::Mounted) => Tally::add(&job.tally.blobs_mounted, 1),
+            _ => Tally::add(&job.tally.blobs_skipped, 1),
+        }
+        Ok(())
+    }
+
+    async fn place_blob_once(&self, job: &Job, d: &Descriptor) -> Result<Placed, Error> {
+        if job.client.blob_exists(&job.dst, &d.digest).await?.is_some() {
+            self.remember(&job.dst, d);
+            return Ok(Placed::Present);
+        }
+        let mut session = None;
+        for from in self.mount_candidates(job, d) {
+            match job.client.mount_blob(&job.dst, &d.digest, &from).await {
+                Ok(MountOutcome::Mounted) => {
+                    self.remember(&job.dst, d);
+                    return Ok(Placed::Mounted);
+                }
+                Ok(MountOutcome::Upload(loc)) => {
+                    session = Some(loc);
+                    break;
+                }
+                // A refused mount (no access to `from`, mounting disabled) is no failure:
+                // fall through to a transfer.
+                Err(e) if !e.is_retryable() => tracing::debug!(error = %e, "mount refused"),
+                Err(e) => return Err(e),
+            }
+        }
+        let bytes = self.transfer(job, d, session).await?;
+        self.remember(&job.dst, d);
+        Ok(Placed::Copied(bytes))
+    }
+
+    /// Repositories of the destination registry believed to hold the blob: ones this
+    /// copier put it in, and the source repository when source and destination share a
+    /// registry.
+    fn mount_candidates(&self, job: &Job, d: &Descriptor) -> Vec<String> {
+        let holders = self.index.holders.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = holders
+            .get(&(job.dst.registry.clone(), d.digest.clone()))
+            .map(|v| v.iter().filter(|r| **r != job.dst.repository).take(2).cloned().collect())
+            .unwrap_or_default();
+        if job.src.registry == job.dst.registry && job.src.repository != job.dst.repository {
+            out.insert(0, job.src.repository.clone());
+        }
+        out.dedup();
+        out
+    }
+
+    fn remember(&self, repo: &Repo, d: &Descriptor) {
+        let mut holders = self.index.holders.lock().unwrap_or_else(|p| p.into_inner());
+        let v = holders.entry((repo.registry.clone(), d.digest.clone())).or_default();
+        if !v.contains(&repo.repository) && v.len() < 8 {
+            v.push(repo.repository.clone());
+        }
+    }
+
+    /// Stream the blob: GET at the source, POST an upload session, one PUT with the whole
+    /// verified body. Retried as a whole; a digest mismatch is final.
+    async fn transfer(&self, job: &Job, d: &Descriptor, session: Option<String>) -> Result<u64, Error> {
+        if let Some(deadline) = self.options.deadline
+            && Instant::now() >= deadline
+        {
+            return Err(Error::Deadline(format!(
+                "blob {} for {} not started: the deadline is near",
+                d.digest, job.dst
+            )));
+        }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Unsupported("blob transfer slots closed".into()))?;
+        let mut session = session;
+        let attempt = || {
+            let given = session.take();
+            async move {
+                let location = match given {
+                    Some(l) => l,
+                    None => job.client.start_upload(&job.dst).await?,
+                };
+                let resp = job.client.get_blob(&job.src, &d.digest, 0).await?;
+                let first = body_stream(resp, &job.src.registry);
+                let failure = FailureSlot::default();
+                let body = verify::verified(
+                    first,
+                    reopen(job.client.clone(), job.src.clone(), d.digest.clone()),
+                    self.options.max_resumes,
+                    Expect {
+                        digest: d.digest.clone(),
+                        size: d.size,
+                        registry: job.src.registry.clone(),
+                        repository: job.src.repository.clone(),
+                    },
+                    failure.clone(),
+                );
+                let put = job
+                    .client
+                    .put_blob(&job.dst, &location, &d.digest, d.size, reqwest::Body::wrap_stream(body))
+                    .await;
+                // The verifier's reason beats the transport's "body aborted".
+                if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    return Err(e);
+                }
+                put.map(|()| d.size)
+            }
+        };
+        job.client.retrying(attempt).await
+    }
+}
+
+fn body_stream(resp: reqwest::Response, registry: &str) -> ByteStream {
+    let registry = registry.to_string();
+    resp.bytes_stream()
+        .map(move |r| {
+            r.map_err(|e| Error::Unreachable {
+                registry: registry.clone(),
+                message: crate::registry::describe_reqwest(&e),
+            })
+        })
+        .boxed()
+}
+
+/// Re-open the source blob from an offset with `Range`; `None` when the source answers
+/// with the whole body (no range support), which means starting over.
+fn reopen(client: RegistryClient, src: Repo, digest: crate::digest::Digest) -> Reopen {
+    let client = Arc::new(client);
+    Box::new(move |offset| {
+        let client = client.clone();
+        let src = src.clone();
+        let digest = digest.clone();
+        async move {
+            let resp = client.get_blob(&src, &digest, offset).await?;
+            if resp.status().as_u16() != 206 || !range_starts_at(&resp, offset) {
+                return Ok(None);
+            }
+            Ok(Some(body_stream(resp, &src.registry)))
+        }
+        .boxed()
+    })
+}
+
+fn range_starts_at(resp: &reqwest::Response, offset: u64) -> bool {
+    resp.headers()
+        .get(http::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        == Some(offset)
+}

@@ -1,0 +1,102 @@
+//! Referrers (signatures, SBOMs, attestations): the OCI 1.1 referrers API, its tag-schema
+//! fallback (`sha256-<hex>`), and cosign's `.sig` / `.att` / `.sbom` tags.
+
+use bytes::Bytes;
+
+use super::{Copier, Job};
+use crate::error::Error;
+use crate::manifest::{self, Descriptor, Parsed};
+use crate::registry::RawManifest;
+use crate::report::Tally;
+
+/// Tag suffixes cosign uses next to `sha256-<hex>`.
+const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
+
+impl Copier {
+    /// Copy every referrer of `subject` found at the source, before the subject's tag.
+    pub(crate) async fn copy_referrers(&self, job: &Job, subject: &RawManifest) -> Result<(), Error> {
+        let fallback_tag = subject.digest.fallback_tag();
+        match job.client.referrers_api(&job.src, &subject.digest).await? {
+            Some(found) => {
+                for d in &found {
+                    self.copy_referrer(job, d).await?;
+                }
+                if !found.is_empty() && job.client.referrers_api(&job.dst, &subject.digest).await?.is_none() {
+                    // The destination has no referrers API: keep its tag-schema index
+                    // up to date, as the OCI spec asks of clients.
+                    self.merge_fallback_index(job, &fallback_tag, &found).await?;
+                }
+            }
+            None => {
+                if let Some(index) = job.client.get_manifest_opt(&job.src, &fallback_tag).await? {
+                    if let Ok(Parsed::Index { manifests, .. }) = manifest::parse(&index.bytes) {
+                        for d in &manifests {
+                            self.copy_referrer(job, d).await?;
+                        }
+                    }
+                    self.put_tag_if_needed(job, &fallback_tag, &index).await?;
+                }
+            }
+        }
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{fallback_tag}.{suffix}");
+            if let Some(m) = job.client.get_manifest_opt(&job.src, &tag).await? {
+                Tally::add(&job.tally.referrers, 1);
+                self.copy_manifest(job, m.clone(), 1, true).await?;
+                self.put_tag_if_needed(job, &tag, &m).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn copy_referrer(&self, job: &Job, d: &Descriptor) -> Result<(), Error> {
+        Tally::add(&job.tally.referrers, 1);
+        if job.client.head_manifest(&job.dst, d.digest.as_str()).await?.is_some() {
+            Tally::add(&job.tally.manifests_skipped, 1);
+            return Ok(());
+        }
+        let m = job.client.get_manifest(&job.src, d.digest.as_str()).await?;
+        self.copy_manifest(job, m, 1, false).await
+    }
+
+    async fn put_tag_if_needed(&self, job: &Job, tag: &str, m: &RawManifest) -> Result<(), Error> {
+        let at_dst = job.client.head_manifest(&job.dst, tag).await?;
+        if at_dst.map(|h| h.digest) != Some(m.digest.clone()) {
+            job.client.put_manifest(&job.dst, tag, m).await?;
+        }
+        Ok(())
+    }
+
+    /// Write (or extend) the destination's `sha256-<hex>` referrers index. This is a new
+    /// document the destination needs, not a copy, so it is built here.
+    async fn merge_fallback_index(&self, job: &Job, tag: &str, found: &[Descriptor]) -> Result<(), Error> {
+        let mut all: Vec<Descriptor> = match job.client.get_manifest_opt(&job.dst, tag).await? {
+            Some(existing) => match manifest::parse(&existing.bytes) {
+                Ok(Parsed::Index { manifests, .. }) => manifests,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        };
+        let before = all.len();
+        for d in found {
+            if !all.iter().any(|e| e.digest == d.digest) {
+                all.push(d.clone());
+            }
+        }
+        if all.len() == before && before > 0 {
+            return Ok(());
+        }
+        let doc = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_INDEX,
+            "manifests": all,
+        });
+        let bytes = Bytes::from(serde_json::to_vec(&doc).map_err(|e| Error::Unsupported(e.to_string()))?);
+        let m = RawManifest {
+            digest: crate::digest::Digest::of(&bytes),
+            bytes,
+            media_type: manifest::OCI_INDEX.to_string(),
+        };
+        job.client.put_manifest(&job.dst, tag, &m).await
+    }
+}

@@ -1,0 +1,280 @@
+//! The engine's one error type, and the one place that says which errors are worth a retry.
+
+use crate::digest::Digest;
+
+/// Everything the engine can fail with.
+///
+/// Each variant carries the context a platform engineer needs to act on it: the registry,
+/// the repository, the digest or tag, and the HTTP status where there is one.
+/// [`Error::is_retryable`] is the single classification of retryable versus permanent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An image reference (`host/repo:tag@digest`) could not be parsed or broke the
+    /// distribution-spec grammar.
+    #[error("invalid reference {input:?}: {reason}")]
+    InvalidReference {
+        /// What the user gave.
+        input: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+
+    /// A digest string was not `sha256:<64 lowercase hex>`.
+    #[error("invalid digest {input:?}: {reason}")]
+    InvalidDigest {
+        /// What was given.
+        input: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+
+    /// The registry refused our credentials, or none were found for it.
+    #[error(
+        "authentication failed at {registry} for {repository} (HTTP {status}): {message}; check DOCKER_CONFIG/config.json credentials, or for ECR the AWS credentials and the registry/repository policy"
+    )]
+    Auth {
+        /// Registry host.
+        registry: String,
+        /// Repository the request was for.
+        repository: String,
+        /// HTTP status (401 or 403).
+        status: u16,
+        /// What the registry said.
+        message: String,
+    },
+
+    /// The manifest, tag, blob or repository does not exist.
+    #[error("not found at {registry}/{repository}: {what}")]
+    NotFound {
+        /// Registry host.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// What was missing: a tag, a digest or the repository.
+        what: String,
+    },
+
+    /// Content did not hash to the digest it was requested or announced by, or its size
+    /// differed from the descriptor. Nothing was committed at the destination.
+    #[error(
+        "digest mismatch for {repository}@{expected} from {registry}: got {actual} ({detail}); the source serves corrupt content, nothing was written"
+    )]
+    DigestMismatch {
+        /// Registry that served the content.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// Digest the content should have had.
+        expected: Digest,
+        /// What it really hashed to (or `size` when the length was wrong).
+        actual: String,
+        /// Sizes or other detail.
+        detail: String,
+    },
+
+    /// The destination refused to move a tag (ECR immutable tags answer `TAG_INVALID`).
+    /// Permanent: never retried, nothing is deleted or overwritten to get round it.
+    #[error(
+        "tag conflict at {registry}/{repository}:{tag}: destination holds {existing}, source is {wanted}; the tag is immutable there, so it was left as it is"
+    )]
+    TagConflict {
+        /// Destination registry host.
+        registry: String,
+        /// Destination repository.
+        repository: String,
+        /// The tag.
+        tag: String,
+        /// Digest the tag points at in the destination (or `unknown`).
+        existing: String,
+        /// Digest we wanted it to point at.
+        wanted: Digest,
+    },
+
+    /// A manifest was larger than the 4 MiB that ECR and this engine accept.
+    #[error("manifest {repository}@{reference} at {registry} is {size} bytes, over the {limit} byte limit")]
+    ManifestTooLarge {
+        /// Registry host.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// Tag or digest.
+        reference: String,
+        /// Its size (or the size announced).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
+    /// A manifest's bytes could not be understood (bad JSON, unknown media type, too many
+    /// children).
+    #[error("cannot use manifest {repository}@{reference} at {registry}: {reason}")]
+    InvalidManifest {
+        /// Registry host.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// Tag or digest.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The registry answered with a status this engine does not expect.
+    #[error("{method} {url} at {registry} answered HTTP {status}: {message}")]
+    Registry {
+        /// Registry host.
+        registry: String,
+        /// HTTP method.
+        method: String,
+        /// URL path (never a pre-signed query string).
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Body excerpt or error code.
+        message: String,
+        /// The `Retry-After` delay the registry asked for, if any.
+        retry_after: Option<std::time::Duration>,
+    },
+
+    /// The registry could not be reached, or the connection broke mid-transfer.
+    #[error("cannot reach {registry}: {message}; check the host name, network path and FERRY_REGISTRY_ENDPOINTS")]
+    Unreachable {
+        /// Registry host (or other origin, such as a redirect target).
+        registry: String,
+        /// The transport's description.
+        message: String,
+    },
+
+    /// An AWS API call (ECR control plane, STS, SQS, ...) failed.
+    #[error("AWS {service} {operation} failed: {message}")]
+    Aws {
+        /// Service name, such as `ecr`.
+        service: &'static str,
+        /// Operation, such as `GetAuthorizationToken`.
+        operation: &'static str,
+        /// The SDK's description, including the error code.
+        message: String,
+        /// Whether the SDK classified it as throttling or transient.
+        retryable: bool,
+    },
+
+    /// A feature the registry or the manifest needs is not supported.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// The replication configuration is invalid.
+    #[error("config: {0}")]
+    Config(String),
+
+    /// Reading a local file (Docker config, OCI layout) failed.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The caller's deadline came before the work was done; work already done is kept.
+    #[error("stopped before the deadline: {0}")]
+    Deadline(String),
+}
+
+impl Error {
+    /// Whether trying the same thing again may succeed: 408, 429, 5xx, resets, timeouts and
+    /// AWS throttling are retryable; every other 4xx, digest and tag problems are permanent.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Registry { status, .. } => is_retryable_status(*status),
+            Error::Unreachable { .. } | Error::Deadline(_) => true,
+            Error::Aws { retryable, .. } => *retryable,
+            Error::InvalidReference { .. }
+            | Error::InvalidDigest { .. }
+            | Error::Auth { .. }
+            | Error::NotFound { .. }
+            | Error::DigestMismatch { .. }
+            | Error::TagConflict { .. }
+            | Error::ManifestTooLarge { .. }
+            | Error::InvalidManifest { .. }
+            | Error::Unsupported(_)
+            | Error::Config(_)
+            | Error::Io { .. } => false,
+        }
+    }
+
+    /// A short stable code for scripts, result events and metrics (`digest-mismatch`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidReference { .. } | Error::InvalidDigest { .. } => "invalid-reference",
+            Error::Auth { .. } => "auth",
+            Error::NotFound { .. } => "not-found",
+            Error::DigestMismatch { .. } => "digest-mismatch",
+            Error::TagConflict { .. } => "tag-conflict",
+            Error::ManifestTooLarge { .. } => "manifest-too-large",
+            Error::InvalidManifest { .. } | Error::Unsupported(_) => "unsupported",
+            Error::Registry { status: 429, .. } => "throttled",
+            Error::Registry { .. } => "registry",
+            Error::Unreachable { .. } => "unreachable",
+            Error::Aws { .. } => "aws",
+            Error::Config(_) => "config",
+            Error::Io { .. } => "io",
+            Error::Deadline(_) => "deadline",
+        }
+    }
+
+    /// The delay the server asked for with `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Registry { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// HTTP statuses worth another try: 408, 429 and every 5xx.
+pub fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(status: u16) -> Error {
+        Error::Registry {
+            registry: "r".into(),
+            method: "GET".into(),
+            url: "/v2/".into(),
+            status,
+            message: String::new(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn statuses_classify() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(registry(s).is_retryable(), "{s} should be retryable");
+        }
+        for s in [400, 401, 403, 404, 405, 409, 412, 413] {
+            assert!(!registry(s).is_retryable(), "{s} should be permanent");
+        }
+    }
+
+    #[test]
+    fn tag_conflict_is_permanent() {
+        let e = Error::TagConflict {
+            registry: "r".into(),
+            repository: "a".into(),
+            tag: "v1".into(),
+            existing: "sha256:aa".into(),
+            wanted: Digest::of(b"x"),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "tag-conflict");
+    }
+}

@@ -1,0 +1,233 @@
+//! Blob requests: HEAD, cross-repository mount, upload session, one monolithic PUT, and
+//! GET with redirects that never carry the registry's credentials to another origin.
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use super::{Access, Call, RegistryClient, Repo, Target, describe_reqwest};
+use crate::digest::Digest;
+use crate::error::Error;
+
+/// Most redirects followed for one blob GET.
+const MAX_REDIRECTS: usize = 5;
+
+/// What a mount request did.
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob is now in the repository.
+    Mounted,
+    /// The registry could not mount and opened an upload session instead (its URL).
+    Upload(String),
+}
+
+impl RegistryClient {
+    /// HEAD a blob: its size when present, `None` when absent.
+    pub async fn blob_exists(&self, repo: &Repo, digest: &Digest) -> Result<Option<u64>, Error> {
+        let call = Call {
+            repo,
+            method: Method::HEAD,
+            target: Target::Repo(format!("blobs/{digest}")),
+            headers: HeaderMap::new(),
+            access: Access::Push,
+            mount_from: None,
+        };
+        // Some registries redirect HEAD too; a redirect means the blob exists.
+        let resp = self.send(&call, None, &[200, 404, 307, 302]).await?;
+        match resp.status().as_u16() {
+            404 => Ok(None),
+            _ => Ok(Some(resp.content_length().unwrap_or(0))),
+        }
+    }
+
+    /// Ask the registry to mount a blob from another repository of the same registry.
+    pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: &str) -> Result<MountOutcome, Error> {
+        let call = Call {
+            repo,
+            method: Method::POST,
+            target: Target::Repo(format!("blobs/uploads/?mount={digest}&from={from}")),
+            headers: HeaderMap::new(),
+            access: Access::Push,
+            mount_from: Some(from),
+        };
+        let resp = self.send(&call, None, &[201, 202]).await?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(MountOutcome::Mounted);
+        }
+        Ok(MountOutcome::Upload(self.location(repo, resp.headers())?))
+    }
+
+    /// Open an upload session: its URL.
+    pub async fn start_upload(&self, repo: &Repo) -> Result<String, Error> {
+        let call = Call {
+            repo,
+            method: Method::POST,
+            target: Target::Repo("blobs/uploads/".into()),
+            headers: HeaderMap::new(),
+            access: Access::Push,
+            mount_from: None,
+        };
+        let resp = self.send(&call, None, &[202]).await?;
+        self.location(repo, resp.headers())
+    }
+
+    /// Finish an upload session with one PUT holding the whole blob. The body is a stream:
+    /// this is one attempt, not retried here (the caller restarts the whole transfer).
+    pub async fn put_blob(
+        &self,
+        repo: &Repo,
+        location: &str,
+        digest: &Digest,
+        size: u64,
+        body: reqwest::Body,
+    ) -> Result<(), Error> {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={digest}");
+        let limit = self.inner.limiters.host(&repo.registry);
+        let _permit = limit.acquire().await;
+        let scope = format!("repository:{}:pull,push", repo.repository);
+        let mut req = self
+            .inner
+            .http
+            .put(&url)
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(http::header::CONTENT_LENGTH, size.to_string())
+            .body(body);
+        if let Some(h) = self.inner.auth.header(&repo.registry, &scope).await? {
+            req = req.header(http::header::AUTHORIZATION, h.expose());
+        }
+        self.stats.request(&Method::PUT);
+        let resp = req.send().await.map_err(|e| Error::Unreachable {
+            registry: repo.registry.clone(),
+            message: describe_reqwest(&e),
+        })?;
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            limit.throttled();
+            self.stats.throttle();
+        }
+        if status == StatusCode::CREATED || status == StatusCode::NO_CONTENT || status == StatusCode::OK {
+            limit.success();
+            return Ok(());
+        }
+        let call = Call {
+            repo,
+            method: Method::PUT,
+            target: Target::Url(url),
+            headers: HeaderMap::new(),
+            access: Access::Push,
+            mount_from: None,
+        };
+        let (err, code) = self.status_error(&call, resp).await;
+        if code.as_deref() == Some("DIGEST_INVALID") || code.as_deref() == Some("SIZE_INVALID") {
+            return Err(Error::DigestMismatch {
+                registry: repo.registry.clone(),
+                repository: repo.repository.clone(),
+                expected: digest.clone(),
+                actual: "rejected by the destination".into(),
+                detail: err.to_string(),
+            });
+        }
+        Err(err)
+    }
+
+    /// GET a blob from `offset` on (a `Range` request when `offset > 0`), following
+    /// redirects. The registry's `Authorization` goes only to the registry's own origin:
+    /// ECR redirects to pre-signed S3 URLs, which refuse a second auth mechanism.
+    /// Answers 200, or 206 for a honoured range; retried as a whole.
+    pub async fn get_blob(&self, repo: &Repo, digest: &Digest, offset: u64) -> Result<reqwest::Response, Error> {
+        let mut headers = HeaderMap::new();
+        if offset > 0 {
+            let v = HeaderValue::from_str(&format!("bytes={offset}-")).map_err(|_| Error::Unsupported("range".into()))?;
+            headers.insert(http::header::RANGE, v);
+        }
+        let call = Call {
+            repo,
+            method: Method::GET,
+            target: Target::Repo(format!("blobs/{digest}")),
+            headers: headers.clone(),
+            access: Access::Pull,
+            mount_from: None,
+        };
+        let once = || async {
+            let resp = self.attempt(&call, None).await?;
+            let resp = self.follow_redirects(repo, resp, &headers).await?;
+            match resp.status().as_u16() {
+                200 | 206 => Ok(resp),
+                _ => Err(self.status_error(&call, resp).await.0),
+            }
+        };
+        self.retrying(once).await
+    }
+
+    async fn follow_redirects(
+        &self,
+        repo: &Repo,
+        mut resp: reqwest::Response,
+        headers: &HeaderMap,
+    ) -> Result<reqwest::Response, Error> {
+        let registry_origin = url::Url::parse(&self.inner.endpoints.base_url(&repo.registry))
+            .map(|u| u.origin())
+            .ok();
+        for _ in 0..MAX_REDIRECTS {
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(loc) = resp.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()) else {
+                return Ok(resp);
+            };
+            let next = resp.url().join(loc).map_err(|_| Error::Registry {
+                registry: repo.registry.clone(),
+                method: "GET".into(),
+                url: format!("/v2/{}/blobs", repo.repository),
+                status: resp.status().as_u16(),
+                message: "redirect to an invalid location".into(),
+                retry_after: None,
+            })?;
+            let mut req = self.inner.http.get(next.clone()).headers(headers.clone());
+            if Some(next.origin()) == registry_origin {
+                let scope = format!("repository:{}:pull", repo.repository);
+                if let Some(h) = self.auth_header(&repo.registry, &scope).await? {
+                    req = req.header(http::header::AUTHORIZATION, h.expose());
+                }
+            }
+            self.stats.request(&Method::GET);
+            let origin = next.host_str().unwrap_or_default().to_string();
+            resp = req.send().await.map_err(|e| Error::Unreachable {
+                registry: origin,
+                message: describe_reqwest(&e),
+            })?;
+        }
+        Err(Error::Registry {
+            registry: repo.registry.clone(),
+            method: "GET".into(),
+            url: format!("/v2/{}/blobs", repo.repository),
+            status: resp.status().as_u16(),
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+            retry_after: None,
+        })
+    }
+
+    /// The absolute URL of an upload session from a `Location` header.
+    fn location(&self, repo: &Repo, headers: &HeaderMap) -> Result<String, Error> {
+        let loc = headers
+            .get(http::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Registry {
+                registry: repo.registry.clone(),
+                method: "POST".into(),
+                url: format!("/v2/{}/blobs/uploads/", repo.repository),
+                status: 202,
+                message: "upload session without a Location header".into(),
+                retry_after: None,
+            })?;
+        let base = self.inner.endpoints.base_url(&repo.registry);
+        let base = url::Url::parse(&format!("{base}/")).map_err(|_| Error::Unsupported(format!("bad base URL {base}")))?;
+        base.join(loc).map(|u| u.to_string()).map_err(|_| Error::Registry {
+            registry: repo.registry.clone(),
+            method: "POST".into(),
+            url: format!("/v2/{}/blobs/uploads/", repo.repository),
+            status: 202,
+            message: "upload session Location is not a URL".into(),
+            retry_after: None,
+        })
+    }
+}

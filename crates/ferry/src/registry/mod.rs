@@ -1,0 +1,431 @@
+//! The OCI Distribution client: one pooled HTTP client for every registry, with auth,
+//! per-host AIMD limits, request counting, and retries (backon) in this one layer.
+
+mod blobs;
+mod endpoints;
+mod limiter;
+mod manifests;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+
+pub use blobs::MountOutcome;
+pub use endpoints::{ENDPOINTS_ENV, Endpoints, is_loopback};
+pub use limiter::Limiters;
+pub use manifests::{ManifestHead, RawManifest};
+pub use stats::Stats;
+
+use crate::auth::{Authenticator, Secret};
+use crate::error::{Error, is_retryable_status};
+
+/// A repository in a registry: where requests go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Repo {
+    /// Registry host as users name it (`123456789012.dkr.ecr.us-east-1.amazonaws.com`).
+    pub registry: String,
+    /// Repository path.
+    pub repository: String,
+}
+
+impl Repo {
+    /// A repository.
+    pub fn new(registry: impl Into<String>, repository: impl Into<String>) -> Repo {
+        Repo { registry: registry.into(), repository: repository.into() }
+    }
+}
+
+impl std::fmt::Display for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)
+    }
+}
+
+/// Tuning for the client.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest silence while reading a response.
+    pub read_timeout: Duration,
+    /// Starting (and maximum) concurrent requests per registry host.
+    pub max_per_host: usize,
+    /// Attempts after the first, for each request.
+    pub max_retries: usize,
+    /// First backoff delay.
+    pub min_backoff: Duration,
+    /// Longest backoff delay, and the cap on a `Retry-After` we honour.
+    pub max_backoff: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            max_per_host: 16,
+            max_retries: 5,
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(20),
+        }
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    auth: Authenticator,
+    endpoints: Endpoints,
+    limiters: Limiters,
+    options: ClientOptions,
+}
+
+/// The registry client. Cloning is cheap; [`RegistryClient::with_stats`] gives a clone that
+/// also counts into a unit of work's own [`Stats`].
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("endpoints", &self.inner.endpoints)
+            .field("auth", &self.inner.auth)
+            .finish()
+    }
+}
+
+/// What scope a request needs, for Bearer tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    Push,
+}
+
+/// One request, re-buildable for every attempt.
+pub(crate) struct Call<'a> {
+    pub repo: &'a Repo,
+    pub method: Method,
+    /// Path after `/v2/<repository>/`, or an absolute URL (upload locations).
+    pub target: Target,
+    pub headers: HeaderMap,
+    pub access: Access,
+    /// An extra repository to ask pull access for (cross-repository mount).
+    pub mount_from: Option<&'a str>,
+}
+
+/// Where a call goes.
+pub(crate) enum Target {
+    /// Relative to the repository: `manifests/v1`, `blobs/uploads/?mount=…`.
+    Repo(String),
+    /// A full URL (upload session locations).
+    Url(String),
+}
+
+impl RegistryClient {
+    /// A client with its own pooled HTTP connections (rustls).
+    pub fn new(auth: Authenticator, endpoints: Endpoints, options: ClientOptions) -> Result<RegistryClient, Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .read_timeout(options.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(options.max_per_host)
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Unsupported(format!("cannot build the HTTP client: {}", describe_reqwest(&e))))?;
+        Ok(RegistryClient {
+            inner: Arc::new(Inner {
+                http,
+                auth,
+                endpoints,
+                limiters: Limiters::new(options.max_per_host),
+                options,
+            }),
+            stats: Arc::new(Stats::default()),
+        })
+    }
+
+    /// A clone that counts into `stats`.
+    pub fn with_stats(&self, stats: Arc<Stats>) -> RegistryClient {
+        RegistryClient { inner: self.inner.clone(), stats }
+    }
+
+    /// The counters this clone counts into.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The endpoint map.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    fn url(&self, call: &Call<'_>) -> String {
+        match &call.target {
+            Target::Url(u) => u.clone(),
+            Target::Repo(path) => format!(
+                "{}/v2/{}/{}",
+                self.inner.endpoints.base_url(&call.repo.registry),
+                call.repo.repository,
+                path
+            ),
+        }
+    }
+
+    fn scope(call: &Call<'_>) -> String {
+        let actions = match call.access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut s = format!("repository:{}:{actions}", call.repo.repository);
+        if let Some(from) = call.mount_from {
+            s.push_str(&format!(" repository:{from}:pull"));
+        }
+        s
+    }
+
+    /// One attempt: limit slot, auth header, send, and on 401 one refresh and resend
+    /// (only for requests whose body can be sent again).
+    async fn attempt(&self, call: &Call<'_>, body: Option<Bytes>) -> Result<reqwest::Response, Error> {
+        let host = &call.repo.registry;
+        let limit = self.inner.limiters.host(host);
+        let _permit = limit.acquire().await;
+        let scope = Self::scope(call);
+        let url = self.url(call);
+        let mut header = self.inner.auth.header(host, &scope).await?;
+        let mut refreshed = false;
+        loop {
+            let mut req = self.inner.http.request(call.method.clone(), &url).headers(call.headers.clone());
+            if let Some(h) = &header {
+                req = req.header(http::header::AUTHORIZATION, h.expose());
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            } else if call.method == Method::PUT || call.method == Method::POST {
+                req = req.header(http::header::CONTENT_LENGTH, "0");
+            }
+            self.stats.request(&call.method);
+            let resp = req.send().await.map_err(|e| Error::Unreachable {
+                registry: host.clone(),
+                message: describe_reqwest(&e),
+            })?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                let challenge = resp
+                    .headers()
+                    .get(http::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let new = self
+                    .inner
+                    .auth
+                    .unauthorized(&self.inner.http, host, &scope, challenge.as_deref())
+                    .await?;
+                if new.is_some() {
+                    header = new;
+                    continue;
+                }
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                limit.throttled();
+                self.stats.throttle();
+            } else if status.is_success() {
+                limit.success();
+                if header.is_none() {
+                    self.inner.auth.mark_anonymous(host).await;
+                }
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Send with retries: answers whose status is in `ok` are returned; every other status
+    /// becomes an [`Error`], retried when [`Error::is_retryable`] says so, honouring
+    /// `Retry-After`.
+    pub(crate) async fn send(
+        &self,
+        call: &Call<'_>,
+        body: Option<Bytes>,
+        ok: &[u16],
+    ) -> Result<reqwest::Response, Error> {
+        let once = || async {
+            let resp = self.attempt(call, body.clone()).await?;
+            if ok.contains(&resp.status().as_u16()) {
+                Ok(resp)
+            } else {
+                Err(self.status_error(call, resp).await.0)
+            }
+        };
+        self.retrying(once).await
+    }
+
+    /// Run `op` under this client's retry policy.
+    pub(crate) async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let o = &self.inner.options;
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(o.min_backoff)
+            .with_max_delay(o.max_backoff)
+            .with_max_times(o.max_retries)
+            .with_jitter();
+        let cap = o.max_backoff;
+        op.retry(policy)
+            .when(Error::is_retryable)
+            .adjust(move |e: &Error, dur| match (dur, e.retry_after()) {
+                (Some(_), Some(ra)) => Some(ra.min(cap)),
+                (d, _) => d,
+            })
+            .notify(|e: &Error, d| {
+                self.stats.retry();
+                tracing::debug!(error = %e, delay_ms = d.as_millis() as u64, "retrying");
+            })
+            .await
+    }
+
+    /// Turn an unexpected answer into an error, with the registry's error code (if it
+    /// sent one in the distribution error format).
+    pub(crate) async fn status_error(&self, call: &Call<'_>, resp: reqwest::Response) -> (Error, Option<String>) {
+        let status = resp.status().as_u16();
+        let retry_after = parse_retry_after(resp.headers());
+        let body = read_bounded(resp, 8 * 1024).await;
+        let (code, message) = parse_error_body(&body);
+        let registry = call.repo.registry.clone();
+        let repository = call.repo.repository.clone();
+        let path = match &call.target {
+            Target::Repo(p) => format!("/v2/{repository}/{}", p.split('?').next().unwrap_or(p)),
+            Target::Url(_) => format!("/v2/{repository}/blobs/uploads/<session>"),
+        };
+        let err = match status {
+            401 | 403 => Error::Auth { registry, repository, status, message },
+            404 => Error::NotFound { registry, repository, what: path },
+            _ => Error::Registry {
+                registry,
+                method: call.method.to_string(),
+                url: path,
+                status,
+                message,
+                retry_after: if is_retryable_status(status) { retry_after } else { None },
+            },
+        };
+        (err, code)
+    }
+
+    /// The header to send to `host` for `scope`, if any (for following redirects).
+    pub(crate) async fn auth_header(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
+        self.inner.auth.header(host, scope).await
+    }
+}
+
+/// Read at most `limit` bytes of a body, for error messages.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = limit.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= limit {
+            break;
+        }
+    }
+    out
+}
+
+/// The first `{code, message}` of a distribution error body, else a text excerpt.
+fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    if let Ok(e) = serde_json::from_slice::<Errors>(body)
+        && let Some(first) = e.errors.into_iter().next()
+    {
+        let msg = if first.message.is_empty() {
+            first.code.clone()
+        } else {
+            format!("{}: {}", first.code, first.message)
+        };
+        return (Some(first.code), msg);
+    }
+    let text = String::from_utf8_lossy(body);
+    let excerpt: String = text.trim().chars().take(300).collect();
+    (None, if excerpt.is_empty() { "no body".into() } else { excerpt })
+}
+
+/// `Retry-After` in seconds (HTTP-date forms are rare on registries and ignored).
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Describe a transport error without its URL (a pre-signed URL is a secret).
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut parts = Vec::new();
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "broken response body"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    parts.push(kind.to_string());
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.contains("http://") && !text.contains("https://") && !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies() {
+        let (code, msg) = parse_error_body(
+            br#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'v1' already exists in the 'a' repository and cannot be overwritten because the tag is immutable."}]}"#,
+        );
+        assert_eq!(code.as_deref(), Some("TAG_INVALID"));
+        assert!(msg.starts_with("TAG_INVALID: "));
+        let (code, msg) = parse_error_body(b"404 page not found\n");
+        assert_eq!((code, msg.as_str()), (None, "404 page not found"));
+    }
+
+    #[test]
+    fn retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, "3".parse().expect("hv"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"));
+        assert_eq!(parse_retry_after(&h), None);
+    }
+}
