@@ -9,10 +9,12 @@ pub mod aws;
 pub mod config;
 pub mod copy;
 pub mod digest;
+pub mod ecr;
 pub mod error;
 pub mod manifest;
 pub mod reference;
 pub mod registry;
+pub mod replicate;
 pub mod report;
 pub mod setup;
 

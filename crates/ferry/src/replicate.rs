@@ -1,0 +1,176 @@
+//! Replicating one image to one configured target: make sure the destination repository
+//! exists, copy, and never move a destination tag back to an older digest. Shared by
+//! `ferry sync` and the Lambda `replicate` function, so both behave the same.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::aws::AssumeRole;
+use crate::config::{Destination, Registry, ReplicationConfig, Target};
+use crate::copy::{CopyOptions, Copier};
+use crate::digest::Digest;
+use crate::ecr::{EcrControl, Ensured, RepositorySettings};
+use crate::error::Error;
+use crate::reference::{EcrRegistry, Reference};
+use crate::registry::Repo;
+use crate::report::CopyReport;
+
+/// What replicating one image did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replicated {
+    /// The copy of the image the job named (by digest, and tagged unless superseded).
+    pub report: CopyReport,
+    /// When the source tag had moved on since the job was made: the copy of the digest it
+    /// points at now, which took the tag.
+    pub superseded_by: Option<CopyReport>,
+    /// Whether Ferry created the destination repository.
+    pub created_repository: bool,
+}
+
+/// Replicates images to configured targets.
+#[derive(Clone, Debug)]
+pub struct Replicator {
+    copier: Copier,
+    ecr: Option<EcrControl>,
+    config: Arc<ReplicationConfig>,
+    /// Destination repositories known to exist (checked once per process).
+    ensured: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// The role a destination names, for assume-role mode.
+pub fn role_of(d: &Destination) -> Option<AssumeRole> {
+    d.role_arn.as_ref().map(|arn| AssumeRole { role_arn: arn.clone(), external_id: d.external_id.clone() })
+}
+
+impl Replicator {
+    /// Over a copier (whose client knows the config's endpoints and roles), an ECR control
+    /// plane (absent: no repository management) and the config.
+    pub fn new(copier: Copier, ecr: Option<EcrControl>, config: Arc<ReplicationConfig>) -> Replicator {
+        Replicator { copier, ecr, config, ensured: Arc::default() }
+    }
+
+    /// The copier.
+    pub fn copier(&self) -> &Copier {
+        &self.copier
+    }
+
+    /// The config.
+    pub fn config(&self) -> &ReplicationConfig {
+        &self.config
+    }
+
+    /// The ECR control plane, if any.
+    pub fn ecr(&self) -> Option<&EcrControl> {
+        self.ecr.as_ref()
+    }
+
+    /// The destination reference for a source image and target.
+    pub fn destination_ref(source: &Reference, target: &Target) -> Reference {
+        Reference {
+            registry: target.destination.registry_host(),
+            repository: target.repository.clone(),
+            tag: source.tag.clone(),
+            digest: None,
+        }
+    }
+
+    /// Replicate `source` (registry/repository with a tag, a digest or both) to `target`.
+    ///
+    /// When the job names both a tag and a digest (an event), the source tag is read again
+    /// first: if it has moved on, the job's digest is copied by digest only and the tag
+    /// follows the source's current digest, so a late job never moves a tag back.
+    /// `options` overrides the copier's (deadline, concurrency); referrers follow the
+    /// target.
+    pub async fn replicate(
+        &self,
+        source: &Reference,
+        target: &Target,
+        options: Option<CopyOptions>,
+    ) -> Result<Replicated, Error> {
+        let mut opts = options.unwrap_or_else(|| self.copier.options().clone());
+        opts.referrers = target.referrers;
+        let copier = self.copier.with_options(opts);
+        let created = self.ensure_repository(source, target).await?;
+        let dst = Self::destination_ref(source, target);
+
+        if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
+            let src_repo = Repo::new(&source.registry, &source.repository);
+            let now = copier.client().head_manifest(&src_repo, tag).await?.map(|h| h.digest);
+            if now.as_ref() != Some(digest) {
+                // The tag moved (or was deleted) after this job was made: copy the job's
+                // content untagged, and give the tag to whatever the source holds now.
+                let by_digest = source.with_digest(digest);
+                let untagged = Reference { tag: None, ..dst.clone() };
+                let report = copier.copy(&by_digest, &untagged).await?;
+                let superseded_by = match now {
+                    Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
+                    None => None,
+                };
+                return Ok(Replicated { report, superseded_by, created_repository: created });
+            }
+            // Unchanged: copy by digest and apply the tag (no second HEAD of the tag).
+            let report = copier.copy(source, &dst).await?;
+            return Ok(Replicated { report, superseded_by: None, created_repository: created });
+        }
+        let report = copier.copy(source, &dst).await?;
+        Ok(Replicated { report, superseded_by: None, created_repository: created })
+    }
+
+    /// Make sure an ECR destination repository exists, with the source repository's
+    /// settings (tag mutability and exclusions, scan on push, encryption type) and the
+    /// destination's own KMS key. Checked once per process per repository.
+    async fn ensure_repository(&self, source: &Reference, target: &Target) -> Result<bool, Error> {
+        let Some(ecr) = &self.ecr else { return Ok(false) };
+        let Registry::Ecr { registry_id, region } = &target.destination.registry else {
+            return Ok(false);
+        };
+        let key = (target.destination.registry_host(), target.repository.clone());
+        if self.ensured.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+            return Ok(false);
+        }
+        let mut settings = match EcrRegistry::from_host(&source.registry) {
+            Some(src) => ecr
+                .repository_settings(&src, None, &source.repository)
+                .await?
+                .unwrap_or_default(),
+            None => RepositorySettings::default(),
+        };
+        settings.kms_key = target.destination.kms_key.clone();
+        let dst = EcrRegistry::new(registry_id, region);
+        let role = role_of(&target.destination);
+        let outcome = ecr
+            .ensure_repository(&dst, role.as_ref(), &target.repository, &settings, target.destination.use_creation_template)
+            .await?;
+        self.ensured.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        Ok(outcome == Ensured::Created)
+    }
+
+    /// Propagate a delete: remove `tag` (or, without a tag, the image `digest`) at the
+    /// target. ECR destinations use BatchDeleteImage; other registries the OCI DELETE.
+    pub async fn delete(&self, target: &Target, tag: Option<&str>, digest: Option<&Digest>) -> Result<(), Error> {
+        let dst = Repo::new(target.destination.registry_host(), &target.repository);
+        match (&target.destination.registry, &self.ecr) {
+            (Registry::Ecr { registry_id, region }, Some(ecr)) => {
+                let reg = EcrRegistry::new(registry_id, region);
+                let role = role_of(&target.destination);
+                ecr.delete_image(&reg, role.as_ref(), &target.repository, tag, digest).await
+            }
+            _ => {
+                let client = self.copier.client();
+                // OCI has no tag delete: delete the manifest the tag points at, only if it
+                // is the digest the event named (or any, when none was named).
+                let at = match tag {
+                    Some(t) => client.head_manifest(&dst, t).await?.map(|h| h.digest),
+                    None => digest.cloned(),
+                };
+                match at {
+                    Some(d) if digest.is_none_or(|want| *want == d) => {
+                        client.delete_manifest(&dst, &d).await?;
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
