@@ -1,0 +1,204 @@
+//! The configuration document: serde types mirroring the JSON.
+//!
+//! An ECR replication configuration (`aws ecr describe-registry` → `replicationConfiguration`)
+//! is a valid document as-is; every other field is a Ferry extension. Field documentation
+//! doubles as the JSON schema's descriptions.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::filter::{RepositoryFilter, TagFilter};
+
+/// A replication configuration: ECR's `replicationConfiguration` plus Ferry's extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplicationConfig {
+    /// The registry images are replicated from. Optional: an ECR configuration applies to
+    /// the registry it is set on, which Ferry may learn at run time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
+    /// Connection overrides by registry host (`host[:port]`), for example a local test
+    /// registry served over plain HTTP.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub registries: BTreeMap<String, RegistryEndpoint>,
+    /// Replication rules. An image goes to a destination when any rule naming that
+    /// destination selects it.
+    pub rules: Vec<Rule>,
+}
+
+/// The registry replicated from: an ECR registry (`registryId` and `region`) or any OCI
+/// registry (`registry`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SourceSpec {
+    /// 12-digit AWS account ID of the source ECR registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub registry_id: Option<String>,
+    /// AWS region of the source ECR registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"))]
+    pub region: Option<String>,
+    /// `host[:port]` of a source OCI registry, instead of `registryId` and `region`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+}
+
+/// How to reach one registry host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryEndpoint {
+    /// Base URL used instead of `https://<host>`, e.g. `http://127.0.0.1:5000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Allow unencrypted HTTP. Required for an `http://` endpoint; without `endpoint` it
+    /// means `http://<host>`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub plain_http: bool,
+}
+
+/// One replication rule: which repositories and tags go to which destinations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rule {
+    /// Where selected images are copied.
+    pub destinations: Vec<DestinationSpec>,
+    /// Repositories this rule selects; any filter may match. None means every repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repository_filters: Vec<RepositoryFilter>,
+    /// Tags this rule selects; any filter may match. None means every tag.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tag_filters: Vec<TagFilter>,
+    /// Tags this rule never selects, whatever `tagFilters` say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_tag_filters: Vec<TagFilter>,
+    /// Also replicate digest-only pushes (images without a tag). Tag filters do not apply
+    /// to them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub untagged: bool,
+    /// Also copy the referrers of each image (signatures, SBOMs, attestations).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[schemars(extend("default" = true))]
+    pub referrers: bool,
+    /// Propagate deletions of selected images to the destinations.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub deletes: bool,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Self {
+            destinations: Vec::new(),
+            repository_filters: Vec::new(),
+            tag_filters: Vec::new(),
+            exclude_tag_filters: Vec::new(),
+            untagged: false,
+            referrers: true,
+            deletes: false,
+        }
+    }
+}
+
+/// One destination: an ECR registry (`registryId` and `region`) or any OCI registry
+/// (`registry`), with optional renaming and credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DestinationSpec {
+    /// AWS region of the destination ECR registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"))]
+    pub region: Option<String>,
+    /// 12-digit AWS account ID of the destination ECR registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub registry_id: Option<String>,
+    /// `host[:port]` of a destination OCI registry, instead of `registryId` and `region`.
+    /// Credentials come from `credentialsSecretArn`, else from Docker's config.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    /// Destination repository name template; `{repository}` is the source repository and
+    /// `{registryId}`/`{region}` the source registry's. Default: the source name unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_name: Option<String>,
+    /// IAM role to assume for writing to this ECR destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// External ID passed when assuming `roleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// ARN of a KMS key in the destination region, used to encrypt repositories Ferry creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
+    /// Let the destination's repository creation template configure new repositories,
+    /// instead of copying the source repository's settings.
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub use_creation_template: bool,
+    /// AWS Secrets Manager secret holding credentials for the OCI destination `registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_arn: Option<String>,
+}
+
+impl DestinationSpec {
+    /// An ECR destination, as in ECR's native configuration.
+    pub fn ecr(registry_id: impl Into<String>, region: impl Into<String>) -> Self {
+        Self {
+            registry_id: Some(registry_id.into()),
+            region: Some(region.into()),
+            ..Self::default()
+        }
+    }
+
+    /// An OCI registry destination.
+    pub fn oci(host: impl Into<String>) -> Self {
+        Self {
+            registry: Some(host.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The output of `aws ecr describe-registry`, accepted as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct DescribeRegistryOutput {
+    /// The account the configuration is set on; used as `source.registryId` when the
+    /// configuration has no `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub registry_id: Option<String>,
+    /// The replication configuration.
+    pub replication_configuration: ReplicationConfig,
+}
+
+/// A Ferry replication configuration: ECR's native replication configuration (bare, or the
+/// whole `aws ecr describe-registry` output) with Ferry's extensions.
+// Only used to generate the JSON schema; loading dispatches on the shape itself to keep
+// precise error messages.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(title = "Ferry replication configuration")]
+#[allow(dead_code)] // Built by schemars only.
+pub(crate) enum ConfigDocument {
+    /// The whole `aws ecr describe-registry` output.
+    DescribeRegistry(DescribeRegistryOutput),
+    /// A bare replication configuration (`{"rules": [...]}`).
+    Replication(ReplicationConfig),
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}

@@ -1,0 +1,232 @@
+//! Registry identity: an ECR registry (account and region) or any OCI registry host.
+
+use std::fmt;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+        .expect("static regex")
+});
+static REGISTRY_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[0-9]{12}$").expect("static regex"));
+static REGION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}$").expect("static regex"));
+static HOST_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+        .expect("static regex")
+});
+
+/// A registry images are read from or written to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Registry {
+    /// An Amazon ECR private registry.
+    Ecr {
+        /// The 12-digit AWS account ID.
+        registry_id: String,
+        /// The AWS region, e.g. `eu-west-1`.
+        region: String,
+    },
+    /// Any other OCI distribution registry.
+    Oci {
+        /// `host[:port]`, lower-cased.
+        host: String,
+    },
+}
+
+impl Registry {
+    /// Reads a `host[:port]`; an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`)
+    /// becomes [`Registry::Ecr`], so both spellings of one registry compare equal.
+    pub fn from_host(host: &str) -> Self {
+        let host = host.to_ascii_lowercase();
+        match ECR_HOST.captures(&host) {
+            Some(parts) => Self::Ecr {
+                registry_id: parts[1].to_owned(),
+                region: parts[2].to_owned(),
+            },
+            None => Self::Oci { host },
+        }
+    }
+
+    /// The registry's `host[:port]`: `<account>.dkr.ecr.<region>.amazonaws.com` for ECR
+    /// (`.amazonaws.com.cn` in the China regions).
+    pub fn host(&self) -> String {
+        match self {
+            Self::Ecr {
+                registry_id,
+                region,
+            } => {
+                let suffix = if region.starts_with("cn-") { ".cn" } else { "" };
+                format!("{registry_id}.dkr.ecr.{region}.amazonaws.com{suffix}")
+            }
+            Self::Oci { host } => host.clone(),
+        }
+    }
+
+    /// Whether this is an ECR registry.
+    pub fn is_ecr(&self) -> bool {
+        matches!(self, Self::Ecr { .. })
+    }
+}
+
+impl fmt::Display for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.host())
+    }
+}
+
+/// Checks a 12-digit AWS account ID.
+pub(crate) fn check_registry_id(id: &str) -> Result<(), String> {
+    if REGISTRY_ID.is_match(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not a registry ID: expected a 12-digit AWS account ID"
+        ))
+    }
+}
+
+/// Checks the shape of an AWS region name such as `us-east-1` or `us-gov-west-1`.
+pub(crate) fn check_region(region: &str) -> Result<(), String> {
+    if REGION.is_match(region) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{region}` is not an AWS region name (e.g. `us-east-1`)"
+        ))
+    }
+}
+
+/// Checks a registry `host[:port]` (a DNS name, an IPv4 address or a bracketed IPv6 address).
+pub(crate) fn check_host(text: &str) -> Result<(), String> {
+    if text.contains("://") || text.contains('/') {
+        return Err(format!(
+            "`{text}` is not a registry host: write only `host[:port]` (set the scheme with `registries`)"
+        ));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (text, None),
+    };
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|port| port > 0)
+    {
+        return Err(format!(
+            "`{text}`: port `{port}` is not a number from 1 to 65535"
+        ));
+    }
+    let ipv6 = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let valid = match ipv6 {
+        Some(address) => address.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => host.len() <= 253 && HOST_NAME.is_match(host),
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("`{text}` is not a valid registry host"))
+    }
+}
+
+/// The AWS partition a region belongs to (`aws`, `aws-cn` or `aws-us-gov`; ISO regions map
+/// to their own partitions).
+pub(crate) fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else {
+        "aws"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_hosts_round_trip() {
+        let registry = Registry::from_host("111122223333.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(
+            registry,
+            Registry::Ecr {
+                registry_id: "111122223333".into(),
+                region: "eu-west-1".into()
+            }
+        );
+        assert_eq!(
+            registry.host(),
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+        );
+        let china = Registry::Ecr {
+            registry_id: "111122223333".into(),
+            region: "cn-north-1".into(),
+        };
+        assert_eq!(Registry::from_host(&china.host()), china);
+        assert_eq!(
+            china.host(),
+            "111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+    }
+
+    #[test]
+    fn oci_hosts_are_lower_cased() {
+        assert_eq!(
+            Registry::from_host("Ghcr.IO"),
+            Registry::Oci {
+                host: "ghcr.io".into()
+            }
+        );
+        assert!(!Registry::from_host("localhost:5000").is_ecr());
+    }
+
+    #[test]
+    fn host_checks() {
+        for good in [
+            "ghcr.io",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "registry-1.docker.io",
+        ] {
+            assert_eq!(check_host(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "https://ghcr.io",
+            "ghcr.io/org",
+            "host:0",
+            "host:99999",
+            "-bad.io",
+            "a..b",
+            "",
+            "[zz]:1",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn region_and_account_checks() {
+        for good in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-4",
+            "cn-north-1",
+            "mx-central-1",
+        ] {
+            assert_eq!(check_region(good), Ok(()), "{good}");
+        }
+        for bad in ["useast1", "US-EAST-1", "us-east", ""] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+        assert!(check_registry_id("111122223333").is_ok());
+        assert!(check_registry_id("11112222333").is_err());
+        assert_eq!(partition_of("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-east-1"), "aws-us-gov");
+        assert_eq!(partition_of("eu-west-1"), "aws");
+    }
+}

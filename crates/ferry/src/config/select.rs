@@ -1,0 +1,110 @@
+//! Matching: which rules select an image, and where it goes.
+//!
+//! - A rule selects a repository when it has no repository filters or any of them matches.
+//! - A rule selects a tag when it has no `tagFilters` or any matches, and no
+//!   `excludeTagFilters` matches (exclude wins).
+//! - A digest-only image (no tag) is selected only by rules with `untagged: true`; tag
+//!   filters do not apply to it.
+//! - Destinations of all selecting rules are unioned; one target per destination registry
+//!   and rendered repository, with `referrers` and `deletes` OR'ed over the rules that
+//!   select the image for it. A target equal to the source (same registry, same repository)
+//!   is skipped.
+
+use super::destination::{Destination, Target};
+use super::error::ConfigError;
+use super::model::{ReplicationConfig, Rule};
+
+impl Rule {
+    /// Whether this rule's repository filters select `repository`.
+    pub fn repository_selected(&self, repository: &str) -> bool {
+        self.repository_filters.is_empty()
+            || self
+                .repository_filters
+                .iter()
+                .any(|filter| filter.matches(repository))
+    }
+
+    /// Whether this rule's tag filters select `tag` (any include, or none given, and no
+    /// exclude).
+    pub fn tag_selected(&self, tag: &str) -> bool {
+        let included = self.tag_filters.is_empty()
+            || self.tag_filters.iter().any(|filter| filter.matches(tag));
+        included
+            && !self
+                .exclude_tag_filters
+                .iter()
+                .any(|filter| filter.matches(tag))
+    }
+
+    /// Whether this rule selects the image `repository` with `tag` (`None`: digest-only).
+    pub fn selects(&self, repository: &str, tag: Option<&str>) -> bool {
+        self.repository_selected(repository)
+            && match tag {
+                Some(tag) => self.tag_selected(tag),
+                None => self.untagged,
+            }
+    }
+}
+
+impl ReplicationConfig {
+    /// Whether any rule selects `repository`, whatever the tag (for listing repositories to
+    /// reconcile).
+    pub fn repository_selected(&self, repository: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.repository_selected(repository))
+    }
+
+    /// Whether any rule selects `tag` in `repository`.
+    pub fn tag_selected(&self, repository: &str, tag: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|rule| rule.selects(repository, Some(tag)))
+    }
+
+    /// Every target the image `repository:tag` (or the digest-only image, for `None`) is
+    /// replicated to; see the module documentation for the rules. Fails when a destination
+    /// cannot be resolved or a rendered repository name is invalid.
+    pub fn destinations_for(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+    ) -> Result<Vec<Target>, ConfigError> {
+        let source = self.source_registry();
+        let mut targets: Vec<Target> = Vec::new();
+        for (r, rule) in self.rules.iter().enumerate() {
+            if !rule.selects(repository, tag) {
+                continue;
+            }
+            for (d, spec) in rule.destinations.iter().enumerate() {
+                let path = format!("rules[{r}].destinations[{d}]");
+                let destination =
+                    Destination::resolve(spec, self.source.as_ref(), &path).map_err(|issue| {
+                        ConfigError::Invalid {
+                            issues: vec![issue],
+                        }
+                    })?;
+                let name = destination.repository_for(repository)?;
+                if name == repository && source.as_ref() == Some(&destination.registry) {
+                    continue;
+                }
+                let same = |target: &&mut Target| {
+                    target.destination.registry == destination.registry && target.repository == name
+                };
+                match targets.iter_mut().find(same) {
+                    Some(target) => {
+                        target.referrers |= rule.referrers;
+                        target.deletes |= rule.deletes;
+                    }
+                    None => targets.push(Target {
+                        destination,
+                        repository: name,
+                        referrers: rule.referrers,
+                        deletes: rule.deletes,
+                    }),
+                }
+            }
+        }
+        Ok(targets)
+    }
+}

@@ -1,0 +1,215 @@
+//! Destination repository name templates (`repositoryName`) and the repository name grammar.
+//!
+//! A template is text with placeholders:
+//! - `{repository}`: the source repository name, slashes included;
+//! - `{registryId}` and `{region}`: the **source** registry's account ID and region (a
+//!   destination's own values are constants the author can write directly; the source's
+//!   values let several source accounts fan in without collisions, e.g.
+//!   `mirror/{registryId}/{repository}`).
+//!
+//! The placeholders of the source registry are substituted when the configuration is
+//! resolved ([`RepositoryTemplate::bind`]); `{repository}` at match time.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::parse::suggest;
+
+/// Longest repository name ECR accepts.
+pub const MAX_REPOSITORY_NAME: usize = 256;
+
+static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
+    )
+    .expect("static regex")
+});
+
+const PLACEHOLDERS: [&str; 3] = ["repository", "registryId", "region"];
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Part {
+    Text(String),
+    Repository,
+    RegistryId,
+    Region,
+}
+
+/// A parsed `repositoryName` template.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RepositoryTemplate {
+    parts: Vec<Part>,
+}
+
+impl RepositoryTemplate {
+    /// Parses a template; fails on an unknown placeholder or an unbalanced brace.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let brace = rest.find(['{', '}']).unwrap_or(rest.len());
+            if brace > 0 {
+                parts.push(Part::Text(rest[..brace].to_owned()));
+            }
+            rest = &rest[brace..];
+            if rest.starts_with('}') {
+                return Err(format!("`{text}`: `}}` without a matching `{{`"));
+            }
+            if rest.is_empty() {
+                break;
+            }
+            let Some(end) = rest.find('}') else {
+                return Err(format!("`{text}`: `{{` without a matching `}}`"));
+            };
+            let name = &rest[1..end];
+            parts.push(match name {
+                "repository" => Part::Repository,
+                "registryId" => Part::RegistryId,
+                "region" => Part::Region,
+                _ => {
+                    let hint = match suggest(name, PLACEHOLDERS) {
+                        Some(near) => format!("did you mean {{{near}}}?"),
+                        None => "use {repository}, {registryId} or {region}".to_owned(),
+                    };
+                    return Err(format!(
+                        "`{text}`: unknown placeholder `{{{name}}}`, {hint}"
+                    ));
+                }
+            });
+            rest = &rest[end + 1..];
+        }
+        Ok(Self { parts })
+    }
+
+    /// Whether the template names the source registry (`{registryId}` or `{region}`).
+    pub fn uses_source_registry(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|part| matches!(part, Part::RegistryId | Part::Region))
+    }
+
+    /// Whether the template contains `{repository}`; without it every source repository
+    /// maps to the same destination repository.
+    pub fn uses_repository(&self) -> bool {
+        self.parts.contains(&Part::Repository)
+    }
+
+    /// Substitutes the source registry's account ID and region; fails naming the first
+    /// placeholder that has no value.
+    pub fn bind(
+        &self,
+        registry_id: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Self, &'static str> {
+        let mut parts: Vec<Part> = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            let text = match part {
+                Part::RegistryId => registry_id.ok_or("registryId")?,
+                Part::Region => region.ok_or("region")?,
+                other => {
+                    parts.push(other.clone());
+                    continue;
+                }
+            };
+            match parts.last_mut() {
+                Some(Part::Text(previous)) => previous.push_str(text),
+                _ => parts.push(Part::Text(text.to_owned())),
+            }
+        }
+        Ok(Self { parts })
+    }
+
+    /// Renders the name for `repository`. Placeholders of the source registry that were not
+    /// bound are left as written.
+    pub fn render(&self, repository: &str) -> String {
+        let mut name = String::new();
+        for part in &self.parts {
+            name.push_str(match part {
+                Part::Text(text) => text,
+                Part::Repository => repository,
+                Part::RegistryId => "{registryId}",
+                Part::Region => "{region}",
+            });
+        }
+        name
+    }
+}
+
+/// Checks a repository name against the OCI distribution grammar and ECR's length limit.
+pub fn check_repository_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_REPOSITORY_NAME {
+        return Err(format!(
+            "longer than {MAX_REPOSITORY_NAME} characters ({})",
+            name.len()
+        ));
+    }
+    if REPOSITORY_NAME.is_match(name) {
+        Ok(())
+    } else {
+        Err("not a valid repository name: lower-case letters and digits, separated by `.`, `_`, `__` or \
+             dashes, in components joined by `/`"
+            .to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefix_templates() {
+        let template = RepositoryTemplate::parse("dr/{repository}").unwrap();
+        assert!(template.uses_repository());
+        assert!(!template.uses_source_registry());
+        assert_eq!(template.render("team/api"), "dr/team/api");
+    }
+
+    #[test]
+    fn binds_source_registry() {
+        let template =
+            RepositoryTemplate::parse("mirror/{registryId}/{region}/{repository}-copy").unwrap();
+        assert!(template.uses_source_registry());
+        assert_eq!(template.render("x"), "mirror/{registryId}/{region}/x-copy");
+        let bound = template
+            .bind(Some("111122223333"), Some("eu-west-1"))
+            .unwrap();
+        assert!(!bound.uses_source_registry());
+        assert_eq!(
+            bound.render("api"),
+            "mirror/111122223333/eu-west-1/api-copy"
+        );
+        assert_eq!(template.bind(Some("111122223333"), None), Err("region"));
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        let error = RepositoryTemplate::parse("dr/{repo}").unwrap_err();
+        assert!(error.contains("did you mean {repository}?"), "{error}");
+        assert!(RepositoryTemplate::parse("dr/{repository").is_err());
+        assert!(RepositoryTemplate::parse("dr}/{repository}").is_err());
+        assert!(RepositoryTemplate::parse("{}").is_err());
+        assert!(
+            !RepositoryTemplate::parse("fixed")
+                .unwrap()
+                .uses_repository()
+        );
+    }
+
+    #[test]
+    fn repository_grammar() {
+        for good in ["a", "team/api", "a.b_c__d---e/f", "dr/team-a/api"] {
+            assert_eq!(check_repository_name(good), Ok(()), "{good}");
+        }
+        for bad in ["", "A", "a//b", "a/", "-a", "a___b", "a-", "a b", "a:b"] {
+            assert!(check_repository_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_repository_name(&"a".repeat(256)).is_ok());
+        assert!(
+            check_repository_name(&"a".repeat(257))
+                .unwrap_err()
+                .contains("longer than 256")
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! Validation: every finding at once, each with its JSON path and severity.
+//!
+//! ECR's native limits (10 rules, 25 unique destinations, 100 repository filters per rule)
+//! are **warnings**: Ferry replicates beyond them, but such a configuration can no longer be
+//! applied with `aws ecr put-replication-configuration`. Anything Ferry cannot act on
+//! correctly is an error.
+
+use super::arn::{check_external_id, check_kms_key, check_role_arn, check_secret_arn};
+use super::chain::chain_issues;
+use super::destination::Destination;
+use super::error::Issue;
+use super::filter::{RepositoryFilterType, TagFilter, TagFilterType};
+use super::model::{DestinationSpec, ReplicationConfig, Rule};
+use super::parse::child;
+use super::registry::{Registry, check_host, check_region, check_registry_id};
+use super::template::check_repository_name;
+
+/// ECR's limit on rules per replication configuration.
+pub const ECR_MAX_RULES: usize = 10;
+/// ECR's limit on unique destinations over all rules.
+pub const ECR_MAX_DESTINATIONS: usize = 25;
+/// ECR's limit on repository filters per rule.
+pub const ECR_MAX_REPOSITORY_FILTERS: usize = 100;
+
+/// Repository name used to try templates.
+const SAMPLE_REPOSITORY: &str = "sample";
+
+impl ReplicationConfig {
+    /// Every finding in the configuration, in document order: errors (it cannot be used)
+    /// and warnings. Paths are relative to the replication configuration.
+    pub fn validate(&self) -> Vec<Issue> {
+        let mut issues = Vec::new();
+        self.check_source(&mut issues);
+        let resolved = self.check_rules(&mut issues);
+        self.check_registries(&resolved, &mut issues);
+        self.check_shared_destinations(&resolved, &mut issues);
+        issues.extend(chain_issues(self, &resolved));
+        issues
+    }
+
+    fn check_source(&self, issues: &mut Vec<Issue>) {
+        let Some(source) = &self.source else { return };
+        if let Some(host) = &source.registry {
+            if source.registry_id.is_some() || source.region.is_some() {
+                issues.push(Issue::error(
+                    "source",
+                    "give either `registry` or `registryId` and `region`, not both",
+                ));
+            }
+            push_err(issues, "source.registry", check_host(host));
+        }
+        if let Some(id) = &source.registry_id {
+            push_err(issues, "source.registryId", check_registry_id(id));
+        }
+        if let Some(region) = &source.region {
+            push_err(issues, "source.region", check_region(region));
+        }
+    }
+
+    /// Checks every rule; returns the destinations that resolved, with their rule index.
+    fn check_rules(&self, issues: &mut Vec<Issue>) -> Vec<(usize, Destination)> {
+        if self.rules.is_empty() {
+            issues.push(Issue::warning("rules", "no rules: nothing is replicated"));
+        }
+        if self.rules.len() > ECR_MAX_RULES {
+            issues.push(Issue::warning(
+                "rules",
+                format!(
+                    "{} rules: ECR native replication allows at most {ECR_MAX_RULES}; Ferry accepts more, \
+                     but this configuration cannot be applied to ECR itself",
+                    self.rules.len()
+                ),
+            ));
+        }
+        let mut resolved = Vec::new();
+        for (r, rule) in self.rules.iter().enumerate() {
+            let path = format!("rules[{r}]");
+            check_filters(rule, &path, issues);
+            if rule.destinations.is_empty() {
+                issues.push(Issue::warning(
+                    child(&path, "destinations"),
+                    "no destinations: this rule does nothing",
+                ));
+            }
+            let first = resolved.len();
+            for (d, spec) in rule.destinations.iter().enumerate() {
+                let at = format!("{path}.destinations[{d}]");
+                match Destination::resolve(spec, self.source.as_ref(), &at) {
+                    Err(issue) => issues.push(issue),
+                    Ok(destination) => {
+                        self.check_destination(spec, &destination, issues);
+                        let twin =
+                            resolved[first..]
+                                .iter()
+                                .find(|(_, seen): &&(usize, Destination)| {
+                                    seen.registry == destination.registry
+                                        && seen.template == destination.template
+                                });
+                        if let Some((_, twin)) = twin {
+                            issues.push(Issue::warning(
+                                &at,
+                                format!("same destination as {}", twin.path),
+                            ));
+                        } else {
+                            resolved.push((r, destination));
+                        }
+                    }
+                }
+            }
+        }
+        let mut registries: Vec<&Registry> = resolved.iter().map(|(_, d)| &d.registry).collect();
+        registries.sort();
+        registries.dedup();
+        if registries.len() > ECR_MAX_DESTINATIONS {
+            issues.push(Issue::warning(
+                "rules",
+                format!(
+                    "{} unique destinations: ECR native replication allows at most {ECR_MAX_DESTINATIONS}; \
+                     Ferry accepts more, but this configuration cannot be applied to ECR itself",
+                    registries.len()
+                ),
+            ));
+        }
+        resolved
+    }
+
+    fn check_destination(
+        &self,
+        spec: &DestinationSpec,
+        destination: &Destination,
+        issues: &mut Vec<Issue>,
+    ) {
+        let path = destination.path.as_str();
+        let at = |field: &str| child(path, field);
+        match &destination.registry {
+            Registry::Ecr {
+                registry_id,
+                region,
+            } => {
+                push_err(issues, &at("registryId"), check_registry_id(registry_id));
+                push_err(issues, &at("region"), check_region(region));
+                if spec.credentials_secret_arn.is_some() {
+                    issues.push(Issue::error(
+                        at("credentialsSecretArn"),
+                        "applies to OCI registries only; ECR destinations use IAM (see roleArn)",
+                    ));
+                }
+                if let Some(key) = &spec.kms_key {
+                    push_err(issues, &at("kmsKey"), check_kms_key(key, region));
+                    if spec.use_creation_template {
+                        issues.push(Issue::warning(
+                            at("kmsKey"),
+                            "ignored: useCreationTemplate leaves encryption to the destination's creation template",
+                        ));
+                    }
+                }
+            }
+            Registry::Oci { host } => {
+                push_err(issues, &at("registry"), check_host(host));
+                for (field, set) in [
+                    ("roleArn", spec.role_arn.is_some()),
+                    ("externalId", spec.external_id.is_some()),
+                    ("kmsKey", spec.kms_key.is_some()),
+                    ("useCreationTemplate", spec.use_creation_template),
+                ] {
+                    if set {
+                        issues.push(Issue::error(at(field), "applies to ECR destinations only"));
+                    }
+                }
+                if let Some(arn) = &spec.credentials_secret_arn {
+                    push_err(issues, &at("credentialsSecretArn"), check_secret_arn(arn));
+                }
+            }
+        }
+        if let Some(role) = &spec.role_arn {
+            push_err(issues, &at("roleArn"), check_role_arn(role));
+        }
+        if let Some(id) = &spec.external_id {
+            if spec.role_arn.is_none() {
+                issues.push(Issue::error(at("externalId"), "externalId needs roleArn"));
+            }
+            push_err(issues, &at("externalId"), check_external_id(id));
+        }
+        self.check_template(destination, issues);
+    }
+
+    fn check_template(&self, destination: &Destination, issues: &mut Vec<Issue>) {
+        let at = child(&destination.path, "repositoryName");
+        match &destination.template {
+            Some(template) => {
+                let sample = template.render(SAMPLE_REPOSITORY);
+                if let Err(reason) = check_repository_name(&sample) {
+                    issues.push(Issue::error(
+                        &at,
+                        format!("renders `{sample}` for repository `{SAMPLE_REPOSITORY}`, which is {reason}"),
+                    ));
+                } else if !template.uses_repository() {
+                    issues.push(Issue::warning(
+                        &at,
+                        format!("has no {{repository}}: every selected repository is written to `{sample}`"),
+                    ));
+                }
+            }
+            None if self.is_source(&destination.registry) => issues.push(Issue::warning(
+                &destination.path,
+                "is the source registry and keeps repository names, so every image is already there: it is always skipped",
+            )),
+            None => {}
+        }
+        let same_account = match (&destination.registry, &self.source) {
+            (Registry::Ecr { registry_id, .. }, Some(source)) => {
+                source.region.is_none()
+                    && source.registry.is_none()
+                    && source.registry_id.as_ref() == Some(registry_id)
+            }
+            _ => false,
+        };
+        if same_account {
+            issues.push(Issue::warning(
+                &destination.path,
+                "is in the source account but source.region is unknown, so Ferry cannot tell whether it is the \
+                 source registry: set source.region",
+            ));
+        }
+    }
+
+    fn check_registries(&self, resolved: &[(usize, Destination)], issues: &mut Vec<Issue>) {
+        for (host, endpoint) in &self.registries {
+            let path = child("registries", host);
+            push_err(issues, &path, check_host(host));
+            if let Some(url) = &endpoint.endpoint {
+                push_err(
+                    issues,
+                    &child(&path, "endpoint"),
+                    check_endpoint(url, endpoint.plain_http),
+                );
+            }
+            let registry = Registry::from_host(host);
+            let used =
+                self.is_source(&registry) || resolved.iter().any(|(_, d)| d.registry == registry);
+            if !used {
+                issues.push(Issue::warning(
+                    path,
+                    "not the source nor a destination: this entry is unused",
+                ));
+            }
+        }
+    }
+
+    /// Warns when rules name the same destination with different settings: the settings of
+    /// the first rule (in document order) are used for images several rules select.
+    fn check_shared_destinations(
+        &self,
+        resolved: &[(usize, Destination)],
+        issues: &mut Vec<Issue>,
+    ) {
+        for (i, (_, later)) in resolved.iter().enumerate() {
+            let earlier = resolved[..i]
+                .iter()
+                .map(|(_, d)| d)
+                .find(|d| d.registry == later.registry && d.template == later.template);
+            if let Some(earlier) = earlier
+                && settings(earlier) != settings(later)
+            {
+                issues.push(Issue::warning(
+                    &later.path,
+                    format!(
+                        "same destination as {0} with different settings; images both rules select use the settings of {0}",
+                        earlier.path
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// The settings of a destination besides its registry and template.
+#[allow(clippy::type_complexity)]
+fn settings(
+    d: &Destination,
+) -> (
+    &Option<String>,
+    &Option<String>,
+    &Option<String>,
+    bool,
+    &Option<String>,
+) {
+    (
+        &d.role_arn,
+        &d.external_id,
+        &d.kms_key,
+        d.use_creation_template,
+        &d.credentials_secret_arn,
+    )
+}
+
+fn check_filters(rule: &Rule, path: &str, issues: &mut Vec<Issue>) {
+    let filters_path = child(path, "repositoryFilters");
+    if rule.repository_filters.len() > ECR_MAX_REPOSITORY_FILTERS {
+        issues.push(Issue::warning(
+            &filters_path,
+            format!(
+                "{} filters: ECR native replication allows at most {ECR_MAX_REPOSITORY_FILTERS} per rule; Ferry \
+                 accepts more, but this configuration cannot be applied to ECR itself",
+                rule.repository_filters.len()
+            ),
+        ));
+    }
+    for (f, filter) in rule.repository_filters.iter().enumerate() {
+        let at = format!("{filters_path}[{f}]");
+        push_err(issues, &at, filter.check());
+        let literal = match filter.filter_type() {
+            RepositoryFilterType::PrefixMatch => Some(filter.filter().to_owned()),
+            RepositoryFilterType::Wildcard => Some(filter.filter().replace('*', "")),
+            RepositoryFilterType::Regex => None,
+        };
+        if let Some(text) = literal
+            && let Some(bad) = text
+                .chars()
+                .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-' | '/'))
+        {
+            issues.push(Issue::warning(
+                child(&at, "filter"),
+                format!("`{bad}` cannot occur in a repository name (lower-case letters, digits, `._-/`): this filter never matches"),
+            ));
+        }
+    }
+    for (field, filters) in [
+        ("tagFilters", &rule.tag_filters),
+        ("excludeTagFilters", &rule.exclude_tag_filters),
+    ] {
+        for (f, filter) in filters.iter().enumerate() {
+            let at = format!("{}[{f}]", child(path, field));
+            push_err(issues, &at, filter.check());
+            check_tag_literal(filter, &at, issues);
+        }
+    }
+}
+
+fn check_tag_literal(filter: &TagFilter, at: &str, issues: &mut Vec<Issue>) {
+    let text = match filter.filter_type() {
+        TagFilterType::PrefixMatch => filter.filter().to_owned(),
+        TagFilterType::Wildcard => filter.filter().replace('*', ""),
+        TagFilterType::Regex | TagFilterType::Semver => return,
+    };
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        issues.push(Issue::warning(
+            child(at, "filter"),
+            format!(
+                "`{bad}` cannot occur in a tag (letters, digits, `_.-`): this filter never matches"
+            ),
+        ));
+    }
+}
+
+/// Checks an endpoint override: an `http(s)://host[:port]` URL without credentials or path,
+/// whose scheme agrees with `plainHttp`.
+fn check_endpoint(text: &str, plain_http: bool) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials do not belong in the endpoint URL (use credentialsSecretArn or Docker's config.json)".into());
+    }
+    if url.host_str().is_none()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "`{text}`: expected a base URL such as `http://127.0.0.1:5000`, without path or query"
+        ));
+    }
+    match (url.scheme(), plain_http) {
+        ("https", false) | ("http", true) => Ok(()),
+        ("http", false) => Err(format!(
+            "`{text}` is plain HTTP: set plainHttp: true to allow unencrypted traffic"
+        )),
+        ("https", true) => Err(format!(
+            "`{text}` is HTTPS but plainHttp is true: drop one of them"
+        )),
+        (scheme, _) => Err(format!("`{text}`: scheme `{scheme}` is not http or https")),
+    }
+}
+
+fn push_err(issues: &mut Vec<Issue>, path: &str, result: Result<(), String>) {
+    if let Err(message) = result {
+        issues.push(Issue::error(path, message));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_checks() {
+        assert_eq!(check_endpoint("http://127.0.0.1:5000", true), Ok(()));
+        assert_eq!(check_endpoint("https://mirror.example/", false), Ok(()));
+        assert!(
+            check_endpoint("http://127.0.0.1:5000", false)
+                .unwrap_err()
+                .contains("plainHttp: true")
+        );
+        assert!(check_endpoint("https://x.example", true).is_err());
+        assert!(
+            check_endpoint("http://u:p@x.example", true)
+                .unwrap_err()
+                .contains("credentials")
+        );
+        assert!(check_endpoint("https://x.example/v2/", false).is_err());
+        assert!(check_endpoint("ftp://x.example", false).is_err());
+        assert!(check_endpoint("x.example:5000", false).is_err());
+    }
+}
