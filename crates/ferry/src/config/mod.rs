@@ -37,6 +37,9 @@ mod select;
 mod template;
 mod validate;
 
+#[cfg(test)]
+mod tests;
+
 pub use destination::{Destination, Endpoint, Target};
 pub use error::{ConfigError, Issue, Severity};
 pub use filter::{
