@@ -16,7 +16,9 @@ pub mod moto;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod scenario;
 pub mod skopeo;
+pub mod verify;
 
 pub use docker_config::DockerConfig;
 pub use ecr::EcrRegistry;
@@ -25,4 +27,6 @@ pub use fixtures::Fixture;
 pub use moto::Moto;
 pub use proxy::{CutRule, InjectRule, PathKind, Proxy};
 pub use registry::{Credentials, Registry};
+pub use scenario::Sandbox;
 pub use skopeo::{copy_to_oci_dir, inspect_raw_digest};
+pub use verify::{verify_absent, verify_copy};

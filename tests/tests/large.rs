@@ -1,0 +1,25 @@
+//! A 64 MiB layer copies whole and verified.
+
+use ferry_e2e::ferry::describe;
+use ferry_e2e::fixtures;
+use ferry_e2e::{Sandbox, parse_report, verify_copy};
+
+#[test]
+fn copies_a_64_mib_layer() {
+    let sandbox = Sandbox::start().expect("sandbox");
+    let size = 64 * 1024 * 1024 + 123;
+    let fixture =
+        fixtures::large_layer_image(&sandbox.src, "app/large", "v1", 201, size).expect("fixture");
+    let dst_ref = fixture.reference_at(&sandbox.dst.host());
+    let output = sandbox
+        .copy(&fixture.reference, &dst_ref, &[])
+        .expect("ferry runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    let report = parse_report(&output).expect("report");
+    assert_eq!(report.bytes, fixture.blob_bytes(), "{report:?}");
+    let layer = fixture.largest_blob().expect("layer");
+    assert_eq!(layer.size, size);
+    let stored = std::fs::metadata(sandbox.dst.blob_path(&layer.digest)).expect("layer stored");
+    assert_eq!(stored.len(), size);
+    verify_copy(&sandbox.src, &fixture, &sandbox.dst, &fixture.repo).expect("verified");
+}
