@@ -1,6 +1,7 @@
 //! Cross-cutting tests of the configuration module.
 
 mod errors;
+mod examples;
 mod extensions;
 mod native;
 mod props;

@@ -1,0 +1,113 @@
+//! The shipped examples under `examples/config/` load cleanly and mean what they say.
+
+use std::path::PathBuf;
+
+use super::targets;
+use crate::config::ReplicationConfig;
+
+fn example(name: &str) -> ReplicationConfig {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/config")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let loaded = ReplicationConfig::load(&text, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(loaded.warnings.is_empty(), "{name}: {:#?}", loaded.warnings);
+    loaded.config
+}
+
+#[test]
+fn every_example_is_tested() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/config");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "central-distribution.json",
+            "dr-fanout.json",
+            "native-replication.json"
+        ]
+    );
+}
+
+#[test]
+fn native_replication() {
+    let config = example("native-replication.json");
+    assert_eq!(targets(&config, "prod-api", Some("latest")).len(), 3);
+    assert_eq!(targets(&config, "shared/base", Some("latest")).len(), 3);
+    assert_eq!(targets(&config, "dev/api", Some("latest")).len(), 1);
+}
+
+#[test]
+fn dr_fanout() {
+    let config = example("dr-fanout.json");
+    let release = config.destinations_for("prod/api", Some("v1.4.0")).unwrap();
+    assert_eq!(release.len(), 3);
+    let backup = release
+        .iter()
+        .find(|t| !t.destination.registry.is_ecr())
+        .unwrap();
+    assert_eq!(backup.repository, "ecr-us-east-1/prod/api");
+    assert!(!backup.referrers && !backup.deletes);
+    assert!(
+        release
+            .iter()
+            .filter(|t| t.destination.registry.is_ecr())
+            .all(|t| t.referrers && t.deletes)
+    );
+    assert_eq!(
+        config
+            .destinations_for("prod/api", Some("v1.4.0-debug"))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(config.destinations_for("prod/api", None).unwrap().len(), 2);
+    assert!(
+        config
+            .destinations_for("dev/api", Some("v1.4.0"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn central_distribution() {
+    let config = example("central-distribution.json");
+    let hosts = targets(&config, "golden/java", Some("21.0.4"));
+    assert_eq!(hosts.len(), 3);
+    assert!(
+        hosts
+            .iter()
+            .all(|(_, repository)| repository == "platform/golden/java")
+    );
+    let all = config
+        .destinations_for("base-images/al2023", Some("stable"))
+        .unwrap();
+    assert!(
+        all.iter()
+            .all(|t| t.destination.role_arn.is_some() && t.destination.use_creation_template)
+    );
+    assert!(
+        config
+            .destinations_for("base-images/al2023", Some("stable-rc1"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        config
+            .destinations_for("golden/go", Some("1.0.0"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        config
+            .destinations_for("golden/java", Some("latest"))
+            .unwrap()
+            .is_empty()
+    );
+}
