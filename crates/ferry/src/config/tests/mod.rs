@@ -5,6 +5,7 @@ mod examples;
 mod extensions;
 mod native;
 mod props;
+mod schema;
 mod validation;
 
 use super::{Issue, ReplicationConfig, Severity};
