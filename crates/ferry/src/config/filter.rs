@@ -49,32 +49,6 @@ pub enum TagFilterType {
     Semver,
 }
 
-impl RepositoryFilterType {
-    /// The name used in JSON, e.g. `PREFIX_MATCH`.
-    pub fn as_str(self) -> &'static str {
-        Kind::from(self).as_str()
-    }
-}
-
-impl TagFilterType {
-    /// The name used in JSON, e.g. `SEMVER`.
-    pub fn as_str(self) -> &'static str {
-        Kind::from(self).as_str()
-    }
-}
-
-impl fmt::Display for RepositoryFilterType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for TagFilterType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Selects repositories by name. Several filters in one rule are OR'ed.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -99,106 +73,85 @@ pub struct TagFilter {
     compiled: OnceLock<Compiled>,
 }
 
-impl RepositoryFilter {
-    /// Builds and compiles a filter.
-    pub fn new(
-        filter: impl Into<String>,
-        filter_type: RepositoryFilterType,
-    ) -> Result<Self, ConfigError> {
-        let this = Self {
-            filter: filter.into(),
-            filter_type,
-            compiled: OnceLock::new(),
-        };
-        this.check().map_err(|message| ConfigError::Filter {
-            path: String::new(),
-            message,
-        })?;
-        Ok(this)
-    }
+/// The methods both filter types share; `$Type` is the filter type enum and `$matches_doc`
+/// documents `matches`.
+macro_rules! filter_methods {
+    ($Filter:ident, $Type:ident, $matches_doc:literal) => {
+        impl $Type {
+            /// The name used in JSON, e.g. `PREFIX_MATCH`.
+            pub fn as_str(self) -> &'static str {
+                Kind::from(self).as_str()
+            }
+        }
 
-    /// The filter text as written.
-    pub fn filter(&self) -> &str {
-        &self.filter
-    }
+        impl fmt::Display for $Type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
 
-    /// How the filter text is read.
-    pub fn filter_type(&self) -> RepositoryFilterType {
-        self.filter_type
-    }
+        impl $Filter {
+            /// Builds and compiles a filter.
+            pub fn new(filter: impl Into<String>, filter_type: $Type) -> Result<Self, ConfigError> {
+                let this = Self {
+                    filter: filter.into(),
+                    filter_type,
+                    compiled: OnceLock::new(),
+                };
+                this.check().map_err(|message| ConfigError::Filter {
+                    path: String::new(),
+                    message,
+                })?;
+                Ok(this)
+            }
 
-    /// Whether `repository` is selected by this filter. An invalid filter matches nothing.
-    pub fn matches(&self, repository: &str) -> bool {
-        self.compiled().matches(&self.filter, repository)
-    }
+            /// The filter text as written.
+            pub fn filter(&self) -> &str {
+                &self.filter
+            }
 
-    /// Compiles the filter (once) and reports why it is invalid, if it is.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        self.compiled().problem()
-    }
+            /// How the filter text is read.
+            pub fn filter_type(&self) -> $Type {
+                self.filter_type
+            }
 
-    fn compiled(&self) -> &Compiled {
-        self.compiled
-            .get_or_init(|| Compiled::new(&self.filter, self.filter_type.into()))
-    }
+            #[doc = $matches_doc]
+            pub fn matches(&self, name: &str) -> bool {
+                self.compiled().matches(&self.filter, name)
+            }
+
+            /// Compiles the filter (once) and reports why it is invalid, if it is.
+            pub(crate) fn check(&self) -> Result<(), String> {
+                self.compiled().problem()
+            }
+
+            fn compiled(&self) -> &Compiled {
+                self.compiled
+                    .get_or_init(|| Compiled::new(&self.filter, self.filter_type.into()))
+            }
+        }
+
+        /// Equal when the text and type are; compilation state does not count.
+        impl PartialEq for $Filter {
+            fn eq(&self, other: &Self) -> bool {
+                self.filter == other.filter && self.filter_type == other.filter_type
+            }
+        }
+
+        impl Eq for $Filter {}
+    };
 }
 
-impl TagFilter {
-    /// Builds and compiles a filter.
-    pub fn new(filter: impl Into<String>, filter_type: TagFilterType) -> Result<Self, ConfigError> {
-        let this = Self {
-            filter: filter.into(),
-            filter_type,
-            compiled: OnceLock::new(),
-        };
-        this.check().map_err(|message| ConfigError::Filter {
-            path: String::new(),
-            message,
-        })?;
-        Ok(this)
-    }
-
-    /// The filter text as written.
-    pub fn filter(&self) -> &str {
-        &self.filter
-    }
-
-    /// How the filter text is read.
-    pub fn filter_type(&self) -> TagFilterType {
-        self.filter_type
-    }
-
-    /// Whether `tag` is selected by this filter. An invalid filter matches nothing.
-    pub fn matches(&self, tag: &str) -> bool {
-        self.compiled().matches(&self.filter, tag)
-    }
-
-    /// Compiles the filter (once) and reports why it is invalid, if it is.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        self.compiled().problem()
-    }
-
-    fn compiled(&self) -> &Compiled {
-        self.compiled
-            .get_or_init(|| Compiled::new(&self.filter, self.filter_type.into()))
-    }
-}
-
-impl PartialEq for RepositoryFilter {
-    fn eq(&self, other: &Self) -> bool {
-        self.filter == other.filter && self.filter_type == other.filter_type
-    }
-}
-
-impl Eq for RepositoryFilter {}
-
-impl PartialEq for TagFilter {
-    fn eq(&self, other: &Self) -> bool {
-        self.filter == other.filter && self.filter_type == other.filter_type
-    }
-}
-
-impl Eq for TagFilter {}
+filter_methods!(
+    RepositoryFilter,
+    RepositoryFilterType,
+    "Whether the repository `name` is selected by this filter. An invalid filter matches nothing."
+);
+filter_methods!(
+    TagFilter,
+    TagFilterType,
+    "Whether the tag `name` is selected by this filter. An invalid filter matches nothing."
+);
 
 /// Filter types of both kinds, so compilation is written once.
 #[derive(Debug, Clone, Copy)]
