@@ -34,6 +34,81 @@ pub enum Command {
     /// Exit codes: 0 copied or already there, 1 failed, 2 bad usage.
     #[command(verbatim_doc_comment)]
     Copy(CopyArgs),
+
+    /// Show what `sync` would do: every selected source image against every destination
+    /// (copy, skip, conflict, delete), with counts and bytes to move.
+    Plan(PlanArgs),
+
+    /// Copy everything the config selects that is missing or different at its
+    /// destinations (the backfill ECR replication does not do). Idempotent: a second run
+    /// moves nothing. Exit 1 when anything failed or conflicted.
+    Sync(SyncArgs),
+
+    /// Report drift between source and destinations: missing, different, extra.
+    /// Exit 3 when drift is found, so cron and CI can alert.
+    Verify {
+        /// Config.
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+
+    /// Check a replication config; errors name the JSON path. Exit 2 when invalid.
+    Validate(ValidateArgs),
+}
+
+/// The replication config option shared by plan, sync and verify.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Replication config: ECR's replicationConfiguration JSON, or Ferry's superset.
+    #[arg(long, short = 'c', env = "FERRY_CONFIG_FILE")]
+    pub config: std::path::PathBuf,
+    /// Speak plain HTTP to every registry without an endpoint override.
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// `ferry plan` arguments.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also list images already in place.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `ferry sync` arguments.
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// Config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Plan only; copy nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Images (and blob transfers) in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Output format of the final summary.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Also write the full JSON report to this file.
+    #[arg(long)]
+    pub report: Option<std::path::PathBuf>,
+}
+
+/// `ferry validate` arguments.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Config file.
+    pub config: std::path::PathBuf,
 }
 
 /// `ferry copy` arguments.

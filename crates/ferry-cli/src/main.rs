@@ -1,5 +1,9 @@
 //! `ferry`: copy, sync, plan and verify container images between registries.
 
+// `ferry::Error` carries registry, repository, digests and status in fields, which makes
+// it large; errors are the cold path, so returning it by value is the clearer choice.
+#![allow(clippy::result_large_err)]
+
 mod cli;
 mod commands;
 mod output;
@@ -23,6 +27,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Copy(args) => commands::copy::run(args).await,
+            Command::Plan(args) => commands::plan::run_plan(args).await,
+            Command::Sync(args) => commands::sync::run(args).await,
+            Command::Verify { config, output } => commands::plan::run_verify(config, output).await,
+            Command::Validate(args) => commands::plan::run_validate(args),
         }
     });
     match result {

@@ -27,11 +27,14 @@ impl std::fmt::Debug for AssumeRole {
     }
 }
 
+/// Derived configs by region and role.
+type Derived = HashMap<(String, Option<AssumeRole>), SdkConfig>;
+
 /// The base SDK config plus a cache of per-(region, role) configs.
 #[derive(Clone, Debug)]
 pub struct AwsContext {
     base: SdkConfig,
-    derived: Arc<Mutex<HashMap<(String, Option<AssumeRole>), SdkConfig>>>,
+    derived: Arc<Mutex<Derived>>,
 }
 
 impl AwsContext {

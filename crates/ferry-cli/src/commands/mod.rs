@@ -1,3 +1,6 @@
 //! One module per subcommand.
 
+mod context;
 pub mod copy;
+pub mod plan;
+pub mod sync;

@@ -52,11 +52,14 @@ impl Default for CopyOptions {
     }
 }
 
+/// One single-flight cell per destination repository and blob.
+type Cells = HashMap<(Repo, Digest), Arc<tokio::sync::OnceCell<blobs::Placed>>>;
+
 /// Blob placement already done or under way, per destination repository; and which
 /// repositories of each destination registry are known to hold a blob (mount sources).
 #[derive(Default)]
 struct BlobIndex {
-    cells: Mutex<HashMap<(Repo, Digest), Arc<tokio::sync::OnceCell<blobs::Placed>>>>,
+    cells: Mutex<Cells>,
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
 }
 
@@ -121,7 +124,7 @@ impl Copier {
 
     async fn copy_inner(&self, src: &Reference, dst: &Reference) -> Result<CopyReport, Error> {
         let started = Instant::now();
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::child(self.client.stats()));
         let job = Job {
             client: self.client.with_stats(stats.clone()),
             src: Repo::new(&src.registry, &src.repository),

@@ -273,6 +273,50 @@ impl RegistryClient {
         Ok(tags)
     }
 
+    /// Every repository of a registry from `/v2/_catalog`, following pagination.
+    pub async fn list_catalog(&self, registry: &str) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Catalog {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let repo = Repo::new(registry, "");
+        let base = self.inner.endpoints.base_url(registry);
+        let mut out = Vec::new();
+        let mut next = Some(format!("{base}/v2/_catalog?n=1000"));
+        while let Some(url) = next.take() {
+            let call = Call {
+                repo: &repo,
+                method: Method::GET,
+                target: Target::Url(url),
+                headers: HeaderMap::new(),
+                access: Access::Pull,
+                mount_from: None,
+            };
+            let resp = self.send(&call, None, &[200]).await?;
+            next = resp
+                .headers()
+                .get(http::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| Some(&l[l.find('<')? + 1..l.find('>')?]))
+                .and_then(|p| p.find("/v2/_catalog").map(|i| format!("{base}{}", &p[i..])));
+            let body = resp.bytes().await.map_err(|e| Error::Unreachable {
+                registry: registry.to_string(),
+                message: super::describe_reqwest(&e),
+            })?;
+            let page: Catalog = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+                registry: registry.to_string(),
+                method: "GET".into(),
+                url: "/v2/_catalog".into(),
+                status: 200,
+                message: format!("invalid catalog: {e}"),
+                retry_after: None,
+            })?;
+            out.extend(page.repositories.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
     /// The OCI 1.1 referrers API: `Some(descriptors)` when the registry supports it,
     /// `None` when it does not (the caller falls back to the tag schema).
     pub async fn referrers_api(&self, repo: &Repo, digest: &Digest) -> Result<Option<Vec<Descriptor>>, Error> {

@@ -16,11 +16,20 @@ pub struct Stats {
     delete: AtomicU64,
     retries: AtomicU64,
     throttled: AtomicU64,
+    parent: Option<std::sync::Arc<Stats>>,
 }
 
 impl Stats {
+    /// Counters that also count into `parent` (a run's totals).
+    pub fn child(parent: &std::sync::Arc<Stats>) -> Stats {
+        Stats { parent: Some(parent.clone()), ..Stats::default() }
+    }
+
     /// Count one request.
     pub fn request(&self, method: &Method) {
+        if let Some(p) = &self.parent {
+            p.request(method);
+        }
         let c = match *method {
             Method::GET => &self.get,
             Method::HEAD => &self.head,
@@ -35,11 +44,17 @@ impl Stats {
 
     /// Count one retry.
     pub fn retry(&self) {
+        if let Some(p) = &self.parent {
+            p.retry();
+        }
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count one 429 answer.
     pub fn throttle(&self) {
+        if let Some(p) = &self.parent {
+            p.throttle();
+        }
         self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -1,0 +1,214 @@
+//! `plan`, `sync` (backfill) and `verify` (drift) over a replication config.
+
+mod listing;
+mod plan;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+pub use listing::{ListedImage, RepoState};
+pub use plan::{Action, Plan, PlanItem, PlanSummary, plan};
+
+use crate::error::Error;
+use crate::replicate::Replicator;
+use crate::report::{CopyReport, RequestCounts};
+
+/// How one plan item ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Copied.
+    Copied,
+    /// Already there (in the plan, or found so when copying).
+    Skipped,
+    /// Deleted at the destination.
+    Deleted,
+    /// Immutable tag holds another digest; left alone.
+    Conflict,
+    /// Failed; see the error.
+    Failed,
+    /// Destination-only tag, left alone (deletes not propagated by the rule).
+    Extra,
+}
+
+/// One item's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct ItemResult {
+    /// The plan item.
+    pub item: PlanItem,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The copy report, for copies.
+    pub report: Option<CopyReport>,
+    /// Error code and message, for failures and conflicts.
+    pub error: Option<String>,
+}
+
+/// Totals of a sync.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncTotals {
+    /// Images copied.
+    pub copied: usize,
+    /// Images already in place.
+    pub skipped: usize,
+    /// Tags deleted.
+    pub deleted: usize,
+    /// Immutable-tag conflicts.
+    pub conflicts: usize,
+    /// Failures.
+    pub failed: usize,
+    /// Blob bytes moved.
+    pub bytes: u64,
+    /// Blobs streamed.
+    pub blobs_copied: u64,
+    /// Blobs mounted inside a destination registry.
+    pub blobs_mounted: u64,
+    /// Blobs already present.
+    pub blobs_skipped: u64,
+}
+
+/// The report of a sync run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SyncReport {
+    /// Totals.
+    pub totals: SyncTotals,
+    /// The plan's summary.
+    pub plan: PlanSummary,
+    /// Every registry request of the run, listing included.
+    pub requests: RequestCounts,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Items (skips included).
+    pub items: Vec<ItemResult>,
+}
+
+impl SyncReport {
+    /// Whether anything failed or conflicted.
+    pub fn ok(&self) -> bool {
+        self.totals.failed == 0 && self.totals.conflicts == 0
+    }
+}
+
+/// Execute a plan with `concurrency` images in flight; `progress` is told of every item
+/// as it ends. Copies share the replicator's copier, so a blob shared by several images
+/// crosses the wire once per destination.
+pub async fn sync(
+    replicator: &Replicator,
+    plan: Plan,
+    concurrency: usize,
+    progress: Arc<dyn Fn(&ItemResult) + Send + Sync>,
+) -> SyncReport {
+    let started = Instant::now();
+    let source = plan.source.clone();
+    let summary = plan.summary.clone();
+    let results: Vec<ItemResult> = futures::stream::iter(plan.items)
+        .map(|item| {
+            let source = &source;
+            let progress = progress.clone();
+            async move {
+                let r = run_item(replicator, source, item).await;
+                progress(&r);
+                r
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut totals = SyncTotals::default();
+    for r in &results {
+        match r.outcome {
+            Outcome::Copied => totals.copied += 1,
+            Outcome::Skipped | Outcome::Extra => totals.skipped += 1,
+            Outcome::Deleted => totals.deleted += 1,
+            Outcome::Conflict => totals.conflicts += 1,
+            Outcome::Failed => totals.failed += 1,
+        }
+        if let Some(rep) = &r.report {
+            totals.bytes += rep.bytes;
+            totals.blobs_copied += rep.blobs.copied;
+            totals.blobs_mounted += rep.blobs.mounted;
+            totals.blobs_skipped += rep.blobs.skipped;
+        }
+    }
+    let mut items = results;
+    items.sort_by_key(|r| r.item.destination_display());
+    SyncReport {
+        totals,
+        plan: summary,
+        requests: RequestCounts::from_stats(replicator.copier().client().stats()),
+        duration_ms: started.elapsed().as_millis() as u64,
+        items,
+    }
+}
+
+async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> ItemResult {
+    let done = |item, outcome, report, error| ItemResult { item, outcome, report, error };
+    match item.action {
+        Action::Skip => done(item, Outcome::Skipped, None, None),
+        Action::Extra => done(item, Outcome::Extra, None, None),
+        Action::Conflict => {
+            let msg = format!(
+                "tag-conflict: {} is immutable and holds {}",
+                item.destination_display(),
+                item.existing.as_ref().map_or("another digest".to_string(), |d| d.to_string())
+            );
+            done(item, Outcome::Conflict, None, Some(msg))
+        }
+        Action::Delete => match replicator.delete(&item.target, item.tag.as_deref(), item.existing.as_ref()).await {
+            Ok(()) => done(item, Outcome::Deleted, None, None),
+            Err(e) => done(item, Outcome::Failed, None, Some(format!("{}: {e}", e.code()))),
+        },
+        Action::Copy => {
+            let src = item.source_ref(source);
+            match replicator.replicate(&src, &item.target, None).await {
+                Ok(r) => {
+                    let outcome = match r.report.status {
+                        crate::report::CopyStatus::Copied => Outcome::Copied,
+                        crate::report::CopyStatus::Skipped => Outcome::Skipped,
+                    };
+                    done(item, outcome, Some(r.report), None)
+                }
+                Err(e @ Error::TagConflict { .. }) => done(item, Outcome::Conflict, None, Some(format!("{}: {e}", e.code()))),
+                Err(e) => done(item, Outcome::Failed, None, Some(format!("{}: {e}", e.code()))),
+            }
+        }
+    }
+}
+
+/// One drift finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Drift {
+    /// `missing`, `different` or `extra`.
+    pub kind: &'static str,
+    /// Destination `registry/repository:tag`.
+    pub destination: String,
+    /// Source digest, if any.
+    pub source_digest: Option<crate::digest::Digest>,
+    /// Destination digest, if any.
+    pub destination_digest: Option<crate::digest::Digest>,
+}
+
+/// Drift between source and destinations: missing, different, or extra at the
+/// destination.
+pub fn drift(plan: &Plan) -> Vec<Drift> {
+    plan.items
+        .iter()
+        .filter_map(|i| {
+            let kind = match i.action {
+                Action::Skip => return None,
+                Action::Copy | Action::Conflict if i.existing.is_none() => "missing",
+                Action::Copy | Action::Conflict => "different",
+                Action::Delete | Action::Extra => "extra",
+            };
+            Some(Drift {
+                kind,
+                destination: i.destination_display(),
+                source_digest: i.digest.clone(),
+                destination_digest: i.existing.clone(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,310 @@
+//! The plan: every source image the rules select, compared with every destination.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use super::listing::{ListedImage, Lister, RepoState};
+use crate::config::{Registry, Target};
+use crate::digest::Digest;
+use crate::error::Error;
+use crate::manifest::{self, Parsed};
+use crate::reference::Reference;
+use crate::registry::Repo;
+use crate::replicate::{Replicator, role_of};
+
+/// What to do for one image at one destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Missing or different at the destination: copy it.
+    Copy,
+    /// Already there with the same digest.
+    Skip,
+    /// The destination tag is immutable and holds another digest: left alone.
+    Conflict,
+    /// Gone at the source, present at the destination, and the rule propagates deletes.
+    Delete,
+    /// Present at the destination only; the rule does not propagate deletes (drift
+    /// report only).
+    Extra,
+}
+
+/// One line of the plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanItem {
+    /// The action.
+    pub action: Action,
+    /// Source repository.
+    pub source_repository: String,
+    /// Destination registry host.
+    pub destination_registry: String,
+    /// Destination repository.
+    pub destination_repository: String,
+    /// Tag (`None`: untagged image).
+    pub tag: Option<String>,
+    /// Source digest (absent for deletes and extras).
+    pub digest: Option<Digest>,
+    /// What the destination holds under the tag, if known.
+    pub existing: Option<Digest>,
+    /// The target, for executing the item.
+    #[serde(skip)]
+    pub target: Target,
+}
+
+impl PlanItem {
+    /// The source reference (tag and digest) of a copy.
+    pub fn source_ref(&self, source_registry: &str) -> Reference {
+        Reference {
+            registry: source_registry.to_string(),
+            repository: self.source_repository.clone(),
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// `registry/repository:tag`.
+    pub fn destination_display(&self) -> String {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => format!("{}/{}:{t}", self.destination_registry, self.destination_repository),
+            (None, Some(d)) => format!("{}/{}@{d}", self.destination_registry, self.destination_repository),
+            (None, None) => format!("{}/{}", self.destination_registry, self.destination_repository),
+        }
+    }
+}
+
+/// Counts by action and the bytes to move.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PlanSummary {
+    /// Images to copy.
+    pub copy: usize,
+    /// Images already in place.
+    pub skip: usize,
+    /// Immutable-tag conflicts.
+    pub conflict: usize,
+    /// Deletes to propagate.
+    pub delete: usize,
+    /// Destination-only tags not deleted.
+    pub extra: usize,
+    /// Blob bytes the copies will move (each unique blob once per destination registry;
+    /// blobs a destination already holds are counted too when unknown).
+    pub bytes_to_move: u64,
+}
+
+/// The whole plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Source registry host.
+    pub source: String,
+    /// Items, sorted by destination then repository then tag.
+    pub items: Vec<PlanItem>,
+    /// Totals.
+    pub summary: PlanSummary,
+}
+
+/// How many destination repositories are read at once.
+const LISTING_CONCURRENCY: usize = 8;
+
+/// Build the plan for the replicator's config.
+pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
+    let config = replicator.config();
+    let source = config.source_registry().ok_or_else(|| {
+        Error::Config("plan, sync and verify need a `source` (registryId and region, or registry) in the config".into())
+    })?;
+    let client = replicator.copier().client();
+    let lister = Lister { client, ecr: replicator.ecr() };
+
+    // 1. Source images the rules select.
+    let mut repos: Vec<String> = lister.repositories(&source).await?;
+    repos.retain(|r| config.repository_selected(r));
+    repos.sort();
+    let listed: Vec<Vec<ListedImage>> = futures::stream::iter(repos.iter())
+        .map(|r| lister.images(&source, r, |tag| config.tag_selected(r, tag)))
+        .buffered(LISTING_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let images: Vec<ListedImage> = listed.into_iter().flatten().collect();
+
+    // 2. Pair each with its targets, grouped by destination repository.
+    type Key = (String, String);
+    let mut groups: BTreeMap<Key, (Target, Vec<ListedImage>, String)> = BTreeMap::new();
+    let mut source_tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for img in &images {
+        if let Some(t) = &img.tag {
+            source_tags.entry(img.repository.clone()).or_default().insert(t.clone());
+        }
+        let targets = config
+            .destinations_for(&img.repository, img.tag.as_deref())
+            .map_err(|e| Error::Config(e.to_string()))?;
+        for t in targets {
+            let key = (t.destination.registry_host(), t.repository.clone());
+            groups
+                .entry(key)
+                .or_insert_with(|| (t.clone(), Vec::new(), img.repository.clone()))
+                .1
+                .push(img.clone());
+        }
+    }
+
+    // 3. Compare with each destination repository.
+    let per_group: Vec<Vec<PlanItem>> = futures::stream::iter(groups.into_values())
+        .map(|(target, imgs, src_repo)| {
+            let lister = &lister;
+            let source_tags = &source_tags;
+            async move {
+                let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
+                let role = role_of(&target.destination);
+                let state = lister
+                    .destination(&target.destination.registry, role.as_ref(), &target.repository, &wanted)
+                    .await?;
+                let mut items = compare(&target, &imgs, &state, client, &src_repo).await?;
+                items.extend(leftovers(replicator, &target, &state, source_tags.get(&src_repo), &src_repo));
+                Ok::<_, Error>(items)
+            }
+        })
+        .buffered(LISTING_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut items: Vec<PlanItem> = per_group.into_iter().flatten().collect();
+    items.sort_by(|a, b| {
+        (&a.destination_registry, &a.destination_repository, &a.tag).cmp(&(&b.destination_registry, &b.destination_repository, &b.tag))
+    });
+    let bytes_to_move = bytes_to_move(replicator, &source, &items, &images).await?;
+    let mut summary = PlanSummary { bytes_to_move, ..Default::default() };
+    for i in &items {
+        match i.action {
+            Action::Copy => summary.copy += 1,
+            Action::Skip => summary.skip += 1,
+            Action::Conflict => summary.conflict += 1,
+            Action::Delete => summary.delete += 1,
+            Action::Extra => summary.extra += 1,
+        }
+    }
+    Ok(Plan { source: source.host(), items, summary })
+}
+
+async fn compare(
+    target: &Target,
+    imgs: &[ListedImage],
+    state: &RepoState,
+    client: &crate::registry::RegistryClient,
+    src_repo: &str,
+) -> Result<Vec<PlanItem>, Error> {
+    let host = target.destination.registry_host();
+    let mut out = Vec::new();
+    for img in imgs {
+        let (action, existing) = match &img.tag {
+            Some(tag) => match state.tags.get(tag) {
+                None => (Action::Copy, None),
+                Some(Some(d)) if *d == img.digest => (Action::Skip, Some(d.clone())),
+                Some(existing) if state.tag_immutable(tag) => (Action::Conflict, existing.clone()),
+                Some(existing) => (Action::Copy, existing.clone()),
+            },
+            None => {
+                let present = state.digests.contains(&img.digest)
+                    || client
+                        .head_manifest(&Repo::new(&host, &target.repository), img.digest.as_str())
+                        .await?
+                        .is_some();
+                (if present { Action::Skip } else { Action::Copy }, None)
+            }
+        };
+        out.push(PlanItem {
+            action,
+            source_repository: src_repo.to_string(),
+            destination_registry: host.clone(),
+            destination_repository: target.repository.clone(),
+            tag: img.tag.clone(),
+            digest: Some(img.digest.clone()),
+            existing,
+            target: target.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Destination tags the source no longer has, that the rules would replicate: a delete
+/// when the target propagates deletes, else an extra.
+fn leftovers(
+    replicator: &Replicator,
+    target: &Target,
+    state: &RepoState,
+    source_tags: Option<&BTreeSet<String>>,
+    src_repo: &str,
+) -> Vec<PlanItem> {
+    let host = target.destination.registry_host();
+    state
+        .tags
+        .iter()
+        .filter(|(tag, _)| source_tags.is_none_or(|s| !s.contains(*tag)))
+        .filter(|(tag, _)| {
+            // Referrer fallback and cosign tags follow their subject, not the rules.
+            !tag.starts_with("sha256-")
+                && replicator
+                    .config()
+                    .destinations_for(src_repo, Some(tag))
+                    .is_ok_and(|ts| ts.iter().any(|t| t.destination.registry_host() == host && t.repository == target.repository))
+        })
+        .map(|(tag, existing)| PlanItem {
+            action: if target.deletes { Action::Delete } else { Action::Extra },
+            source_repository: src_repo.to_string(),
+            destination_registry: host.clone(),
+            destination_repository: target.repository.clone(),
+            tag: Some(tag.clone()),
+            digest: None,
+            existing: existing.clone(),
+            target: target.clone(),
+        })
+        .collect()
+}
+
+/// Bytes the copies will move: ECR sizes when listed, else the blobs of each image's
+/// manifests, each unique blob once per destination registry.
+async fn bytes_to_move(
+    replicator: &Replicator,
+    source: &Registry,
+    items: &[PlanItem],
+    images: &[ListedImage],
+) -> Result<u64, Error> {
+    let client = replicator.copier().client();
+    let mut sizes: BTreeMap<Digest, Vec<(Digest, u64)>> = BTreeMap::new();
+    let mut seen: HashSet<(String, Digest)> = HashSet::new();
+    let mut total = 0u64;
+    for item in items.iter().filter(|i| i.action == Action::Copy) {
+        let Some(digest) = &item.digest else { continue };
+        if let Some(size) = images.iter().find(|i| &i.digest == digest).and_then(|i| i.size) {
+            if seen.insert((item.destination_registry.clone(), digest.clone())) {
+                total += size;
+            }
+            continue;
+        }
+        if !sizes.contains_key(digest) {
+            let repo = Repo::new(source.host(), &item.source_repository);
+            sizes.insert(digest.clone(), blob_sizes(client, &repo, digest).await?);
+        }
+        for (blob, size) in &sizes[digest] {
+            if seen.insert((item.destination_registry.clone(), blob.clone())) {
+                total += size;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Config and layer blobs of an image (all platforms of an index).
+async fn blob_sizes(client: &crate::registry::RegistryClient, repo: &Repo, digest: &Digest) -> Result<Vec<(Digest, u64)>, Error> {
+    let mut out = Vec::new();
+    let mut todo = vec![digest.clone()];
+    while let Some(d) = todo.pop() {
+        let m = client.get_manifest(repo, d.as_str()).await?;
+        match manifest::parse(&m.bytes) {
+            Ok(Parsed::Index { manifests, .. }) => todo.extend(manifests.into_iter().map(|c| c.digest).take(64)),
+            Ok(Parsed::Image { config, layers, .. }) => {
+                out.extend(config.into_iter().chain(layers).filter(|b| !b.is_foreign()).map(|b| (b.digest, b.size)));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(out)
+}
