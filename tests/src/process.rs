@@ -46,7 +46,10 @@ pub fn workspace_root() -> PathBuf {
     manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
-/// A running child process, killed (with its whole process group) when dropped.
+/// A running child process, killed when dropped.
+///
+/// The child stays in the test's process group, so a test runner that kills a timed-out
+/// test's group (nextest does) takes the services down with it.
 #[derive(Debug)]
 pub struct ChildGuard {
     name: String,
@@ -55,9 +58,8 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    /// Starts `command` in its own process group, with stdout and stderr appended to `log`.
+    /// Starts `command` with stdout and stderr appended to `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
-        use std::os::unix::process::CommandExt;
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -67,8 +69,7 @@ impl ChildGuard {
         command
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .process_group(0);
+            .stderr(Stdio::from(err));
         let child = command
             .spawn()
             .with_context(|| format!("starting {name}: {command:?}"))?;
@@ -79,7 +80,7 @@ impl ChildGuard {
         })
     }
 
-    /// Process id of the child (also its process group id).
+    /// Process id of the child.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -124,14 +125,7 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        // Kill the process group first (wrappers such as pyenv shims may have forked),
-        // then the child itself, and reap it.
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        // Wrappers such as pyenv shims exec the real program, so the pid is the service.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
