@@ -63,6 +63,49 @@ impl Copier {
             self.remember(&job.dst, d);
             return Ok(Placed::Present);
         }
+        // One transfer per destination registry: the first repository to need the blob
+        // brings it in; the others mount it from there.
+        let cell = {
+            let mut cells = self.index.registry_cells.lock().unwrap_or_else(|p| p.into_inner());
+            cells.entry((job.dst.registry.clone(), d.digest.clone())).or_default().clone()
+        };
+        let mut ran = false;
+        let (holder, placed) = cell
+            .get_or_try_init(|| {
+                ran = true;
+                async {
+                    let placed = self.bring(job, d).await?;
+                    Ok::<_, Error>((job.dst.repository.clone(), placed))
+                }
+            })
+            .await?
+            .clone();
+        if ran || holder == job.dst.repository {
+            return Ok(placed);
+        }
+        match job.client.mount_blob(&job.dst, &d.digest, &holder).await {
+            Ok(MountOutcome::Mounted) => {
+                self.remember(&job.dst, d);
+                Ok(Placed::Mounted)
+            }
+            Ok(MountOutcome::Upload(loc)) => {
+                let bytes = self.transfer(job, d, Some(loc)).await?;
+                self.remember(&job.dst, d);
+                Ok(Placed::Copied(bytes))
+            }
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "mount refused");
+                let bytes = self.transfer(job, d, None).await?;
+                self.remember(&job.dst, d);
+                Ok(Placed::Copied(bytes))
+            }
+        }
+    }
+
+    /// Bring a blob into the destination repository: mount from a known holder in the
+    /// same registry, else stream it.
+    async fn bring(&self, job: &Job, d: &Descriptor) -> Result<Placed, Error> {
         let mut session = None;
         for from in self.mount_candidates(job, d) {
             match job.client.mount_blob(&job.dst, &d.digest, &from).await {

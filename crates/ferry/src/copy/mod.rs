@@ -54,12 +54,15 @@ impl Default for CopyOptions {
 
 /// One single-flight cell per destination repository and blob.
 type Cells = HashMap<(Repo, Digest), Arc<tokio::sync::OnceCell<blobs::Placed>>>;
+/// One single-flight cell per destination registry and blob: which repository brought it.
+type RegistryCells = HashMap<(String, Digest), Arc<tokio::sync::OnceCell<(String, blobs::Placed)>>>;
 
 /// Blob placement already done or under way, per destination repository; and which
 /// repositories of each destination registry are known to hold a blob (mount sources).
 #[derive(Default)]
 struct BlobIndex {
     cells: Mutex<Cells>,
+    registry_cells: Mutex<RegistryCells>,
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
 }
 
