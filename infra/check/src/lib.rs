@@ -40,7 +40,10 @@ fn err<T>(message: impl Into<String>) -> Result<T, Error> {
 
 /// The `infra/` directory of the repository.
 pub fn infra_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("infra/check has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("infra/check has a parent")
+        .to_path_buf()
 }
 
 /// The text of `infra/<name>`.
@@ -86,7 +89,11 @@ pub struct Pseudo {
 
 impl Default for Pseudo {
     fn default() -> Self {
-        Self { region: REGION.into(), account_id: ACCOUNT_ID.into(), stack_name: STACK_NAME.into() }
+        Self {
+            region: REGION.into(),
+            account_id: ACCOUNT_ID.into(),
+            stack_name: STACK_NAME.into(),
+        }
     }
 }
 
@@ -123,12 +130,19 @@ impl Rendered {
 
     /// A resource's `Properties`; panics with a clear message when the resource is absent.
     pub fn props(&self, id: &str) -> &Value {
-        let resource = self.resource(id).unwrap_or_else(|| panic!("resource {id} is absent"));
-        resource.get("Properties").unwrap_or_else(|| panic!("resource {id} has no Properties"))
+        let resource = self
+            .resource(id)
+            .unwrap_or_else(|| panic!("resource {id} is absent"));
+        resource
+            .get("Properties")
+            .unwrap_or_else(|| panic!("resource {id} has no Properties"))
     }
 
     /// Logical IDs and bodies of the resources of one type.
-    pub fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+    pub fn resources_of_type<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
         self.doc
             .get("Resources")
             .and_then(Value::as_object)
@@ -140,8 +154,16 @@ impl Rendered {
 
 /// Renders `doc` with the parameters' defaults, overridden by `overrides` (name, value as
 /// it would be typed on the command line: lists comma-separated), and `pseudo`.
-pub fn render_with(doc: &Value, overrides: &[(&str, &str)], pseudo: &Pseudo) -> Result<Rendered, Error> {
-    let declared = doc.get("Parameters").and_then(Value::as_object).cloned().unwrap_or_default();
+pub fn render_with(
+    doc: &Value,
+    overrides: &[(&str, &str)],
+    pseudo: &Pseudo,
+) -> Result<Rendered, Error> {
+    let declared = doc
+        .get("Parameters")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     for (name, _) in overrides {
         if !declared.contains_key(*name) {
             return err(format!("override of undeclared parameter {name}"));
@@ -158,7 +180,9 @@ pub fn render_with(doc: &Value, overrides: &[(&str, &str)], pseudo: &Pseudo) -> 
         if let Some(allowed) = decl.get("AllowedValues").and_then(Value::as_array) {
             let allowed: Vec<String> = allowed.iter().map(scalar_text).collect::<Result<_, _>>()?;
             if !allowed.contains(&raw) {
-                return err(format!("{name}={raw:?} is not one of its AllowedValues {allowed:?}"));
+                return err(format!(
+                    "{name}={raw:?} is not one of its AllowedValues {allowed:?}"
+                ));
             }
         }
         let value = if kind == "CommaDelimitedList" || kind.starts_with("List<") {
@@ -168,15 +192,25 @@ pub fn render_with(doc: &Value, overrides: &[(&str, &str)], pseudo: &Pseudo) -> 
         };
         params.insert(name.clone(), value);
     }
-    let mut ctx = Ctx { doc, params, pseudo: pseudo.clone(), conditions: BTreeMap::new() };
-    let names: Vec<String> =
-        doc.get("Conditions").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut ctx = Ctx {
+        doc,
+        params,
+        pseudo: pseudo.clone(),
+        conditions: BTreeMap::new(),
+    };
+    let names: Vec<String> = doc
+        .get("Conditions")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     for name in names {
         ctx.condition(&name, 0)?;
     }
 
     let mut out = Map::new();
-    let top = doc.as_object().ok_or_else(|| Error("template is not a mapping".into()))?;
+    let top = doc
+        .as_object()
+        .ok_or_else(|| Error("template is not a mapping".into()))?;
     for (section, body) in top {
         let rendered = match section.as_str() {
             "Resources" | "Outputs" => {
@@ -197,7 +231,11 @@ pub fn render_with(doc: &Value, overrides: &[(&str, &str)], pseudo: &Pseudo) -> 
         };
         out.insert(section.clone(), rendered);
     }
-    Ok(Rendered { params: ctx.params, conditions: ctx.conditions, doc: Value::Object(out) })
+    Ok(Rendered {
+        params: ctx.params,
+        conditions: ctx.conditions,
+        doc: Value::Object(out),
+    })
 }
 
 /// [`render_with`] with the default pseudo parameters.
@@ -242,7 +280,8 @@ impl Ctx<'_> {
     }
 
     fn eval_bool(&mut self, v: &Value, depth: usize) -> Result<bool, Error> {
-        let (f, arg) = single_key(v).ok_or_else(|| Error(format!("not a condition function: {v}")))?;
+        let (f, arg) =
+            single_key(v).ok_or_else(|| Error(format!("not a condition function: {v}")))?;
         match f {
             "Condition" => self.condition(arg.as_str().unwrap_or_default(), depth),
             "Fn::Not" => Ok(!self.eval_bool(nth(arg, 0)?, depth)?),
@@ -267,7 +306,9 @@ impl Ctx<'_> {
                 let b = self.resolve(nth(arg, 1)?)?;
                 match (a, b) {
                     (Some(Value::String(a)), Some(Value::String(b))) => Ok(a == b),
-                    (a, b) => err(format!("Fn::Equals needs two known strings, got {a:?} and {b:?}")),
+                    (a, b) => err(format!(
+                        "Fn::Equals needs two known strings, got {a:?} and {b:?}"
+                    )),
                 }
             }
             other => err(format!("unsupported condition function {other}")),
@@ -279,7 +320,9 @@ impl Ctx<'_> {
         if let Some((f, arg)) = single_key(v) {
             match f {
                 "Ref" => {
-                    let name = arg.as_str().ok_or_else(|| Error(format!("Ref to a non-string: {arg}")))?;
+                    let name = arg
+                        .as_str()
+                        .ok_or_else(|| Error(format!("Ref to a non-string: {arg}")))?;
                     if name == "AWS::NoValue" {
                         return Ok(None);
                     }
@@ -292,14 +335,18 @@ impl Ctx<'_> {
                     return Ok(Some(v.clone())); // a resource
                 }
                 "Fn::If" => {
-                    let cond = nth(arg, 0)?.as_str().ok_or_else(|| Error("Fn::If needs a condition name".into()))?;
+                    let cond = nth(arg, 0)?
+                        .as_str()
+                        .ok_or_else(|| Error("Fn::If needs a condition name".into()))?;
                     let pick = if self.condition(cond, 0)? { 1 } else { 2 };
                     return self.resolve(nth(arg, pick)?);
                 }
                 "Fn::Sub" => {
                     if let Value::String(s) = arg {
                         let substituted = self.substitute(s)?;
-                        return Ok(Some(simplify_sub(serde_json::json!({ "Fn::Sub": substituted }))));
+                        return Ok(Some(simplify_sub(
+                            serde_json::json!({ "Fn::Sub": substituted }),
+                        )));
                     }
                 }
                 "Fn::FindInMap" => {
@@ -307,7 +354,11 @@ impl Ctx<'_> {
                     for i in 0..3 {
                         match self.resolve(nth(arg, i)?)? {
                             Some(Value::String(s)) => keys.push(s),
-                            other => return err(format!("Fn::FindInMap key {i} is not a known string: {other:?}")),
+                            other => {
+                                return err(format!(
+                                    "Fn::FindInMap key {i} is not a known string: {other:?}"
+                                ));
+                            }
                         }
                     }
                     let found = self
@@ -323,7 +374,10 @@ impl Ctx<'_> {
                 "Fn::Join" => {
                     let sep = nth(arg, 0)?.as_str().unwrap_or_default().to_owned();
                     if let Some(Value::Array(items)) = self.resolve(nth(arg, 1)?)? {
-                        let parts: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
+                        let parts: Option<Vec<String>> = items
+                            .iter()
+                            .map(|i| i.as_str().map(str::to_owned))
+                            .collect();
                         if let Some(parts) = parts {
                             return Ok(Some(Value::String(parts.join(&sep))));
                         }
@@ -363,11 +417,15 @@ impl Ctx<'_> {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| Error(format!("unclosed ${{ in Fn::Sub: {s}")))?;
+            let end = after
+                .find('}')
+                .ok_or_else(|| Error(format!("unclosed ${{ in Fn::Sub: {s}")))?;
             let name = &after[..end];
             match (self.params.get(name), self.pseudo.get(name)) {
                 (Some(Param::Scalar(v)), _) => out.push_str(v),
-                (Some(Param::List(_)), _) => return err(format!("Fn::Sub of the list parameter {name}")),
+                (Some(Param::List(_)), _) => {
+                    return err(format!("Fn::Sub of the list parameter {name}"));
+                }
                 (None, Some(v)) => out.push_str(&v),
                 (None, None) => {
                     out.push_str("${");
@@ -400,7 +458,9 @@ fn single_key(v: &Value) -> Option<(&str, &Value)> {
 }
 
 fn nth(arg: &Value, i: usize) -> Result<&Value, Error> {
-    arg.as_array().and_then(|a| a.get(i)).ok_or_else(|| Error(format!("argument {i} missing in {arg}")))
+    arg.as_array()
+        .and_then(|a| a.get(i))
+        .ok_or_else(|| Error(format!("argument {i} missing in {arg}")))
 }
 
 /// `{"Fn::GetAtt": [id, attribute]}`.
@@ -421,24 +481,48 @@ pub fn as_list(v: &Value) -> Vec<Value> {
     }
 }
 
-/// Every IAM policy statement of a rendered template, with where it comes from
-/// (`<resource>/<policy>`), from `AWS::IAM::Role` inline policies and `AWS::IAM::Policy`
-/// / `AWS::IAM::ManagedPolicy` documents.
+/// Every policy statement of a rendered template, with where it comes from
+/// (`<resource>/<policy>` or `<resource>`): `AWS::IAM::Role` inline policies,
+/// `AWS::IAM::Policy` / `AWS::IAM::ManagedPolicy` documents, and the resource policies
+/// `AWS::SQS::QueuePolicy` and `AWS::ECR::RegistryPolicy`.
 pub fn iam_statements(rendered: &Rendered) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for (id, res) in rendered.doc.get("Resources").and_then(Value::as_object).into_iter().flatten() {
+    for (id, res) in rendered
+        .doc
+        .get("Resources")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
         let kind = res.get("Type").and_then(Value::as_str).unwrap_or_default();
         let props = res.get("Properties").cloned().unwrap_or(Value::Null);
         let mut docs: Vec<(String, Value)> = Vec::new();
         match kind {
             "AWS::IAM::Role" => {
-                for p in props.get("Policies").and_then(Value::as_array).into_iter().flatten() {
+                for p in props
+                    .get("Policies")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let name = p.get("PolicyName").and_then(Value::as_str).unwrap_or("?");
-                    docs.push((format!("{id}/{name}"), p.get("PolicyDocument").cloned().unwrap_or(Value::Null)));
+                    docs.push((
+                        format!("{id}/{name}"),
+                        p.get("PolicyDocument").cloned().unwrap_or(Value::Null),
+                    ));
                 }
             }
-            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
-                docs.push((id.clone(), props.get("PolicyDocument").cloned().unwrap_or(Value::Null)));
+            "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" | "AWS::SQS::QueuePolicy" => {
+                docs.push((
+                    id.clone(),
+                    props.get("PolicyDocument").cloned().unwrap_or(Value::Null),
+                ));
+            }
+            "AWS::ECR::RegistryPolicy" => {
+                docs.push((
+                    id.clone(),
+                    props.get("PolicyText").cloned().unwrap_or(Value::Null),
+                ));
             }
             _ => {}
         }
@@ -452,7 +536,11 @@ pub fn iam_statements(rendered: &Rendered) -> Vec<(String, Value)> {
 }
 
 /// The statement with `Sid` `sid` of the inline policy `policy` of role `role`.
-pub fn statement<'a>(statements: &'a [(String, Value)], role: &str, sid: &str) -> Option<&'a Value> {
+pub fn statement<'a>(
+    statements: &'a [(String, Value)],
+    role: &str,
+    sid: &str,
+) -> Option<&'a Value> {
     statements
         .iter()
         .filter(|(origin, _)| origin.split('/').next() == Some(role))
@@ -462,8 +550,13 @@ pub fn statement<'a>(statements: &'a [(String, Value)], role: &str, sid: &str) -
 
 /// The actions of a statement, sorted.
 pub fn actions(st: &Value) -> Vec<String> {
-    let mut a: Vec<String> =
-        st.get("Action").map(as_list).unwrap_or_default().iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    let mut a: Vec<String> = st
+        .get("Action")
+        .map(as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
     a.sort();
     a
 }
@@ -472,9 +565,13 @@ pub fn actions(st: &Value) -> Vec<String> {
 /// form Ferry's rules use): every pattern field must be present in the event with one of
 /// the listed values, nested objects recursively.
 pub fn pattern_matches(pattern: &Value, event: &Value) -> bool {
-    let Some(fields) = pattern.as_object() else { return false };
+    let Some(fields) = pattern.as_object() else {
+        return false;
+    };
     fields.iter().all(|(key, expected)| {
-        let Some(actual) = event.get(key) else { return false };
+        let Some(actual) = event.get(key) else {
+            return false;
+        };
         match expected {
             Value::Array(values) => values.iter().any(|v| v == actual),
             Value::Object(_) => pattern_matches(expected, actual),
@@ -487,7 +584,9 @@ pub fn pattern_matches(pattern: &Value, event: &Value) -> bool {
 /// (lifecycle policy parameters); returns every problem found.
 pub fn lifecycle_policy_problems(doc: &Value) -> Vec<String> {
     let mut problems = Vec::new();
-    let Some(top) = doc.as_object() else { return vec!["policy is not an object".into()] };
+    let Some(top) = doc.as_object() else {
+        return vec!["policy is not an object".into()];
+    };
     for k in top.keys() {
         if k != "rules" {
             problems.push(format!("unknown top-level key {k}"));
@@ -540,8 +639,15 @@ pub fn lifecycle_policy_problems(doc: &Value) -> Vec<String> {
             continue;
         };
         for k in sel.keys() {
-            if !["tagStatus", "tagPrefixList", "tagPatternList", "countType", "countUnit", "countNumber"]
-                .contains(&k.as_str())
+            if ![
+                "tagStatus",
+                "tagPrefixList",
+                "tagPatternList",
+                "countType",
+                "countUnit",
+                "countNumber",
+            ]
+            .contains(&k.as_str())
             {
                 problems.push(format!("{at}: unknown selection key {k}"));
             }
@@ -549,12 +655,18 @@ pub fn lifecycle_policy_problems(doc: &Value) -> Vec<String> {
         let tag_status = sel.get("tagStatus").and_then(Value::as_str);
         let lists = ["tagPrefixList", "tagPatternList"]
             .iter()
-            .filter(|k| sel.get(**k).and_then(Value::as_array).is_some_and(|a| !a.is_empty()))
+            .filter(|k| {
+                sel.get(**k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            })
             .count();
         match tag_status {
             Some("tagged") => {
                 if lists != 1 {
-                    problems.push(format!("{at}: tagged needs exactly one of tagPrefixList, tagPatternList"));
+                    problems.push(format!(
+                        "{at}: tagged needs exactly one of tagPrefixList, tagPatternList"
+                    ));
                 }
             }
             Some("untagged" | "any") => {
@@ -578,9 +690,15 @@ pub fn lifecycle_policy_problems(doc: &Value) -> Vec<String> {
                     problems.push(format!("{at}: imageCountMoreThan takes no countUnit"));
                 }
             }
-            _ => problems.push(format!("{at}: countType must be imageCountMoreThan or sinceImagePushed")),
+            _ => problems.push(format!(
+                "{at}: countType must be imageCountMoreThan or sinceImagePushed"
+            )),
         }
-        if !sel.get("countNumber").and_then(Value::as_u64).is_some_and(|n| n >= 1) {
+        if sel
+            .get("countNumber")
+            .and_then(Value::as_u64)
+            .is_none_or(|n| n < 1)
+        {
             problems.push(format!("{at}: countNumber must be an integer >= 1"));
         }
     }
@@ -628,7 +746,10 @@ mod tests {
         assert_eq!(r.props("B").get("L"), None);
         assert_eq!(r.props("B")["D"], json!(6));
         assert_eq!(r.props("B")["R"], json!({"Ref": "A"}));
-        assert_eq!(r.props("B")["S"], json!({"Fn::Sub": "arn:aws:x:us-east-1::${A.Arn}"}));
+        assert_eq!(
+            r.props("B")["S"],
+            json!({"Fn::Sub": "arn:aws:x:us-east-1::${A.Arn}"})
+        );
     }
 
     #[test]
@@ -637,15 +758,27 @@ mod tests {
         assert_eq!(r.props("A")["N"], json!("n"));
         assert_eq!(r.props("B")["L"], json!(["a", "b"]));
         assert_eq!(r.props("B")["D"], json!(12));
-        assert!(render(&doc(), &[("Size", "4")]).is_err(), "AllowedValues are enforced");
-        assert!(render(&doc(), &[("Nope", "x")]).is_err(), "unknown parameters are refused");
+        assert!(
+            render(&doc(), &[("Size", "4")]).is_err(),
+            "AllowedValues are enforced"
+        );
+        assert!(
+            render(&doc(), &[("Nope", "x")]).is_err(),
+            "unknown parameters are refused"
+        );
     }
 
     #[test]
     fn pattern_matching_is_exact() {
         let p = json!({"source": ["aws.ecr"], "detail": {"result": ["SUCCESS"]}});
-        assert!(pattern_matches(&p, &json!({"source": "aws.ecr", "detail": {"result": "SUCCESS", "x": 1}})));
-        assert!(!pattern_matches(&p, &json!({"source": "aws.ecr", "detail": {"result": "FAILURE"}})));
+        assert!(pattern_matches(
+            &p,
+            &json!({"source": "aws.ecr", "detail": {"result": "SUCCESS", "x": 1}})
+        ));
+        assert!(!pattern_matches(
+            &p,
+            &json!({"source": "aws.ecr", "detail": {"result": "FAILURE"}})
+        ));
         assert!(!pattern_matches(&p, &json!({"source": "aws.ecr"})));
     }
 
