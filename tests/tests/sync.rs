@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ferry_e2e::ferry::describe;
-use ferry_e2e::fixtures::Target;
 use ferry_e2e::fixtures::RawPusher;
+use ferry_e2e::fixtures::Target;
 use ferry_e2e::{Registry, run_ferry};
 use serde_json::{Value, json};
 
@@ -46,8 +46,9 @@ fn push_many(src: &Registry) -> Pushed {
         let repo = format!("team{r}/svc");
         for t in 0..TAGS {
             let own = bytes_of(100 + (r * TAGS + t) as u64, 16 * 1024);
-            let config = serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","repo":r,"tag":t}))
-                .expect("config json");
+            let config =
+                serde_json::to_vec(&json!({"architecture":"amd64","os":"linux","repo":r,"tag":t}))
+                    .expect("config json");
             let runtime = &runtimes[r % 2];
             let mut layers = Vec::new();
             for layer in [&base, runtime, &own] {
@@ -65,7 +66,9 @@ fn push_many(src: &Registry) -> Pushed {
             }))
             .expect("manifest json");
             let tag = format!("1.{t}.0");
-            let digest = pusher.push_manifest(&repo, &tag, OCI_MANIFEST, &manifest).expect("push manifest");
+            let digest = pusher
+                .push_manifest(&repo, &tag, OCI_MANIFEST, &manifest)
+                .expect("push manifest");
             tags.push((repo.clone(), tag, digest));
         }
     }
@@ -100,7 +103,8 @@ fn u(v: &Value, path: &[&str]) -> u64 {
     for p in path {
         cur = &cur[*p];
     }
-    cur.as_u64().unwrap_or_else(|| panic!("{path:?} missing in {v}"))
+    cur.as_u64()
+        .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
 }
 
 #[test]
@@ -118,23 +122,43 @@ fn sync_moves_each_unique_blob_once_per_destination_and_a_second_sync_moves_noth
     assert_eq!(u(&plan, &["summary", "copy"]), (2 * REPOS * TAGS) as u64);
     assert_eq!(u(&plan, &["summary", "bytes_to_move"]), 2 * unique_bytes);
 
-    let (out, report) = ferry_json(&["sync", "-c", &config, "--output", "json", "--concurrency", "8"]);
+    let (out, report) = ferry_json(&[
+        "sync",
+        "-c",
+        &config,
+        "--output",
+        "json",
+        "--concurrency",
+        "8",
+    ]);
     assert!(out.status.success(), "{}", describe(&out));
     let totals = &report["totals"];
     assert_eq!(u(totals, &["copied"]), (2 * REPOS * TAGS) as u64);
     assert_eq!(u(totals, &["failed"]), 0);
     // Each unique blob streamed exactly once per destination registry; every other
     // repository that needed it mounted it inside the destination.
-    assert_eq!(u(totals, &["blobs_copied"]), 2 * pushed.blobs.len() as u64, "{totals}");
+    assert_eq!(
+        u(totals, &["blobs_copied"]),
+        2 * pushed.blobs.len() as u64,
+        "{totals}"
+    );
     assert_eq!(u(totals, &["bytes"]), 2 * unique_bytes);
     // Per image 4 blobs; base and runtime layers are mounted (or found) in the other repos.
-    let placed = u(totals, &["blobs_copied"]) + u(totals, &["blobs_mounted"]) + u(totals, &["blobs_skipped"]);
+    let placed = u(totals, &["blobs_copied"])
+        + u(totals, &["blobs_mounted"])
+        + u(totals, &["blobs_skipped"]);
     assert_eq!(placed, (2 * REPOS * TAGS * 4) as u64);
 
     for (repo, tag, digest) in &pushed.tags {
-        assert_eq!(d1.manifest_digest(repo, tag).expect("head").as_deref(), Some(digest.as_str()));
+        assert_eq!(
+            d1.manifest_digest(repo, tag).expect("head").as_deref(),
+            Some(digest.as_str())
+        );
         let mirrored = format!("mirror/{repo}");
-        assert_eq!(d2.manifest_digest(&mirrored, tag).expect("head").as_deref(), Some(digest.as_str()));
+        assert_eq!(
+            d2.manifest_digest(&mirrored, tag).expect("head").as_deref(),
+            Some(digest.as_str())
+        );
     }
 
     let (out, again) = ferry_json(&["sync", "-c", &config, "--output", "json"]);
@@ -177,12 +201,17 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
     assert_eq!(status, 202);
     // Drift 2: a tag moved at destination 2 (points at another image).
     let (other_repo, other_tag, other_digest) = &pushed.tags[1];
-    let (media, bytes) = src.manifest(other_repo, other_tag).expect("get").expect("exists");
+    let (media, bytes) = src
+        .manifest(other_repo, other_tag)
+        .expect("get")
+        .expect("exists");
     let moved = format!("mirror/{}", pushed.tags[7].0);
     let moved_tag = pushed.tags[7].1.clone();
     let dst2 = RawPusher::new(&Target::from(&d2));
     let manifest: Value = serde_json::from_slice(&bytes).expect("manifest json");
-    for blob in std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().expect("layers")) {
+    for blob in
+        std::iter::once(&manifest["config"]).chain(manifest["layers"].as_array().expect("layers"))
+    {
         let d = blob["digest"].as_str().expect("digest");
         let data = ferry_e2e::http::send(
             reqwest::Method::GET,
@@ -195,7 +224,8 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
         .body;
         dst2.push_blob(&moved, &data).expect("push blob");
     }
-    dst2.push_manifest(&moved, &moved_tag, &media, &bytes).expect("move tag");
+    dst2.push_manifest(&moved, &moved_tag, &media, &bytes)
+        .expect("move tag");
 
     let (out, drift) = ferry_json(&["verify", "-c", &config, "--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
@@ -203,13 +233,21 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
         .as_array()
         .expect("drift list")
         .iter()
-        .map(|d| (d["kind"].as_str().unwrap_or("").to_string(), d["destination"].as_str().unwrap_or("").to_string()))
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or("").to_string(),
+                d["destination"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     assert_eq!(
         found,
         vec![
             ("missing".to_string(), format!("{}/{repo}:{tag}", d1.host())),
-            ("different".to_string(), format!("{}/{moved}:{moved_tag}", d2.host())),
+            (
+                "different".to_string(),
+                format!("{}/{moved}:{moved_tag}", d2.host())
+            ),
         ],
         "{drift}"
     );
@@ -220,7 +258,12 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
     assert!(out.status.success(), "{}", describe(&out));
     let (out, _) = ferry_json(&["verify", "-c", &config, "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(d2.manifest_digest(&moved, &moved_tag).expect("head").as_deref(), Some(pushed.tags[7].2.as_str()));
+    assert_eq!(
+        d2.manifest_digest(&moved, &moved_tag)
+            .expect("head")
+            .as_deref(),
+        Some(pushed.tags[7].2.as_str())
+    );
 }
 
 #[test]

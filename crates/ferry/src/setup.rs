@@ -32,7 +32,11 @@ impl ClientSetup {
     /// Build the client for a replication config: also its `registries` endpoint
     /// overrides, its destinations' roles (ECR tokens minted with the assumed role) and
     /// their Secrets Manager credentials.
-    pub async fn build_for_config(&self, config: &ReplicationConfig, aws: Option<AwsContext>) -> Result<RegistryClient, Error> {
+    pub async fn build_for_config(
+        &self,
+        config: &ReplicationConfig,
+        aws: Option<AwsContext>,
+    ) -> Result<RegistryClient, Error> {
         let mut endpoints = Endpoints::from_env()?;
         for (host, e) in &config.registries {
             match &e.endpoint {
@@ -41,15 +45,22 @@ impl ClientSetup {
                 None => {}
             }
         }
-        let destinations = config.destinations().map_err(|e| Error::Config(e.to_string()))?;
+        let destinations = config
+            .destinations()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let mut tokens = aws.clone().map(AwsEcrTokens::new);
         let mut extra = Vec::new();
         for d in &destinations {
-            if let (Some(role), Some(t)) = (role_of(d), tokens.take()) {
-                tokens = Some(t.with_role(&d.registry_host(), role));
+            if let Some(role) = role_of(d) {
+                tokens = tokens.map(|t| t.with_role(&d.registry_host(), role));
             }
             if let Some(arn) = &d.credentials_secret_arn {
-                let aws = aws.as_ref().ok_or_else(|| Error::Config(format!("{}: credentialsSecretArn needs AWS credentials", d.path)))?;
+                let aws = aws.as_ref().ok_or_else(|| {
+                    Error::Config(format!(
+                        "{}: credentialsSecretArn needs AWS credentials",
+                        d.path
+                    ))
+                })?;
                 extra.push((d.registry_host(), secret_credential(aws, arn).await?));
             }
         }
@@ -79,7 +90,11 @@ impl ClientSetup {
 /// Registry credentials from a Secrets Manager secret holding
 /// `{"username": "…", "password": "…"}`. The secret's region is the one in its ARN.
 async fn secret_credential(aws: &AwsContext, arn: &str) -> Result<Credential, Error> {
-    let region = arn.split(':').nth(3).filter(|r| !r.is_empty()).unwrap_or("us-east-1");
+    let region = arn
+        .split(':')
+        .nth(3)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("us-east-1");
     let client = aws_sdk_secretsmanager::Client::new(&aws.config_for(region, None).await);
     let out = client
         .get_secret_value()
@@ -93,8 +108,10 @@ async fn secret_credential(aws: &AwsContext, arn: &str) -> Result<Credential, Er
         password: String,
     }
     let text = out.secret_string().unwrap_or_default();
-    let pair: Pair = serde_json::from_str(text).map_err(|_| Error::Config(format!(
-        "secret {arn} must hold JSON {{\"username\": …, \"password\": …}}"
-    )))?;
+    let pair: Pair = serde_json::from_str(text).map_err(|_| {
+        Error::Config(format!(
+            "secret {arn} must hold JSON {{\"username\": …, \"password\": …}}"
+        ))
+    })?;
     Ok(Credential::basic(&pair.username, &pair.password))
 }
