@@ -60,6 +60,43 @@ where
     run_with_timeout(command, RUN_TIMEOUT)
 }
 
+/// Like [`run_ferry`], under `/usr/bin/time -v`: also returns ferry's peak resident set
+/// size in KiB.
+pub fn run_ferry_with_peak_rss<I, S, K, V>(args: I, envs: &[(K, V)]) -> Result<(Output, u64)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let time = crate::process::require_tool("time")?;
+    let report = tempfile::NamedTempFile::new().context("creating the time report file")?;
+    let mut command = Command::new(time);
+    command
+        .arg("-v")
+        .arg("-o")
+        .arg(report.path())
+        .arg(ferry_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let output = run_with_timeout(command, RUN_TIMEOUT)?;
+    let text = std::fs::read_to_string(report.path()).context("reading the time report")?;
+    let peak = text
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Maximum resident set size (kbytes):")
+        })
+        .and_then(|value| value.trim().parse().ok())
+        .with_context(|| format!("no peak RSS in /usr/bin/time output:\n{text}"))?;
+    Ok((output, peak))
+}
+
 fn run_with_timeout(mut command: Command, timeout: Duration) -> Result<Output> {
     let mut child = command
         .spawn()
