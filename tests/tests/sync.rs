@@ -282,3 +282,59 @@ fn validate_names_the_json_path_and_exits_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rules[0].tagFilters[0]"), "{stderr}");
 }
+
+#[test]
+fn deletes_propagate_only_where_the_rule_says_so() {
+    let src = Registry::start().expect("source");
+    let d1 = Registry::start().expect("destination 1");
+    let d2 = Registry::start().expect("destination 2");
+    let pushed = push_many(&src);
+    let dir = tempfile::tempdir().expect("tmp");
+    // Destination 1 propagates deletes; destination 2 does not.
+    let config = json!({
+        "source": {"registry": src.host()},
+        "rules": [
+            {"repositoryFilters": [{"filter": "team0/", "filterType": "PREFIX_MATCH"}],
+             "deletes": true, "destinations": [{"registry": d1.host()}]},
+            {"repositoryFilters": [{"filter": "team0/", "filterType": "PREFIX_MATCH"}],
+             "destinations": [{"registry": d2.host()}]}
+        ]
+    });
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+    let config = path.display().to_string();
+    let (out, first) = ferry_json(&["sync", "-c", &config, "--output", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(u(&first, &["totals", "copied"]), (2 * TAGS) as u64);
+
+    let (repo, tag, digest) = &pushed.tags[0];
+    let status = ferry_e2e::http::send(
+        reqwest::Method::DELETE,
+        &format!("{}/v2/{repo}/manifests/{digest}", src.url()),
+        None,
+        &[],
+        None,
+    )
+    .expect("delete at source")
+    .status;
+    assert_eq!(status, 202);
+
+    let (out, plan) = ferry_json(&["plan", "-c", &config, "--output", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(u(&plan, &["summary", "delete"]), 1, "{}", plan["summary"]);
+    assert_eq!(u(&plan, &["summary", "extra"]), 1, "{}", plan["summary"]);
+
+    let (out, second) = ferry_json(&["sync", "-c", &config, "--output", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(u(&second, &["totals", "deleted"]), 1);
+    assert_eq!(
+        d1.manifest_digest(repo, tag).expect("head"),
+        None,
+        "deleted where deletes: true"
+    );
+    assert_eq!(
+        d2.manifest_digest(repo, tag).expect("head").as_deref(),
+        Some(digest.as_str()),
+        "kept elsewhere"
+    );
+}
