@@ -73,6 +73,16 @@ impl Moto {
         self.child.pid()
     }
 
+    /// Number of API calls moto has logged so far (its access log has one
+    /// `"POST / HTTP/1.1"` line per AWS API call).
+    pub fn api_calls(&self) -> usize {
+        self.child
+            .log_text()
+            .lines()
+            .filter(|line| line.contains("\"POST /"))
+            .count()
+    }
+
     /// Environment for the AWS SDK: endpoint, fake static credentials, region, no IMDS.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         [
