@@ -1,0 +1,413 @@
+//! The dispatch handler: an ECR Image Action event in, one job per destination out, sent to
+//! the FIFO jobs queue.
+//!
+//! - Only `SUCCESS` PUSH events, and DELETE events for rules with `deletes`, make jobs.
+//! - Digest-only pushes (each child of a multi-arch push) make jobs only for rules with
+//!   `untagged`.
+//! - Loop guard: a push Ferry itself made is recognised and not dispatched again. With a
+//!   config naming its source registry, events from any other registry are dropped (a
+//!   destination region forwarding its events sees Ferry's copies). An event from the
+//!   source registry is Ferry's own copy when its repository is the rendered
+//!   `repositoryName` of some source repository that the rules send there.
+//! - A malformed event is logged with its id, counted (`MalformedEvents`) and answered
+//!   with an error naming the problem; it is not turned into jobs, so it cannot loop.
+
+use serde::Serialize;
+
+use ferry::config::{Registry, ReplicationConfig, Target};
+
+use crate::error::PipelineError;
+use crate::event::{ActionType, ImageAction, Incoming, parse_event};
+use crate::job::{Job, JobAction, JobSource, Origin};
+use crate::metrics::{Metrics, Record, Unit};
+use crate::queue::JobQueue;
+
+/// Why an event made no job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ignored {
+    /// Not an ECR Image Action (another source or detail type).
+    NotImageAction,
+    /// ECR reported `FAILURE`.
+    NotSuccess,
+    /// An action type Ferry does not replicate (UPDATE_STORAGE_CLASS, ...).
+    ActionType,
+    /// A digest-only push and no rule with `untagged` selects it.
+    Untagged,
+    /// No rule selects the image.
+    NoRule,
+    /// A delete, and no selecting rule has `deletes`.
+    NoDeleteRule,
+    /// The event is from a registry the config does not replicate from.
+    NotSource,
+    /// The push is Ferry's own copy (loop guard).
+    OwnCopy,
+}
+
+/// What dispatch did with one event (the function's response).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dispatched {
+    /// The event id.
+    pub event_id: Option<String>,
+    /// The jobs sent.
+    pub jobs: Vec<Job>,
+    /// Why no job was made, if none was.
+    pub ignored: Option<Ignored>,
+}
+
+/// Handle one event: parse, filter, match the config, send the jobs.
+pub async fn dispatch(
+    event: serde_json::Value,
+    config: &ReplicationConfig,
+    queue: &dyn JobQueue,
+    metrics: &Metrics,
+) -> Result<Dispatched, PipelineError> {
+    let incoming = match parse_event(event) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "malformed event");
+            metrics.emit(
+                Record::new()
+                    .metric("MalformedEvents", Unit::Count, 1.0)
+                    .property("error", e.to_string()),
+            );
+            return Err(e);
+        }
+    };
+    let action = match incoming {
+        Incoming::Other { id, kind } => {
+            tracing::info!(
+                event_id = id.as_deref().unwrap_or("unknown"),
+                kind,
+                "not an ECR Image Action: ignored"
+            );
+            return Ok(Dispatched {
+                event_id: id,
+                jobs: Vec::new(),
+                ignored: Some(Ignored::NotImageAction),
+            });
+        }
+        Incoming::Image(a) => a,
+    };
+    let event_id = Some(action.event_id.clone());
+    let jobs = match jobs_for(&action, config)? {
+        Ok(jobs) => jobs,
+        Err(why) => {
+            tracing::info!(event_id = %action.event_id, repository = %action.repository, tag = ?action.tag, reason = ?why, "no job");
+            return Ok(Dispatched {
+                event_id,
+                jobs: Vec::new(),
+                ignored: Some(why),
+            });
+        }
+    };
+    queue.send(&jobs).await?;
+    for j in &jobs {
+        tracing::info!(event_id = %action.event_id, action = j.action.as_str(), destination = %j.destination(), tag = ?j.source.tag, digest = ?j.source.digest, "job sent");
+    }
+    Ok(Dispatched {
+        event_id,
+        jobs,
+        ignored: None,
+    })
+}
+
+/// The jobs an image action makes, or why it makes none. Fails only on a config whose
+/// destination repository name cannot be rendered for this repository.
+pub fn jobs_for(
+    action: &ImageAction,
+    config: &ReplicationConfig,
+) -> Result<Result<Vec<Job>, Ignored>, PipelineError> {
+    if !action.succeeded {
+        return Ok(Err(Ignored::NotSuccess));
+    }
+    if let Some(source) = config.source_registry()
+        && source != action.registry
+    {
+        return Ok(Err(Ignored::NotSource));
+    }
+    let (kind, targets) = match action.action_type {
+        ActionType::Push => (
+            JobAction::Copy,
+            targets(config, &action.repository, action.tag.as_deref(), false)?,
+        ),
+        ActionType::Delete => (
+            JobAction::Delete,
+            targets(config, &action.repository, action.tag.as_deref(), true)?,
+        ),
+        ActionType::UpdateStorageClass | ActionType::Other => return Ok(Err(Ignored::ActionType)),
+    };
+    if own_copy(
+        config,
+        &action.registry,
+        &action.repository,
+        action.tag.as_deref(),
+    )? {
+        return Ok(Err(Ignored::OwnCopy));
+    }
+    let source = JobSource {
+        registry: action.registry.host(),
+        repository: action.repository.clone(),
+        tag: action.tag.clone(),
+        digest: action.digest.clone(),
+    };
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .filter(|t| {
+            !(t.destination.registry == action.registry && t.repository == action.repository)
+        })
+        .filter(|t| kind == JobAction::Copy || t.deletes)
+        .collect();
+    if targets.is_empty() {
+        return Ok(Err(match (kind, &action.tag) {
+            (JobAction::Delete, _)
+                if any_rule(config, &action.repository, action.tag.as_deref()) =>
+            {
+                Ignored::NoDeleteRule
+            }
+            (JobAction::Copy, None) => Ignored::Untagged,
+            _ => Ignored::NoRule,
+        }));
+    }
+    Ok(Ok(targets
+        .iter()
+        .map(|t| {
+            Job::new(
+                kind,
+                source.clone(),
+                t,
+                &action.event_id,
+                action.event_time,
+                Origin::Event,
+            )
+        })
+        .collect()))
+}
+
+/// Targets of `repository:tag`. A digest-only delete removes every tag of the image, so
+/// it applies to every rule selecting the repository, whatever its tag filters.
+fn targets(
+    config: &ReplicationConfig,
+    repository: &str,
+    tag: Option<&str>,
+    delete: bool,
+) -> Result<Vec<Target>, PipelineError> {
+    let found = if delete && tag.is_none() {
+        let mut all = config.clone();
+        for r in &mut all.rules {
+            r.untagged = true;
+        }
+        all.destinations_for(repository, None)
+    } else {
+        config.destinations_for(repository, tag)
+    };
+    found.map_err(|e| PipelineError::Config(e.to_string()))
+}
+
+fn any_rule(config: &ReplicationConfig, repository: &str, tag: Option<&str>) -> bool {
+    config
+        .rules
+        .iter()
+        .any(|r| r.repository_selected(repository) && tag.is_none_or(|t| r.tag_selected(t)))
+}
+
+/// Whether `repository` in `registry` is where the rules copy some source repository: then
+/// a push there is Ferry's own copy. The source repository is recovered by inverting each
+/// destination's `repositoryName` template.
+pub fn own_copy(
+    config: &ReplicationConfig,
+    registry: &Registry,
+    repository: &str,
+    tag: Option<&str>,
+) -> Result<bool, PipelineError> {
+    const MARK: &str = "\u{1}";
+    let destinations = config
+        .destinations()
+        .map_err(|e| PipelineError::Config(e.to_string()))?;
+    for d in destinations.iter().filter(|d| d.registry == *registry) {
+        let original = match &d.template {
+            None => Some(repository.to_string()),
+            Some(t) => {
+                let pieces: Vec<String> = t.render(MARK).split(MARK).map(str::to_string).collect();
+                invert(&pieces, repository).filter(|y| t.render(y) == repository)
+            }
+        };
+        let Some(original) = original else { continue };
+        // The same name in the same registry is only a copy when the source is elsewhere.
+        if original == repository && config.source_registry().is_none_or(|s| s == *registry) {
+            continue;
+        }
+        let Ok(targets) = config.destinations_for(&original, tag) else {
+            continue;
+        };
+        if targets
+            .iter()
+            .any(|t| t.destination.registry == *registry && t.repository == repository)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The `y` with `pieces.join(y) == name`, if any.
+fn invert(pieces: &[String], name: &str) -> Option<String> {
+    let n = pieces.len().checked_sub(1).filter(|n| *n > 0)?;
+    let fixed: usize = pieces.iter().map(String::len).sum();
+    let rest = name.len().checked_sub(fixed)?;
+    if rest == 0 || rest % n != 0 {
+        return None;
+    }
+    let start = pieces[0].len();
+    let y = name.get(start..start + rest / n)?;
+    (pieces.join(y) == name).then(|| y.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry::Digest;
+
+    const SRC: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
+
+    fn config(extra: &str) -> ReplicationConfig {
+        ReplicationConfig::from_json(&format!(
+            r#"{{"source": {{"registryId": "111111111111", "region": "us-east-1"}},
+                "rules": [
+                  {{"destinations": [{{"registryId": "111111111111", "region": "eu-west-1"}},
+                                     {{"registryId": "222222222222", "region": "us-west-2"}}],
+                    "repositoryFilters": [{{"filter": "team/", "filterType": "PREFIX_MATCH"}}]{extra}}},
+                  {{"destinations": [{{"registryId": "111111111111", "region": "us-east-1", "repositoryName": "mirror/{{repository}}"}}],
+                    "repositoryFilters": [{{"filter": "team/", "filterType": "PREFIX_MATCH"}}]}}
+                ]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn action(kind: ActionType, repository: &str, tag: Option<&str>) -> ImageAction {
+        ImageAction {
+            event_id: "ev".into(),
+            event_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            registry: Registry::from_host(SRC),
+            action_type: kind,
+            succeeded: true,
+            repository: repository.into(),
+            tag: tag.map(str::to_string),
+            digest: Some(Digest::of(b"x")),
+        }
+    }
+
+    fn destinations(r: Result<Result<Vec<Job>, Ignored>, PipelineError>) -> Vec<String> {
+        r.unwrap().unwrap().iter().map(Job::destination).collect()
+    }
+
+    #[test]
+    fn push_fans_out_one_job_per_destination() {
+        let jobs = destinations(jobs_for(
+            &action(ActionType::Push, "team/api", Some("v1")),
+            &config(""),
+        ));
+        assert_eq!(
+            jobs,
+            [
+                "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/api",
+                "222222222222.dkr.ecr.us-west-2.amazonaws.com/team/api",
+                "111111111111.dkr.ecr.us-east-1.amazonaws.com/mirror/team/api",
+            ]
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let c = config("");
+        let mut failed = action(ActionType::Push, "team/api", Some("v1"));
+        failed.succeeded = false;
+        assert_eq!(jobs_for(&failed, &c).unwrap(), Err(Ignored::NotSuccess));
+        assert_eq!(
+            jobs_for(
+                &action(ActionType::UpdateStorageClass, "team/api", Some("v1")),
+                &c
+            )
+            .unwrap(),
+            Err(Ignored::ActionType)
+        );
+        assert_eq!(
+            jobs_for(&action(ActionType::Push, "team/api", None), &c).unwrap(),
+            Err(Ignored::Untagged)
+        );
+        assert_eq!(
+            jobs_for(&action(ActionType::Push, "other", Some("v1")), &c).unwrap(),
+            Err(Ignored::NoRule)
+        );
+        assert_eq!(
+            jobs_for(&action(ActionType::Delete, "team/api", Some("v1")), &c).unwrap(),
+            Err(Ignored::NoDeleteRule)
+        );
+        let mut elsewhere = action(ActionType::Push, "team/api", Some("v1"));
+        elsewhere.registry = Registry::from_host("111111111111.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(jobs_for(&elsewhere, &c).unwrap(), Err(Ignored::NotSource));
+    }
+
+    #[test]
+    fn untagged_and_deletes_follow_the_rule() {
+        let c = config(r#", "untagged": true, "deletes": true"#);
+        assert_eq!(
+            destinations(jobs_for(&action(ActionType::Push, "team/api", None), &c)).len(),
+            2,
+            "only the rule with untagged"
+        );
+        let deletes = jobs_for(&action(ActionType::Delete, "team/api", Some("v1")), &c)
+            .unwrap()
+            .unwrap();
+        assert_eq!(deletes.len(), 2, "only the rule with deletes");
+        assert!(
+            deletes
+                .iter()
+                .all(|j| j.action == JobAction::Delete && j.source.tag.as_deref() == Some("v1"))
+        );
+        let by_digest = jobs_for(&action(ActionType::Delete, "team/api", None), &c)
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_digest.len(), 2);
+    }
+
+    #[test]
+    fn loop_guard_recognises_ferrys_own_copies() {
+        let c = config("");
+        // Ferry's copy of team/api into the source registry as mirror/team/api is selected
+        // by no rule here (prefix team/), and is also recognised as a copy.
+        assert!(own_copy(&c, &Registry::from_host(SRC), "mirror/team/api", Some("v1")).unwrap());
+        assert!(!own_copy(&c, &Registry::from_host(SRC), "team/api", Some("v1")).unwrap());
+        assert!(!own_copy(&c, &Registry::from_host(SRC), "mirror/other", Some("v1")).unwrap());
+        // A rule selecting everything would loop without the guard.
+        let everything = ReplicationConfig::from_json(
+            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                "rules": [{"destinations": [{"registryId": "111111111111", "region": "eu-west-1"},
+                                            {"registryId": "111111111111", "region": "us-east-1", "repositoryName": "dr-{repository}-x"}],
+                           "repositoryFilters": [{"filter": "app*", "filterType": "WILDCARD"}]}]}"#,
+        )
+        .unwrap();
+        let push = action(ActionType::Push, "dr-app-x", Some("v1"));
+        assert!(own_copy(&everything, &push.registry, "dr-app-x", Some("v1")).unwrap());
+        assert_eq!(jobs_for(&push, &everything).unwrap(), Err(Ignored::OwnCopy));
+        assert_eq!(
+            destinations(jobs_for(
+                &action(ActionType::Push, "app", Some("v1")),
+                &everything
+            ))
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn inversion() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(invert(&p(&["dr/", ""]), "dr/a/b").as_deref(), Some("a/b"));
+        assert_eq!(invert(&p(&["x/", "/", ""]), "x/a/a").as_deref(), Some("a"));
+        assert_eq!(invert(&p(&["x/", "/", ""]), "x/a/b"), None);
+        assert_eq!(invert(&p(&["fixed"]), "fixed"), None);
+        assert_eq!(invert(&p(&["dr/", ""]), "dr/"), None);
+    }
+}

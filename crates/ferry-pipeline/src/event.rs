@@ -1,0 +1,285 @@
+//! The EventBridge "ECR Image Action" event, typed (`aws_lambda_events` has no type for
+//! its detail), and its validation into an [`ImageAction`] the dispatcher can act on.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use ferry::Digest;
+use ferry::config::Registry;
+
+use crate::error::PipelineError;
+
+/// `source` of ECR's events.
+pub const ECR_SOURCE: &str = "aws.ecr";
+/// `detail-type` of ECR's push, delete and storage-class events.
+pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
+
+/// `action-type` of an ECR Image Action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ActionType {
+    /// An image was pushed.
+    Push,
+    /// An image (a tag, or a digest) was deleted.
+    Delete,
+    /// An image was archived or restored.
+    UpdateStorageClass,
+    /// Any action type this version does not know.
+    #[serde(other)]
+    Other,
+}
+
+/// The `detail` of an ECR Image Action event, field names as ECR spells them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcrImageAction {
+    /// PUSH, DELETE, UPDATE_STORAGE_CLASS, ...
+    #[serde(rename = "action-type")]
+    pub action_type: ActionType,
+    /// `SUCCESS` or `FAILURE`.
+    pub result: String,
+    /// The repository.
+    #[serde(rename = "repository-name")]
+    pub repository_name: String,
+    /// The manifest digest.
+    #[serde(
+        rename = "image-digest",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub image_digest: Option<String>,
+    /// The tag; absent on digest-only pushes (each child of a multi-arch push).
+    #[serde(rename = "image-tag", default, skip_serializing_if = "Option::is_none")]
+    pub image_tag: Option<String>,
+    /// The manifest's media type.
+    #[serde(
+        rename = "manifest-media-type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub manifest_media_type: Option<String>,
+    /// The artifact's media type, for artifacts.
+    #[serde(
+        rename = "artifact-media-type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_media_type: Option<String>,
+}
+
+/// The whole event: the EventBridge envelope with the typed detail.
+pub type EcrEvent = EventBridgeEvent<EcrImageAction>;
+
+/// A validated image action: where it happened (from the envelope, so forwarded events from
+/// other regions and accounts work) and what it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageAction {
+    /// The event id.
+    pub event_id: String,
+    /// When ECR emitted the event.
+    pub event_time: DateTime<Utc>,
+    /// The registry the image was pushed to or deleted from.
+    pub registry: Registry,
+    /// The action.
+    pub action_type: ActionType,
+    /// Whether ECR reported `SUCCESS`.
+    pub succeeded: bool,
+    /// The repository.
+    pub repository: String,
+    /// The tag, if any.
+    pub tag: Option<String>,
+    /// The digest (required for PUSH and DELETE).
+    pub digest: Option<Digest>,
+}
+
+/// What an incoming event is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// An ECR Image Action, validated.
+    Image(ImageAction),
+    /// Some other event (another source or detail type): not for Ferry.
+    Other {
+        /// Its id, if it had one.
+        id: Option<String>,
+        /// `source` / `detail-type`.
+        kind: String,
+    },
+}
+
+/// Read an event as it arrives at the dispatch function. An ECR Image Action with missing
+/// or invalid fields is [`PipelineError::Malformed`]; an event of another kind is
+/// [`Incoming::Other`].
+pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> {
+    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    let malformed = |reason: String| PipelineError::Malformed {
+        id: id.clone().unwrap_or_else(|| "unknown".into()),
+        reason,
+    };
+    let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_value(value)
+        .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
+    if envelope.source != ECR_SOURCE || envelope.detail_type != ECR_IMAGE_ACTION {
+        return Ok(Incoming::Other {
+            id,
+            kind: format!("{} / {}", envelope.source, envelope.detail_type),
+        });
+    }
+    let detail: EcrImageAction = serde_json::from_value(envelope.detail.clone())
+        .map_err(|e| malformed(format!("bad ECR Image Action detail: {e}")))?;
+    let event_id = envelope
+        .id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| malformed("no `id`".into()))?;
+    let event_time = envelope.time.ok_or_else(|| malformed("no `time`".into()))?;
+    let account = envelope.account.as_deref().unwrap_or_default();
+    let region = envelope.region.as_deref().unwrap_or_default();
+    let registry = Registry::from_host(&format!("{account}.dkr.ecr.{region}.amazonaws.com"));
+    if !registry.is_ecr() {
+        return Err(malformed(format!(
+            "bad `account` {account:?} or `region` {region:?}"
+        )));
+    }
+    let probe = |tag: Option<&str>| {
+        let mut text = format!("{}/{}", registry.host(), detail.repository_name);
+        if let Some(t) = tag {
+            text.push(':');
+            text.push_str(t);
+        }
+        ferry::Reference::parse(&text).map(|_| ()).map_err(|e| e.to_string())
+    };
+    probe(detail.image_tag.as_deref()).map_err(malformed)?;
+    let digest = match &detail.image_digest {
+        Some(d) => Some(d.parse::<Digest>().map_err(|e| malformed(e.to_string()))?),
+        None => None,
+    };
+    if matches!(detail.action_type, ActionType::Push | ActionType::Delete) && digest.is_none() {
+        return Err(malformed("no `image-digest`".into()));
+    }
+    Ok(Incoming::Image(ImageAction {
+        event_id,
+        event_time,
+        registry,
+        action_type: detail.action_type,
+        succeeded: detail.result == "SUCCESS",
+        repository: detail.repository_name,
+        tag: detail.image_tag,
+        digest,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> serde_json::Value {
+        json!({
+            "version": "0",
+            "id": "4f1d2c1e-0000-4a7b-9c3e-f00000000001",
+            "detail-type": "ECR Image Action",
+            "source": "aws.ecr",
+            "account": "123456789012",
+            "time": "2026-11-23T10:00:00Z",
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {
+                "result": "SUCCESS",
+                "repository-name": "team/api",
+                "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234abcd",
+                "action-type": "PUSH",
+                "image-tag": "v1.3.0",
+                "manifest-media-type": "application/vnd.oci.image.index.v1+json"
+            }
+        })
+    }
+
+    #[test]
+    fn the_documented_sample_parses() {
+        let Incoming::Image(a) = parse_event(sample()).unwrap() else {
+            panic!("not an image action")
+        };
+        assert_eq!(
+            a.registry.host(),
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+        );
+        assert_eq!(a.action_type, ActionType::Push);
+        assert!(a.succeeded);
+        assert_eq!(a.repository, "team/api");
+        assert_eq!(a.tag.as_deref(), Some("v1.3.0"));
+        assert_eq!(a.event_time.to_rfc3339(), "2026-11-23T10:00:00+00:00");
+    }
+
+    #[test]
+    fn the_shared_sample_file_parses() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/events/ecr-image-action-push.json"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        assert!(matches!(
+            parse_event(serde_json::from_str(&text).unwrap()).unwrap(),
+            Incoming::Image(_)
+        ));
+    }
+
+    #[test]
+    fn detail_round_trips_with_ecr_names() {
+        let detail: EcrImageAction = serde_json::from_value(sample()["detail"].clone()).unwrap();
+        let back = serde_json::to_value(&detail).unwrap();
+        assert_eq!(back, sample()["detail"]);
+        let other: EcrImageAction = serde_json::from_value(
+            json!({"action-type": "REPLICATE", "result": "SUCCESS", "repository-name": "a"}),
+        )
+        .unwrap();
+        assert_eq!(other.action_type, ActionType::Other);
+    }
+
+    #[test]
+    fn malformed_events_name_the_id_and_the_problem() {
+        let mut e = sample();
+        e["detail"]["image-digest"] = json!("sha256:nothex");
+        let err = parse_event(e).unwrap_err().to_string();
+        assert!(
+            err.starts_with("malformed event 4f1d2c1e-0000-4a7b-9c3e-f00000000001:"),
+            "{err}"
+        );
+
+        let mut e = sample();
+        e["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("repository-name");
+        assert!(
+            parse_event(e)
+                .unwrap_err()
+                .to_string()
+                .contains("repository-name")
+        );
+
+        let mut e = sample();
+        e["account"] = json!("12");
+        assert!(parse_event(e).unwrap_err().to_string().contains("account"));
+
+        let mut e = sample();
+        e["detail"]["image-tag"] = json!("bad tag!");
+        assert!(matches!(
+            parse_event(e),
+            Err(PipelineError::Malformed { .. })
+        ));
+
+        let err = parse_event(json!("just a string")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("malformed event unknown: not an EventBridge event"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn other_events_are_not_errors() {
+        let mut e = sample();
+        e["detail-type"] = json!("ECR Image Scan");
+        assert!(matches!(parse_event(e).unwrap(), Incoming::Other { .. }));
+    }
+}

@@ -1,0 +1,37 @@
+//! Ferry's event-driven pipeline, shared by the `dispatch`, `replicate` and `reconcile`
+//! Lambda functions and testable without a Lambda runtime.
+//!
+//! ```text
+//! ECR push ──EventBridge "ECR Image Action"──▶ dispatch ──SQS FIFO jobs──▶ replicate ──▶ destinations
+//!                                                                               ├─▶ result events
+//! schedule ──▶ reconcile ──(drift)──▶ same SQS jobs                             └─▶ EMF metrics
+//! ```
+//!
+//! - [`event`]: the typed ECR Image Action event.
+//! - [`job`]: the versioned job message (`docs/job-schema.md`).
+//! - [`dispatch`], [`replicate`](mod@replicate), [`reconcile`](mod@reconcile): the handlers, plain async
+//!   functions taking their dependencies ([`queue::JobQueue`], [`result::ResultPublisher`],
+//!   [`replicate::Engine`], [`reconcile::DriftSource`]) as arguments.
+//! - [`settings`]: config loading (`FERRY_CONFIG` / `FERRY_CONFIG_PARAMETER`) and the
+//!   environment.
+//! - [`metrics`]: CloudWatch Embedded Metric Format records.
+//! - [`poller`]: the local SQS event source used by the demo and the tests.
+//! - [`functions`]: what each Lambda function builds once at init.
+
+pub mod dispatch;
+pub mod error;
+pub mod event;
+pub mod functions;
+pub mod job;
+pub mod metrics;
+pub mod poller;
+pub mod queue;
+pub mod reconcile;
+pub mod replicate;
+pub mod result;
+pub mod settings;
+
+pub use error::PipelineError;
+pub use job::{Job, JobAction, JobSource, JobTarget};
+pub use metrics::Metrics;
+pub use result::{ReplicationResult, Status};

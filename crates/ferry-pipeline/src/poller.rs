@@ -1,0 +1,272 @@
+//! A local stand-in for Lambda's SQS event source mapping, for the demo and the tests: it
+//! receives batches, invokes a handler, and deletes only the messages the handler
+//! acknowledged, honouring `batchItemFailures` as Lambda does (an invocation error, or a
+//! failure naming a message not in the batch, fails the whole batch). Failed messages are
+//! left to reappear after the visibility timeout, so the queue's redrive policy applies.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+
+use ferry::config::ReplicationConfig;
+
+use crate::dispatch::dispatch;
+use crate::error::{PipelineError, aws_error};
+use crate::metrics::Metrics;
+use crate::queue::JobQueue;
+use crate::replicate::{ReplicateContext, replicate};
+
+/// Something a batch of messages is handed to.
+#[async_trait]
+pub trait Invoker: Send + Sync {
+    /// Handle the batch; `Ok` lists the message ids that failed, `Err` fails them all.
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String>;
+}
+
+/// The replicate handler, in process.
+pub struct ReplicateInvoker {
+    /// Its context.
+    pub ctx: ReplicateContext,
+    /// The invocation timeout, to give the handler a deadline like Lambda's.
+    pub timeout: Option<Duration>,
+}
+
+#[async_trait]
+impl Invoker for ReplicateInvoker {
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let deadline = self.timeout.map(|t| std::time::Instant::now() + t);
+        let report = replicate(event, deadline, &self.ctx).await;
+        Ok(failures(report.response()))
+    }
+}
+
+/// The dispatch handler, in process: each message body is one EventBridge event (as an
+/// EventBridge rule with an SQS target delivers it).
+pub struct DispatchInvoker<'a> {
+    /// The config.
+    pub config: &'a ReplicationConfig,
+    /// The jobs queue.
+    pub queue: &'a dyn JobQueue,
+    /// Metrics.
+    pub metrics: &'a Metrics,
+}
+
+#[async_trait]
+impl Invoker for DispatchInvoker<'_> {
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let mut failed = Vec::new();
+        for m in messages {
+            let id = m.message_id.clone().unwrap_or_default();
+            let value = serde_json::from_str(m.body.as_deref().unwrap_or_default())
+                .unwrap_or(serde_json::Value::Null);
+            if let Err(e) = dispatch(value, self.config, self.queue, self.metrics).await {
+                tracing::warn!(message_id = %id, error = %e, "dispatch failed");
+                failed.push(id);
+            }
+        }
+        Ok(failed)
+    }
+}
+
+/// A function served by `cargo lambda watch` (or any Lambda runtime API emulator),
+/// invoked over HTTP with the whole batch as an SQS event.
+pub struct HttpInvoker {
+    /// `http://127.0.0.1:9000/2015-03-31/functions/<name>/invocations`.
+    pub url: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+}
+
+#[async_trait]
+impl Invoker for HttpInvoker {
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let resp = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&event).map_err(|e| e.to_string())?)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("HTTP {status}: {text}"));
+        }
+        let parsed: SqsBatchResponse =
+            serde_json::from_str(&text).map_err(|e| format!("bad response {text:?}: {e}"))?;
+        Ok(failures(parsed))
+    }
+}
+
+fn failures(r: SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
+}
+
+/// What one poll did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PollStats {
+    /// Messages received.
+    pub received: usize,
+    /// Messages deleted (acknowledged).
+    pub acked: usize,
+    /// Messages left for redelivery.
+    pub failed: usize,
+}
+
+impl std::ops::AddAssign for PollStats {
+    fn add_assign(&mut self, o: PollStats) {
+        self.received += o.received;
+        self.acked += o.acked;
+        self.failed += o.failed;
+    }
+}
+
+/// Polls one queue.
+#[derive(Clone, Debug)]
+pub struct Poller {
+    client: aws_sdk_sqs::Client,
+    url: String,
+    /// Messages per batch (SQS allows 1 to 10).
+    pub batch_size: i32,
+    /// Long-poll wait per receive.
+    pub wait: Duration,
+}
+
+impl Poller {
+    /// Over a client and a queue URL, batches of ten, one-second long polls.
+    pub fn new(client: aws_sdk_sqs::Client, url: &str) -> Poller {
+        Poller {
+            client,
+            url: url.to_string(),
+            batch_size: 10,
+            wait: Duration::from_secs(1),
+        }
+    }
+
+    /// Receive one batch, invoke, delete what was acknowledged.
+    pub async fn poll_once(&self, invoker: &dyn Invoker) -> Result<PollStats, PipelineError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(self.batch_size.clamp(1, 10))
+            .wait_time_seconds(self.wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| aws_error("sqs", "ReceiveMessage", e))?;
+        let messages = out.messages();
+        if messages.is_empty() {
+            return Ok(PollStats::default());
+        }
+        let handles: HashMap<String, String> = messages
+            .iter()
+            .filter_map(|m| Some((m.message_id()?.to_string(), m.receipt_handle()?.to_string())))
+            .collect();
+        let batch: Vec<SqsMessage> = messages.iter().map(|m| to_lambda(m, &self.url)).collect();
+        let failed = match invoker.invoke(batch).await {
+            Ok(f) if f.iter().all(|id| handles.contains_key(id)) => f,
+            Ok(f) => {
+                tracing::warn!(
+                    ?f,
+                    "batchItemFailures names a message not in the batch: the whole batch failed"
+                );
+                handles.keys().cloned().collect()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "invocation failed: the whole batch failed");
+                handles.keys().cloned().collect()
+            }
+        };
+        let entries = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .enumerate()
+            .map(|(i, (_, handle))| {
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PipelineError::Aws {
+                service: "sqs",
+                operation: "DeleteMessageBatch",
+                message: e.to_string(),
+            })?;
+        let acked = entries.len();
+        if acked > 0 {
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| aws_error("sqs", "DeleteMessageBatch", e))?;
+            if let Some(f) = out.failed().first() {
+                return Err(PipelineError::Aws {
+                    service: "sqs",
+                    operation: "DeleteMessageBatch",
+                    message: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+                });
+            }
+        }
+        Ok(PollStats {
+            received: handles.len(),
+            acked,
+            failed: failed.len(),
+        })
+    }
+
+    /// Poll until `idle` consecutive receives come back empty (or `max_polls` in all).
+    pub async fn drain(
+        &self,
+        invoker: &dyn Invoker,
+        idle: usize,
+        max_polls: usize,
+    ) -> Result<PollStats, PipelineError> {
+        let mut total = PollStats::default();
+        let mut empty = 0;
+        for _ in 0..max_polls {
+            let s = self.poll_once(invoker).await?;
+            total += s;
+            empty = if s.received == 0 { empty + 1 } else { 0 };
+            if empty >= idle {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// An SQS API message as Lambda's event source mapping hands it over.
+pub fn to_lambda(m: &aws_sdk_sqs::types::Message, queue_url: &str) -> SqsMessage {
+    let mut out = SqsMessage::default();
+    out.message_id = m.message_id().map(str::to_string);
+    out.receipt_handle = m.receipt_handle().map(str::to_string);
+    out.body = m.body().map(str::to_string);
+    out.md5_of_body = m.md5_of_body().map(str::to_string);
+    out.attributes = m
+        .attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.event_source = Some("aws:sqs".into());
+    out.event_source_arn = Some(queue_url.to_string());
+    out
+}

@@ -1,0 +1,397 @@
+//! The replicate handler: one SQS batch of jobs in, `batchItemFailures` out.
+//!
+//! - Each body is decoded on its own: a poison message fails alone.
+//! - Messages of one FIFO group run in order, one at a time; groups run concurrently under
+//!   a bound. After a retryable failure the rest of that group is returned unprocessed, so
+//!   SQS redelivers the group in order.
+//! - Retryable failures ([`ferry::Error::is_retryable`]) go to `batchItemFailures`; permanent
+//!   ones are acknowledged with a FAILED (or, for an immutable tag, CONFLICT) result event.
+//! - Near the Lambda deadline no new blob transfer starts: the job returns as retryable and
+//!   its retry resumes from what was written (content-addressed).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::Utc;
+use futures::StreamExt;
+
+use ferry::replicate::{Replicated, Replicator};
+use ferry::report::CopyStatus;
+
+use crate::job::{Job, JobAction};
+use crate::metrics::{Metrics, Record, Unit};
+use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Status};
+
+/// Executes jobs: the engine's [`Replicator`], or a stand-in in tests.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// Copy the job's image to its target; no new blob transfer starts after `deadline`.
+    async fn copy(&self, job: &Job, deadline: Option<Instant>) -> Result<Replicated, ferry::Error>;
+    /// Propagate the job's delete; `false` when it was skipped because the source holds
+    /// the tag (or digest) again, so a late delete never removes a newer push.
+    async fn delete(&self, job: &Job) -> Result<bool, ferry::Error>;
+}
+
+fn job_error(e: crate::error::PipelineError) -> ferry::Error {
+    ferry::Error::InvalidReference {
+        input: String::new(),
+        reason: e.to_string(),
+    }
+}
+
+#[async_trait]
+impl Engine for Replicator {
+    async fn copy(&self, job: &Job, deadline: Option<Instant>) -> Result<Replicated, ferry::Error> {
+        let source = job.source_reference().map_err(job_error)?;
+        let target = job.to_target(Some(self.config()));
+        let mut options = self.copier().options().clone();
+        options.deadline = deadline;
+        self.replicate(&source, &target, Some(options)).await
+    }
+
+    async fn delete(&self, job: &Job) -> Result<bool, ferry::Error> {
+        let source = job.source_reference().map_err(job_error)?;
+        let repo = ferry::registry::Repo::new(&source.registry, &source.repository);
+        let still = match (&source.tag, &source.digest) {
+            (Some(tag), _) => self
+                .copier()
+                .client()
+                .head_manifest(&repo, tag)
+                .await?
+                .is_some(),
+            (None, Some(d)) => self
+                .copier()
+                .client()
+                .head_manifest(&repo, d.as_str())
+                .await?
+                .is_some(),
+            (None, None) => false,
+        };
+        if still {
+            return Ok(false);
+        }
+        let target = job.to_target(Some(self.config()));
+        Replicator::delete(self, &target, source.tag.as_deref(), source.digest.as_ref()).await?;
+        Ok(true)
+    }
+}
+
+/// What the replicate handler needs, built once per process.
+#[derive(Clone)]
+pub struct ReplicateContext {
+    /// Runs the jobs.
+    pub engine: Arc<dyn Engine>,
+    /// Publishes result events.
+    pub results: Arc<dyn ResultPublisher>,
+    /// EMF metrics.
+    pub metrics: Metrics,
+    /// FIFO groups of one batch handled at once (`FERRY_JOB_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+/// How one message ended, with timings for the overhead measurement.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    /// The SQS message id.
+    pub message_id: String,
+    /// The status (RETRY: returned in `batchItemFailures`).
+    pub status: Status,
+    /// The result event, for every status but RETRY.
+    pub result: Option<ReplicationResult>,
+    /// Time inside the engine.
+    pub engine: Duration,
+    /// Time from picking the message up to having its outcome (decode, engine, result).
+    pub total: Duration,
+    /// The error, if any.
+    pub error: Option<String>,
+    /// The body was not a job (a poison message).
+    pub poison: bool,
+}
+
+/// What one invocation did.
+#[derive(Clone, Debug, Default)]
+pub struct BatchReport {
+    /// One outcome per message, in batch order.
+    pub outcomes: Vec<JobOutcome>,
+    /// Time spent publishing result events.
+    pub publish: Duration,
+}
+
+impl BatchReport {
+    /// The Lambda response: every RETRY message as a batch item failure.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut r = SqsBatchResponse::default();
+        r.batch_item_failures = self
+            .outcomes
+            .iter()
+            .filter(|o| o.status == Status::Retry)
+            .map(|o| {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = o.message_id.clone();
+                f
+            })
+            .collect();
+        r
+    }
+}
+
+/// How long before the Lambda deadline new blob transfers stop: 15 % of the time left,
+/// between 5 and 60 seconds.
+pub fn copy_deadline(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    let margin = (left / 100 * 15).clamp(Duration::from_secs(5), Duration::from_secs(60));
+    deadline.checked_sub(margin).unwrap_or(now)
+}
+
+/// Handle one SQS batch. `deadline` is the invocation's deadline, if any.
+pub async fn replicate(
+    event: SqsEvent,
+    deadline: Option<Instant>,
+    ctx: &ReplicateContext,
+) -> BatchReport {
+    let copy_until = deadline.map(|d| copy_deadline(d, Instant::now()));
+    // FIFO groups in first-seen order; messages without a group are groups of one.
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<(usize, SqsMessage)>> = HashMap::new();
+    for (i, m) in event.records.into_iter().enumerate() {
+        let key = m
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_else(|| format!("\u{0}{i}"));
+        if !groups.contains_key(&key) {
+            order.push(key.clone());
+        }
+        groups.entry(key).or_default().push((i, m));
+    }
+    let runs = order
+        .into_iter()
+        .filter_map(|k| groups.remove(&k))
+        .map(|msgs| run_group(msgs, copy_until, ctx));
+    let mut outcomes: Vec<(usize, JobOutcome)> = futures::stream::iter(runs)
+        .buffer_unordered(ctx.concurrency.max(1))
+        .concat()
+        .await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    let outcomes: Vec<JobOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+
+    let started = Instant::now();
+    let results: Vec<ReplicationResult> =
+        outcomes.iter().filter_map(|o| o.result.clone()).collect();
+    if let Err(e) = ctx.results.publish(&results).await {
+        tracing::error!(error = %e, count = results.len(), "result events lost");
+        ctx.metrics.emit(Record::new().metric(
+            "ResultEventsLost",
+            Unit::Count,
+            results.len() as f64,
+        ));
+    }
+    BatchReport {
+        outcomes,
+        publish: started.elapsed(),
+    }
+}
+
+async fn run_group(
+    msgs: Vec<(usize, SqsMessage)>,
+    copy_until: Option<Instant>,
+    ctx: &ReplicateContext,
+) -> Vec<(usize, JobOutcome)> {
+    let mut out = Vec::with_capacity(msgs.len());
+    let mut blocked = false;
+    for (i, m) in msgs {
+        let id = m.message_id.clone().unwrap_or_default();
+        if blocked {
+            out.push((
+                i,
+                retry(
+                    id,
+                    "an earlier job of its FIFO group failed: returned unprocessed",
+                ),
+            ));
+            continue;
+        }
+        let o = run_one(&id, m.body.as_deref().unwrap_or_default(), copy_until, ctx).await;
+        // A poison message cannot block its group: it will never succeed and goes to the
+        // DLQ on its own. A retryable failure must hold back the group's later jobs.
+        blocked = o.status == Status::Retry && !o.poison;
+        out.push((i, o));
+    }
+    out
+}
+
+fn retry(message_id: String, why: &str) -> JobOutcome {
+    JobOutcome {
+        message_id,
+        status: Status::Retry,
+        result: None,
+        engine: Duration::ZERO,
+        total: Duration::ZERO,
+        error: Some(why.to_string()),
+        poison: false,
+    }
+}
+
+async fn run_one(
+    message_id: &str,
+    body: &str,
+    copy_until: Option<Instant>,
+    ctx: &ReplicateContext,
+) -> JobOutcome {
+    let started = Instant::now();
+    let job = match Job::decode(body) {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(message_id, error = %e, "poison message");
+            ctx.metrics.emit(
+                Record::new()
+                    .metric("MalformedEvents", Unit::Count, 1.0)
+                    .property("messageId", message_id),
+            );
+            let mut o = retry(message_id.to_string(), &e.to_string());
+            o.total = started.elapsed();
+            o.poison = true;
+            return o;
+        }
+    };
+    if copy_until.is_some_and(|d| Instant::now() >= d) {
+        let mut o = retry(
+            message_id.to_string(),
+            "too close to the Lambda deadline to start",
+        );
+        o.total = started.elapsed();
+        emit_metrics(ctx, &job, Status::Retry, None, 0);
+        return o;
+    }
+    let engine_start = Instant::now();
+    let done = match job.action {
+        JobAction::Copy => ctx.engine.copy(&job, copy_until).await.map(|r| Done::Copied(Box::new(r))),
+        JobAction::Delete => ctx.engine.delete(&job).await.map(|d| {
+            if d {
+                Done::Deleted
+            } else {
+                Done::DeleteSkipped
+            }
+        }),
+    };
+    let engine = engine_start.elapsed();
+    let completed_at = Utc::now();
+    let mut result = ReplicationResult {
+        status: Status::Succeeded,
+        action: job.action,
+        source: job.source.clone(),
+        destination: ResultDestination {
+            registry: job.target.registry.clone(),
+            repository: job.target.repository.clone(),
+        },
+        digest: job.source.digest.as_ref().map(|d| d.to_string()),
+        tags: Vec::new(),
+        superseded_by: None,
+        bytes: 0,
+        blobs_copied: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        duration_ms: engine.as_millis() as u64,
+        latency_ms: (completed_at - job.event_time).num_milliseconds(),
+        event_id: job.event_id.clone(),
+        event_time: job.event_time,
+        completed_at,
+        origin: job.origin,
+        error_code: None,
+        error_message: None,
+    };
+    let mut throttles = 0;
+    let (status, error) = match done {
+        Ok(Done::Copied(r)) => {
+            apply(&mut result, &r);
+            throttles = r.report.requests.throttled
+                + r.superseded_by.as_ref().map_or(0, |s| s.requests.throttled);
+            (result.status, None)
+        }
+        Ok(Done::Deleted) => (Status::Succeeded, None),
+        Ok(Done::DeleteSkipped) => (Status::Skipped, None),
+        Err(e) if e.is_retryable() => {
+            throttles = u64::from(e.code() == "throttled");
+            (Status::Retry, Some(e))
+        }
+        Err(e) if matches!(e, ferry::Error::TagConflict { .. }) => (Status::Conflict, Some(e)),
+        Err(e) => (Status::Failed, Some(e)),
+    };
+    result.status = status;
+    if let Some(e) = &error {
+        result.error_code = Some(e.code().to_string());
+        result.error_message = Some(e.to_string());
+        tracing::warn!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), code = e.code(), error = %e, "job failed");
+    } else {
+        tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), bytes = result.bytes, latency_ms = result.latency_ms, "job done");
+    }
+    emit_metrics(ctx, &job, status, Some(&result), throttles);
+    JobOutcome {
+        message_id: message_id.to_string(),
+        status,
+        result: (status != Status::Retry).then_some(result),
+        engine,
+        total: started.elapsed(),
+        error: error.map(|e| e.to_string()),
+        poison: false,
+    }
+}
+
+/// What the engine did.
+enum Done {
+    Copied(Box<Replicated>),
+    Deleted,
+    /// The source holds the tag (or digest) again: the delete was not propagated.
+    DeleteSkipped,
+}
+
+fn apply(result: &mut ReplicationResult, r: &Replicated) {
+    let reports = std::iter::once(&r.report).chain(r.superseded_by.as_ref());
+    let mut copied = false;
+    for rep in reports {
+        copied |= rep.status == CopyStatus::Copied;
+        result.bytes += rep.bytes;
+        result.blobs_copied += rep.blobs.copied;
+        result.blobs_skipped += rep.blobs.skipped;
+        result.blobs_mounted += rep.blobs.mounted;
+        result.tags.extend(rep.tags.iter().cloned());
+    }
+    result.digest = Some(r.report.digest.to_string());
+    result.superseded_by = r.superseded_by.as_ref().map(|s| s.digest.to_string());
+    result.status = if copied {
+        Status::Succeeded
+    } else {
+        Status::Skipped
+    };
+}
+
+fn emit_metrics(
+    ctx: &ReplicateContext,
+    job: &Job,
+    status: Status,
+    result: Option<&ReplicationResult>,
+    throttles: u64,
+) {
+    let mut rec = Record::new()
+        .dimension("destination", &job.destination())
+        .dimension("status", status.as_str())
+        .metric("Jobs", Unit::Count, 1.0)
+        .metric("Throttles", Unit::Count, throttles as f64)
+        .property("eventId", job.event_id.clone());
+    if let Some(r) = result.filter(|_| status != Status::Retry) {
+        rec = rec
+            .metric(
+                "ReplicationLatency",
+                Unit::Milliseconds,
+                r.latency_ms.max(0) as f64,
+            )
+            .metric("BytesCopied", Unit::Bytes, r.bytes as f64)
+            .metric("BlobsCopied", Unit::Count, r.blobs_copied as f64)
+            .metric("BlobsSkipped", Unit::Count, r.blobs_skipped as f64)
+            .metric("BlobsMounted", Unit::Count, r.blobs_mounted as f64);
+    }
+    ctx.metrics.emit(rec);
+}

@@ -1,0 +1,295 @@
+//! Result events: one `Ferry Image Replication` event per finished job, published to
+//! EventBridge with PutEvents in batches of at most ten, failed entries retried.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PipelineError, aws_error};
+use crate::job::{JobAction, JobSource, Origin};
+
+/// `source` of result events.
+pub const RESULT_SOURCE: &str = "ferry";
+/// `detail-type` of result events.
+pub const RESULT_DETAIL_TYPE: &str = "Ferry Image Replication";
+/// PutEvents takes at most this many entries.
+pub const PUT_EVENTS_MAX: usize = 10;
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Content or a tag was written (or a delete done).
+    Succeeded,
+    /// The destination already held the image: nothing written.
+    Skipped,
+    /// A permanent failure (source gone, access denied, digest mismatch, ...).
+    Failed,
+    /// The destination tag is immutable and holds another digest: left unchanged.
+    Conflict,
+    /// A retryable failure: the message goes back to the queue (metrics only, no event).
+    Retry,
+}
+
+impl Status {
+    /// The wire spelling, also the metric dimension.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Skipped => "SKIPPED",
+            Status::Failed => "FAILED",
+            Status::Conflict => "CONFLICT",
+            Status::Retry => "RETRY",
+        }
+    }
+}
+
+/// Where the image went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultDestination {
+    /// Registry host.
+    pub registry: String,
+    /// Repository.
+    pub repository: String,
+}
+
+/// The `detail` of a result event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationResult {
+    /// SUCCEEDED, SKIPPED, FAILED or CONFLICT.
+    pub status: Status,
+    /// `copy` or `delete`.
+    pub action: JobAction,
+    /// The source image.
+    pub source: JobSource,
+    /// The destination.
+    pub destination: ResultDestination,
+    /// The digest written (the job's; see `supersededBy` for the tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Tags set at the destination.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When the source tag had moved on: the digest that took the tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Blob bytes moved.
+    pub bytes: u64,
+    /// Blobs streamed.
+    pub blobs_copied: u64,
+    /// Blobs already there.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository of the destination registry.
+    pub blobs_mounted: u64,
+    /// Time in the engine (copy or delete).
+    pub duration_ms: u64,
+    /// From the push (the event's time) to the end of the job.
+    pub latency_ms: i64,
+    /// The ECR event id (or `reconcile:<run>`).
+    pub event_id: String,
+    /// The push time.
+    pub event_time: DateTime<Utc>,
+    /// When the job finished.
+    pub completed_at: DateTime<Utc>,
+    /// Who made the job.
+    pub origin: Origin,
+    /// Error code ([`ferry::Error::code`]) for FAILED and CONFLICT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// Publishes result events.
+#[async_trait]
+pub trait ResultPublisher: Send + Sync {
+    /// Publish every result; fails only when some could not be published after retries.
+    async fn publish(&self, results: &[ReplicationResult]) -> Result<(), PipelineError>;
+}
+
+/// PutEvents to one event bus.
+#[derive(Clone, Debug)]
+pub struct EventBridgePublisher {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+    attempts: u32,
+}
+
+impl EventBridgePublisher {
+    /// Over a client and the bus name or ARN (`FERRY_EVENT_BUS_NAME`).
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: &str) -> EventBridgePublisher {
+        EventBridgePublisher {
+            client,
+            bus: bus.to_string(),
+            attempts: 4,
+        }
+    }
+
+    fn entry(&self, r: &ReplicationResult) -> aws_sdk_eventbridge::types::PutEventsRequestEntry {
+        let resources = r.digest.iter().map(|d| {
+            format!(
+                "{}/{}@{d}",
+                r.destination.registry, r.destination.repository
+            )
+        });
+        aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(RESULT_SOURCE)
+            .detail_type(RESULT_DETAIL_TYPE)
+            .detail(serde_json::to_string(r).expect("a result always serialises"))
+            .set_resources(Some(resources.collect()))
+            .build()
+    }
+}
+
+#[async_trait]
+impl ResultPublisher for EventBridgePublisher {
+    async fn publish(&self, results: &[ReplicationResult]) -> Result<(), PipelineError> {
+        for chunk in results.chunks(PUT_EVENTS_MAX) {
+            let mut pending: Vec<_> = chunk.iter().map(|r| self.entry(r)).collect();
+            let mut last = String::new();
+            for attempt in 0..self.attempts {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                let out = self
+                    .client
+                    .put_events()
+                    .set_entries(Some(pending.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("events", "PutEvents", e));
+                let out = match out {
+                    Ok(o) => o,
+                    Err(e) => {
+                        last = e.to_string();
+                        continue;
+                    }
+                };
+                if out.failed_entry_count() == 0 {
+                    pending.clear();
+                    break;
+                }
+                // Entries answer in request order; keep the failed ones.
+                let failed: Vec<_> = out
+                    .entries()
+                    .iter()
+                    .zip(pending.iter())
+                    .filter(|(res, _)| res.error_code().is_some())
+                    .map(|(res, e)| {
+                        last = format!(
+                            "{}: {}",
+                            res.error_code().unwrap_or_default(),
+                            res.error_message().unwrap_or_default()
+                        );
+                        e.clone()
+                    })
+                    .collect();
+                pending = failed;
+            }
+            if !pending.is_empty() {
+                return Err(PipelineError::Aws {
+                    service: "events",
+                    operation: "PutEvents",
+                    message: format!("{} result events not published: {last}", pending.len()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps results in memory (tests, the demo).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryPublisher {
+    results: std::sync::Arc<std::sync::Mutex<Vec<ReplicationResult>>>,
+}
+
+impl MemoryPublisher {
+    /// What was published so far.
+    pub fn results(&self) -> Vec<ReplicationResult> {
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl ResultPublisher for MemoryPublisher {
+    async fn publish(&self, results: &[ReplicationResult]) -> Result<(), PipelineError> {
+        self.results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(results);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_wire_names() {
+        let r = ReplicationResult {
+            status: Status::Conflict,
+            action: JobAction::Copy,
+            source: JobSource {
+                registry: "s".into(),
+                repository: "a".into(),
+                tag: Some("v1".into()),
+                digest: None,
+            },
+            destination: ResultDestination {
+                registry: "d".into(),
+                repository: "a".into(),
+            },
+            digest: Some("sha256:00".into()),
+            tags: vec![],
+            superseded_by: None,
+            bytes: 1,
+            blobs_copied: 2,
+            blobs_skipped: 3,
+            blobs_mounted: 4,
+            duration_ms: 5,
+            latency_ms: 6,
+            event_id: "e".into(),
+            event_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            completed_at: "2026-01-01T00:00:01Z".parse().unwrap(),
+            origin: Origin::Event,
+            error_code: Some("tag-conflict".into()),
+            error_message: Some("m".into()),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        for key in [
+            "status",
+            "action",
+            "source",
+            "destination",
+            "digest",
+            "tags",
+            "bytes",
+            "blobsCopied",
+            "blobsSkipped",
+            "blobsMounted",
+            "durationMs",
+            "latencyMs",
+            "eventId",
+            "eventTime",
+            "completedAt",
+            "errorCode",
+            "errorMessage",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key} in {v}");
+        }
+        assert_eq!(v["status"], "CONFLICT");
+        let back: ReplicationResult = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -1,0 +1,24 @@
+//! The `dispatch` Lambda function: ECR Image Action events in, replication jobs out.
+//! Everything is in `ferry_pipeline`; this only wires tracing and the runtime.
+
+use ferry_pipeline::functions::DispatchFunction;
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let function = DispatchFunction::from_env().await?;
+    let function = &function;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            function
+                .handle(event.payload)
+                .await
+                .map_err(|e| Diagnostic {
+                    error_type: e.code().to_string(),
+                    error_message: e.to_string(),
+                })
+        },
+    ))
+    .await
+}
