@@ -1485,3 +1485,61 @@ fn forwarder_sends_the_hub_pattern_to_the_hub_default_bus_only() {
         json!("arn:aws:events:us-east-1:999999999999:event-bus/default")
     );
 }
+
+// ------------------------------------------------------------------ documentation
+
+#[test]
+fn the_deployment_guide_lists_every_statement_and_action() {
+    let root = ferry_infra_check::infra_dir()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let guide = std::fs::read_to_string(root.join("docs/deploy.md")).unwrap();
+    let iam = &guide[guide
+        .find("## 9. IAM")
+        .expect("docs/deploy.md has the IAM section")..];
+    let renders = [
+        hub(HUB_ALL),
+        destination(DEST_ALL),
+        forwarder(&[("HubRegion", "us-east-1")]),
+    ];
+    for r in &renders {
+        for (origin, st) in iam_statements(r) {
+            if let Some(sid) = st.get("Sid").and_then(Value::as_str) {
+                assert!(
+                    iam.contains(sid),
+                    "docs/deploy.md does not list statement {sid} ({origin})"
+                );
+            }
+            for a in actions(&st) {
+                let short = a.split_once(':').map(|(_, name)| name).unwrap_or(&a);
+                assert!(
+                    iam.contains(&format!("`{a}`")) || iam.contains(&format!("`{short}`")),
+                    "docs/deploy.md does not list {a} ({origin})"
+                );
+            }
+        }
+    }
+    // Every waiver is documented.
+    for check in [
+        "CKV_AWS_27",
+        "CKV_AWS_158",
+        "CKV_AWS_115",
+        "CKV_AWS_173",
+        "CKV_AWS_116",
+        "CKV_AWS_26",
+    ] {
+        assert!(
+            guide.contains(check),
+            "docs/deploy.md does not explain the waiver of {check}"
+        );
+    }
+    for endpoint in [
+        "ecr.api", "ecr.dkr", "s3", "sqs", "events", "sts", "ssm", "logs",
+    ] {
+        assert!(
+            guide.contains(&format!("com.amazonaws.<region>.{endpoint}`")),
+            "VPC endpoint {endpoint}"
+        );
+    }
+}
