@@ -370,6 +370,29 @@ fn functions_follow_the_cargo_lambda_contract() {
         load(HUB).unwrap()["Parameters"]["Architecture"]["Default"],
         json!("arm64")
     );
+    // EMF metric lines have no "level": Lambda files them as INFO, so the application log
+    // level must never be above INFO or the metrics are dropped.
+    let doc = load(HUB).unwrap();
+    assert_eq!(
+        doc["Parameters"]["LogLevel"]["AllowedValues"],
+        json!(["trace", "debug", "info"])
+    );
+    for level in ["trace", "debug", "info"] {
+        let r = hub(&[("LogLevel", level)]);
+        for (id, _) in FUNCTIONS {
+            let lambda_level = r.props(id)["LoggingConfig"]["ApplicationLogLevel"].clone();
+            assert_eq!(lambda_level, json!(level.to_uppercase()), "{id}");
+            assert_eq!(
+                r.props(id)["Environment"]["Variables"]["RUST_LOG"],
+                json!(level),
+                "{id}"
+            );
+        }
+    }
+    assert!(
+        render(&doc, &[("LogLevel", "warn")]).is_err(),
+        "warn would drop the EMF metrics"
+    );
 }
 
 #[test]
