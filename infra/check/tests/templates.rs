@@ -348,7 +348,7 @@ fn functions_follow_the_cargo_lambda_contract() {
                 json!({
                     "LogFormat": "JSON",
                     "ApplicationLogLevel": "INFO",
-                    "SystemLogLevel": "WARN",
+                    "SystemLogLevel": "INFO",
                     "LogGroup": reference(&id.replace("Function", "LogGroup")),
                 }),
                 "{id}"
