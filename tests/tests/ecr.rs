@@ -74,7 +74,6 @@ fn copies_between_two_ecr_accounts() {
 /// live 12 hours, but clock skew can make a fresh token look expired too: the engine
 /// should keep a just-issued token for a minimum time (or until a 401).
 #[test]
-#[ignore = "engine: moto's already-expired token is fetched again for every request"]
 fn ecr_token_is_fetched_once_per_copy_even_if_it_looks_expired() {
     let moto = Moto::start().expect("moto");
     let src = Registry::start().expect("source");

@@ -229,7 +229,7 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
 
     let (out, drift) = ferry_json(&["verify", "-c", &config, "--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
-    let found: Vec<(String, String)> = drift["drift"]
+    let mut found: Vec<(String, String)> = drift["drift"]
         .as_array()
         .expect("drift list")
         .iter()
@@ -240,17 +240,16 @@ fn verify_reports_a_deleted_and_a_moved_tag_and_exits_3() {
             )
         })
         .collect();
-    assert_eq!(
-        found,
-        vec![
-            ("missing".to_string(), format!("{}/{repo}:{tag}", d1.host())),
-            (
-                "different".to_string(),
-                format!("{}/{moved}:{moved_tag}", d2.host())
-            ),
-        ],
-        "{drift}"
-    );
+    found.sort();
+    let mut expected = vec![
+        ("missing".to_string(), format!("{}/{repo}:{tag}", d1.host())),
+        (
+            "different".to_string(),
+            format!("{}/{moved}:{moved_tag}", d2.host()),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(found, expected, "{drift}");
     assert_ne!(other_digest, &pushed.tags[7].2);
 
     // sync repairs both, and verify is clean again.

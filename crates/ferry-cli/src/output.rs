@@ -24,14 +24,22 @@ pub fn copy_text(r: &CopyReport) {
     if !r.tags.is_empty() {
         println!("  tags       {}", r.tags.join(", "));
     }
-    println!("  manifests  {} copied, {} skipped", r.manifests.copied, r.manifests.skipped);
+    println!(
+        "  manifests  {} copied, {} skipped",
+        r.manifests.copied, r.manifests.skipped
+    );
     println!(
         "  blobs      {} copied, {} skipped, {} mounted, {} foreign",
         r.blobs.copied, r.blobs.skipped, r.blobs.mounted, r.blobs.foreign
     );
     println!("  bytes      {}", human_bytes(r.bytes));
     println!("  referrers  {}", r.referrers);
-    let methods: Vec<String> = r.requests.by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
+    let methods: Vec<String> = r
+        .requests
+        .by_method
+        .iter()
+        .map(|(m, n)| format!("{m} {n}"))
+        .collect();
     println!(
         "  requests   {} ({}), {} retries, {} throttled",
         r.requests.total,
@@ -51,7 +59,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Print an error as `error[code]: message` and answer the exit code: 2 for bad input,
@@ -59,9 +71,15 @@ pub fn human_bytes(n: u64) -> String {
 pub fn fail(e: &ferry::Error) -> ExitCode {
     eprintln!("error[{}]: {e}", e.code());
     let hint = match e {
-        ferry::Error::TagConflict { .. } => Some("the destination tag is immutable; push under a new tag, or change the repository's tag mutability"),
-        ferry::Error::DigestMismatch { .. } => Some("the source registry served bytes that do not match their digest; check its storage, nothing was written"),
-        ferry::Error::NotFound { .. } => Some("check the repository name and tag at the source (skopeo inspect or aws ecr describe-images)"),
+        ferry::Error::TagConflict { .. } => Some(
+            "the destination tag is immutable; push under a new tag, or change the repository's tag mutability",
+        ),
+        ferry::Error::DigestMismatch { .. } => Some(
+            "the source registry served bytes that do not match their digest; check its storage, nothing was written",
+        ),
+        ferry::Error::NotFound { .. } => Some(
+            "check the repository name and tag at the source (skopeo inspect or aws ecr describe-images)",
+        ),
         _ if e.is_retryable() => Some("this looks transient: run the same command again"),
         _ => None,
     };
@@ -69,7 +87,9 @@ pub fn fail(e: &ferry::Error) -> ExitCode {
         eprintln!("  hint: {h}");
     }
     match e {
-        ferry::Error::InvalidReference { .. } | ferry::Error::InvalidDigest { .. } | ferry::Error::Config(_) => ExitCode::from(2),
+        ferry::Error::InvalidReference { .. }
+        | ferry::Error::InvalidDigest { .. }
+        | ferry::Error::Config(_) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }
 }

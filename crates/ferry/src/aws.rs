@@ -22,7 +22,10 @@ impl std::fmt::Debug for AssumeRole {
         // The external ID is a shared secret of sorts: do not print it.
         f.debug_struct("AssumeRole")
             .field("role_arn", &self.role_arn)
-            .field("external_id", &self.external_id.as_ref().map(|_| "<redacted>"))
+            .field(
+                "external_id",
+                &self.external_id.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -47,7 +50,10 @@ impl AwsContext {
 
     /// Wrap an existing config.
     pub fn new(base: SdkConfig) -> AwsContext {
-        AwsContext { base, derived: Arc::default() }
+        AwsContext {
+            base,
+            derived: Arc::default(),
+        }
     }
 
     /// The base config.
@@ -63,7 +69,10 @@ impl AwsContext {
         if let Some(c) = derived.get(&key) {
             return c.clone();
         }
-        let mut builder = self.base.to_builder().region(Region::new(region.to_string()));
+        let mut builder = self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_string()));
         if let Some(role) = role {
             let mut p = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
                 .session_name("ferry")
@@ -98,13 +107,20 @@ where
 {
     use aws_sdk_ecr::error::SdkError;
     let retryable = match &err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or_default();
             matches!(
                 code,
-                "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "ServiceUnavailable"
-                    | "ServerException" | "InternalFailure" | "RequestTimeout"
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "ServiceUnavailable"
+                    | "ServerException"
+                    | "InternalFailure"
+                    | "RequestTimeout"
             )
         }
         _ => false,
@@ -117,5 +133,10 @@ where
         ),
         other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
     };
-    crate::error::Error::Aws { service, operation, message, retryable }
+    crate::error::Error::Aws {
+        service,
+        operation,
+        message,
+        retryable,
+    }
 }

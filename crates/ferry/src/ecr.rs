@@ -2,8 +2,8 @@
 //! deletes through the AWS API (the registry endpoint does not support manifest DELETE).
 
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanningConfiguration, ImageTagMutability,
-    ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanningConfiguration,
+    ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
 };
 
 use crate::aws::{AssumeRole, AwsContext, sdk_error};
@@ -86,7 +86,9 @@ impl EcrControl {
             Err(e) if is_code(&e, "RepositoryNotFoundException") => return Ok(None),
             Err(e) => return Err(sdk_error("ecr", "DescribeRepositories", e)),
         };
-        let Some(r) = out.repositories().first() else { return Ok(None) };
+        let Some(r) = out.repositories().first() else {
+            return Ok(None);
+        };
         Ok(Some(RepositorySettings {
             tag_mutability: r.image_tag_mutability().map(|m| m.as_str().to_string()),
             mutability_exclusions: r
@@ -94,7 +96,9 @@ impl EcrControl {
                 .iter()
                 .map(|f| f.filter().to_string())
                 .collect(),
-            scan_on_push: r.image_scanning_configuration().is_some_and(|s| s.scan_on_push()),
+            scan_on_push: r
+                .image_scanning_configuration()
+                .is_some_and(|s| s.scan_on_push()),
             encryption_type: r
                 .encryption_configuration()
                 .map(|e| e.encryption_type().as_str().to_string()),
@@ -113,7 +117,11 @@ impl EcrControl {
         settings: &RepositorySettings,
         defer_to_template: bool,
     ) -> Result<Ensured, Error> {
-        if self.repository_settings(registry, role, repository).await?.is_some() {
+        if self
+            .repository_settings(registry, role, repository)
+            .await?
+            .is_some()
+        {
             return Ok(Ensured::Existed);
         }
         if defer_to_template {
@@ -125,7 +133,9 @@ impl EcrControl {
             .registry_id(&registry.account)
             .repository_name(repository)
             .image_scanning_configuration(
-                ImageScanningConfiguration::builder().scan_on_push(settings.scan_on_push).build(),
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(settings.scan_on_push)
+                    .build(),
             );
         if let Some(m) = &settings.tag_mutability {
             req = req.image_tag_mutability(ImageTagMutability::from(m.as_str()));
@@ -148,13 +158,16 @@ impl EcrControl {
             ),
             // A KMS source without a destination key gets the destination's AWS-managed
             // KMS key: the source's key lives in another region and cannot be used.
-            (Some(t), None) if t.starts_with("KMS") => {
-                Some(EncryptionConfiguration::builder().encryption_type(EncryptionType::from(t)).build())
-            }
+            (Some(t), None) if t.starts_with("KMS") => Some(
+                EncryptionConfiguration::builder()
+                    .encryption_type(EncryptionType::from(t))
+                    .build(),
+            ),
             _ => None,
         };
         if let Some(enc) = enc {
-            let enc = enc.map_err(|e| Error::Unsupported(format!("encryption configuration: {e}")))?;
+            let enc =
+                enc.map_err(|e| Error::Unsupported(format!("encryption configuration: {e}")))?;
             req = req.encryption_configuration(enc);
         }
         match req.send().await {
@@ -168,7 +181,11 @@ impl EcrControl {
     }
 
     /// Every repository name of a registry (DescribeRepositories, paginated).
-    pub async fn list_repositories(&self, registry: &EcrRegistry, role: Option<&AssumeRole>) -> Result<Vec<String>, Error> {
+    pub async fn list_repositories(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+    ) -> Result<Vec<String>, Error> {
         let client = self.aws.ecr(&registry.region, role).await;
         let mut pages = client
             .describe_repositories()
@@ -179,7 +196,11 @@ impl EcrControl {
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk_error("ecr", "DescribeRepositories", e))?;
-            out.extend(page.repositories().iter().filter_map(|r| r.repository_name().map(str::to_string)));
+            out.extend(
+                page.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_string)),
+            );
         }
         Ok(out)
     }
@@ -208,7 +229,9 @@ impl EcrControl {
                 Err(e) => return Err(sdk_error("ecr", "DescribeImages", e)),
             };
             for d in page.image_details() {
-                let Some(digest) = d.image_digest().and_then(|s| s.parse().ok()) else { continue };
+                let Some(digest) = d.image_digest().and_then(|s| s.parse().ok()) else {
+                    continue;
+                };
                 out.push(ImageEntry {
                     digest,
                     tags: d.image_tags().to_vec(),
@@ -232,7 +255,11 @@ impl EcrControl {
         let client = self.aws.ecr(&registry.region, role).await;
         let id = ImageIdentifier::builder()
             .set_image_tag(tag.map(str::to_string))
-            .set_image_digest(if tag.is_some() { None } else { digest.map(|d| d.to_string()) })
+            .set_image_digest(if tag.is_some() {
+                None
+            } else {
+                digest.map(|d| d.to_string())
+            })
             .build();
         let out = client
             .batch_delete_image()

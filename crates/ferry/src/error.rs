@@ -91,7 +91,9 @@ pub enum Error {
     },
 
     /// A manifest was larger than the 4 MiB that ECR and this engine accept.
-    #[error("manifest {repository}@{reference} at {registry} is {size} bytes, over the {limit} byte limit")]
+    #[error(
+        "manifest {repository}@{reference} at {registry} is {size} bytes, over the {limit} byte limit"
+    )]
     ManifestTooLarge {
         /// Registry host.
         registry: String,
@@ -137,7 +139,9 @@ pub enum Error {
     },
 
     /// The registry could not be reached, or the connection broke mid-transfer.
-    #[error("cannot reach {registry}: {message}; check the host name, network path and FERRY_REGISTRY_ENDPOINTS")]
+    #[error(
+        "cannot reach {registry}: {message}; check the host name, network path and FERRY_REGISTRY_ENDPOINTS"
+    )]
     Unreachable {
         /// Registry host (or other origin, such as a redirect target).
         registry: String,

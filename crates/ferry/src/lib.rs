@@ -19,8 +19,8 @@ pub mod report;
 pub mod setup;
 pub mod sync;
 
+pub use copy::{Copier, CopyOptions};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
-pub use copy::{CopyOptions, Copier};
 pub use report::CopyReport;

@@ -153,23 +153,40 @@ pub fn media_type_of(bytes: &[u8], content_type: Option<&str>) -> Option<String>
 pub fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let raw: Raw = serde_json::from_slice(bytes).map_err(|e| format!("not a manifest: {e}"))?;
     if raw.schema_version == Some(1) || raw.media_type.as_deref() == Some(DOCKER_SCHEMA1_SIGNED) {
-        return Err("Docker schema 1 manifests are not supported (deprecated; ECR refuses them)".into());
+        return Err(
+            "Docker schema 1 manifests are not supported (deprecated; ECR refuses them)".into(),
+        );
     }
     if let Some(m) = raw.manifests {
         if m.len() > MAX_REFERENCES {
-            return Err(format!("index lists {} manifests, over the limit of {MAX_REFERENCES}", m.len()));
+            return Err(format!(
+                "index lists {} manifests, over the limit of {MAX_REFERENCES}",
+                m.len()
+            ));
         }
-        return Ok(Parsed::Index { manifests: m, subject: raw.subject });
+        return Ok(Parsed::Index {
+            manifests: m,
+            subject: raw.subject,
+        });
     }
     let layers = raw.layers.or(raw.blobs);
     if raw.config.is_none() && layers.is_none() {
-        return Err("neither an index nor an image manifest (no manifests, config or layers)".into());
+        return Err(
+            "neither an index nor an image manifest (no manifests, config or layers)".into(),
+        );
     }
     let layers = layers.unwrap_or_default();
     if layers.len() > MAX_REFERENCES {
-        return Err(format!("manifest lists {} layers, over the limit of {MAX_REFERENCES}", layers.len()));
+        return Err(format!(
+            "manifest lists {} layers, over the limit of {MAX_REFERENCES}",
+            layers.len()
+        ));
     }
-    Ok(Parsed::Image { config: raw.config, layers, subject: raw.subject })
+    Ok(Parsed::Image {
+        config: raw.config,
+        layers,
+        subject: raw.subject,
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +210,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(media_type_of(j.as_bytes(), None).as_deref(), Some(OCI_INDEX));
+        assert_eq!(
+            media_type_of(j.as_bytes(), None).as_deref(),
+            Some(OCI_INDEX)
+        );
     }
 
     #[test]
@@ -218,8 +238,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // No mediaType in the body: the header, then the shape, decide.
-        assert_eq!(media_type_of(j.as_bytes(), Some(DOCKER_MANIFEST)).as_deref(), Some(DOCKER_MANIFEST));
-        assert_eq!(media_type_of(j.as_bytes(), Some("application/json")).as_deref(), Some(OCI_MANIFEST));
+        assert_eq!(
+            media_type_of(j.as_bytes(), Some(DOCKER_MANIFEST)).as_deref(),
+            Some(DOCKER_MANIFEST)
+        );
+        assert_eq!(
+            media_type_of(j.as_bytes(), Some("application/json")).as_deref(),
+            Some(OCI_MANIFEST)
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ impl Reference {
             .trim_end_matches('/');
 
         let (rest, digest) = match s.split_once('@') {
-            Some((rest, d)) => (rest, Some(d.parse::<Digest>().map_err(|e| bad(&e.to_string()))?)),
+            Some((rest, d)) => (
+                rest,
+                Some(d.parse::<Digest>().map_err(|e| bad(&e.to_string()))?),
+            ),
             None => (s, None),
         };
         // The tag is after the last ':' that follows the last '/'.
@@ -241,17 +244,24 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
         return Err("empty tag".into());
     }
     if tag.len() > MAX_TAG_LEN {
-        return Err(format!("tag is {} characters, over {MAX_TAG_LEN}", tag.len()));
+        return Err(format!(
+            "tag is {} characters, over {MAX_TAG_LEN}",
+            tag.len()
+        ));
     }
     let b = tag.as_bytes();
     if !(b[0].is_ascii_alphanumeric() || b[0] == b'_') {
-        return Err(format!("tag {tag:?} must start with a letter, digit or '_'"));
+        return Err(format!(
+            "tag {tag:?} must start with a letter, digit or '_'"
+        ));
     }
     if !b
         .iter()
         .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
     {
-        return Err(format!("tag {tag:?} may hold only letters, digits, '_', '.' and '-'"));
+        return Err(format!(
+            "tag {tag:?} may hold only letters, digits, '_', '.' and '-'"
+        ));
     }
     Ok(())
 }
@@ -347,10 +357,16 @@ mod tests {
     #[test]
     fn docker_hub_normalisation() {
         let r = p("alpine");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "library/alpine"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "library/alpine")
+        );
         assert_eq!(r.manifest_reference(), "latest");
         let r = p("bitnami/redis:7");
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("docker.io", "bitnami/redis"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "bitnami/redis")
+        );
         let r = p("docker.io/alpine:3");
         assert_eq!(r.repository, "library/alpine");
         let r = p("index.docker.io/library/alpine");
@@ -358,21 +374,35 @@ mod tests {
         let r = p("localhost/x");
         assert_eq!(r.registry, "localhost");
         let r = p("localhost:5000/x:1");
-        assert_eq!((r.registry.as_str(), r.tag.as_deref()), ("localhost:5000", Some("1")));
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost:5000", Some("1"))
+        );
     }
 
     #[test]
     fn ecr_hosts() {
         let r = p("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:v1");
         let e = r.ecr().expect("ecr");
-        assert_eq!((e.account.as_str(), e.region.as_str(), e.fips), ("123456789012", "eu-west-1", false));
+        assert_eq!(
+            (e.account.as_str(), e.region.as_str(), e.fips),
+            ("123456789012", "eu-west-1", false)
+        );
         assert_eq!(e.host(), r.registry);
-        let e = EcrRegistry::from_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").expect("cn");
+        let e =
+            EcrRegistry::from_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn").expect("cn");
         assert_eq!(e.region, "cn-north-1");
-        assert_eq!(EcrRegistry::new("123456789012", "cn-north-1").host(), "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn");
-        let e = EcrRegistry::from_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com").expect("fips");
+        assert_eq!(
+            EcrRegistry::new("123456789012", "cn-north-1").host(),
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+        let e = EcrRegistry::from_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com")
+            .expect("fips");
         assert!(e.fips);
-        assert_eq!(e.host(), "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com");
+        assert_eq!(
+            e.host(),
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"
+        );
         for not in [
             "12345678901.dkr.ecr.us-east-1.amazonaws.com",
             "123456789012.dkr.ecr.us-east-1.example.com",
@@ -410,7 +440,12 @@ mod tests {
 
     #[test]
     fn accepts_grammar_edges() {
-        for ok in ["h.io/a__b", "h.io/a---b", "h.io/a.b/c_d:_t", "h.io/0/1:V1.0-rc_1"] {
+        for ok in [
+            "h.io/a__b",
+            "h.io/a---b",
+            "h.io/a.b/c_d:_t",
+            "h.io/0/1:V1.0-rc_1",
+        ] {
             p(ok);
         }
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::aws::AssumeRole;
 use crate::config::{Destination, Registry, ReplicationConfig, Target};
-use crate::copy::{CopyOptions, Copier};
+use crate::copy::{Copier, CopyOptions};
 use crate::digest::Digest;
 use crate::ecr::{EcrControl, Ensured, RepositorySettings};
 use crate::error::Error;
@@ -39,14 +39,26 @@ pub struct Replicator {
 
 /// The role a destination names, for assume-role mode.
 pub fn role_of(d: &Destination) -> Option<AssumeRole> {
-    d.role_arn.as_ref().map(|arn| AssumeRole { role_arn: arn.clone(), external_id: d.external_id.clone() })
+    d.role_arn.as_ref().map(|arn| AssumeRole {
+        role_arn: arn.clone(),
+        external_id: d.external_id.clone(),
+    })
 }
 
 impl Replicator {
     /// Over a copier (whose client knows the config's endpoints and roles), an ECR control
     /// plane (absent: no repository management) and the config.
-    pub fn new(copier: Copier, ecr: Option<EcrControl>, config: Arc<ReplicationConfig>) -> Replicator {
-        Replicator { copier, ecr, config, ensured: Arc::default() }
+    pub fn new(
+        copier: Copier,
+        ecr: Option<EcrControl>,
+        config: Arc<ReplicationConfig>,
+    ) -> Replicator {
+        Replicator {
+            copier,
+            ecr,
+            config,
+            ensured: Arc::default(),
+        }
     }
 
     /// The copier.
@@ -95,37 +107,70 @@ impl Replicator {
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
             let src_repo = Repo::new(&source.registry, &source.repository);
-            let now = copier.client().head_manifest(&src_repo, tag).await?.map(|h| h.digest);
+            let now = copier
+                .client()
+                .head_manifest(&src_repo, tag)
+                .await?
+                .map(|h| h.digest);
             if now.as_ref() != Some(digest) {
                 // The tag moved (or was deleted) after this job was made: copy the job's
                 // content untagged, and give the tag to whatever the source holds now.
                 let by_digest = source.with_digest(digest);
-                let untagged = Reference { tag: None, ..dst.clone() };
+                let untagged = Reference {
+                    tag: None,
+                    ..dst.clone()
+                };
                 let report = copier.copy(&by_digest, &untagged).await?;
                 let superseded_by = match now {
                     Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
                     None => None,
                 };
-                return Ok(Replicated { report, superseded_by, created_repository: created });
+                return Ok(Replicated {
+                    report,
+                    superseded_by,
+                    created_repository: created,
+                });
             }
             // Unchanged: copy by digest and apply the tag (no second HEAD of the tag).
             let report = copier.copy(source, &dst).await?;
-            return Ok(Replicated { report, superseded_by: None, created_repository: created });
+            return Ok(Replicated {
+                report,
+                superseded_by: None,
+                created_repository: created,
+            });
         }
         let report = copier.copy(source, &dst).await?;
-        Ok(Replicated { report, superseded_by: None, created_repository: created })
+        Ok(Replicated {
+            report,
+            superseded_by: None,
+            created_repository: created,
+        })
     }
 
     /// Make sure an ECR destination repository exists, with the source repository's
     /// settings (tag mutability and exclusions, scan on push, encryption type) and the
     /// destination's own KMS key. Checked once per process per repository.
     async fn ensure_repository(&self, source: &Reference, target: &Target) -> Result<bool, Error> {
-        let Some(ecr) = &self.ecr else { return Ok(false) };
-        let Registry::Ecr { registry_id, region } = &target.destination.registry else {
+        let Some(ecr) = &self.ecr else {
             return Ok(false);
         };
-        let key = (target.destination.registry_host(), target.repository.clone());
-        if self.ensured.lock().unwrap_or_else(|p| p.into_inner()).contains(&key) {
+        let Registry::Ecr {
+            registry_id,
+            region,
+        } = &target.destination.registry
+        else {
+            return Ok(false);
+        };
+        let key = (
+            target.destination.registry_host(),
+            target.repository.clone(),
+        );
+        if self
+            .ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key)
+        {
             return Ok(false);
         }
         let mut settings = match EcrRegistry::from_host(&source.registry) {
@@ -139,21 +184,42 @@ impl Replicator {
         let dst = EcrRegistry::new(registry_id, region);
         let role = role_of(&target.destination);
         let outcome = ecr
-            .ensure_repository(&dst, role.as_ref(), &target.repository, &settings, target.destination.use_creation_template)
+            .ensure_repository(
+                &dst,
+                role.as_ref(),
+                &target.repository,
+                &settings,
+                target.destination.use_creation_template,
+            )
             .await?;
-        self.ensured.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+        self.ensured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key);
         Ok(outcome == Ensured::Created)
     }
 
     /// Propagate a delete: remove `tag` (or, without a tag, the image `digest`) at the
     /// target. ECR destinations use BatchDeleteImage; other registries the OCI DELETE.
-    pub async fn delete(&self, target: &Target, tag: Option<&str>, digest: Option<&Digest>) -> Result<(), Error> {
+    pub async fn delete(
+        &self,
+        target: &Target,
+        tag: Option<&str>,
+        digest: Option<&Digest>,
+    ) -> Result<(), Error> {
         let dst = Repo::new(target.destination.registry_host(), &target.repository);
         match (&target.destination.registry, &self.ecr) {
-            (Registry::Ecr { registry_id, region }, Some(ecr)) => {
+            (
+                Registry::Ecr {
+                    registry_id,
+                    region,
+                },
+                Some(ecr),
+            ) => {
                 let reg = EcrRegistry::new(registry_id, region);
                 let role = role_of(&target.destination);
-                ecr.delete_image(&reg, role.as_ref(), &target.repository, tag, digest).await
+                ecr.delete_image(&reg, role.as_ref(), &target.repository, tag, digest)
+                    .await
             }
             _ => {
                 let client = self.copier.client();

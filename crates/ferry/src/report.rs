@@ -56,7 +56,12 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// Read the counters.
     pub fn from_stats(s: &Stats) -> RequestCounts {
-        RequestCounts { total: s.total(), by_method: s.by_method(), retries: s.retries(), throttled: s.throttled() }
+        RequestCounts {
+            total: s.total(),
+            by_method: s.by_method(),
+            retries: s.retries(),
+            throttled: s.throttled(),
+        }
     }
 }
 

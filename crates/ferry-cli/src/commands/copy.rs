@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use ferry::aws::AwsContext;
 use ferry::setup::ClientSetup;
-use ferry::{CopyOptions, Copier, Reference};
+use ferry::{Copier, CopyOptions, Reference};
 
 use crate::cli::{CopyArgs, OutputFormat};
 use crate::output;
@@ -18,7 +18,11 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode, ferry::Error> {
     } else {
         None
     };
-    let client = ClientSetup { plain_http: args.plain_http, ..Default::default() }.build(aws)?;
+    let client = ClientSetup {
+        plain_http: args.plain_http,
+        ..Default::default()
+    }
+    .build(aws)?;
     let options = CopyOptions {
         referrers: !args.no_referrers,
         blob_concurrency: args.concurrency.into(),

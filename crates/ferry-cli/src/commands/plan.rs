@@ -16,16 +16,34 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     match args.output {
         OutputFormat::Json => output::json(&plan),
         OutputFormat::Text => {
-            for i in plan.items.iter().filter(|i| i.action != Action::Skip || args.all) {
+            for i in plan
+                .items
+                .iter()
+                .filter(|i| i.action != Action::Skip || args.all)
+            {
                 let action = format!("{:?}", i.action).to_lowercase();
-                let digest = i.digest.as_ref().map_or(String::new(), |d| short(d.as_str()));
-                let existing = i.existing.as_ref().map_or(String::new(), |d| format!(" (holds {})", short(d.as_str())));
-                println!("{action:<8} {}  {digest}{existing}", i.destination_display());
+                let digest = i
+                    .digest
+                    .as_ref()
+                    .map_or(String::new(), |d| short(d.as_str()));
+                let existing = i
+                    .existing
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" (holds {})", short(d.as_str())));
+                println!(
+                    "{action:<8} {}  {digest}{existing}",
+                    i.destination_display()
+                );
             }
             let s = &plan.summary;
             println!(
                 "plan: {} to copy, {} in place, {} conflicts, {} to delete, {} extra; {} to move",
-                s.copy, s.skip, s.conflict, s.delete, s.extra, human_bytes(s.bytes_to_move)
+                s.copy,
+                s.skip,
+                s.conflict,
+                s.delete,
+                s.extra,
+                human_bytes(s.bytes_to_move)
             );
         }
     }
@@ -39,23 +57,44 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
     let plan = sync::plan(&replicator).await?;
     let drift = sync::drift(&plan);
     match format {
-        OutputFormat::Json => output::json(&serde_json::json!({ "drift": drift, "checked": plan.items.len() })),
+        OutputFormat::Json => {
+            output::json(&serde_json::json!({ "drift": drift, "checked": plan.items.len() }))
+        }
         OutputFormat::Text => {
             for d in &drift {
-                let src = d.source_digest.as_ref().map_or("-".into(), |x| short(x.as_str()));
-                let dst = d.destination_digest.as_ref().map_or("-".into(), |x| short(x.as_str()));
-                println!("{:<9} {}  source {src}  destination {dst}", d.kind, d.destination);
+                let src = d
+                    .source_digest
+                    .as_ref()
+                    .map_or("-".into(), |x| short(x.as_str()));
+                let dst = d
+                    .destination_digest
+                    .as_ref()
+                    .map_or("-".into(), |x| short(x.as_str()));
+                println!(
+                    "{:<9} {}  source {src}  destination {dst}",
+                    d.kind, d.destination
+                );
             }
-            println!("verify: {} checked, {} drifted", plan.items.len(), drift.len());
+            println!(
+                "verify: {} checked, {} drifted",
+                plan.items.len(),
+                drift.len()
+            );
         }
     }
-    Ok(if drift.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if drift.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }
 
 /// Validate a config file.
 pub fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config)?;
-    let destinations = config.destinations().map_err(|e| ferry::Error::Config(e.to_string()))?;
+    let destinations = config
+        .destinations()
+        .map_err(|e| ferry::Error::Config(e.to_string()))?;
     println!(
         "{}: valid, {} rules, {} destinations",
         args.config.display(),

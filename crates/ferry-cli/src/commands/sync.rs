@@ -14,13 +14,18 @@ use crate::output::{self, human_bytes};
 /// Plan, then copy and delete with bounded concurrency.
 pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config)?;
-    let replicator = context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
+    let replicator =
+        context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
     if args.dry_run {
         let s = &plan.summary;
         println!(
             "dry run: {} to copy, {} in place, {} conflicts, {} to delete; {} to move",
-            s.copy, s.skip, s.conflict, s.delete, human_bytes(s.bytes_to_move)
+            s.copy,
+            s.skip,
+            s.conflict,
+            s.delete,
+            human_bytes(s.bytes_to_move)
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -28,8 +33,10 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let bar = if std::io::stderr().is_terminal() && args.output == OutputFormat::Text {
         let b = ProgressBar::new(work);
         b.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} images {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
@@ -48,8 +55,16 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
                     b.set_message(human_bytes(total));
                 }
                 None if r.outcome != Outcome::Skipped => {
-                    let err = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
-                    eprintln!("{:<8} {}{err}", format!("{:?}", r.outcome).to_lowercase(), r.item.destination_display());
+                    let err = r
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{:<8} {}{err}",
+                        format!("{:?}", r.outcome).to_lowercase(),
+                        r.item.destination_display()
+                    );
                 }
                 None => {}
             }
@@ -60,8 +75,12 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
         b.finish_and_clear();
     }
     if let Some(path) = &args.report {
-        let text = serde_json::to_string_pretty(&report).map_err(|e| ferry::Error::Unsupported(e.to_string()))?;
-        std::fs::write(path, text).map_err(|source| ferry::Error::Io { path: path.display().to_string(), source })?;
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| ferry::Error::Unsupported(e.to_string()))?;
+        std::fs::write(path, text).map_err(|source| ferry::Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     match args.output {
         OutputFormat::Json => output::json(&report),
@@ -73,13 +92,36 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
             println!("{:<12} {:>8}", "conflicts", t.conflicts);
             println!("{:<12} {:>8}", "failed", t.failed);
             println!("{:<12} {:>8}", "bytes", human_bytes(t.bytes));
-            println!("{:<12} {:>8}", "blobs", format!("{} copied, {} mounted, {} present", t.blobs_copied, t.blobs_mounted, t.blobs_skipped));
+            println!(
+                "{:<12} {:>8}",
+                "blobs",
+                format!(
+                    "{} copied, {} mounted, {} present",
+                    t.blobs_copied, t.blobs_mounted, t.blobs_skipped
+                )
+            );
             println!("{:<12} {:>8}", "requests", report.requests.total);
-            println!("{:<12} {:>8}", "time", format!("{:.1} s", report.duration_ms as f64 / 1000.0));
-            for r in report.items.iter().filter(|r| r.outcome == Outcome::Failed || r.outcome == Outcome::Conflict) {
-                eprintln!("{}: {}", r.item.destination_display(), r.error.as_deref().unwrap_or("failed"));
+            println!(
+                "{:<12} {:>8}",
+                "time",
+                format!("{:.1} s", report.duration_ms as f64 / 1000.0)
+            );
+            for r in report
+                .items
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed || r.outcome == Outcome::Conflict)
+            {
+                eprintln!(
+                    "{}: {}",
+                    r.item.destination_display(),
+                    r.error.as_deref().unwrap_or("failed")
+                );
             }
         }
     }
-    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -100,14 +100,23 @@ mod tests {
 
     #[test]
     fn parses_basic_and_unknown() {
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(Challenge::parse("Negotiate"), None);
         assert_eq!(Challenge::parse("Bearer service=x"), None);
     }
 
     #[test]
     fn never_panics_on_junk() {
-        for s in ["", "Bearer", "Bearer realm=\"unterminated", "Bearer ,,,=,=\"", "bearer realm=x\\"] {
+        for s in [
+            "",
+            "Bearer",
+            "Bearer realm=\"unterminated",
+            "Bearer ,,,=,=\"",
+            "bearer realm=x\\",
+        ] {
             let _ = Challenge::parse(s);
         }
     }

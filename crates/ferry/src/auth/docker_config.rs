@@ -77,9 +77,14 @@ impl DockerConfig {
     pub fn load(path: &Path) -> Result<DockerConfig, Error> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DockerConfig::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DockerConfig::default());
+            }
             Err(source) => {
-                return Err(Error::Io { path: path.display().to_string(), source });
+                return Err(Error::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
             }
         };
         Self::parse(&text).map_err(|reason| Error::Io {
@@ -90,7 +95,8 @@ impl DockerConfig {
 
     /// Parse config.json text.
     pub fn parse(text: &str) -> Result<DockerConfig, String> {
-        let file: File = serde_json::from_str(text).map_err(|e| format!("invalid config.json: {e}"))?;
+        let file: File =
+            serde_json::from_str(text).map_err(|e| format!("invalid config.json: {e}"))?;
         let mut auths = HashMap::new();
         for (key, entry) in file.auths {
             if let Some(cred) = entry_credential(&entry)? {
@@ -99,7 +105,11 @@ impl DockerConfig {
         }
         Ok(DockerConfig {
             auths,
-            helpers: file.cred_helpers.into_iter().map(|(k, v)| (normalise_key(&k), v)).collect(),
+            helpers: file
+                .cred_helpers
+                .into_iter()
+                .map(|(k, v)| (normalise_key(&k), v))
+                .collect(),
             store: file.creds_store.filter(|s| !s.is_empty()),
         })
     }
@@ -128,7 +138,8 @@ fn entry_credential(entry: &Entry) -> Result<Option<Credential>, String> {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
             .map_err(|_| "an `auth` value is not base64".to_string())?;
-        let text = String::from_utf8(raw).map_err(|_| "an `auth` value is not UTF-8".to_string())?;
+        let text =
+            String::from_utf8(raw).map_err(|_| "an `auth` value is not UTF-8".to_string())?;
         let (user, pass) = text
             .split_once(':')
             .ok_or_else(|| "an `auth` value is not `user:password`".to_string())?;
@@ -168,7 +179,11 @@ fn run_helper(name: &str, host: &str) -> Result<Option<Credential>, Error> {
         .spawn()
         .map_err(|e| helper_err(format!("cannot start: {e}")))?;
     // For docker.io the helpers know the legacy key.
-    let server = if host == DOCKER_HUB { "https://index.docker.io/v1/" } else { host };
+    let server = if host == DOCKER_HUB {
+        "https://index.docker.io/v1/"
+    } else {
+        host
+    };
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(server.as_bytes())
@@ -217,17 +232,27 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(cfg.credential("docker.io").expect("ok"), Some(Credential::Basic { .. })));
-        assert!(matches!(cfg.credential("ghcr.io").expect("ok"), Some(Credential::IdentityToken(_))));
+        assert!(matches!(
+            cfg.credential("docker.io").expect("ok"),
+            Some(Credential::Basic { .. })
+        ));
+        assert!(matches!(
+            cfg.credential("ghcr.io").expect("ok"),
+            Some(Credential::IdentityToken(_))
+        ));
         assert!(cfg.credential("empty.io").expect("ok").is_none());
         assert!(cfg.credential("other.io").expect("ok").is_none());
     }
 
     #[test]
     fn debug_hides_secrets() {
-        let cfg = DockerConfig::parse(r#"{"auths":{"h.io":{"auth":"dXNlcjpzM2NyM3Q="}}}"#).expect("parse");
+        let cfg = DockerConfig::parse(r#"{"auths":{"h.io":{"auth":"dXNlcjpzM2NyM3Q="}}}"#)
+            .expect("parse");
         let shown = format!("{cfg:?}");
-        assert!(!shown.contains("s3cr3t") && !shown.contains("dXNlcjpzM2NyM3Q"), "{shown}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("dXNlcjpzM2NyM3Q"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ pub struct AwsEcrTokens {
 impl AwsEcrTokens {
     /// Tokens with the ambient credentials.
     pub fn new(aws: AwsContext) -> AwsEcrTokens {
-        AwsEcrTokens { aws, roles: Default::default() }
+        AwsEcrTokens {
+            aws,
+            roles: Default::default(),
+        }
     }
 
     /// Use `role` for the registry at `host` (assume-role mode).
@@ -76,7 +79,8 @@ impl EcrTokenSource for AwsEcrTokens {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|_| aws_err("authorizationToken is not base64"))?;
-        let text = String::from_utf8(decoded).map_err(|_| aws_err("authorizationToken is not UTF-8"))?;
+        let text =
+            String::from_utf8(decoded).map_err(|_| aws_err("authorizationToken is not UTF-8"))?;
         let (user, pass) = text
             .split_once(':')
             .ok_or_else(|| aws_err("authorizationToken is not user:password"))?;
@@ -84,7 +88,11 @@ impl EcrTokenSource for AwsEcrTokens {
             .expires_at()
             .and_then(|t| SystemTime::try_from(*t).ok())
             .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(12 * 3600));
-        Ok(EcrToken { username: user.to_string(), password: Secret::new(pass), expires_at })
+        Ok(EcrToken {
+            username: user.to_string(),
+            password: Secret::new(pass),
+            expires_at,
+        })
     }
 }
 

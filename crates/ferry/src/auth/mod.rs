@@ -24,6 +24,8 @@ use crate::reference::EcrRegistry;
 
 /// Refresh an ECR token this long before it expires.
 const ECR_REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
+/// Reuse a fresh ECR token at least this long, whatever expiry it announces.
+const ECR_MIN_REUSE: Duration = Duration::from_secs(5 * 60);
 /// Bearer tokens without `expires_in` live 60 s by the token spec.
 const DEFAULT_BEARER_TTL: Duration = Duration::from_secs(60);
 
@@ -44,7 +46,10 @@ pub enum Credential {
 impl Credential {
     /// A Basic credential.
     pub fn basic(username: &str, password: &str) -> Credential {
-        Credential::Basic { username: username.to_string(), password: Secret::new(password) }
+        Credential::Basic {
+            username: username.to_string(),
+            password: Secret::new(password),
+        }
     }
 
     fn basic_header(&self) -> Option<Secret> {
@@ -101,7 +106,12 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     /// An authenticator over a Docker config and an optional ECR token source.
     pub fn new(docker: DockerConfig, ecr: Option<Arc<dyn EcrTokenSource>>) -> Authenticator {
-        Authenticator { docker, ecr, extra: HashMap::new(), hosts: Mutex::default() }
+        Authenticator {
+            docker,
+            ecr,
+            extra: HashMap::new(),
+            hosts: Mutex::default(),
+        }
     }
 
     /// Anonymous access only.
@@ -122,7 +132,10 @@ impl Authenticator {
     pub async fn header(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
         let scheme = {
             let hosts = self.hosts.lock().await;
-            hosts.get(host).map(|h| h.scheme.clone()).unwrap_or_default()
+            hosts
+                .get(host)
+                .map(|h| h.scheme.clone())
+                .unwrap_or_default()
         };
         match scheme {
             Scheme::Anonymous => Ok(None),
@@ -150,7 +163,9 @@ impl Authenticator {
         scope: &str,
         www_authenticate: Option<&str>,
     ) -> Result<Option<Secret>, Error> {
-        let challenge = www_authenticate.and_then(Challenge::parse).unwrap_or(Challenge::Basic);
+        let challenge = www_authenticate
+            .and_then(Challenge::parse)
+            .unwrap_or(Challenge::Basic);
         match challenge {
             Challenge::Basic => {
                 self.set_scheme(host, Scheme::Basic).await;
@@ -158,17 +173,35 @@ impl Authenticator {
                 let cred = self.credential(host, true).await?;
                 Ok(cred.and_then(|c| c.basic_header()))
             }
-            Challenge::Bearer { realm, service, scope: asked } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            } => {
                 self.set_scheme(host, Scheme::Bearer).await;
-                let scope_param = if scope.is_empty() { asked.unwrap_or_default() } else { scope.to_string() };
+                let scope_param = if scope.is_empty() {
+                    asked.unwrap_or_default()
+                } else {
+                    scope.to_string()
+                };
                 let cred = self.credential(host, false).await?;
-                let (token, ttl) =
-                    fetch_bearer(http, host, &realm, service.as_deref(), &scope_param, cred.as_ref()).await?;
+                let (token, ttl) = fetch_bearer(
+                    http,
+                    host,
+                    &realm,
+                    service.as_deref(),
+                    &scope_param,
+                    cred.as_ref(),
+                )
+                .await?;
                 let header = Secret::new(format!("Bearer {}", token.expose()));
                 let mut hosts = self.hosts.lock().await;
                 let st = hosts.entry(host.to_string()).or_default();
                 // Keep a margin so a token does not expire in flight.
-                let until = Instant::now() + ttl.saturating_sub(Duration::from_secs(10)).max(Duration::from_secs(5));
+                let until = Instant::now()
+                    + ttl
+                        .saturating_sub(Duration::from_secs(10))
+                        .max(Duration::from_secs(5));
                 st.tokens.insert(scope.to_string(), (token, until));
                 Ok(Some(header))
             }
@@ -205,12 +238,18 @@ impl Authenticator {
             (Some(c.clone()), None)
         } else if let (Some(ecr), Some(reg)) = (&self.ecr, EcrRegistry::from_host(host)) {
             let token = ecr.token(&reg).await?;
+            // A token that claims to be (nearly) expired on arrival — clock skew, or a mock
+            // — is still used for a short while: a 401 refreshes it anyway.
             let left = token
                 .expires_at
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
-                .saturating_sub(ECR_REFRESH_MARGIN);
-            let cred = Credential::Basic { username: token.username, password: token.password };
+                .saturating_sub(ECR_REFRESH_MARGIN)
+                .max(ECR_MIN_REUSE);
+            let cred = Credential::Basic {
+                username: token.username,
+                password: token.password,
+            };
             (Some(cred), Some(Instant::now() + left))
         } else {
             (self.docker.credential(host)?, None)
@@ -301,13 +340,19 @@ async fn fetch_bearer(
         });
     }
     let answer: TokenAnswer = resp.json_bytes().await?;
-    let token = answer.token.or(answer.access_token).ok_or_else(|| Error::Auth {
-        registry: host.to_string(),
-        repository: scope.to_string(),
-        status,
-        message: "the token service answered without a token".to_string(),
-    })?;
-    let ttl = answer.expires_in.map(Duration::from_secs).unwrap_or(DEFAULT_BEARER_TTL);
+    let token = answer
+        .token
+        .or(answer.access_token)
+        .ok_or_else(|| Error::Auth {
+            registry: host.to_string(),
+            repository: scope.to_string(),
+            status,
+            message: "the token service answered without a token".to_string(),
+        })?;
+    let ttl = answer
+        .expires_in
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_BEARER_TTL);
     Ok((Secret::new(token), ttl))
 }
 
@@ -362,8 +407,16 @@ mod tests {
     async fn ecr_token_is_cached_and_refreshed_on_401() {
         let tokens = Arc::new(CountingTokens(AtomicUsize::new(0)));
         let auth = Authenticator::new(DockerConfig::default(), Some(tokens.clone()));
-        let h1 = auth.header(ECR, "repository:a:pull").await.expect("ok").expect("header");
-        let h2 = auth.header(ECR, "repository:b:pull").await.expect("ok").expect("header");
+        let h1 = auth
+            .header(ECR, "repository:a:pull")
+            .await
+            .expect("ok")
+            .expect("header");
+        let h2 = auth
+            .header(ECR, "repository:b:pull")
+            .await
+            .expect("ok")
+            .expect("header");
         assert_eq!(h1, h2);
         assert_eq!(tokens.0.load(Ordering::SeqCst), 1, "cached");
         let http = reqwest::Client::new();
@@ -380,9 +433,19 @@ mod tests {
     #[tokio::test]
     async fn anonymous_hosts_send_nothing() {
         let auth = Authenticator::anonymous();
-        assert!(auth.header("127.0.0.1:5000", "").await.expect("ok").is_none());
+        assert!(
+            auth.header("127.0.0.1:5000", "")
+                .await
+                .expect("ok")
+                .is_none()
+        );
         auth.mark_anonymous("127.0.0.1:5000").await;
-        assert!(auth.header("127.0.0.1:5000", "").await.expect("ok").is_none());
+        assert!(
+            auth.header("127.0.0.1:5000", "")
+                .await
+                .expect("ok")
+                .is_none()
+        );
     }
 
     #[tokio::test]

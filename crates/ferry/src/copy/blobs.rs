@@ -43,7 +43,11 @@ impl Copier {
                 self.place_blob_once(job, d).instrument(span)
             })
             .await?;
-        let first_in_job = job.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(d.digest.clone());
+        let first_in_job = job
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(d.digest.clone());
         if !first_in_job {
             return Ok(());
         }
@@ -66,8 +70,15 @@ impl Copier {
         // One transfer per destination registry: the first repository to need the blob
         // brings it in; the others mount it from there.
         let cell = {
-            let mut cells = self.index.registry_cells.lock().unwrap_or_else(|p| p.into_inner());
-            cells.entry((job.dst.registry.clone(), d.digest.clone())).or_default().clone()
+            let mut cells = self
+                .index
+                .registry_cells
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            cells
+                .entry((job.dst.registry.clone(), d.digest.clone()))
+                .or_default()
+                .clone()
         };
         let mut ran = false;
         let (holder, placed) = cell
@@ -135,7 +146,13 @@ impl Copier {
         let holders = self.index.holders.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<String> = holders
             .get(&(job.dst.registry.clone(), d.digest.clone()))
-            .map(|v| v.iter().filter(|r| **r != job.dst.repository).take(2).cloned().collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|r| **r != job.dst.repository)
+                    .take(2)
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         if job.src.registry == job.dst.registry && job.src.repository != job.dst.repository {
             out.insert(0, job.src.repository.clone());
@@ -146,7 +163,9 @@ impl Copier {
 
     fn remember(&self, repo: &Repo, d: &Descriptor) {
         let mut holders = self.index.holders.lock().unwrap_or_else(|p| p.into_inner());
-        let v = holders.entry((repo.registry.clone(), d.digest.clone())).or_default();
+        let v = holders
+            .entry((repo.registry.clone(), d.digest.clone()))
+            .or_default();
         if !v.contains(&repo.repository) && v.len() < 8 {
             v.push(repo.repository.clone());
         }
@@ -154,7 +173,12 @@ impl Copier {
 
     /// Stream the blob: GET at the source, POST an upload session, one PUT with the whole
     /// verified body. Retried as a whole; a digest mismatch is final.
-    async fn transfer(&self, job: &Job, d: &Descriptor, session: Option<String>) -> Result<u64, Error> {
+    async fn transfer(
+        &self,
+        job: &Job,
+        d: &Descriptor,
+        session: Option<String>,
+    ) -> Result<u64, Error> {
         if let Some(deadline) = self.options.deadline
             && Instant::now() >= deadline
         {
@@ -193,7 +217,13 @@ impl Copier {
                 );
                 let put = job
                     .client
-                    .put_blob(&job.dst, &location, &d.digest, d.size, reqwest::Body::wrap_stream(body))
+                    .put_blob(
+                        &job.dst,
+                        &location,
+                        &d.digest,
+                        d.size,
+                        reqwest::Body::wrap_stream(body),
+                    )
                     .await;
                 // The verifier's reason beats the transport's "body aborted".
                 if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {

@@ -78,7 +78,9 @@ pub struct Copier {
 
 impl std::fmt::Debug for Copier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Copier").field("options", &self.options).finish()
+        f.debug_struct("Copier")
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -96,7 +98,12 @@ impl Copier {
     /// A copier over a client.
     pub fn new(client: RegistryClient, options: CopyOptions) -> Copier {
         let slots = Arc::new(Semaphore::new(options.blob_concurrency.max(1)));
-        Copier { client, options, slots, index: Arc::default() }
+        Copier {
+            client,
+            options,
+            slots,
+            index: Arc::default(),
+        }
     }
 
     /// The client.
@@ -112,7 +119,12 @@ impl Copier {
     /// A copier sharing this one's blob index and slots, with other options (for example
     /// a per-invocation deadline or referrers off).
     pub fn with_options(&self, options: CopyOptions) -> Copier {
-        Copier { client: self.client.clone(), options, slots: self.slots.clone(), index: self.index.clone() }
+        Copier {
+            client: self.client.clone(),
+            options,
+            slots: self.slots.clone(),
+            index: self.index.clone(),
+        }
     }
 
     /// Copy one image. `dst` without tag or digest keeps `src`'s tag; `src` by digest
@@ -175,7 +187,8 @@ impl Copier {
 
         // 3. Content, children first, the root by digest.
         let root = job.client.get_manifest(&job.src, digest.as_str()).await?;
-        self.copy_manifest(&job, root.clone(), 0, tag.is_some()).await?;
+        self.copy_manifest(&job, root.clone(), 0, tag.is_some())
+            .await?;
 
         // 4. Referrers, before the tag.
         if self.options.referrers {
@@ -209,7 +222,10 @@ impl Copier {
             manifests: job.tally.manifests(),
             blobs: job.tally.blobs(),
             bytes: job.tally.bytes.load(std::sync::atomic::Ordering::Relaxed),
-            referrers: job.tally.referrers.load(std::sync::atomic::Ordering::Relaxed),
+            referrers: job
+                .tally
+                .referrers
+                .load(std::sync::atomic::Ordering::Relaxed),
             requests: RequestCounts::from_stats(job.client.stats()),
             duration_ms: started.elapsed().as_millis() as u64,
         }
@@ -232,7 +248,13 @@ impl Copier {
                 reason: format!("manifests nest deeper than {MAX_DEPTH}"),
             });
         }
-        if check_first && job.client.head_manifest(&job.dst, m.digest.as_str()).await?.is_some() {
+        if check_first
+            && job
+                .client
+                .head_manifest(&job.dst, m.digest.as_str())
+                .await?
+                .is_some()
+        {
             Tally::add(&job.tally.manifests_skipped, 1);
             return Ok(());
         }
@@ -246,11 +268,19 @@ impl Copier {
             Parsed::Index { manifests, .. } => {
                 futures::stream::iter(manifests)
                     .map(|child| async move {
-                        if job.client.head_manifest(&job.dst, child.digest.as_str()).await?.is_some() {
+                        if job
+                            .client
+                            .head_manifest(&job.dst, child.digest.as_str())
+                            .await?
+                            .is_some()
+                        {
                             Tally::add(&job.tally.manifests_skipped, 1);
                             return Ok(());
                         }
-                        let raw = job.client.get_manifest(&job.src, child.digest.as_str()).await?;
+                        let raw = job
+                            .client
+                            .get_manifest(&job.src, child.digest.as_str())
+                            .await?;
                         Box::pin(self.copy_manifest(job, raw, depth + 1, false)).await
                     })
                     .buffer_unordered(self.options.manifest_concurrency.max(1))
@@ -277,7 +307,9 @@ impl Copier {
                     .await?;
             }
         }
-        job.client.put_manifest(&job.dst, m.digest.as_str(), &m).await?;
+        job.client
+            .put_manifest(&job.dst, m.digest.as_str(), &m)
+            .await?;
         Tally::add(&job.tally.manifests_copied, 1);
         Ok(())
     }

@@ -14,17 +14,28 @@ const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
 
 impl Copier {
     /// Copy every referrer of `subject` found at the source, before the subject's tag.
-    pub(crate) async fn copy_referrers(&self, job: &Job, subject: &RawManifest) -> Result<(), Error> {
+    pub(crate) async fn copy_referrers(
+        &self,
+        job: &Job,
+        subject: &RawManifest,
+    ) -> Result<(), Error> {
         let fallback_tag = subject.digest.fallback_tag();
         match job.client.referrers_api(&job.src, &subject.digest).await? {
             Some(found) => {
                 for d in &found {
                     self.copy_referrer(job, d).await?;
                 }
-                if !found.is_empty() && job.client.referrers_api(&job.dst, &subject.digest).await?.is_none() {
+                if !found.is_empty()
+                    && job
+                        .client
+                        .referrers_api(&job.dst, &subject.digest)
+                        .await?
+                        .is_none()
+                {
                     // The destination has no referrers API: keep its tag-schema index
                     // up to date, as the OCI spec asks of clients.
-                    self.merge_fallback_index(job, &fallback_tag, &found).await?;
+                    self.merge_fallback_index(job, &fallback_tag, &found)
+                        .await?;
                 }
             }
             None => {
@@ -51,7 +62,12 @@ impl Copier {
 
     async fn copy_referrer(&self, job: &Job, d: &Descriptor) -> Result<(), Error> {
         Tally::add(&job.tally.referrers, 1);
-        if job.client.head_manifest(&job.dst, d.digest.as_str()).await?.is_some() {
+        if job
+            .client
+            .head_manifest(&job.dst, d.digest.as_str())
+            .await?
+            .is_some()
+        {
             Tally::add(&job.tally.manifests_skipped, 1);
             return Ok(());
         }
@@ -69,7 +85,12 @@ impl Copier {
 
     /// Write (or extend) the destination's `sha256-<hex>` referrers index. This is a new
     /// document the destination needs, not a copy, so it is built here.
-    async fn merge_fallback_index(&self, job: &Job, tag: &str, found: &[Descriptor]) -> Result<(), Error> {
+    async fn merge_fallback_index(
+        &self,
+        job: &Job,
+        tag: &str,
+        found: &[Descriptor],
+    ) -> Result<(), Error> {
         let mut all: Vec<Descriptor> = match job.client.get_manifest_opt(&job.dst, tag).await? {
             Some(existing) => match manifest::parse(&existing.bytes) {
                 Ok(Parsed::Index { manifests, .. }) => manifests,
@@ -91,7 +112,8 @@ impl Copier {
             "mediaType": manifest::OCI_INDEX,
             "manifests": all,
         });
-        let bytes = Bytes::from(serde_json::to_vec(&doc).map_err(|e| Error::Unsupported(e.to_string()))?);
+        let bytes =
+            Bytes::from(serde_json::to_vec(&doc).map_err(|e| Error::Unsupported(e.to_string()))?);
         let m = RawManifest {
             digest: crate::digest::Digest::of(&bytes),
             bytes,

@@ -15,7 +15,8 @@ use crate::error::Error;
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 /// Opens the source again from an offset: `Ok(None)` when it cannot resume there.
-pub type Reopen = Box<dyn FnMut(u64) -> BoxFuture<'static, Result<Option<ByteStream>, Error>> + Send>;
+pub type Reopen =
+    Box<dyn FnMut(u64) -> BoxFuture<'static, Result<Option<ByteStream>, Error>> + Send>;
 
 /// Where the verifying stream leaves the reason it aborted, for the caller to report
 /// (the HTTP client only sees an aborted body).
@@ -123,7 +124,10 @@ impl State {
                     let len = self.hasher.len();
                     let actual = std::mem::take(&mut self.hasher).finish();
                     if len != self.expect.size {
-                        return Err(self.mismatch(format!("{len} bytes, descriptor says {}", self.expect.size)));
+                        return Err(self.mismatch(format!(
+                            "{len} bytes, descriptor says {}",
+                            self.expect.size
+                        )));
                     }
                     if actual != self.expect.digest {
                         return Err(Error::DigestMismatch {
@@ -157,19 +161,29 @@ mod tests {
     use futures::TryStreamExt;
 
     fn chunks(data: &[u8], size: usize) -> ByteStream {
-        let v: Vec<Result<Bytes, Error>> = data.chunks(size).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let v: Vec<Result<Bytes, Error>> = data
+            .chunks(size)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         futures::stream::iter(v).boxed()
     }
 
     fn expect(data: &[u8]) -> Expect {
-        Expect { digest: Digest::of(data), size: data.len() as u64, registry: "r".into(), repository: "a".into() }
+        Expect {
+            digest: Digest::of(data),
+            size: data.len() as u64,
+            registry: "r".into(),
+            repository: "a".into(),
+        }
     }
 
     fn no_reopen() -> Reopen {
         Box::new(|_| Box::pin(async { Ok(None) }))
     }
 
-    async fn collect(s: impl Stream<Item = Result<Bytes, std::io::Error>>) -> Result<Vec<u8>, std::io::Error> {
+    async fn collect(
+        s: impl Stream<Item = Result<Bytes, std::io::Error>>,
+    ) -> Result<Vec<u8>, std::io::Error> {
         let parts: Vec<Bytes> = s.try_collect().await?;
         Ok(parts.concat())
     }
@@ -178,7 +192,14 @@ mod tests {
     async fn passes_good_bytes() {
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let slot = FailureSlot::default();
-        let out = collect(verified(chunks(&data, 333), no_reopen(), 0, expect(&data), slot.clone())).await;
+        let out = collect(verified(
+            chunks(&data, 333),
+            no_reopen(),
+            0,
+            expect(&data),
+            slot.clone(),
+        ))
+        .await;
         assert_eq!(out.expect("ok"), data);
         assert!(slot.lock().expect("lock").is_none());
     }
@@ -189,7 +210,13 @@ mod tests {
         let mut bad = data.clone();
         bad[999] = 8;
         let slot = FailureSlot::default();
-        let s = verified(chunks(&bad, 100), no_reopen(), 0, expect(&data), slot.clone());
+        let s = verified(
+            chunks(&bad, 100),
+            no_reopen(),
+            0,
+            expect(&data),
+            slot.clone(),
+        );
         let mut sent = 0usize;
         let mut failed = false;
         futures::pin_mut!(s);
@@ -200,8 +227,14 @@ mod tests {
             }
         }
         assert!(failed);
-        assert!(sent < data.len(), "the body must stay incomplete, sent {sent}");
-        assert!(matches!(*slot.lock().expect("lock"), Some(Error::DigestMismatch { .. })));
+        assert!(
+            sent < data.len(),
+            "the body must stay incomplete, sent {sent}"
+        );
+        assert!(matches!(
+            *slot.lock().expect("lock"),
+            Some(Error::DigestMismatch { .. })
+        ));
     }
 
     #[tokio::test]
@@ -209,9 +242,19 @@ mod tests {
         let data = vec![1u8; 100];
         let more = vec![1u8; 150];
         let slot = FailureSlot::default();
-        let out = collect(verified(chunks(&more, 40), no_reopen(), 0, expect(&data), slot.clone())).await;
+        let out = collect(verified(
+            chunks(&more, 40),
+            no_reopen(),
+            0,
+            expect(&data),
+            slot.clone(),
+        ))
+        .await;
         assert!(out.is_err());
-        assert!(matches!(*slot.lock().expect("lock"), Some(Error::DigestMismatch { .. })));
+        assert!(matches!(
+            *slot.lock().expect("lock"),
+            Some(Error::DigestMismatch { .. })
+        ));
     }
 
     #[tokio::test]
@@ -221,7 +264,10 @@ mod tests {
             let first = Bytes::copy_from_slice(&data[..1234]);
             futures::stream::iter(vec![
                 Ok(first),
-                Err(Error::Unreachable { registry: "r".into(), message: "reset".into() }),
+                Err(Error::Unreachable {
+                    registry: "r".into(),
+                    message: "reset".into(),
+                }),
             ])
             .boxed()
         };
@@ -233,7 +279,14 @@ mod tests {
             let rest = full[off as usize..].to_vec();
             Box::pin(async move { Ok(Some(chunks(&rest, 500))) })
         });
-        let out = collect(verified(broken, reopen, 2, expect(&data), FailureSlot::default())).await;
+        let out = collect(verified(
+            broken,
+            reopen,
+            2,
+            expect(&data),
+            FailureSlot::default(),
+        ))
+        .await;
         assert_eq!(out.expect("ok"), data);
         assert_eq!(*offsets.lock().expect("lock"), vec![1234]);
     }

@@ -39,7 +39,12 @@ impl RegistryClient {
     }
 
     /// Ask the registry to mount a blob from another repository of the same registry.
-    pub async fn mount_blob(&self, repo: &Repo, digest: &Digest, from: &str) -> Result<MountOutcome, Error> {
+    pub async fn mount_blob(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<MountOutcome, Error> {
         let call = Call {
             repo,
             method: Method::POST,
@@ -104,7 +109,10 @@ impl RegistryClient {
             limit.throttled();
             self.stats.throttle();
         }
-        if status == StatusCode::CREATED || status == StatusCode::NO_CONTENT || status == StatusCode::OK {
+        if status == StatusCode::CREATED
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::OK
+        {
             limit.success();
             return Ok(());
         }
@@ -133,10 +141,16 @@ impl RegistryClient {
     /// redirects. The registry's `Authorization` goes only to the registry's own origin:
     /// ECR redirects to pre-signed S3 URLs, which refuse a second auth mechanism.
     /// Answers 200, or 206 for a honoured range; retried as a whole.
-    pub async fn get_blob(&self, repo: &Repo, digest: &Digest, offset: u64) -> Result<reqwest::Response, Error> {
+    pub async fn get_blob(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<reqwest::Response, Error> {
         let mut headers = HeaderMap::new();
         if offset > 0 {
-            let v = HeaderValue::from_str(&format!("bytes={offset}-")).map_err(|_| Error::Unsupported("range".into()))?;
+            let v = HeaderValue::from_str(&format!("bytes={offset}-"))
+                .map_err(|_| Error::Unsupported("range".into()))?;
             headers.insert(http::header::RANGE, v);
         }
         let call = Call {
@@ -171,7 +185,11 @@ impl RegistryClient {
             if !resp.status().is_redirection() {
                 return Ok(resp);
             }
-            let Some(loc) = resp.headers().get(http::header::LOCATION).and_then(|v| v.to_str().ok()) else {
+            let Some(loc) = resp
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+            else {
                 return Ok(resp);
             };
             let next = resp.url().join(loc).map_err(|_| Error::Registry {
@@ -220,14 +238,17 @@ impl RegistryClient {
                 retry_after: None,
             })?;
         let base = self.inner.endpoints.base_url(&repo.registry);
-        let base = url::Url::parse(&format!("{base}/")).map_err(|_| Error::Unsupported(format!("bad base URL {base}")))?;
-        base.join(loc).map(|u| u.to_string()).map_err(|_| Error::Registry {
-            registry: repo.registry.clone(),
-            method: "POST".into(),
-            url: format!("/v2/{}/blobs/uploads/", repo.repository),
-            status: 202,
-            message: "upload session Location is not a URL".into(),
-            retry_after: None,
-        })
+        let base = url::Url::parse(&format!("{base}/"))
+            .map_err(|_| Error::Unsupported(format!("bad base URL {base}")))?;
+        base.join(loc)
+            .map(|u| u.to_string())
+            .map_err(|_| Error::Registry {
+                registry: repo.registry.clone(),
+                method: "POST".into(),
+                url: format!("/v2/{}/blobs/uploads/", repo.repository),
+                status: 202,
+                message: "upload session Location is not a URL".into(),
+                retry_after: None,
+            })
     }
 }

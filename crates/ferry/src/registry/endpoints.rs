@@ -36,7 +36,9 @@ impl Endpoints {
     pub fn parse(spec: &str) -> Result<Endpoints, Error> {
         let mut e = Endpoints::default();
         for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (host, url) = pair.split_once('=').ok_or_else(|| bad(pair, "expected host=url"))?;
+            let (host, url) = pair
+                .split_once('=')
+                .ok_or_else(|| bad(pair, "expected host=url"))?;
             e.insert(host.trim(), url.trim())?;
         }
         Ok(e)
@@ -46,7 +48,10 @@ impl Endpoints {
     pub fn insert(&mut self, host: &str, url: &str) -> Result<(), Error> {
         let parsed = Url::parse(url).map_err(|_| bad(url, "not a URL"))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(bad(url, "an endpoint is an http:// or https:// URL with a host"));
+            return Err(bad(
+                url,
+                "an endpoint is an http:// or https:// URL with a host",
+            ));
         }
         self.overrides.insert(host.to_string(), parsed);
         Ok(())
@@ -68,8 +73,16 @@ impl Endpoints {
         if let Some(u) = self.overrides.get(host) {
             return u.as_str().trim_end_matches('/').to_string();
         }
-        let host = if host == DOCKER_HUB { DOCKER_HUB_API } else { host };
-        let scheme = if self.plain_http || is_loopback(host) { "http" } else { "https" };
+        let host = if host == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            host
+        };
+        let scheme = if self.plain_http || is_loopback(host) {
+            "http"
+        } else {
+            "https"
+        };
         format!("{scheme}://{host}")
     }
 }
@@ -82,7 +95,9 @@ pub fn is_loopback(host: &str) -> bool {
         host.rsplit_once(':').map_or(host, |(n, _)| n)
     };
     name == "localhost"
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn bad(input: &str, reason: &str) -> Error {
@@ -102,7 +117,10 @@ mod tests {
             "123456789012.dkr.ecr.us-east-1.amazonaws.com=http://127.0.0.1:5001/, ghcr.io=https://mirror.example",
         )
         .expect("parse");
-        assert_eq!(e.base_url("123456789012.dkr.ecr.us-east-1.amazonaws.com"), "http://127.0.0.1:5001");
+        assert_eq!(
+            e.base_url("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            "http://127.0.0.1:5001"
+        );
         assert_eq!(e.base_url("ghcr.io"), "https://mirror.example");
         assert_eq!(e.base_url("docker.io"), "https://registry-1.docker.io");
         assert_eq!(e.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");

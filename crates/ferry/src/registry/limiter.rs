@@ -43,7 +43,11 @@ impl HostLimit {
     fn new(max: usize) -> HostLimit {
         HostLimit {
             max,
-            state: Mutex::new(State { limit: max, in_flight: 0, successes: 0 }),
+            state: Mutex::new(State {
+                limit: max,
+                in_flight: 0,
+                successes: 0,
+            }),
             notify: Notify::new(),
         }
     }
@@ -98,13 +102,19 @@ pub struct Limiters {
 impl Limiters {
     /// Limits starting (and capped) at `max` concurrent requests per host.
     pub fn new(max: usize) -> Limiters {
-        Limiters { max: max.max(1), hosts: Mutex::default() }
+        Limiters {
+            max: max.max(1),
+            hosts: Mutex::default(),
+        }
     }
 
     /// The limit for a host.
     pub fn host(&self, host: &str) -> Arc<HostLimit> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        hosts.entry(host.to_string()).or_insert_with(|| Arc::new(HostLimit::new(self.max))).clone()
+        hosts
+            .entry(host.to_string())
+            .or_insert_with(|| Arc::new(HostLimit::new(self.max)))
+            .clone()
     }
 }
 

@@ -32,17 +32,29 @@ pub struct ManifestHead {
 
 fn accept_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert(http::header::ACCEPT, HeaderValue::from_static(manifest::ACCEPT));
+    h.insert(
+        http::header::ACCEPT,
+        HeaderValue::from_static(manifest::ACCEPT),
+    );
     h
 }
 
 fn header_digest(h: &HeaderMap) -> Option<Digest> {
-    h.get("docker-content-digest")?.to_str().ok()?.trim().parse().ok()
+    h.get("docker-content-digest")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl RegistryClient {
     /// HEAD a manifest by tag or digest: `None` when it does not exist.
-    pub async fn head_manifest(&self, repo: &Repo, reference: &str) -> Result<Option<ManifestHead>, Error> {
+    pub async fn head_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, Error> {
         let call = Call {
             repo,
             method: Method::HEAD,
@@ -83,15 +95,21 @@ impl RegistryClient {
     /// GET a manifest and verify its digest against the reference (when it is a digest)
     /// and against the registry's `Docker-Content-Digest`.
     pub async fn get_manifest(&self, repo: &Repo, reference: &str) -> Result<RawManifest, Error> {
-        self.get_manifest_opt(repo, reference).await?.ok_or_else(|| Error::NotFound {
-            registry: repo.registry.clone(),
-            repository: repo.repository.clone(),
-            what: format!("manifest {reference}"),
-        })
+        self.get_manifest_opt(repo, reference)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                registry: repo.registry.clone(),
+                repository: repo.repository.clone(),
+                what: format!("manifest {reference}"),
+            })
     }
 
     /// Like [`RegistryClient::get_manifest`], `None` when it does not exist.
-    pub async fn get_manifest_opt(&self, repo: &Repo, reference: &str) -> Result<Option<RawManifest>, Error> {
+    pub async fn get_manifest_opt(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<RawManifest>, Error> {
         let call = Call {
             repo,
             method: Method::GET,
@@ -152,20 +170,30 @@ impl RegistryClient {
                 detail: format!("manifest {reference}, {} bytes", bytes.len()),
             });
         }
-        let media_type = manifest::media_type_of(&bytes, content_type.as_deref()).ok_or_else(|| {
-            Error::InvalidManifest {
-                registry: repo.registry.clone(),
-                repository: repo.repository.clone(),
-                reference: reference.to_string(),
-                reason: "not a JSON manifest with a known media type".into(),
-            }
-        })?;
-        Ok(Some(RawManifest { bytes, media_type, digest }))
+        let media_type =
+            manifest::media_type_of(&bytes, content_type.as_deref()).ok_or_else(|| {
+                Error::InvalidManifest {
+                    registry: repo.registry.clone(),
+                    repository: repo.repository.clone(),
+                    reference: reference.to_string(),
+                    reason: "not a JSON manifest with a known media type".into(),
+                }
+            })?;
+        Ok(Some(RawManifest {
+            bytes,
+            media_type,
+            digest,
+        }))
     }
 
     /// PUT a manifest's exact bytes under a tag or its digest. An immutable tag that
     /// already holds other content gives [`Error::TagConflict`].
-    pub async fn put_manifest(&self, repo: &Repo, reference: &str, m: &RawManifest) -> Result<(), Error> {
+    pub async fn put_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        m: &RawManifest,
+    ) -> Result<(), Error> {
         let mut headers = HeaderMap::new();
         let ct = HeaderValue::from_str(&m.media_type).map_err(|_| Error::InvalidManifest {
             registry: repo.registry.clone(),
@@ -182,7 +210,13 @@ impl RegistryClient {
             access: Access::Push,
             mount_from: None,
         };
-        let resp = self.send(&call, Some(m.bytes.clone()), &[200, 201, 202, 204, 400, 409]).await?;
+        let resp = self
+            .send(
+                &call,
+                Some(m.bytes.clone()),
+                &[200, 201, 202, 204, 400, 409],
+            )
+            .await?;
         let status = resp.status().as_u16();
         if matches!(status, 400 | 409) {
             let (err, code) = self.status_error(&call, resp).await;
@@ -319,14 +353,21 @@ impl RegistryClient {
 
     /// The OCI 1.1 referrers API: `Some(descriptors)` when the registry supports it,
     /// `None` when it does not (the caller falls back to the tag schema).
-    pub async fn referrers_api(&self, repo: &Repo, digest: &Digest) -> Result<Option<Vec<Descriptor>>, Error> {
+    pub async fn referrers_api(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, Error> {
         let call = Call {
             repo,
             method: Method::GET,
             target: Target::Repo(format!("referrers/{digest}")),
             headers: {
                 let mut h = HeaderMap::new();
-                h.insert(http::header::ACCEPT, HeaderValue::from_static(manifest::OCI_INDEX));
+                h.insert(
+                    http::header::ACCEPT,
+                    HeaderValue::from_static(manifest::OCI_INDEX),
+                );
                 h
             },
             access: Access::Pull,
@@ -380,11 +421,18 @@ mod tests {
             http::header::LINK,
             HeaderValue::from_static("</v2/team/api/tags/list?last=v9&n=1000>; rel=\"next\""),
         );
-        assert_eq!(next_link(&h, "team/api").as_deref(), Some("tags/list?last=v9&n=1000"));
+        assert_eq!(
+            next_link(&h, "team/api").as_deref(),
+            Some("tags/list?last=v9&n=1000")
+        );
         h.insert(
             http::header::LINK,
             HeaderValue::from_static("<http://other/v2/evil/tags/list?n=1>; rel=\"next\""),
         );
-        assert_eq!(next_link(&h, "team/api"), None, "never follow a link to another repository");
+        assert_eq!(
+            next_link(&h, "team/api"),
+            None,
+            "never follow a link to another repository"
+        );
     }
 }

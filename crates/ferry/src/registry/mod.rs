@@ -35,7 +35,10 @@ pub struct Repo {
 impl Repo {
     /// A repository.
     pub fn new(registry: impl Into<String>, repository: impl Into<String>) -> Repo {
-        Repo { registry: registry.into(), repository: repository.into() }
+        Repo {
+            registry: registry.into(),
+            repository: repository.into(),
+        }
     }
 }
 
@@ -129,7 +132,11 @@ pub(crate) enum Target {
 
 impl RegistryClient {
     /// A client with its own pooled HTTP connections (rustls).
-    pub fn new(auth: Authenticator, endpoints: Endpoints, options: ClientOptions) -> Result<RegistryClient, Error> {
+    pub fn new(
+        auth: Authenticator,
+        endpoints: Endpoints,
+        options: ClientOptions,
+    ) -> Result<RegistryClient, Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
@@ -137,7 +144,12 @@ impl RegistryClient {
             .pool_max_idle_per_host(options.max_per_host)
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Unsupported(format!("cannot build the HTTP client: {}", describe_reqwest(&e))))?;
+            .map_err(|e| {
+                Error::Unsupported(format!(
+                    "cannot build the HTTP client: {}",
+                    describe_reqwest(&e)
+                ))
+            })?;
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
@@ -152,7 +164,10 @@ impl RegistryClient {
 
     /// A clone that counts into `stats`.
     pub fn with_stats(&self, stats: Arc<Stats>) -> RegistryClient {
-        RegistryClient { inner: self.inner.clone(), stats }
+        RegistryClient {
+            inner: self.inner.clone(),
+            stats,
+        }
     }
 
     /// The counters this clone counts into.
@@ -191,7 +206,11 @@ impl RegistryClient {
 
     /// One attempt: limit slot, auth header, send, and on 401 one refresh and resend
     /// (only for requests whose body can be sent again).
-    async fn attempt(&self, call: &Call<'_>, body: Option<Bytes>) -> Result<reqwest::Response, Error> {
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        body: Option<Bytes>,
+    ) -> Result<reqwest::Response, Error> {
         let host = &call.repo.registry;
         let limit = self.inner.limiters.host(host);
         let _permit = limit.acquire().await;
@@ -200,7 +219,11 @@ impl RegistryClient {
         let mut header = self.inner.auth.header(host, &scope).await?;
         let mut refreshed = false;
         loop {
-            let mut req = self.inner.http.request(call.method.clone(), &url).headers(call.headers.clone());
+            let mut req = self
+                .inner
+                .http
+                .request(call.method.clone(), &url)
+                .headers(call.headers.clone());
             if let Some(h) = &header {
                 req = req.header(http::header::AUTHORIZATION, h.expose());
             }
@@ -293,7 +316,11 @@ impl RegistryClient {
 
     /// Turn an unexpected answer into an error, with the registry's error code (if it
     /// sent one in the distribution error format).
-    pub(crate) async fn status_error(&self, call: &Call<'_>, resp: reqwest::Response) -> (Error, Option<String>) {
+    pub(crate) async fn status_error(
+        &self,
+        call: &Call<'_>,
+        resp: reqwest::Response,
+    ) -> (Error, Option<String>) {
         let status = resp.status().as_u16();
         let retry_after = parse_retry_after(resp.headers());
         let body = read_bounded(resp, 8 * 1024).await;
@@ -305,22 +332,39 @@ impl RegistryClient {
             Target::Url(_) => format!("/v2/{repository}/blobs/uploads/<session>"),
         };
         let err = match status {
-            401 | 403 => Error::Auth { registry, repository, status, message },
-            404 => Error::NotFound { registry, repository, what: path },
+            401 | 403 => Error::Auth {
+                registry,
+                repository,
+                status,
+                message,
+            },
+            404 => Error::NotFound {
+                registry,
+                repository,
+                what: path,
+            },
             _ => Error::Registry {
                 registry,
                 method: call.method.to_string(),
                 url: path,
                 status,
                 message,
-                retry_after: if is_retryable_status(status) { retry_after } else { None },
+                retry_after: if is_retryable_status(status) {
+                    retry_after
+                } else {
+                    None
+                },
             },
         };
         (err, code)
     }
 
     /// The header to send to `host` for `scope`, if any (for following redirects).
-    pub(crate) async fn auth_header(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
+    pub(crate) async fn auth_header(
+        &self,
+        host: &str,
+        scope: &str,
+    ) -> Result<Option<Secret>, Error> {
         self.inner.auth.header(host, scope).await
     }
 }
@@ -363,7 +407,14 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
     }
     let text = String::from_utf8_lossy(body);
     let excerpt: String = text.trim().chars().take(300).collect();
-    (None, if excerpt.is_empty() { "no body".into() } else { excerpt })
+    (
+        None,
+        if excerpt.is_empty() {
+            "no body".into()
+        } else {
+            excerpt
+        },
+    )
 }
 
 /// `Retry-After` in seconds (HTTP-date forms are rare on registries and ignored).
@@ -425,7 +476,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(http::header::RETRY_AFTER, "3".parse().expect("hv"));
         assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(http::header::RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"));
+        h.insert(
+            http::header::RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"),
+        );
         assert_eq!(parse_retry_after(&h), None);
     }
 }

@@ -22,7 +22,10 @@ pub struct Stats {
 impl Stats {
     /// Counters that also count into `parent` (a run's totals).
     pub fn child(parent: &std::sync::Arc<Stats>) -> Stats {
-        Stats { parent: Some(parent.clone()), ..Stats::default() }
+        Stats {
+            parent: Some(parent.clone()),
+            ..Stats::default()
+        }
     }
 
     /// Count one request.

@@ -41,7 +41,9 @@ impl RepoState {
     /// Whether `tag` is immutable here.
     pub fn tag_immutable(&self, tag: &str) -> bool {
         match &self.immutable {
-            Some((immutable, exclusions)) => *immutable != exclusions.iter().any(|p| wildcard(p, tag)),
+            Some((immutable, exclusions)) => {
+                *immutable != exclusions.iter().any(|p| wildcard(p, tag))
+            }
             None => false,
         }
     }
@@ -57,7 +59,13 @@ impl Lister<'_> {
     /// Whether to use the ECR API for this registry.
     fn api(&self, registry: &Registry) -> Option<(&EcrControl, EcrRegistry)> {
         match (registry, self.ecr) {
-            (Registry::Ecr { registry_id, region }, Some(ecr)) if !self.client.endpoints().is_overridden(&registry.host()) => {
+            (
+                Registry::Ecr {
+                    registry_id,
+                    region,
+                },
+                Some(ecr),
+            ) if !self.client.endpoints().is_overridden(&registry.host()) => {
                 Some((ecr, EcrRegistry::new(registry_id, region)))
             }
             _ => None,
@@ -85,19 +93,40 @@ impl Lister<'_> {
             let mut out = Vec::new();
             for e in ecr.list_images(&reg, None, repository).await? {
                 if e.tags.is_empty() {
-                    out.push(ListedImage { repository: repository.into(), tag: None, digest: e.digest.clone(), size: e.size });
+                    out.push(ListedImage {
+                        repository: repository.into(),
+                        tag: None,
+                        digest: e.digest.clone(),
+                        size: e.size,
+                    });
                 }
                 for t in e.tags {
-                    out.push(ListedImage { repository: repository.into(), tag: Some(t), digest: e.digest.clone(), size: e.size });
+                    out.push(ListedImage {
+                        repository: repository.into(),
+                        tag: Some(t),
+                        digest: e.digest.clone(),
+                        size: e.size,
+                    });
                 }
             }
             return Ok(out);
         }
         let repo = Repo::new(registry.host(), repository);
         let mut out = Vec::new();
-        for tag in self.client.list_tags(&repo).await?.into_iter().filter(|t| wanted(t)) {
+        for tag in self
+            .client
+            .list_tags(&repo)
+            .await?
+            .into_iter()
+            .filter(|t| wanted(t))
+        {
             if let Some(h) = self.client.head_manifest(&repo, &tag).await? {
-                out.push(ListedImage { repository: repository.into(), tag: Some(tag), digest: h.digest, size: None });
+                out.push(ListedImage {
+                    repository: repository.into(),
+                    tag: Some(tag),
+                    digest: h.digest,
+                    size: None,
+                });
             }
         }
         Ok(out)
@@ -129,7 +158,10 @@ impl Lister<'_> {
         let repo = Repo::new(registry.host(), repository);
         for tag in self.client.list_tags(&repo).await? {
             let digest = if wanted.contains(&tag) {
-                self.client.head_manifest(&repo, &tag).await?.map(|h| h.digest)
+                self.client
+                    .head_manifest(&repo, &tag)
+                    .await?
+                    .map(|h| h.digest)
             } else {
                 None
             };
@@ -175,7 +207,10 @@ mod tests {
 
     #[test]
     fn immutability_with_exclusions() {
-        let mut s = RepoState { immutable: Some((true, vec!["latest".into(), "dev-*".into()])), ..Default::default() };
+        let mut s = RepoState {
+            immutable: Some((true, vec!["latest".into(), "dev-*".into()])),
+            ..Default::default()
+        };
         assert!(s.tag_immutable("v1"));
         assert!(!s.tag_immutable("latest"));
         assert!(!s.tag_immutable("dev-3"));

@@ -145,7 +145,12 @@ pub async fn sync(
 }
 
 async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> ItemResult {
-    let done = |item, outcome, report, error| ItemResult { item, outcome, report, error };
+    let done = |item, outcome, report, error| ItemResult {
+        item,
+        outcome,
+        report,
+        error,
+    };
     match item.action {
         Action::Skip => done(item, Outcome::Skipped, None, None),
         Action::Extra => done(item, Outcome::Extra, None, None),
@@ -153,13 +158,23 @@ async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> Item
             let msg = format!(
                 "tag-conflict: {} is immutable and holds {}",
                 item.destination_display(),
-                item.existing.as_ref().map_or("another digest".to_string(), |d| d.to_string())
+                item.existing
+                    .as_ref()
+                    .map_or("another digest".to_string(), |d| d.to_string())
             );
             done(item, Outcome::Conflict, None, Some(msg))
         }
-        Action::Delete => match replicator.delete(&item.target, item.tag.as_deref(), item.existing.as_ref()).await {
+        Action::Delete => match replicator
+            .delete(&item.target, item.tag.as_deref(), item.existing.as_ref())
+            .await
+        {
             Ok(()) => done(item, Outcome::Deleted, None, None),
-            Err(e) => done(item, Outcome::Failed, None, Some(format!("{}: {e}", e.code()))),
+            Err(e) => done(
+                item,
+                Outcome::Failed,
+                None,
+                Some(format!("{}: {e}", e.code())),
+            ),
         },
         Action::Copy => {
             let src = item.source_ref(source);
@@ -171,8 +186,18 @@ async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> Item
                     };
                     done(item, outcome, Some(r.report), None)
                 }
-                Err(e @ Error::TagConflict { .. }) => done(item, Outcome::Conflict, None, Some(format!("{}: {e}", e.code()))),
-                Err(e) => done(item, Outcome::Failed, None, Some(format!("{}: {e}", e.code()))),
+                Err(e @ Error::TagConflict { .. }) => done(
+                    item,
+                    Outcome::Conflict,
+                    None,
+                    Some(format!("{}: {e}", e.code())),
+                ),
+                Err(e) => done(
+                    item,
+                    Outcome::Failed,
+                    None,
+                    Some(format!("{}: {e}", e.code())),
+                ),
             }
         }
     }

@@ -67,9 +67,18 @@ impl PlanItem {
     /// `registry/repository:tag`.
     pub fn destination_display(&self) -> String {
         match (&self.tag, &self.digest) {
-            (Some(t), _) => format!("{}/{}:{t}", self.destination_registry, self.destination_repository),
-            (None, Some(d)) => format!("{}/{}@{d}", self.destination_registry, self.destination_repository),
-            (None, None) => format!("{}/{}", self.destination_registry, self.destination_repository),
+            (Some(t), _) => format!(
+                "{}/{}:{t}",
+                self.destination_registry, self.destination_repository
+            ),
+            (None, Some(d)) => format!(
+                "{}/{}@{d}",
+                self.destination_registry, self.destination_repository
+            ),
+            (None, None) => format!(
+                "{}/{}",
+                self.destination_registry, self.destination_repository
+            ),
         }
     }
 }
@@ -113,7 +122,10 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
         Error::Config("plan, sync and verify need a `source` (registryId and region, or registry) in the config".into())
     })?;
     let client = replicator.copier().client();
-    let lister = Lister { client, ecr: replicator.ecr() };
+    let lister = Lister {
+        client,
+        ecr: replicator.ecr(),
+    };
 
     // 1. Source images the rules select.
     let mut repos: Vec<String> = lister.repositories(&source).await?;
@@ -132,7 +144,10 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
     let mut source_tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for img in &images {
         if let Some(t) = &img.tag {
-            source_tags.entry(img.repository.clone()).or_default().insert(t.clone());
+            source_tags
+                .entry(img.repository.clone())
+                .or_default()
+                .insert(t.clone());
         }
         let targets = config
             .destinations_for(&img.repository, img.tag.as_deref())
@@ -156,10 +171,21 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
                 let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
                 let role = role_of(&target.destination);
                 let state = lister
-                    .destination(&target.destination.registry, role.as_ref(), &target.repository, &wanted)
+                    .destination(
+                        &target.destination.registry,
+                        role.as_ref(),
+                        &target.repository,
+                        &wanted,
+                    )
                     .await?;
                 let mut items = compare(&target, &imgs, &state, client, &src_repo).await?;
-                items.extend(leftovers(replicator, &target, &state, source_tags.get(&src_repo), &src_repo));
+                items.extend(leftovers(
+                    replicator,
+                    &target,
+                    &state,
+                    source_tags.get(&src_repo),
+                    &src_repo,
+                ));
                 Ok::<_, Error>(items)
             }
         })
@@ -168,10 +194,17 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
         .await?;
     let mut items: Vec<PlanItem> = per_group.into_iter().flatten().collect();
     items.sort_by(|a, b| {
-        (&a.destination_registry, &a.destination_repository, &a.tag).cmp(&(&b.destination_registry, &b.destination_repository, &b.tag))
+        (&a.destination_registry, &a.destination_repository, &a.tag).cmp(&(
+            &b.destination_registry,
+            &b.destination_repository,
+            &b.tag,
+        ))
     });
     let bytes_to_move = bytes_to_move(replicator, &source, &items, &images).await?;
-    let mut summary = PlanSummary { bytes_to_move, ..Default::default() };
+    let mut summary = PlanSummary {
+        bytes_to_move,
+        ..Default::default()
+    };
     for i in &items {
         match i.action {
             Action::Copy => summary.copy += 1,
@@ -181,7 +214,11 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
             Action::Extra => summary.extra += 1,
         }
     }
-    Ok(Plan { source: source.host(), items, summary })
+    Ok(Plan {
+        source: source.host(),
+        items,
+        summary,
+    })
 }
 
 async fn compare(
@@ -244,10 +281,19 @@ fn leftovers(
                 && replicator
                     .config()
                     .destinations_for(src_repo, Some(tag))
-                    .is_ok_and(|ts| ts.iter().any(|t| t.destination.registry_host() == host && t.repository == target.repository))
+                    .is_ok_and(|ts| {
+                        ts.iter().any(|t| {
+                            t.destination.registry_host() == host
+                                && t.repository == target.repository
+                        })
+                    })
         })
         .map(|(tag, existing)| PlanItem {
-            action: if target.deletes { Action::Delete } else { Action::Extra },
+            action: if target.deletes {
+                Action::Delete
+            } else {
+                Action::Extra
+            },
             source_repository: src_repo.to_string(),
             destination_registry: host.clone(),
             destination_repository: target.repository.clone(),
@@ -273,7 +319,11 @@ async fn bytes_to_move(
     let mut total = 0u64;
     for item in items.iter().filter(|i| i.action == Action::Copy) {
         let Some(digest) = &item.digest else { continue };
-        if let Some(size) = images.iter().find(|i| &i.digest == digest).and_then(|i| i.size) {
+        if let Some(size) = images
+            .iter()
+            .find(|i| &i.digest == digest)
+            .and_then(|i| i.size)
+        {
             if seen.insert((item.destination_registry.clone(), digest.clone())) {
                 total += size;
             }
@@ -293,15 +343,27 @@ async fn bytes_to_move(
 }
 
 /// Config and layer blobs of an image (all platforms of an index).
-async fn blob_sizes(client: &crate::registry::RegistryClient, repo: &Repo, digest: &Digest) -> Result<Vec<(Digest, u64)>, Error> {
+async fn blob_sizes(
+    client: &crate::registry::RegistryClient,
+    repo: &Repo,
+    digest: &Digest,
+) -> Result<Vec<(Digest, u64)>, Error> {
     let mut out = Vec::new();
     let mut todo = vec![digest.clone()];
     while let Some(d) = todo.pop() {
         let m = client.get_manifest(repo, d.as_str()).await?;
         match manifest::parse(&m.bytes) {
-            Ok(Parsed::Index { manifests, .. }) => todo.extend(manifests.into_iter().map(|c| c.digest).take(64)),
+            Ok(Parsed::Index { manifests, .. }) => {
+                todo.extend(manifests.into_iter().map(|c| c.digest).take(64))
+            }
             Ok(Parsed::Image { config, layers, .. }) => {
-                out.extend(config.into_iter().chain(layers).filter(|b| !b.is_foreign()).map(|b| (b.digest, b.size)));
+                out.extend(
+                    config
+                        .into_iter()
+                        .chain(layers)
+                        .filter(|b| !b.is_foreign())
+                        .map(|b| (b.digest, b.size)),
+                );
             }
             Err(_) => {}
         }
