@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: setup build lint lint-infra test demo bench
+.PHONY: setup build lint lint-infra test demo bench package deploy
 
 ## setup: install every tool the tests and the demo need (idempotent, quick when done)
 setup:
@@ -36,6 +36,7 @@ test: setup lint lint-infra
 	$(CARGO) build -p ferry-cli
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		echo "test: cargo nextest run --workspace"; \
+		$(CARGO) test --workspace --doc; \
 		$(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 		echo "test: cargo-nextest absent, using cargo test"; \
@@ -53,3 +54,11 @@ bench:
 	else \
 		echo "bench: scripts/bench is not there yet"; \
 	fi
+
+## package: build the Lambda functions with cargo lambda and the SAM application (FERRY_ARCH=arm64|x86_64)
+package:
+	scripts/package
+
+## deploy: sam deploy (guided the first time; FERRY_CONFIG=ferry.json supplies the replication config)
+deploy:
+	scripts/deploy
