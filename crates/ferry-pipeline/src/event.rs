@@ -145,7 +145,9 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
             text.push(':');
             text.push_str(t);
         }
-        ferry::Reference::parse(&text).map(|_| ()).map_err(|e| e.to_string())
+        ferry::Reference::parse(&text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
     probe(detail.image_tag.as_deref()).map_err(malformed)?;
     let digest = match &detail.image_digest {

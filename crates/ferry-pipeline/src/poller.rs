@@ -2,7 +2,11 @@
 //! receives batches, invokes a handler, and deletes only the messages the handler
 //! acknowledged, honouring `batchItemFailures` as Lambda does (an invocation error, or a
 //! failure naming a message not in the batch, fails the whole batch). Failed messages are
-//! left to reappear after the visibility timeout, so the queue's redrive policy applies.
+//! left to reappear after the visibility timeout, so the queue's redrive policy applies, or
+//! with [`Poller::release_failed`] made visible again at once (ChangeMessageVisibility 0).
+//! The sandbox releases them: moto 5.2 redelivers a FIFO group out of order when its
+//! messages reappear by timeout (it skips the first message of the group while a later
+//! one is still marked in flight), and an explicit release avoids that.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -141,6 +145,8 @@ pub struct Poller {
     pub batch_size: i32,
     /// Long-poll wait per receive.
     pub wait: Duration,
+    /// Make failed messages visible again at once instead of after the visibility timeout.
+    pub release_failed: bool,
 }
 
 impl Poller {
@@ -151,6 +157,7 @@ impl Poller {
             url: url.to_string(),
             batch_size: 10,
             wait: Duration::from_secs(1),
+            release_failed: false,
         }
     }
 

@@ -268,7 +268,11 @@ async fn run_one(
     }
     let engine_start = Instant::now();
     let done = match job.action {
-        JobAction::Copy => ctx.engine.copy(&job, copy_until).await.map(|r| Done::Copied(Box::new(r))),
+        JobAction::Copy => ctx
+            .engine
+            .copy(&job, copy_until)
+            .await
+            .map(|r| Done::Copied(Box::new(r))),
         JobAction::Delete => ctx.engine.delete(&job).await.map(|d| {
             if d {
                 Done::Deleted
