@@ -121,6 +121,10 @@ pub struct CopyArgs {
     /// Do not copy signatures, SBOMs and attestations attached to the image.
     #[arg(long)]
     pub no_referrers: bool,
+    /// When DST already holds the image, still copy referrers added at SRC since (a few
+    /// more requests; without it a re-copy costs two requests).
+    #[arg(long, conflicts_with = "no_referrers")]
+    pub recheck_referrers: bool,
     /// Speak plain HTTP to every registry (loopback registries always use it).
     #[arg(long)]
     pub plain_http: bool,

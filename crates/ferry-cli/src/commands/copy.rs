@@ -25,6 +25,7 @@ pub async fn run(args: CopyArgs) -> Result<ExitCode, ferry::Error> {
     .build(aws)?;
     let options = CopyOptions {
         referrers: !args.no_referrers,
+        recheck_referrers: args.recheck_referrers,
         blob_concurrency: args.concurrency.into(),
         ..Default::default()
     };

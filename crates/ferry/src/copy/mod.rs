@@ -38,6 +38,10 @@ pub struct CopyOptions {
     /// Start no new blob transfer after this instant (Lambda deadline); the copy then
     /// fails with [`Error::Deadline`], keeping what it already wrote.
     pub deadline: Option<Instant>,
+    /// When the image is already in place, still look for referrers added at the source
+    /// since it was copied (a few more source requests). Off: the warm path costs two
+    /// requests.
+    pub recheck_referrers: bool,
 }
 
 impl Default for CopyOptions {
@@ -48,6 +52,7 @@ impl Default for CopyOptions {
             manifest_concurrency: 4,
             max_resumes: 3,
             deadline: None,
+            recheck_referrers: false,
         }
     }
 }
@@ -182,7 +187,15 @@ impl Copier {
         let dst_ref = tag.clone().unwrap_or_else(|| digest.to_string());
         let at_dst = job.client.head_manifest(&job.dst, &dst_ref).await?;
         if at_dst.as_ref().map(|h| &h.digest) == Some(&digest) {
-            return Ok(self.report(&job, src, dst, digest, tag, CopyStatus::Skipped, started));
+            let mut status = CopyStatus::Skipped;
+            if self.options.referrers && self.options.recheck_referrers {
+                let root = job.client.get_manifest(&job.src, digest.as_str()).await?;
+                self.copy_referrers(&job, &root).await?;
+                if job.tally.manifests().copied > 0 {
+                    status = CopyStatus::Copied;
+                }
+            }
+            return Ok(self.report(&job, src, dst, digest, tag, status, started));
         }
 
         // 3. Content, children first, the root by digest.
