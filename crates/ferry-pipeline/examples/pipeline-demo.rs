@@ -1,0 +1,437 @@
+//! The whole event-driven pipeline, locally (`scripts/pipeline-demo`, `make demo`):
+//!
+//! 1. sandbox: source registry for account A us-east-1, destinations A eu-west-1 and
+//!    B us-west-2 (through an assumed role) behind moto's ECR, SQS, EventBridge and STS;
+//!    EventBridge rules routing to SQS as `infra/template.yaml` does;
+//! 2. pushes sample images: single, multi-arch, signed, and one whose tag is immutable at
+//!    eu-west-1 and already holds other content there;
+//! 3. publishes the ECR Image Action events ECR would (one per child manifest too);
+//! 4. drives the real dispatch and replicate handlers from the queues until they drain;
+//! 5. prints image, destination, status, bytes, latency;
+//! 6. verifies the digests with skopeo, and tears everything down.
+//!
+//! `--latency N` then pushes N more images one after the other, each event published when
+//! its push completes, with dispatch and replicate polling concurrently, and reports the
+//! event-to-replica latency (p50/p99) and replicate's own overhead per job.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use ferry_e2e::{EcrRegistry, Fixture, fixtures, skopeo};
+use ferry_pipeline::poller::{DispatchInvoker, Invoker, Poller};
+use ferry_pipeline::replicate::{JobOutcome, ReplicateContext, replicate};
+use ferry_pipeline::{ReplicationResult, Status};
+use support::conflict::ImmutableProxy;
+use support::{MotoEnvelope, Options, Sandbox, detail, push_details};
+
+/// replicate in process, keeping each batch's outcomes for the overhead figures.
+struct Recording {
+    ctx: ReplicateContext,
+    outcomes: Arc<Mutex<Vec<(JobOutcome, Duration, usize)>>>,
+}
+
+#[async_trait]
+impl Invoker for Recording {
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let deadline = Some(std::time::Instant::now() + Duration::from_secs(300));
+        let report = replicate(event, deadline, &self.ctx).await;
+        let n = report.outcomes.len();
+        let mut all = self.outcomes.lock().unwrap_or_else(|p| p.into_inner());
+        all.extend(
+            report
+                .outcomes
+                .iter()
+                .map(|o| (o.clone(), report.publish, n)),
+        );
+        Ok(report
+            .response()
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect())
+    }
+}
+
+/// Dispatch and replicate pollers running until stopped.
+struct Pipeline {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    outcomes: Arc<Mutex<Vec<(JobOutcome, Duration, usize)>>>,
+}
+
+fn start_pipeline(sb: &Sandbox) -> Pipeline {
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let (config, metrics, queue) = (sb.config.clone(), sb.metrics.clone(), sb.job_queue());
+    let mut events = Poller::new(sb.sqs.clone(), &sb.events_queue);
+    events.wait = Duration::from_secs(1);
+    let s = stop.clone();
+    let dispatch = sb.rt.spawn(async move {
+        let invoker = MotoEnvelope(DispatchInvoker {
+            config: &config,
+            queue: &queue,
+            metrics: &metrics,
+        });
+        while !s.load(Ordering::SeqCst) {
+            if let Err(e) = events.poll_once(&invoker).await {
+                eprintln!("dispatch poller: {e}");
+            }
+        }
+    });
+    let mut jobs = Poller::new(sb.sqs.clone(), &sb.jobs_queue);
+    jobs.release_failed = true;
+    let invoker = Recording {
+        ctx: sb.replicate_ctx(None),
+        outcomes: outcomes.clone(),
+    };
+    let s = stop.clone();
+    let replicate = sb.rt.spawn(async move {
+        while !s.load(Ordering::SeqCst) {
+            if let Err(e) = jobs.poll_once(&invoker).await {
+                eprintln!("replicate poller: {e}");
+            }
+        }
+    });
+    Pipeline {
+        stop,
+        tasks: vec![dispatch, replicate],
+        outcomes,
+    }
+}
+
+impl Pipeline {
+    fn finish(self, sb: &Sandbox) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = sb.rt.block_on(t);
+        }
+    }
+}
+
+/// Wait until `want` result events arrived (or time out); all results so far.
+fn wait_results(
+    sb: &Sandbox,
+    seen: &mut Vec<ReplicationResult>,
+    want: usize,
+    timeout: Duration,
+) -> Result<()> {
+    let until = std::time::Instant::now() + timeout;
+    while seen.len() < want {
+        seen.extend(sb.results()?);
+        if std::time::Instant::now() > until {
+            bail!(
+                "only {} of {want} result events after {timeout:?}",
+                seen.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// Cosign's `sha256-<64 hex>.sig` tags, shortened for the table.
+fn short_tag(tag: &str) -> String {
+    match tag.strip_prefix("sha256-") {
+        Some(rest) if rest.len() > 12 => format!(
+            "sha256-{}….{}",
+            &rest[..8],
+            rest.rsplit('.').next().unwrap_or("")
+        ),
+        _ => tag.to_string(),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() -> Result<()> {
+    let latency_pushes: usize = match std::env::args().skip_while(|a| a != "--latency").nth(1) {
+        Some(n) => n.parse().context("--latency N")?,
+        None => 0,
+    };
+    println!(
+        "== Starting the sandbox: moto (ECR, SQS, EventBridge, STS) and three ECR-shaped registries"
+    );
+    let eu = EcrRegistry::start(support::ACCOUNT_A, "eu-west-1")?;
+    let immutable = ImmutableProxy::start(&eu.registry().url())?;
+    let routes = BTreeMap::from([(eu.ecr_host(), immutable.url())]);
+    let mut sb = Sandbox::start_with(
+        Options {
+            visibility_timeout: 30,
+            client_retries: 3,
+            ..Options::default()
+        },
+        &routes,
+    )?;
+    sb.eu = eu;
+    println!(
+        "   source       {} -> {}",
+        sb.src.ecr_host(),
+        sb.src.registry().url()
+    );
+    println!(
+        "   destination  {} -> {} (immutable tags)",
+        sb.eu.ecr_host(),
+        immutable.url()
+    );
+    println!(
+        "   destination  {} -> {} (role {})",
+        sb.west.ecr_host(),
+        sb.west.registry().url(),
+        support::ROLE_B
+    );
+    println!("   moto         {}", sb.moto.endpoint());
+
+    println!("\n== Pushing sample images to the source");
+    let held = fixtures::single_image(&sb.eu, "team/pinned", "1.0", 900)?;
+    let images: Vec<Fixture> = vec![
+        fixtures::single_image(&sb.src, "team/api", "v1", 901)?,
+        fixtures::oci_index(&sb.src, "team/web", "v2", 902)?,
+        fixtures::signed_index(&sb.src, "team/signed", "v1", 903)?,
+        fixtures::single_image(&sb.src, "team/pinned", "1.0", 904)?,
+    ];
+    for f in &images {
+        println!(
+            "   {:<40} {} ({} manifests, {} blobs)",
+            format!("{}:{}", f.repo, f.tag),
+            f.digest,
+            f.manifests.len(),
+            f.blobs.len()
+        );
+    }
+    println!(
+        "   prepared at eu-west-1: team/pinned:1.0 = {} (immutable)",
+        held.digest
+    );
+
+    println!("\n== Publishing the ECR Image Action events");
+    let mut events = Vec::new();
+    for f in &images {
+        events.extend(push_details(f));
+        for t in &f.extra_tags {
+            events.push(detail(
+                "PUSH",
+                &f.repo,
+                Some(t),
+                &f.referrers[0],
+                "application/vnd.oci.image.manifest.v1+json",
+            ));
+        }
+    }
+    let published_at = Utc::now();
+    sb.publish(&events)?;
+    println!(
+        "   {} events (digest-only events of child manifests included)",
+        events.len()
+    );
+
+    println!("\n== Driving dispatch and replicate until the queues drain");
+    let pipeline = start_pipeline(&sb);
+    let expected_jobs = images.iter().map(|f| 1 + f.extra_tags.len()).sum::<usize>() * 2;
+    let mut results = Vec::new();
+    wait_results(&sb, &mut results, expected_jobs, Duration::from_secs(300))?;
+    std::thread::sleep(Duration::from_secs(2));
+    results.extend(sb.results()?);
+    pipeline.finish(&sb);
+    ensure!(
+        sb.queue_depth(&sb.jobs_queue)? == 0,
+        "jobs queue not drained"
+    );
+
+    println!(
+        "\n{:<30} {:<60} {:<10} {:>10} {:>9}",
+        "IMAGE", "DESTINATION", "STATUS", "BYTES", "LATENCY"
+    );
+    for r in &results {
+        let image = format!(
+            "{}:{}",
+            r.source.repository,
+            r.source
+                .tag
+                .as_deref()
+                .map(short_tag)
+                .unwrap_or_else(|| "<digest>".into())
+        );
+        let dest = format!("{}/{}", r.destination.registry, r.destination.repository);
+        let latency = (r.completed_at - published_at).num_milliseconds();
+        println!(
+            "{image:<30} {dest:<60} {:<10} {:>10} {:>7}ms",
+            r.status.as_str(),
+            human(r.bytes),
+            latency
+        );
+    }
+
+    println!("\n== Verifying with skopeo");
+    for f in &images {
+        for dst in sb.destinations() {
+            let at = skopeo::inspect_raw_digest(
+                &dst.registry().reference(&f.repo, &f.tag),
+                dst.registry().credentials(),
+            )?;
+            let conflict = f.repo == "team/pinned" && dst.ecr_host() == sb.eu.ecr_host();
+            let want = if conflict { &held.digest } else { &f.digest };
+            ensure!(
+                at == *want,
+                "{}:{} at {}: {at}, wanted {want}",
+                f.repo,
+                f.tag,
+                dst.ecr_host()
+            );
+            println!(
+                "   ok  {:<28} {:<46} {}{}",
+                format!("{}:{}", f.repo, f.tag),
+                dst.ecr_host(),
+                at,
+                if conflict {
+                    "  (left unchanged: CONFLICT)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let conflicts = results
+        .iter()
+        .filter(|r| r.status == Status::Conflict)
+        .count();
+    ensure!(
+        conflicts == 1,
+        "expected exactly one CONFLICT, got {conflicts}"
+    );
+    ensure!(
+        !results.iter().any(|r| r.status == Status::Failed),
+        "a job FAILED"
+    );
+
+    if latency_pushes > 0 {
+        measure(&sb, latency_pushes)?;
+    }
+    println!("\n== Tearing down");
+    drop(sb);
+    println!("demo: OK");
+    Ok(())
+}
+
+fn measure(sb: &Sandbox, n: usize) -> Result<()> {
+    println!(
+        "\n== Latency: {n} pushes, one event each as its push completes, pipeline polling concurrently"
+    );
+    let pipeline = start_pipeline(sb);
+    let mut published: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    for i in 0..n {
+        let f = fixtures::single_image(
+            &sb.src,
+            &format!("load/app{}", i % 5),
+            &format!("b{i}"),
+            10_000 + i as u64,
+        )?;
+        let at = Utc::now();
+        let ids = sb.publish(&[detail(
+            "PUSH",
+            &f.repo,
+            Some(&f.tag),
+            &f.digest,
+            &f.media_type,
+        )])?;
+        published.insert(ids[0].clone(), at);
+    }
+    let mut results = Vec::new();
+    wait_results(sb, &mut results, 2 * n, Duration::from_secs(600))?;
+    let outcomes = pipeline
+        .outcomes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    pipeline.finish(sb);
+
+    let mut lat: Vec<f64> = results
+        .iter()
+        .filter_map(|r| {
+            published
+                .get(&r.event_id)
+                .map(|t| (r.completed_at - *t).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    ensure!(
+        lat.len() == 2 * n,
+        "{} latencies for {} jobs",
+        lat.len(),
+        2 * n
+    );
+    let done: Vec<&(JobOutcome, Duration, usize)> = outcomes
+        .iter()
+        .filter(|(o, _, _)| o.status != Status::Retry)
+        .collect();
+    let sorted = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let own = sorted(
+        done.iter()
+            .map(|(o, _, _)| (o.total - o.engine).as_secs_f64() * 1000.0)
+            .collect(),
+    );
+    let publish = sorted(
+        done.iter()
+            .map(|(_, p, batch)| p.as_secs_f64() * 1000.0 / *batch as f64)
+            .collect(),
+    );
+    let engine = sorted(
+        done.iter()
+            .map(|(o, _, _)| o.engine.as_secs_f64() * 1000.0)
+            .collect(),
+    );
+    let all_ok = results.iter().all(|r| r.status == Status::Succeeded);
+    println!(
+        "   jobs: {} (2 destinations x {n} pushes), all SUCCEEDED: {all_ok}",
+        lat.len()
+    );
+    println!(
+        "   event-to-replica latency: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 100.0)
+    );
+    println!(
+        "   per job: copy (engine) p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&engine, 50.0),
+        percentile(&engine, 99.0)
+    );
+    println!(
+        "   replicate's own overhead per job (handler time minus copy time): p50 {:.3} ms, p99 {:.3} ms",
+        percentile(&own, 50.0),
+        percentile(&own, 99.0)
+    );
+    println!(
+        "   plus result publishing (PutEvents to moto, per job of its batch): p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&publish, 50.0),
+        percentile(&publish, 99.0)
+    );
+    Ok(())
+}
