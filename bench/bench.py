@@ -398,6 +398,8 @@ class Run:
     cpu_s: float
     ok: bool
     traffic: dict = field(default_factory=dict)
+    idle: float | None = None  # the machine's idle share during the run
+    loadavg: float | None = None
     ferry: dict | None = None
     checks: dict = field(default_factory=dict)
     note: str = ""
@@ -405,7 +407,8 @@ class Run:
     def as_json(self) -> dict:
         d = {
             "tool": self.tool, "wall_s": round(self.wall_s, 3), "peak_rss_mib": round(self.rss_kib / 1024, 1),
-            "cpu_s": round(self.cpu_s, 2), "ok": self.ok, "traffic": self.traffic, "checks": self.checks,
+            "cpu_s": round(self.cpu_s, 2), "ok": self.ok,
+            "machine_idle": None if self.idle is None else round(self.idle, 3), "loadavg_1m": self.loadavg, "traffic": self.traffic, "checks": self.checks,
         }
         if self.ferry is not None:
             d["ferry_report"] = self.ferry
@@ -414,14 +417,37 @@ class Run:
         return d
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, idle + iowait) jiffies of the machine, from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(f), f[3] + f[4]
+
+
+class Idle:
+    """The machine's idle share over the last timed run: the machine is shared, and a
+    run that found no idle CPU says so."""
+
+    last: float | None = None
+
+    def __init__(self):
+        self.start = cpu_ticks()
+
+    def stop(self):
+        end = cpu_ticks()
+        total = end[0] - self.start[0]
+        Idle.last = (end[1] - self.start[1]) / total if total else None
+
+
 def timed(argv: list[str], work: Path, env=None) -> tuple[float, int, float, subprocess.CompletedProcess]:
     """Run under /usr/bin/time -v: wall seconds (monotonic), peak RSS KiB (largest
     process of the tree), user+sys seconds."""
     tv = work / "time.txt"
     cmd = ["/usr/bin/time", "-v", "-o", str(tv)] + argv
+    idle = Idle()
     t0 = time.monotonic()
     cp = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     wall = time.monotonic() - t0
+    idle.stop()
     text = tv.read_text(errors="replace")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
     user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
@@ -433,6 +459,7 @@ def run_parallel(argvs: list[list[str]], work: Path):
     """Several commands at once, each under /usr/bin/time -v: wall of the whole, max and
     sum of peak RSS, CPU sum, processes."""
     procs = []
+    idle = Idle()
     t0 = time.monotonic()
     for i, argv in enumerate(argvs):
         tv = work / f"time-{i}.txt"
@@ -441,6 +468,7 @@ def run_parallel(argvs: list[list[str]], work: Path):
                                            stdin=subprocess.DEVNULL)))
     outs = [(tv, p, *p.communicate()) for tv, p in procs]
     wall = time.monotonic() - t0
+    idle.stop()
     rss, cpu = [], 0.0
     for tv, _, _, _ in outs:
         text = tv.read_text(errors="replace")
@@ -496,8 +524,10 @@ class Bench:
             err = (cp.stderr or "")[-800:] if cp is not None else ""
             self.failures.append(f"{tool}: exit {cp.returncode if cp else '?'}: {err}")
             log(f"  {tool} FAILED: {err}")
-        r = Run(tool, wall, rss, cpu, ok, traffic, ferry, checks or {}, note)
+        load = float(Path("/proc/loadavg").read_text().split()[0])
+        r = Run(tool, wall, rss, cpu, ok, traffic, Idle.last, load, ferry, checks or {}, note)
         log(f"  {tool:<28} {wall:7.2f} s  rss {rss / 1024:7.1f} MiB  req {traffic['requests_total']:5d}  "
+            f"idle {100 * (Idle.last or 0):3.0f}%  "
             f"→dst {traffic['bytes_to_destinations'] / MiB:8.1f} MiB  checks {checks}")
         return r
 
@@ -756,6 +786,7 @@ def summarize(runs: list[Run]) -> dict:
         "blob_uploads": tr("blob_uploads"),
         "mounts": tr("mounts"),
         "registries_cpu_s": tr("registries_cpu_s"),
+        "machine_idle": median([r.idle for r in use]),
         "max_uploads_of_one_blob_per_destination": max(r.traffic.get("max_uploads_of_one_blob_per_destination", 0) for r in use),
     }
 
@@ -812,6 +843,10 @@ def fmt_s(x):
     return "—" if x is None else f"{x:.2f}"
 
 
+def fmt_pct(x):
+    return "—" if x is None else f"{100 * x:.0f} %"
+
+
 def fmt_mib(b):
     return "—" if b is None else f"{b / MiB:,.0f}"
 
@@ -827,7 +862,7 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         rows.append(
             f"| {scenario} | {tool} | {fmt_s(s['wall_s']['median'])} "
             f"({fmt_s(s['wall_s']['min'])}–{fmt_s(s['wall_s']['max'])}) | {ratio} | {s['peak_rss_mib']:.1f} | "
-            f"{s['cpu_s']:.1f} | {fmt_s(s['registries_cpu_s'])} | {s['requests_total']:.0f} | {fmt_mib(s['bytes_from_source'])} | "
+            f"{s['cpu_s']:.1f} | {fmt_s(s['registries_cpu_s'])} | {fmt_pct(s['machine_idle'])} | {s['requests_total']:.0f} | {fmt_mib(s['bytes_from_source'])} | "
             f"{fmt_mib(s['bytes_to_destinations'])} | {note} |"
         )
 
@@ -902,7 +937,7 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         target(title, "report time vs 3 sequential skopeo copies (Ferry: one `ferry sync` with 3 destinations)",
                f"{r:.3f} × (3 parallel `ferry copy`: "
                f"{fp['wall_s']['median'] / sk['wall_s']['median']:.3f} ×)", True)
-    rows.append("| pipeline | — | see the pipeline bench (issue #6, another engineer's part) | | | | | | | | |")
+    rows.append("| pipeline | — | see the pipeline bench (issue #6, another engineer's part) | | | | | | | | | |")
     out["targets"] = targets
     out["failures"] = bench.failures
 
@@ -932,8 +967,8 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         "",
         "## Results",
         "",
-        "| scenario | tool | wall s, median (min–max) | ratio | peak RSS MiB | CPU s | registries' CPU s | requests | MiB from source | MiB to destinations | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | tool | wall s, median (min–max) | ratio | peak RSS MiB | CPU s | registries' CPU s | machine idle | requests | MiB from source | MiB to destinations | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "## Targets",
