@@ -255,11 +255,9 @@ impl EcrControl {
         let client = self.aws.ecr(&registry.region, role).await;
         let id = ImageIdentifier::builder()
             .set_image_tag(tag.map(str::to_string))
-            .set_image_digest(if tag.is_some() {
-                None
-            } else {
-                digest.map(|d| d.to_string())
-            })
+            // With both, ECR deletes only while the tag still points at that digest: a
+            // late delete never removes a newer push.
+            .set_image_digest(digest.map(|d| d.to_string()))
             .build();
         let out = client
             .batch_delete_image()

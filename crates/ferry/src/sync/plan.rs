@@ -131,8 +131,15 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
     let mut repos: Vec<String> = lister.repositories(&source).await?;
     repos.retain(|r| config.repository_selected(r));
     repos.sort();
-    let listed: Vec<Vec<ListedImage>> = futures::stream::iter(repos.iter())
-        .map(|r| lister.images(&source, r, |tag| config.tag_selected(r, tag)))
+    let listed: Vec<Vec<ListedImage>> = futures::stream::iter(repos.iter().cloned())
+        .map(|r| {
+            let (lister, source) = (&lister, &source);
+            async move {
+                lister
+                    .images(source, &r, |tag| config.tag_selected(&r, tag))
+                    .await
+            }
+        })
         .buffered(LISTING_CONCURRENCY)
         .try_collect()
         .await?;
@@ -219,6 +226,14 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
         items,
         summary,
     })
+}
+
+/// The plan future can move between threads (reconcile runs it on a multi-thread runtime).
+#[cfg(test)]
+#[allow(dead_code)]
+fn plan_is_send(r: &'static Replicator) {
+    fn send<T: Send>(_: T) {}
+    send(plan(r));
 }
 
 async fn compare(
