@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: setup build lint lint-infra test demo bench package deploy
+.PHONY: setup build lint lint-infra test demo demo-copy bench package deploy
 
 ## setup: install every tool the tests and the demo need (idempotent, quick when done)
 setup:
@@ -43,8 +43,13 @@ test: setup lint lint-infra
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-## demo: two local registries, a signed multi-arch image, `ferry copy`, skopeo verification
+## demo: the whole pipeline locally: ECR-shaped registries, moto ECR/SQS/EventBridge/STS, pushes,
+## events, dispatch and replicate until the queues drain, a result table, skopeo verification
 demo: setup
+	scripts/pipeline-demo
+
+## demo-copy: two local registries, a signed multi-arch image, `ferry copy`, skopeo verification
+demo-copy: setup
 	scripts/demo
 
 ## bench: performance comparison (scripts/bench, when it exists)
