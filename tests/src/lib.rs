@@ -12,6 +12,8 @@ pub mod ecr;
 pub mod ferry;
 pub mod fixtures;
 pub mod http;
+pub mod imageset;
+pub mod integrity;
 pub mod moto;
 pub mod process;
 pub mod proxy;

@@ -9,16 +9,37 @@
 //! - cut the body of blob GETs after K bytes for the first N matching attempts, forwarding
 //!   and recording any `Range` header ([`Proxy::cut_blob_body`]);
 //! - answer the first N matching requests with an injected status such as 500, 503 or 429
-//!   with `Retry-After` ([`Proxy::inject`]).
+//!   with `Retry-After` ([`Proxy::inject`]);
+//! - inject seeded random faults at configured rates: 500 / 502 / 503, 429 with
+//!   `Retry-After`, connection resets (RST) mid-body, truncated bodies (`Content-Length`
+//!   announced, connection closed early) and slow responses ([`Proxy::set_random_faults`],
+//!   [`FaultPlan`]), deterministic per seed;
+//! - flip one byte in the middle of blob GET bodies, same length ([`Proxy::corrupt_blobs`]);
+//! - play ECR's registry endpoint ([`Proxy::set_ecr_mode`], [`EcrMode`]): Basic
+//!   `AWS:<token>` only and 401 for an expired token ([`Proxy::expire_token`]), 307 blob
+//!   redirects to an object store that refuses `Authorization`, PATCH answered 201 with
+//!   later chunks dropped, manifest PUTs throttled with 429 `TOOMANYREQUESTS`, immutable
+//!   tags (400 `TAG_INVALID`), and 405 `UNSUPPORTED` manifest DELETEs.
+//!
+//! Every request is recorded with its *attempt key* (method and path, upload session ids
+//! taken out: [`chaos::attempt_key`]) so tests can bound the attempts per request.
 //!
 //! The servers run on a private tokio runtime, so the API is synchronous; dropping the
 //! proxy stops them.
 
+pub mod chaos;
+mod conn;
+mod ecr_mode;
 mod forward;
 mod objstore;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use chaos::{FaultKind, FaultPlan};
+pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
 
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -84,8 +105,18 @@ pub struct RequestRecord {
     pub authorization: bool,
     /// Status answered (for cut bodies: the status before the cut).
     pub status: u16,
-    /// The fault applied, if any: `inject`, `redirect` or `cut`.
+    /// The fault applied, if any: `inject`, `redirect`, `cut`, `corrupt`; a random fault's
+    /// [`FaultKind::label`] (`500`, `502`, `503`, `429`, `reset`, `truncate`, `slow`); or
+    /// an ECR-mode answer (`ecr-unauthorized`, `ecr-expired`, `ecr-throttled`,
+    /// `ecr-tag-invalid`, `ecr-delete-unsupported`, `ecr-patch-201`, `ecr-patch-dropped`).
     pub fault: Option<&'static str>,
+    /// The attempt key ([`chaos::attempt_key`]).
+    pub key: String,
+    /// A reset or truncation broke the response mid-way through its body (after the
+    /// headers), rather than before the headers.
+    pub mid_body: bool,
+    /// When the request arrived, since the proxy started.
+    pub at: Duration,
 }
 
 /// Cut blob GET bodies after `after_bytes` for the first `attempts` matching requests.
@@ -130,6 +161,11 @@ struct Faults {
     redirect_blobs: bool,
     cut: Option<CutRule>,
     inject: Vec<InjectRule>,
+    random: Option<FaultPlan>,
+    /// Blob digests whose GET bodies get a byte flipped (`None` inside: every blob).
+    corrupt: Option<Option<String>>,
+    ecr: Option<EcrMode>,
+    expire: Vec<ExpireRule>,
 }
 
 #[derive(Debug)]
@@ -139,9 +175,15 @@ struct Shared {
     objstore: String,
     upstream_credentials: Option<Credentials>,
     client: reqwest::Client,
+    started: Instant,
     faults: Mutex<Faults>,
     log: Mutex<Vec<RequestRecord>>,
     objstore_stats: Mutex<ObjectStoreStats>,
+    /// Requests seen per attempt key (the random mode's attempt index).
+    attempts: Mutex<HashMap<String, u64>>,
+    /// Random faults injected so far (for [`FaultPlan::max_faults`]).
+    random_faults: AtomicU64,
+    ecr_state: Mutex<ecr_mode::EcrState>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -167,7 +209,69 @@ impl Shared {
     }
 
     fn redirect_blobs(&self) -> bool {
-        lock(&self.faults).redirect_blobs
+        let faults = lock(&self.faults);
+        faults.redirect_blobs || faults.ecr.as_ref().is_some_and(|e| e.redirect_blobs)
+    }
+
+    fn ecr_mode(&self) -> Option<EcrMode> {
+        lock(&self.faults).ecr.clone()
+    }
+
+    fn take_expire(&self, method: &Method, kind: PathKind) -> bool {
+        let mut faults = lock(&self.faults);
+        let Some(rule) = faults.expire.iter_mut().find(|rule| {
+            rule.times > 0
+                && rule.method.as_ref().is_none_or(|m| m == method)
+                && rule.kind.is_none_or(|k| k == kind)
+        }) else {
+            return false;
+        };
+        rule.times -= 1;
+        true
+    }
+
+    /// This request's attempt index for its key (0 for the first).
+    fn next_attempt(&self, key: &str) -> u64 {
+        let mut attempts = lock(&self.attempts);
+        let n = attempts.entry(key.to_string()).or_insert(0);
+        let attempt = *n;
+        *n += 1;
+        attempt
+    }
+
+    /// The random fault for this request, if the random mode is on and its budget left.
+    fn decide(&self, key: &str, kind: PathKind, attempt: u64) -> Option<FaultKind> {
+        let faults = lock(&self.faults);
+        let plan = faults.random.as_ref()?;
+        let fault = plan.decide(key, kind, attempt)?;
+        let before = self.random_faults.fetch_add(1, Ordering::SeqCst);
+        if before >= plan.max_faults {
+            self.random_faults.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(fault)
+    }
+
+    fn slow_delay(&self) -> Duration {
+        lock(&self.faults)
+            .random
+            .as_ref()
+            .map_or(Duration::ZERO, |p| p.slow_delay)
+    }
+
+    fn retry_after_secs(&self) -> u64 {
+        lock(&self.faults)
+            .random
+            .as_ref()
+            .map_or(1, |p| p.retry_after_secs)
+    }
+
+    fn corrupts(&self, path: &str) -> bool {
+        match &lock(&self.faults).corrupt {
+            Some(Some(digest)) => path.ends_with(digest.as_str()),
+            Some(None) => true,
+            None => false,
+        }
     }
 
     fn take_cut(&self, path: &str) -> Option<u64> {
@@ -220,15 +324,21 @@ impl Proxy {
             objstore: format!("http://127.0.0.1:{store_port}"),
             upstream_credentials,
             client,
+            started: Instant::now(),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),
             objstore_stats: Mutex::new(ObjectStoreStats::default()),
+            attempts: Mutex::new(HashMap::new()),
+            random_faults: AtomicU64::new(0),
+            ecr_state: Mutex::new(ecr_mode::EcrState::default()),
         });
         let proxy_app = forward::router(shared.clone());
         let store_app = objstore::router(shared.clone());
         runtime.block_on(async {
-            let proxy_listener = tokio::net::TcpListener::from_std(proxy_listener)?;
+            let proxy_listener =
+                conn::FaultListener::new(tokio::net::TcpListener::from_std(proxy_listener)?);
             let store_listener = tokio::net::TcpListener::from_std(store_listener)?;
+            let proxy_app = proxy_app.into_make_service_with_connect_info::<conn::ConnHandle>();
             tokio::spawn(async move { axum::serve(proxy_listener, proxy_app).await });
             tokio::spawn(async move { axum::serve(store_listener, store_app).await });
             anyhow::Ok(())
@@ -248,6 +358,11 @@ impl Proxy {
     /// `127.0.0.1:PORT` (use it in image references).
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Time since the proxy started, on the clock of [`RequestRecord::at`].
+    pub fn elapsed(&self) -> Duration {
+        self.shared.started.elapsed()
     }
 
     /// Base URL of the pre-signed-URL stand-in.
@@ -270,7 +385,46 @@ impl Proxy {
         lock(&self.shared.faults).inject.push(rule);
     }
 
-    /// Removes every fault: plain forwarding from now on.
+    /// Turns on seeded random faults (replacing any previous plan); the budget of
+    /// [`FaultPlan::max_faults`] starts again.
+    pub fn set_random_faults(&self, plan: FaultPlan) {
+        self.shared.random_faults.store(0, Ordering::SeqCst);
+        lock(&self.shared.faults).random = Some(plan);
+    }
+
+    /// Turns the random faults off.
+    pub fn clear_random_faults(&self) {
+        lock(&self.shared.faults).random = None;
+    }
+
+    /// Flips one byte in the middle of the body of every GET of blob `digest` (of every
+    /// blob with `None`), keeping the length: the registry serves content that no longer
+    /// matches its digest.
+    pub fn corrupt_blobs(&self, digest: Option<&str>) {
+        lock(&self.shared.faults).corrupt = Some(digest.map(str::to_string));
+    }
+
+    /// Plays ECR's registry endpoint as `mode` says (replacing any previous mode).
+    pub fn set_ecr_mode(&self, mode: EcrMode) {
+        lock(&self.shared.faults).ecr = Some(mode);
+    }
+
+    /// ECR mode: the next request carrying a valid token gets 401 "expired".
+    pub fn expire_token(&self) {
+        self.expire_token_on(ExpireRule {
+            method: None,
+            kind: None,
+            times: 1,
+        });
+    }
+
+    /// ECR mode: the next `rule.times` requests matching `rule` that carry a valid token
+    /// get 401 "expired".
+    pub fn expire_token_on(&self, rule: ExpireRule) {
+        lock(&self.shared.faults).expire.push(rule);
+    }
+
+    /// Removes every fault and the ECR mode: plain forwarding from now on.
     pub fn heal(&self) {
         *lock(&self.shared.faults) = Faults::default();
     }
@@ -280,10 +434,40 @@ impl Proxy {
         lock(&self.shared.log).clone()
     }
 
-    /// Forgets the recorded requests and object-store stats.
+    /// Forgets the recorded requests, the attempt indexes of the random mode and the
+    /// object-store stats.
     pub fn reset_counts(&self) {
         lock(&self.shared.log).clear();
+        lock(&self.shared.attempts).clear();
         *lock(&self.shared.objstore_stats) = ObjectStoreStats::default();
+    }
+
+    /// Requests seen per attempt key ([`chaos::attempt_key`]) since the last
+    /// [`Proxy::reset_counts`].
+    pub fn attempts_by_key(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for record in lock(&self.shared.log).iter() {
+            *counts.entry(record.key.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Requests per fault label (see [`RequestRecord::fault`]) since the last
+    /// [`Proxy::reset_counts`].
+    pub fn fault_counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for record in lock(&self.shared.log).iter() {
+            if let Some(fault) = record.fault {
+                *counts.entry(fault).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// What ECR mode refused, throttled or dropped since the last
+    /// [`Proxy::reset_counts`].
+    pub fn ecr_counts(&self) -> EcrCounts {
+        EcrCounts::from_log(&lock(&self.shared.log))
     }
 
     /// Number of requests seen so far.
