@@ -16,7 +16,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config)?;
     let replicator =
         context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
-    let plan = sync::plan(&replicator).await?;
+    let plan = sync::plan_for_sync(&replicator).await?;
     if args.dry_run {
         let s = &plan.summary;
         println!(

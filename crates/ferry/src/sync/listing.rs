@@ -133,13 +133,16 @@ impl Lister<'_> {
     }
 
     /// A destination repository's state. Without the API only the tags in `wanted` are
-    /// resolved to digests (one HEAD each, and only when the tag exists).
+    /// resolved to digests (one HEAD each, and only when the tag exists). With
+    /// `all_tags` false the tag list is not read at all: one HEAD per wanted tag, and no
+    /// destination-only tags are seen (enough for a sync that propagates no deletes).
     pub async fn destination(
         &self,
         registry: &Registry,
         role: Option<&AssumeRole>,
         repository: &str,
         wanted: &BTreeSet<String>,
+        all_tags: bool,
     ) -> Result<RepoState, Error> {
         let mut state = RepoState::default();
         if let Some((ecr, reg)) = self.api(registry) {
@@ -156,6 +159,14 @@ impl Lister<'_> {
             return Ok(state);
         }
         let repo = Repo::new(registry.host(), repository);
+        if !all_tags {
+            for tag in wanted {
+                if let Some(h) = self.client.head_manifest(&repo, tag).await? {
+                    state.tags.insert(tag.clone(), Some(h.digest));
+                }
+            }
+            return Ok(state);
+        }
         for tag in self.client.list_tags(&repo).await? {
             let digest = if wanted.contains(&tag) {
                 self.client

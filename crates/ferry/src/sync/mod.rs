@@ -10,7 +10,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use listing::{ListedImage, RepoState};
-pub use plan::{Action, Plan, PlanItem, PlanSummary, plan};
+pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
 use crate::error::Error;
 use crate::replicate::Replicator;

@@ -115,8 +115,21 @@ pub struct Plan {
 /// How many destination repositories are read at once.
 const LISTING_CONCURRENCY: usize = 8;
 
-/// Build the plan for the replicator's config.
+/// Build the plan for the replicator's config: every action, destination-only tags
+/// (deletes and extras) included.
 pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
+    plan_with(replicator, true).await
+}
+
+/// Build the plan for a sync: like [`plan`], but when no rule propagates deletes the
+/// destinations' tag lists are not read (one HEAD per selected tag and destination, and
+/// nothing else), so destination-only tags are not reported.
+pub async fn plan_for_sync(replicator: &Replicator) -> Result<Plan, Error> {
+    let deletes = replicator.config().rules.iter().any(|r| r.deletes);
+    plan_with(replicator, deletes).await
+}
+
+async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Error> {
     let config = replicator.config();
     let source = config.source_registry().ok_or_else(|| {
         Error::Config("plan, sync and verify need a `source` (registryId and region, or registry) in the config".into())
@@ -183,6 +196,7 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
                         role.as_ref(),
                         &target.repository,
                         &wanted,
+                        all_tags,
                     )
                     .await?;
                 let mut items = compare(&target, &imgs, &state, client, &src_repo).await?;
