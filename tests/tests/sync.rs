@@ -337,3 +337,34 @@ fn deletes_propagate_only_where_the_rule_says_so() {
         "kept elsewhere"
     );
 }
+
+#[test]
+fn source_repositories_named_in_config_replace_the_catalog() {
+    let src = Registry::start().expect("source");
+    let dst = Registry::start().expect("destination");
+    let named = ferry_e2e::fixtures::single_image(&src, "apps/named", "v1", 951).expect("fixture");
+    ferry_e2e::fixtures::single_image(&src, "apps/other", "v1", 952).expect("fixture");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ferry.json");
+    let config = json!({
+        "source": {"registry": src.host(), "repositories": ["apps/named"]},
+        "rules": [{"destinations": [{"registry": dst.host()}]}]
+    });
+    std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+    let (out, report) = ferry_json(&[
+        "sync",
+        "-c",
+        path.to_str().expect("utf8"),
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(u(&report, &["totals", "copied"]), 1);
+    assert_eq!(
+        dst.manifest_digest("apps/named", "v1")
+            .expect("head")
+            .as_deref(),
+        Some(named.digest.as_str())
+    );
+    assert_eq!(dst.manifest_digest("apps/other", "v1").expect("head"), None);
+}

@@ -240,6 +240,7 @@ mod tests {
             registry_id: Some("111122223333".into()),
             region: Some("us-east-1".into()),
             registry: None,
+            repositories: Vec::new(),
         }
     }
 

@@ -44,6 +44,11 @@ pub struct SourceSpec {
     /// `host[:port]` of a source OCI registry, instead of `registryId` and `region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// Repositories to list at the source, for registries that do not offer
+    /// `/v2/_catalog` (Docker Hub, GHCR, ...). Empty: ECR's DescribeRepositories or the
+    /// catalog. The rules' repository filters still apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
 }
 
 /// How to reach one registry host.

@@ -141,7 +141,16 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
     };
 
     // 1. Source images the rules select.
-    let mut repos: Vec<String> = lister.repositories(&source).await?;
+    let named = config
+        .source
+        .as_ref()
+        .map(|s| s.repositories.clone())
+        .unwrap_or_default();
+    let mut repos: Vec<String> = if named.is_empty() {
+        lister.repositories(&source).await?
+    } else {
+        named
+    };
     repos.retain(|r| config.repository_selected(r));
     repos.sort();
     let listed: Vec<Vec<ListedImage>> = futures::stream::iter(repos.iter().cloned())
