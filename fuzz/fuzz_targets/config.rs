@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
         Some(&SourceSpec {
             registry_id: Some("111122223333".into()),
             region: Some("us-east-1".into()),
-            registry: None,
+            ..SourceSpec::default()
         }),
     );
 
