@@ -3,11 +3,10 @@
 //! `FERRY_LOG=trace`, on a direct copy and on one whose blob GETs are redirected (307) to
 //! an object store.
 //!
-//! Known exception, so the strict test is ignored until it is fixed: at TRACE the AWS SDK's
-//! orchestrator (`aws_smithy_runtime`) logs ECR `GetAuthorizationToken`'s response body
-//! (`client/orchestrator/http.rs`, "read HTTP response body") and its output's `Debug`
-//! (`client/orchestrator.rs`, `output_or_error`), both holding the token: ECR's model does
-//! not mark it sensitive. The other test runs everything else at TRACE.
+//! At TRACE the AWS SDK's orchestrator (`aws_smithy_runtime`) would log ECR
+//! `GetAuthorizationToken`'s response body and output, both holding the token (ECR's model
+//! does not mark it sensitive): every binary caps it with `ferry::LOG_CAPS`, and the strict
+//! test below proves it.
 
 use std::process::Output;
 
@@ -126,9 +125,6 @@ fn copy_traced(src: &str, dst: &str, env: &[(String, String)], filter: &str) -> 
 
 /// Everything at trace level, the AWS SDK's runtime included.
 #[test]
-#[ignore = "known leak: at TRACE, aws_smithy_runtime logs ECR GetAuthorizationToken's response \
-            body and output (the token); run with --ignored once the log filter or the SDK \
-            client caps it (see fuzz/README.md, Findings)"]
 fn passwords_and_tokens_never_appear_in_trace_logs() {
     copies_leak_nothing("trace");
 }

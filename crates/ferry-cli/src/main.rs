@@ -49,7 +49,13 @@ fn init_tracing(verbose: u8) {
         1 => "info,ferry=debug",
         _ => "debug,ferry=trace,hyper=info,h2=info,rustls=info",
     };
-    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter =
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    for cap in ferry::LOG_CAPS {
+        if let Ok(d) = cap.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -23,6 +23,7 @@ pub mod error;
 pub mod event;
 pub mod functions;
 pub mod job;
+pub mod logging;
 pub mod metrics;
 pub mod poller;
 pub mod queue;

@@ -24,3 +24,8 @@ pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
 pub use report::CopyReport;
+
+/// Log filter directives every binary adds last: the AWS SDK logs whole responses at
+/// TRACE, and `GetAuthorizationToken`'s response carries the registry password (ECR's
+/// model does not mark it sensitive). Capping the SDK's runtime at DEBUG keeps it out.
+pub const LOG_CAPS: &[&str] = &["aws_smithy_runtime=debug", "aws_smithy_runtime_api=debug"];

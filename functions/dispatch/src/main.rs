@@ -6,7 +6,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    ferry_pipeline::logging::init_tracing();
     let function = DispatchFunction::from_env().await?;
     let function = &function;
     lambda_runtime::run(service_fn(
