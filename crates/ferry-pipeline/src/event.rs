@@ -139,17 +139,12 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
             "bad `account` {account:?} or `region` {region:?}"
         )));
     }
-    let probe = |tag: Option<&str>| {
-        let mut text = format!("{}/{}", registry.host(), detail.repository_name);
-        if let Some(t) = tag {
-            text.push(':');
-            text.push_str(t);
-        }
-        ferry::Reference::parse(&text)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    probe(detail.image_tag.as_deref()).map_err(malformed)?;
+    // Check the fields themselves: a name holding `:` or `@` must not turn into a tag.
+    ferry::reference::validate_repository(&detail.repository_name)
+        .map_err(|e| malformed(format!("`repository-name`: {e}")))?;
+    if let Some(t) = detail.image_tag.as_deref() {
+        ferry::reference::validate_tag(t).map_err(|e| malformed(format!("`image-tag`: {e}")))?;
+    }
     let digest = match &detail.image_digest {
         Some(d) => Some(d.parse::<Digest>().map_err(|e| malformed(e.to_string()))?),
         None => None,

@@ -180,6 +180,14 @@ impl Job {
             _ => {}
         }
         job.source_reference()?;
+        ferry::reference::validate_repository(&job.target.repository)
+            .map_err(|e| PipelineError::Job(format!("`target.repository`: {e}")))?;
+        if job.target.registry.is_empty() || job.target.registry.contains(['/', ' ', '@']) {
+            return Err(PipelineError::Job(format!(
+                "`target.registry` {:?} is not a registry host",
+                job.target.registry
+            )));
+        }
         Ok(job)
     }
 
@@ -196,7 +204,11 @@ impl Job {
             return id;
         }
         let hash = hex::encode(Sha256::digest(id.as_bytes()));
-        format!("{}~{hash}", &id[..MAX_GROUP_ID - 1 - hash.len()])
+        let mut cut = MAX_GROUP_ID - 1 - hash.len();
+        while !id.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}~{hash}", &id[..cut])
     }
 
     /// SQS `MessageDeduplicationId`: a hash of the event id, the destination, the action and
