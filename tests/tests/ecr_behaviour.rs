@@ -199,9 +199,6 @@ fn ecr_expired_token_is_refreshed() {
 /// 1b. The token expires just as a blob's monolithic upload PUT arrives. The PUT's body
 ///     is a stream that cannot be sent again as is, but the transfer as a whole can.
 #[test]
-#[ignore = "engine: RegistryClient::put_blob (crates/ferry/src/registry/blobs.rs) turns a 401 \
-            into Error::Auth without asking the Authenticator for a new token, and Auth is not \
-            retryable, so the transfer is not retried: the copy fails with error[auth]"]
 fn ecr_expired_token_during_a_blob_upload_is_refreshed() {
     let env = Ecr::start(|m| m);
     let src = Registry::start().expect("source");

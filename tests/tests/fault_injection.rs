@@ -296,9 +296,6 @@ fn no_env() -> Vec<(String, String)> {
 /// all sharing a 1 MiB base layer) with both proxies failing 10 % of requests, listing
 /// requests (`_catalog`, `tags/list`) included: one run, every image copied.
 #[test]
-#[ignore = "engine: RegistryClient::list_tags and list_catalog (crates/ferry/src/registry/manifests.rs) \
-            read the body after send() returned, outside the retry loop: one truncated tags/list \
-            body fails the whole sync with error[unreachable]"]
 fn sync_of_200_images_converges_in_one_run_under_10_percent_faults() {
     sync_under_faults("team", 61, &[]);
 }

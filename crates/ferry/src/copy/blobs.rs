@@ -232,7 +232,13 @@ impl Copier {
                 put.map(|()| d.size)
             }
         };
-        job.client.retrying(attempt).await
+        let mut attempt = attempt;
+        match job.client.retrying(&mut attempt).await {
+            // A 401 on the upload PUT (token expired mid-copy) has already refreshed the
+            // credentials: one more round with them.
+            Err(Error::Auth { status: 401, .. }) => job.client.retrying(&mut attempt).await,
+            other => other,
+        }
     }
 }
 

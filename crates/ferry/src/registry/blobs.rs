@@ -105,6 +105,24 @@ impl RegistryClient {
             message: describe_reqwest(&e),
         })?;
         let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // The body stream is spent: refresh the credentials now (an expired ECR token)
+            // so that the caller's restart of the whole transfer sends fresh ones.
+            let challenge = resp
+                .headers()
+                .get(http::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.inner
+                .auth
+                .unauthorized(
+                    &self.inner.http,
+                    &repo.registry,
+                    &scope,
+                    challenge.as_deref(),
+                )
+                .await?;
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             limit.throttled();
             self.stats.throttle();

@@ -126,7 +126,7 @@ impl RegistryClient {
             limit: MAX_MANIFEST_BYTES,
         };
         let read = || async {
-            let mut resp = self.send(&call, None, &[200, 404]).await?;
+            let mut resp = self.send_once(&call, None, &[200, 404]).await?;
             if resp.status().as_u16() == 404 {
                 return Ok(None);
             }
@@ -285,15 +285,11 @@ impl RegistryClient {
                 access: Access::Pull,
                 mount_from: None,
             };
-            let resp = self.send(&call, None, &[200, 404]).await?;
-            if resp.status().as_u16() == 404 {
+            let (status, headers, body) = self.get_document(&call, &[200, 404]).await?;
+            if status == 404 {
                 break;
             }
-            next = next_link(resp.headers(), &repo.repository);
-            let body = resp.bytes().await.map_err(|e| Error::Unreachable {
-                registry: repo.registry.clone(),
-                message: super::describe_reqwest(&e),
-            })?;
+            next = next_link(&headers, &repo.repository);
             let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Registry {
                 registry: repo.registry.clone(),
                 method: "GET".into(),
@@ -327,17 +323,12 @@ impl RegistryClient {
                 access: Access::Pull,
                 mount_from: None,
             };
-            let resp = self.send(&call, None, &[200]).await?;
-            next = resp
-                .headers()
+            let (_, headers, body) = self.get_document(&call, &[200]).await?;
+            next = headers
                 .get(http::header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|l| Some(&l[l.find('<')? + 1..l.find('>')?]))
                 .and_then(|p| p.find("/v2/_catalog").map(|i| format!("{base}{}", &p[i..])));
-            let body = resp.bytes().await.map_err(|e| Error::Unreachable {
-                registry: registry.to_string(),
-                message: super::describe_reqwest(&e),
-            })?;
             let page: Catalog = serde_json::from_slice(&body).map_err(|e| Error::Registry {
                 registry: registry.to_string(),
                 method: "GET".into(),
@@ -373,19 +364,14 @@ impl RegistryClient {
             access: Access::Pull,
             mount_from: None,
         };
-        let resp = self.send(&call, None, &[200, 400, 404, 405]).await?;
-        if resp.status().as_u16() != 200 {
+        let (status, headers, body) = self.get_document(&call, &[200, 400, 404, 405]).await?;
+        if status != 200 {
             return Ok(None);
         }
-        let is_index = resp
-            .headers()
+        let is_index = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with(manifest::OCI_INDEX));
-        let body = resp.bytes().await.map_err(|e| Error::Unreachable {
-            registry: repo.registry.clone(),
-            message: super::describe_reqwest(&e),
-        })?;
         if !is_index {
             return Ok(None);
         }

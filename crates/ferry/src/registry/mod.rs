@@ -277,15 +277,49 @@ impl RegistryClient {
         body: Option<Bytes>,
         ok: &[u16],
     ) -> Result<reqwest::Response, Error> {
-        let once = || async {
-            let resp = self.attempt(call, body.clone()).await?;
-            if ok.contains(&resp.status().as_u16()) {
-                Ok(resp)
+        self.retrying(|| self.send_once(call, body.clone(), ok))
+            .await
+    }
+
+    /// One attempt of [`RegistryClient::send`], for callers that retry a larger unit
+    /// themselves (a request and the reading of its body), so budgets never nest.
+    pub(crate) async fn send_once(
+        &self,
+        call: &Call<'_>,
+        body: Option<Bytes>,
+        ok: &[u16],
+    ) -> Result<reqwest::Response, Error> {
+        let resp = self.attempt(call, body).await?;
+        if ok.contains(&resp.status().as_u16()) {
+            Ok(resp)
+        } else {
+            Err(self.status_error(call, resp).await.0)
+        }
+    }
+
+    /// GET a small document and read its body, retried as one unit (a body broken after
+    /// the status line is retried too): status, headers and body.
+    pub(crate) async fn get_document(
+        &self,
+        call: &Call<'_>,
+        ok: &[u16],
+    ) -> Result<(u16, HeaderMap, Bytes), Error> {
+        self.retrying(|| async {
+            let resp = self.send_once(call, None, ok).await?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            // Only a 200's body is used; others are left unread.
+            let body = if status == 200 {
+                resp.bytes().await.map_err(|e| Error::Unreachable {
+                    registry: call.repo.registry.clone(),
+                    message: describe_reqwest(&e),
+                })?
             } else {
-                Err(self.status_error(call, resp).await.0)
-            }
-        };
-        self.retrying(once).await
+                Bytes::new()
+            };
+            Ok((status, headers, body))
+        })
+        .await
     }
 
     /// Run `op` under this client's retry policy.
