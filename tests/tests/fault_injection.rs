@@ -729,10 +729,6 @@ fn random_faults_are_deterministic_per_seed_and_look_as_announced() {
 /// Every attempt of the source's manifest GETs fails (503): the copy must give up after
 /// the engine's budget of 1 + 5 attempts of that request, not more.
 #[test]
-#[ignore = "engine: RegistryClient::get_manifest_opt (crates/ferry/src/registry/manifests.rs) \
-            wraps send(), which already retries, in a second retrying(): 6 x 6 = 36 attempts of \
-            one GET and about 68 s before giving up (Copier::transfer nests get_blob and \
-            start_upload the same way)"]
 fn a_request_that_always_fails_is_attempted_at_most_1_plus_5_times() {
     let src = Registry::start().expect("source registry");
     let dst = Registry::start().expect("destination registry");
