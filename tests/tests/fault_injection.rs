@@ -207,7 +207,13 @@ impl BackgroundAudit {
             let mut auditor = auditor;
             while !flag.load(Ordering::SeqCst) {
                 if let Err(err) = auditor.check(&repos) {
-                    return (auditor, Some(format!("{err:#}")));
+                    let text = format!("{err:#}");
+                    // The registry itself answering 5xx under load says nothing about
+                    // the tags: audit again on the next pass.
+                    if text.contains("status 5") {
+                        continue;
+                    }
+                    return (auditor, Some(text));
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
