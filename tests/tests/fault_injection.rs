@@ -211,6 +211,7 @@ impl BackgroundAudit {
                     // The registry itself answering 5xx under load says nothing about
                     // the tags: audit again on the next pass.
                     if text.contains("status 5") {
+                        std::thread::sleep(Duration::from_millis(50));
                         continue;
                     }
                     return (auditor, Some(text));
