@@ -6,14 +6,21 @@
 //! `Conditions`, `Fn::If`, `Ref` to parameters and pseudo parameters, `AWS::NoValue`,
 //! `Fn::FindInMap`, `Fn::Join` of known strings, and the parameter and pseudo-parameter
 //! variables of `Fn::Sub`. What depends on resources (`Fn::GetAtt`, `Ref` to a resource,
-//! `${Resource.Attribute}` in `Fn::Sub`) is left as written. The assertions live in
-//! `tests/templates.rs`.
+//! `${Resource.Attribute}` in `Fn::Sub`) is left as written. Parameter values are checked
+//! against `AllowedValues` and `AllowedPattern` (each item of a list), as CloudFormation
+//! does, and the template's `Rules` are evaluated ([`Rendered::rule_failures`]). The
+//! assertions live in `tests/`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+
+mod lifecycle;
+pub mod policy;
+
+pub use lifecycle::lifecycle_policy_problems;
 
 /// Account ID used for `AWS::AccountId` when rendering.
 pub const ACCOUNT_ID: &str = "111111111111";
@@ -120,6 +127,9 @@ pub struct Rendered {
     /// The template with parameter-dependent parts resolved; resources and outputs whose
     /// condition is false are removed.
     pub doc: Value,
+    /// The `AssertDescription` of every `Rules` assertion these parameters fail
+    /// (CloudFormation refuses to create or update the stack when this is not empty).
+    pub rule_failures: Vec<String>,
 }
 
 impl Rendered {
@@ -177,6 +187,7 @@ pub fn render_with(
             None => decl.get("Default").map(scalar_text).transpose()?,
         };
         let Some(raw) = raw else { continue }; // no default and no override: unresolved
+        check_allowed_pattern(name, kind, decl, &raw)?;
         if let Some(allowed) = decl.get("AllowedValues").and_then(Value::as_array) {
             let allowed: Vec<String> = allowed.iter().map(scalar_text).collect::<Result<_, _>>()?;
             if !allowed.contains(&raw) {
@@ -231,11 +242,34 @@ pub fn render_with(
         };
         out.insert(section.clone(), rendered);
     }
+    let rule_failures = ctx.rule_failures()?;
     Ok(Rendered {
         params: ctx.params,
         conditions: ctx.conditions,
         doc: Value::Object(out),
+        rule_failures,
     })
+}
+
+/// Refuses a value that does not match the parameter's `AllowedPattern` (which
+/// CloudFormation applies to the whole value, or to each item of a `CommaDelimitedList`).
+fn check_allowed_pattern(name: &str, kind: &str, decl: &Value, raw: &str) -> Result<(), Error> {
+    let Some(pattern) = decl.get("AllowedPattern").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| Error(format!("{name}: AllowedPattern {pattern:?}: {e}")))?;
+    let items: Vec<&str> = if kind == "CommaDelimitedList" {
+        raw.split(',').map(str::trim).collect()
+    } else {
+        vec![raw]
+    };
+    match items.into_iter().find(|item| !re.is_match(item)) {
+        Some(bad) => err(format!(
+            "{name}: {bad:?} does not match AllowedPattern {pattern:?}"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// [`render_with`] with the default pseudo parameters.
@@ -261,6 +295,39 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The `AssertDescription` of each failed assertion of the template's `Rules`.
+    fn rule_failures(&mut self) -> Result<Vec<String>, Error> {
+        let rules = self
+            .doc
+            .get("Rules")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut failed = Vec::new();
+        for (name, rule) in &rules {
+            if let Some(cond) = rule.get("RuleCondition")
+                && !self.eval_bool(cond, 0)?
+            {
+                continue;
+            }
+            for assertion in rule
+                .get("Assertions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let assert = assertion
+                    .get("Assert")
+                    .ok_or_else(|| Error(format!("rule {name}: assertion without Assert")))?;
+                if !self.eval_bool(assert, 0)? {
+                    let text = assertion.get("AssertDescription").and_then(Value::as_str);
+                    failed.push(text.unwrap_or(name).to_owned());
+                }
+            }
+        }
+        Ok(failed)
+    }
+
     fn condition(&mut self, name: &str, depth: usize) -> Result<bool, Error> {
         if let Some(v) = self.conditions.get(name) {
             return Ok(*v);
@@ -308,6 +375,18 @@ impl Ctx<'_> {
                     (Some(Value::String(a)), Some(Value::String(b))) => Ok(a == b),
                     (a, b) => err(format!(
                         "Fn::Equals needs two known strings, got {a:?} and {b:?}"
+                    )),
+                }
+            }
+            "Fn::Contains" => {
+                let list = self.resolve(nth(arg, 0)?)?;
+                let item = self.resolve(nth(arg, 1)?)?;
+                match (list, item) {
+                    (Some(Value::Array(list)), Some(item @ Value::String(_))) => {
+                        Ok(list.contains(&item))
+                    }
+                    (list, item) => err(format!(
+                        "Fn::Contains needs a known list and string, got {list:?} and {item:?}"
                     )),
                 }
             }
@@ -580,136 +659,6 @@ pub fn pattern_matches(pattern: &Value, event: &Value) -> bool {
     })
 }
 
-/// Checks an Amazon ECR lifecycle policy document against the rules of the ECR user guide
-/// (lifecycle policy parameters); returns every problem found.
-pub fn lifecycle_policy_problems(doc: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    let Some(top) = doc.as_object() else {
-        return vec!["policy is not an object".into()];
-    };
-    for k in top.keys() {
-        if k != "rules" {
-            problems.push(format!("unknown top-level key {k}"));
-        }
-    }
-    let Some(rules) = top.get("rules").and_then(Value::as_array) else {
-        problems.push("rules is missing or not an array".into());
-        return problems;
-    };
-    if rules.is_empty() {
-        problems.push("rules is empty".into());
-    }
-    let mut priorities = Vec::new();
-    let mut any_priority = None;
-    for (i, rule) in rules.iter().enumerate() {
-        let at = format!("rules[{i}]");
-        let Some(rule) = rule.as_object() else {
-            problems.push(format!("{at} is not an object"));
-            continue;
-        };
-        for k in rule.keys() {
-            if !["rulePriority", "description", "selection", "action"].contains(&k.as_str()) {
-                problems.push(format!("{at}: unknown key {k}"));
-            }
-        }
-        match rule.get("rulePriority").and_then(Value::as_u64) {
-            Some(p) if p >= 1 => {
-                if priorities.contains(&p) {
-                    problems.push(format!("{at}: rulePriority {p} is not unique"));
-                }
-                priorities.push(p);
-            }
-            _ => problems.push(format!("{at}: rulePriority must be an integer >= 1")),
-        }
-        if let Some(d) = rule.get("description")
-            && !d.is_string()
-        {
-            problems.push(format!("{at}: description must be a string"));
-        }
-        match rule.get("action").and_then(Value::as_object) {
-            Some(action) => {
-                if action.get("type").and_then(Value::as_str) != Some("expire") {
-                    problems.push(format!("{at}: action.type must be \"expire\""));
-                }
-            }
-            None => problems.push(format!("{at}: action is missing")),
-        }
-        let Some(sel) = rule.get("selection").and_then(Value::as_object) else {
-            problems.push(format!("{at}: selection is missing"));
-            continue;
-        };
-        for k in sel.keys() {
-            if ![
-                "tagStatus",
-                "tagPrefixList",
-                "tagPatternList",
-                "countType",
-                "countUnit",
-                "countNumber",
-            ]
-            .contains(&k.as_str())
-            {
-                problems.push(format!("{at}: unknown selection key {k}"));
-            }
-        }
-        let tag_status = sel.get("tagStatus").and_then(Value::as_str);
-        let lists = ["tagPrefixList", "tagPatternList"]
-            .iter()
-            .filter(|k| {
-                sel.get(**k)
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-            })
-            .count();
-        match tag_status {
-            Some("tagged") => {
-                if lists != 1 {
-                    problems.push(format!(
-                        "{at}: tagged needs exactly one of tagPrefixList, tagPatternList"
-                    ));
-                }
-            }
-            Some("untagged" | "any") => {
-                if sel.contains_key("tagPrefixList") || sel.contains_key("tagPatternList") {
-                    problems.push(format!("{at}: tag lists only go with tagStatus tagged"));
-                }
-                if tag_status == Some("any") {
-                    any_priority = rule.get("rulePriority").and_then(Value::as_u64);
-                }
-            }
-            _ => problems.push(format!("{at}: tagStatus must be tagged, untagged or any")),
-        }
-        match sel.get("countType").and_then(Value::as_str) {
-            Some("sinceImagePushed") => {
-                if sel.get("countUnit").and_then(Value::as_str) != Some("days") {
-                    problems.push(format!("{at}: sinceImagePushed needs countUnit \"days\""));
-                }
-            }
-            Some("imageCountMoreThan") => {
-                if sel.contains_key("countUnit") {
-                    problems.push(format!("{at}: imageCountMoreThan takes no countUnit"));
-                }
-            }
-            _ => problems.push(format!(
-                "{at}: countType must be imageCountMoreThan or sinceImagePushed"
-            )),
-        }
-        if sel
-            .get("countNumber")
-            .and_then(Value::as_u64)
-            .is_none_or(|n| n < 1)
-        {
-            problems.push(format!("{at}: countNumber must be an integer >= 1"));
-        }
-    }
-    if let Some(p) = any_priority
-        && priorities.iter().any(|q| *q > p)
-    {
-        problems.push("the tagStatus any rule must have the highest rulePriority".into());
-    }
-    problems
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -769,6 +718,41 @@ mod tests {
     }
 
     #[test]
+    fn allowed_patterns_and_rules_are_enforced() {
+        let doc = json!({
+            "Parameters": {
+                "Arns": {"Type": "CommaDelimitedList", "AllowedPattern": "^arn:aws:ecr:[a-z0-9-]+:[0-9]{12}:repository/.+$"},
+                "Mode": {"Type": "String", "Default": "a", "AllowedValues": ["a", "b"]},
+                "Name": {"Type": "String", "Default": ""}
+            },
+            "Rules": {
+                "NameWithB": {
+                    "RuleCondition": {"Fn::Contains": [["b"], {"Ref": "Mode"}]},
+                    "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "Name"}, ""]}]}, "AssertDescription": "b needs a Name"}]
+                }
+            },
+            "Resources": {}
+        });
+        let repo = "arn:aws:ecr:us-east-1:111111111111:repository/team/*";
+        let r = render(&doc, &[("Arns", repo)]).unwrap();
+        assert_eq!(r.rule_failures, Vec::<String>::new());
+        let two = format!("{repo},arn:aws:ecr:eu-west-1:111111111111:repository/x");
+        assert!(render(&doc, &[("Arns", &two)]).is_ok());
+        for bad in [
+            "",
+            "*",
+            "arn:aws:ecr:us-east-1:*:repository/x",
+            &format!("{repo},"),
+        ] {
+            assert!(render(&doc, &[("Arns", bad)]).is_err(), "{bad:?}");
+        }
+        let r = render(&doc, &[("Arns", repo), ("Mode", "b")]).unwrap();
+        assert_eq!(r.rule_failures, vec!["b needs a Name"]);
+        let r = render(&doc, &[("Arns", repo), ("Mode", "b"), ("Name", "n")]).unwrap();
+        assert_eq!(r.rule_failures, Vec::<String>::new());
+    }
+
+    #[test]
     fn pattern_matching_is_exact() {
         let p = json!({"source": ["aws.ecr"], "detail": {"result": ["SUCCESS"]}});
         assert!(pattern_matches(
@@ -780,31 +764,5 @@ mod tests {
             &json!({"source": "aws.ecr", "detail": {"result": "FAILURE"}})
         ));
         assert!(!pattern_matches(&p, &json!({"source": "aws.ecr"})));
-    }
-
-    #[test]
-    fn lifecycle_validator_finds_problems() {
-        let bad = json!({"rules": [
-            {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
-            {"rulePriority": 1, "selection": {"tagStatus": "tagged", "countType": "sinceImagePushed", "countNumber": 0}, "action": {"type": "delete"}}
-        ]});
-        assert_eq!(
-            lifecycle_policy_problems(&bad),
-            vec![
-                "rules[1]: rulePriority 1 is not unique",
-                "rules[1]: action.type must be \"expire\"",
-                "rules[1]: tagged needs exactly one of tagPrefixList, tagPatternList",
-                "rules[1]: sinceImagePushed needs countUnit \"days\"",
-                "rules[1]: countNumber must be an integer >= 1",
-            ]
-        );
-        let any_first = json!({"rules": [
-            {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}},
-            {"rulePriority": 2, "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}, "action": {"type": "expire"}}
-        ]});
-        assert_eq!(
-            lifecycle_policy_problems(&any_first),
-            vec!["the tagStatus any rule must have the highest rulePriority"]
-        );
     }
 }
