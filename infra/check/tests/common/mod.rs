@@ -1,0 +1,133 @@
+//! Parameter sets and render helpers shared by the template tests.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use ferry_infra_check::{ACCOUNT_ID, Pseudo, Rendered, load, render, render_with};
+
+pub const HUB: &str = "template.yaml";
+pub const DESTINATION: &str = "destination.yaml";
+pub const FORWARDER: &str = "forwarder.yaml";
+
+pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/mirror/*,arn:aws:ecr:us-west-2:333333333333:repository/mirror/*";
+pub const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
+pub const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ferry/ghcr-AbCdEf";
+pub const KMS_KEY: &str =
+    "arn:aws:kms:eu-west-1:222222222222:key/11111111-2222-3333-4444-555555555555";
+
+/// Every optional feature of the hub switched on.
+pub const HUB_ALL: &[(&str, &str)] = &[
+    ("ReplicationConfig", r#"{"rules":[]}"#),
+    (
+        "SourceRepositoryArns",
+        "arn:aws:ecr:us-east-1:111111111111:repository/team/*,arn:aws:ecr:eu-central-1:111111111111:repository/*",
+    ),
+    ("DestinationRepositoryArns", DEST_REPOS),
+    ("DestinationRoleArns", DEST_ROLES),
+    ("CredentialSecretArns", SECRET),
+    ("KmsKeyArns", KMS_KEY),
+    (
+        "PermissionsBoundaryArn",
+        "arn:aws:iam::111111111111:policy/boundary",
+    ),
+    (
+        "SubnetIds",
+        "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+    ),
+    ("SecurityGroupIds", "sg-0123456789abcdef0"),
+    ("AlarmEmail", "ops@example.com"),
+    ("TracingMode", "Active"),
+];
+
+/// Every optional feature of the destination switched on.
+pub const DEST_ALL: &[(&str, &str)] = &[
+    ("HubAccountId", ACCOUNT_ID),
+    (
+        "HubReplicateRoleArn",
+        "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC",
+    ),
+    (
+        "HubReconcileRoleArn",
+        "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF",
+    ),
+    ("RepositoryPrefix", "mirror"),
+    ("ImageTagMutability", "IMMUTABLE_WITH_EXCLUSION"),
+    ("ImageTagMutabilityExclusionFilter", "dev-*"),
+    (
+        "KmsKeyArn",
+        "arn:aws:kms:us-east-1:111111111111:key/11111111-2222-3333-4444-555555555555",
+    ),
+    (
+        "CreationTemplateRoleArn",
+        "arn:aws:iam::111111111111:role/ecr-template",
+    ),
+    ("RegistryScanType", "ENHANCED"),
+    ("CreateAssumeRole", "true"),
+    ("ExternalId", "ferry-external-id"),
+];
+
+/// The destination's required parameters only.
+pub const DEST_MIN: &[(&str, &str)] =
+    &[("HubAccountId", ACCOUNT_ID), ("RepositoryPrefix", "mirror")];
+
+/// The source repositories the hub may read in most tests (`SourceRepositoryArns` has no
+/// default: the operator names them).
+pub const SOURCE_REPOS: &str = "arn:aws:ecr:us-east-1:111111111111:repository/team/*";
+
+/// The hub with `SourceRepositoryArns` = [`SOURCE_REPOS`] unless `overrides` sets it.
+pub fn hub(overrides: &[(&str, &str)]) -> Rendered {
+    let params = with(&[("SourceRepositoryArns", SOURCE_REPOS)], overrides);
+    render(&load(HUB).unwrap(), &params).unwrap()
+}
+
+pub fn destination(overrides: &[(&str, &str)]) -> Rendered {
+    render(&load(DESTINATION).unwrap(), overrides).unwrap()
+}
+
+pub fn forwarder(overrides: &[(&str, &str)]) -> Rendered {
+    let pseudo = Pseudo {
+        region: "eu-west-1".into(),
+        ..Pseudo::default()
+    };
+    render_with(&load(FORWARDER).unwrap(), overrides, &pseudo).unwrap()
+}
+
+/// `overrides` plus one more.
+pub fn with<'a>(
+    overrides: &[(&'a str, &'a str)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut v: Vec<_> = overrides
+        .iter()
+        .filter(|(k, _)| !extra.iter().any(|(e, _)| e == k))
+        .copied()
+        .collect();
+    v.extend_from_slice(extra);
+    v
+}
+
+pub fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+pub fn sorted(v: &[&str]) -> Vec<String> {
+    let mut s = strings(v);
+    s.sort();
+    s
+}
+
+pub const FUNCTIONS: [(&str, &str); 3] = [
+    ("DispatchFunction", "dispatch"),
+    ("ReplicateFunction", "replicate"),
+    ("ReconcileFunction", "reconcile"),
+];
+
+/// ECR actions that replicate's source pulls need (PullFromSources).
+pub const ECR_PULL: [&str; 6] = [
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:ListImages",
+];
