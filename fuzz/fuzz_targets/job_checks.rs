@@ -33,5 +33,19 @@ pub fn check_job(job: &Job) {
         assert!(validate_tag(t).is_ok(), "{t:?}");
     }
     let _ = job.destination();
-    let _ = job.to_target(None);
+
+    // Authorization against a fixed config never panics, and what it accepts is exactly
+    // the job's destination, with the config's settings.
+    let config = ferry::config::ReplicationConfig::from_json(
+        r#"{"rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2",
+             "repositoryName": "dr/{region}/{repository}"}]}]}"#,
+    )
+    .expect("static config");
+    if let Ok(t) = ferry_pipeline::authorize::authorize(job, &config) {
+        assert_eq!(t.repository, job.target.repository);
+        assert_eq!(
+            t.destination.registry,
+            ferry::config::Registry::from_host(&job.target.registry)
+        );
+    }
 }

@@ -50,6 +50,13 @@ pub fn copy_text(r: &CopyReport) {
     println!("  time       {:.2} s", r.duration_ms as f64 / 1000.0);
 }
 
+/// Warn on stderr of every listed name that was refused and skipped.
+pub fn invalid_names(names: &[ferry::sync::InvalidName]) {
+    for n in names {
+        eprintln!("warning[{}]: {n}", n.code);
+    }
+}
+
 /// `12.3 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

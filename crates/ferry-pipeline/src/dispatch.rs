@@ -4,6 +4,10 @@
 //! - Only `SUCCESS` PUSH events, and DELETE events for rules with `deletes`, make jobs.
 //! - Digest-only pushes (each child of a multi-arch push) make jobs only for rules with
 //!   `untagged`.
+//! - Only events from the config's source: the fields of `source` the config names must
+//!   match the event's account and region, and the ones it leaves out (a bare
+//!   `describe-registry` output names no region) are bound from the event, so
+//!   `{registryId}`/`{region}` render as the event's own registry's, never another's.
 //! - Loop guard: a push Ferry itself made is recognised and not dispatched again. With a
 //!   config naming its source registry, events from any other registry are dropped (a
 //!   destination region forwarding its events sees Ferry's copies). An event from the
@@ -16,6 +20,7 @@ use serde::Serialize;
 
 use ferry::config::{Registry, ReplicationConfig, Target};
 
+use crate::authorize::targets;
 use crate::error::PipelineError;
 use crate::event::{ActionType, ImageAction, Incoming, parse_event};
 use crate::job::{Job, JobAction, JobSource, Origin};
@@ -122,22 +127,18 @@ pub fn jobs_for(
     if !action.succeeded {
         return Ok(Err(Ignored::NotSuccess));
     }
-    if let Some(source) = config.source_registry()
-        && source != action.registry
-    {
+    // Fields of `source` the config names must match the event's registry; the ones it
+    // leaves out are the event's own (never another account's).
+    let Some(config) = config.for_source(&action.registry) else {
         return Ok(Err(Ignored::NotSource));
-    }
-    let (kind, targets) = match action.action_type {
-        ActionType::Push => (
-            JobAction::Copy,
-            targets(config, &action.repository, action.tag.as_deref(), false)?,
-        ),
-        ActionType::Delete => (
-            JobAction::Delete,
-            targets(config, &action.repository, action.tag.as_deref(), true)?,
-        ),
+    };
+    let config = config.as_ref();
+    let kind = match action.action_type {
+        ActionType::Push => JobAction::Copy,
+        ActionType::Delete => JobAction::Delete,
         ActionType::UpdateStorageClass | ActionType::Other => return Ok(Err(Ignored::ActionType)),
     };
+    let targets = targets(config, &action.repository, action.tag.as_deref(), kind)?;
     if own_copy(
         config,
         &action.registry,
@@ -157,7 +158,6 @@ pub fn jobs_for(
         .filter(|t| {
             !(t.destination.registry == action.registry && t.repository == action.repository)
         })
-        .filter(|t| kind == JobAction::Copy || t.deletes)
         .collect();
     if targets.is_empty() {
         return Ok(Err(match (kind, &action.tag) {
@@ -183,26 +183,6 @@ pub fn jobs_for(
             )
         })
         .collect()))
-}
-
-/// Targets of `repository:tag`. A digest-only delete removes every tag of the image, so
-/// it applies to every rule selecting the repository, whatever its tag filters.
-fn targets(
-    config: &ReplicationConfig,
-    repository: &str,
-    tag: Option<&str>,
-    delete: bool,
-) -> Result<Vec<Target>, PipelineError> {
-    let found = if delete && tag.is_none() {
-        let mut all = config.clone();
-        for r in &mut all.rules {
-            r.untagged = true;
-        }
-        all.destinations_for(repository, None)
-    } else {
-        config.destinations_for(repository, tag)
-    };
-    found.map_err(|e| PipelineError::Config(e.to_string()))
 }
 
 fn any_rule(config: &ReplicationConfig, repository: &str, tag: Option<&str>) -> bool {
@@ -398,6 +378,30 @@ mod tests {
             ))
             .len(),
             2
+        );
+    }
+
+    #[test]
+    fn unpinned_sources_bind_the_events_registry() {
+        // A describe-registry output: the account is named, the region is not.
+        let c = ReplicationConfig::from_json(
+            r#"{"registryId": "111111111111", "replicationConfiguration": {"rules": [
+                {"destinations": [{"registryId": "222222222222", "region": "us-west-2",
+                                   "repositoryName": "{registryId}/{region}/{repository}"}]}]}}"#,
+        )
+        .unwrap();
+        let mut west = action(ActionType::Push, "app", Some("v1"));
+        west.registry = Registry::from_host("111111111111.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(
+            destinations(jobs_for(&west, &c)),
+            ["222222222222.dkr.ecr.us-west-2.amazonaws.com/111111111111/eu-west-1/app"]
+        );
+        let mut other = action(ActionType::Push, "app", Some("v1"));
+        other.registry = Registry::from_host("333333333333.dkr.ecr.us-east-1.amazonaws.com");
+        assert_eq!(
+            jobs_for(&other, &c).unwrap(),
+            Err(Ignored::NotSource),
+            "another account's push is never copied under this account's names"
         );
     }
 

@@ -79,10 +79,11 @@ impl ReplicateFunction {
         let config = config(&aws).await?;
         let bus = env_required(ENV_EVENT_BUS_NAME)?;
         let concurrency = env_usize(ENV_JOB_CONCURRENCY, DEFAULT_JOB_CONCURRENCY)?;
-        let replicator = build_replicator(config, aws.clone()).await?;
+        let replicator = build_replicator(config.clone(), aws.clone()).await?;
         let results = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws.base()), &bus);
         Ok(ReplicateFunction {
             ctx: ReplicateContext {
+                config,
                 engine: Arc::new(replicator),
                 results: Arc::new(results),
                 metrics: Metrics::stdout(),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use ferry::config::{Destination, Registry, ReplicationConfig, Target};
+use ferry::config::Target;
 use ferry::{Digest, Reference};
 
 use crate::error::PipelineError;
@@ -63,7 +63,11 @@ pub struct JobSource {
     pub digest: Option<Digest>,
 }
 
-/// The destination, as the config resolved it when the job was made.
+/// The destination the job asks for. Only where: `replicate` takes everything else (role,
+/// external ID, KMS key, creation template, referrers, deletes) from its own config's
+/// target for this image and destination, and refuses a job its config does not allow
+/// ([`crate::authorize`]). Fields that version 1 messages of older dispatchers carry
+/// (`referrers`, `deletes`, `roleArn`, `kmsKey`, `useCreationTemplate`) are ignored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobTarget {
@@ -71,23 +75,8 @@ pub struct JobTarget {
     pub registry: String,
     /// Destination repository (the rendered `repositoryName`).
     pub repository: String,
-    /// Copy referrers (signatures, SBOMs, attestations).
-    #[serde(default)]
-    pub referrers: bool,
-    /// The rule propagates deletes.
-    #[serde(default)]
-    pub deletes: bool,
-    /// Role to assume for writing (ECR), if any. Its external ID is never put in a message:
-    /// replicate takes it from its own config.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
-    /// KMS key for a repository Ferry creates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kms_key: Option<String>,
-    /// Leave repository creation to the destination's creation template.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub use_creation_template: bool,
-    /// JSON path of the destination in the config, e.g. `rules[0].destinations[1]`.
+    /// JSON path of the destination in the config, e.g. `rules[0].destinations[1]`
+    /// (informational).
     #[serde(default)]
     pub path: String,
 }
@@ -121,11 +110,6 @@ impl JobTarget {
         JobTarget {
             registry: t.destination.registry_host(),
             repository: t.repository.clone(),
-            referrers: t.referrers,
-            deletes: t.deletes,
-            role_arn: t.destination.role_arn.clone(),
-            kms_key: t.destination.kms_key.clone(),
-            use_creation_template: t.destination.use_creation_template,
             path: t.destination.path.clone(),
         }
     }
@@ -246,39 +230,6 @@ impl Job {
         Ok(r)
     }
 
-    /// The engine target. The destination's secrets (external ID) come from `config`, from
-    /// the destination at the job's path when it still names the same registry, else from
-    /// any destination of that registry with the same role.
-    pub fn to_target(&self, config: Option<&ReplicationConfig>) -> Target {
-        let registry = Registry::from_host(&self.target.registry);
-        let known = config.and_then(|c| c.destinations().ok()).and_then(|all| {
-            let by_path = all
-                .iter()
-                .find(|d| d.path == self.target.path && d.registry == registry)
-                .cloned();
-            by_path.or_else(|| {
-                all.into_iter()
-                    .find(|d| d.registry == registry && d.role_arn == self.target.role_arn)
-            })
-        });
-        let destination = Destination {
-            registry,
-            template: None,
-            role_arn: self.target.role_arn.clone(),
-            external_id: known.as_ref().and_then(|d| d.external_id.clone()),
-            kms_key: self.target.kms_key.clone(),
-            use_creation_template: self.target.use_creation_template,
-            credentials_secret_arn: known.and_then(|d| d.credentials_secret_arn),
-            path: self.target.path.clone(),
-        };
-        Target {
-            destination,
-            repository: self.target.repository.clone(),
-            referrers: self.target.referrers,
-            deletes: self.target.deletes,
-        }
-    }
-
     /// `registry/repository` of the destination (the metric dimension).
     pub fn destination(&self) -> String {
         format!("{}/{}", self.target.registry, self.target.repository)
@@ -288,6 +239,7 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry::config::ReplicationConfig;
 
     fn config() -> ReplicationConfig {
         ReplicationConfig::from_json(
@@ -331,10 +283,6 @@ mod tests {
             "222222222222.dkr.ecr.us-west-2.amazonaws.com"
         );
         assert_eq!(v["target"]["repository"], "dr/team/api");
-        assert_eq!(
-            v["target"]["roleArn"],
-            "arn:aws:iam::222222222222:role/ferry"
-        );
         assert_eq!(v["eventId"], "ev-1");
         assert_eq!(v["origin"], "event");
         assert!(
@@ -344,15 +292,17 @@ mod tests {
     }
 
     #[test]
-    fn target_recovers_the_secret_from_config() {
-        let t = job().to_target(Some(&config()));
-        assert_eq!(t.destination.external_id.as_deref(), Some("s3cret"));
-        assert_eq!(t.repository, "dr/team/api");
-        assert_eq!(
-            t.destination.registry_host(),
-            "222222222222.dkr.ecr.us-west-2.amazonaws.com"
-        );
-        assert_eq!(job().to_target(None).destination.external_id, None);
+    fn settings_never_travel() {
+        let j = job();
+        let body = j.encode();
+        for field in ["roleArn", "externalId", "kmsKey", "deletes", "referrers"] {
+            assert!(!body.contains(field), "{field} in {body}");
+        }
+        // An older message's extra fields are read past, not obeyed.
+        let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["target"]["roleArn"] = "arn:aws:iam::999999999999:role/evil".into();
+        v["target"]["deletes"] = true.into();
+        assert_eq!(Job::decode(&v.to_string()).unwrap(), j);
     }
 
     #[test]

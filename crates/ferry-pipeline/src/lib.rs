@@ -9,6 +9,7 @@
 //!
 //! - [`event`]: the typed ECR Image Action event.
 //! - [`job`]: the versioned job message (`docs/job-schema.md`).
+//! - [`authorize`]: the config as the authority over what a job may do.
 //! - [`dispatch`], [`replicate`](mod@replicate), [`reconcile`](mod@reconcile): the handlers, plain async
 //!   functions taking their dependencies ([`queue::JobQueue`], [`result::ResultPublisher`],
 //!   [`replicate::Engine`], [`reconcile::DriftSource`]) as arguments.
@@ -18,6 +19,7 @@
 //! - [`poller`]: the local SQS event source used by the demo and the tests.
 //! - [`functions`]: what each Lambda function builds once at init.
 
+pub mod authorize;
 pub mod dispatch;
 pub mod error;
 pub mod event;

@@ -1,11 +1,17 @@
 //! The replicate handler: one SQS batch of jobs in, `batchItemFailures` out.
 //!
-//! - Each body is decoded on its own: a poison message fails alone.
+//! - Each body is decoded on its own, then checked against the loaded config
+//!   ([`crate::authorize`]): the config, not the message, decides what may be copied or
+//!   deleted where, and supplies every setting of the destination. A body that is not a job,
+//!   or a job the config does not allow, is acknowledged as `REJECTED` (counted in
+//!   `RejectedJobs`) without any registry or ECR request: it could never succeed, so it must
+//!   not hold its FIFO group until the DLQ.
 //! - Messages of one FIFO group run in order, one at a time; groups run concurrently under
 //!   a bound. After a retryable failure the rest of that group is returned unprocessed, so
 //!   SQS redelivers the group in order.
 //! - Retryable failures ([`ferry::Error::is_retryable`]) go to `batchItemFailures`; permanent
 //!   ones are acknowledged with a FAILED (or, for an immutable tag, CONFLICT) result event.
+//!   Only transient failures are retried.
 //! - Near the Lambda deadline no new blob transfer starts: the job returns as retryable and
 //!   its retry resumes from what was written (content-addressed).
 
@@ -18,21 +24,29 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::Utc;
 use futures::StreamExt;
 
+use ferry::config::{ReplicationConfig, Target};
 use ferry::replicate::{Replicated, Replicator};
 use ferry::report::CopyStatus;
 
+use crate::authorize::{Rejected, authorize};
 use crate::job::{Job, JobAction};
 use crate::metrics::{Metrics, Record, Unit};
 use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Status};
 
-/// Executes jobs: the engine's [`Replicator`], or a stand-in in tests.
+/// Executes jobs: the engine's [`Replicator`], or a stand-in in tests. The target is the
+/// config's ([`crate::authorize::authorize`]), never built from the message.
 #[async_trait]
 pub trait Engine: Send + Sync {
-    /// Copy the job's image to its target; no new blob transfer starts after `deadline`.
-    async fn copy(&self, job: &Job, deadline: Option<Instant>) -> Result<Replicated, ferry::Error>;
-    /// Propagate the job's delete; `false` when it was skipped because the source holds
-    /// the tag (or digest) again, so a late delete never removes a newer push.
-    async fn delete(&self, job: &Job) -> Result<bool, ferry::Error>;
+    /// Copy the job's image to `target`; no new blob transfer starts after `deadline`.
+    async fn copy(
+        &self,
+        job: &Job,
+        target: &Target,
+        deadline: Option<Instant>,
+    ) -> Result<Replicated, ferry::Error>;
+    /// Propagate the job's delete to `target`; `false` when it was skipped because the
+    /// source holds the tag (or digest) again, so a late delete never removes a newer push.
+    async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error>;
 }
 
 fn job_error(e: crate::error::PipelineError) -> ferry::Error {
@@ -44,15 +58,19 @@ fn job_error(e: crate::error::PipelineError) -> ferry::Error {
 
 #[async_trait]
 impl Engine for Replicator {
-    async fn copy(&self, job: &Job, deadline: Option<Instant>) -> Result<Replicated, ferry::Error> {
+    async fn copy(
+        &self,
+        job: &Job,
+        target: &Target,
+        deadline: Option<Instant>,
+    ) -> Result<Replicated, ferry::Error> {
         let source = job.source_reference().map_err(job_error)?;
-        let target = job.to_target(Some(self.config()));
         let mut options = self.copier().options().clone();
         options.deadline = deadline;
-        self.replicate(&source, &target, Some(options)).await
+        self.replicate(&source, target, Some(options)).await
     }
 
-    async fn delete(&self, job: &Job) -> Result<bool, ferry::Error> {
+    async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
         let source = job.source_reference().map_err(job_error)?;
         let repo = ferry::registry::Repo::new(&source.registry, &source.repository);
         let still = match (&source.tag, &source.digest) {
@@ -73,8 +91,7 @@ impl Engine for Replicator {
         if still {
             return Ok(false);
         }
-        let target = job.to_target(Some(self.config()));
-        Replicator::delete(self, &target, source.tag.as_deref(), source.digest.as_ref()).await?;
+        Replicator::delete(self, target, source.tag.as_deref(), source.digest.as_ref()).await?;
         Ok(true)
     }
 }
@@ -82,6 +99,8 @@ impl Engine for Replicator {
 /// What the replicate handler needs, built once per process.
 #[derive(Clone)]
 pub struct ReplicateContext {
+    /// The loaded config: the authority on what a job may do.
+    pub config: Arc<ReplicationConfig>,
     /// Runs the jobs.
     pub engine: Arc<dyn Engine>,
     /// Publishes result events.
@@ -97,7 +116,8 @@ pub struct ReplicateContext {
 pub struct JobOutcome {
     /// The SQS message id.
     pub message_id: String,
-    /// The status (RETRY: returned in `batchItemFailures`).
+    /// The status (RETRY: returned in `batchItemFailures`; every other status is
+    /// acknowledged).
     pub status: Status,
     /// The result event, for every status but RETRY.
     pub result: Option<ReplicationResult>,
@@ -107,7 +127,8 @@ pub struct JobOutcome {
     pub total: Duration,
     /// The error, if any.
     pub error: Option<String>,
-    /// The body was not a job (a poison message).
+    /// The body was not a job (a poison message): acknowledged as REJECTED, no result
+    /// event (there is no image to name).
     pub poison: bool,
 }
 
@@ -215,9 +236,9 @@ async fn run_group(
             continue;
         }
         let o = run_one(&id, m.body.as_deref().unwrap_or_default(), copy_until, ctx).await;
-        // A poison message cannot block its group: it will never succeed and goes to the
-        // DLQ on its own. A retryable failure must hold back the group's later jobs.
-        blocked = o.status == Status::Retry && !o.poison;
+        // A retryable failure holds back the group's later jobs; a rejected one never
+        // succeeds and is acknowledged, so it holds nothing.
+        blocked = o.status == Status::Retry;
         out.push((i, o));
     }
     out
@@ -245,17 +266,28 @@ async fn run_one(
     let job = match Job::decode(body) {
         Ok(j) => j,
         Err(e) => {
-            tracing::error!(message_id, error = %e, "poison message");
+            tracing::error!(message_id, error = %e, "poison message: acknowledged, not retried");
             ctx.metrics.emit(
                 Record::new()
                     .metric("MalformedEvents", Unit::Count, 1.0)
+                    .metric("RejectedJobs", Unit::Count, 1.0)
+                    .property("reason", "malformed-job")
                     .property("messageId", message_id),
             );
-            let mut o = retry(message_id.to_string(), &e.to_string());
-            o.total = started.elapsed();
-            o.poison = true;
-            return o;
+            return JobOutcome {
+                message_id: message_id.to_string(),
+                status: Status::Rejected,
+                result: None,
+                engine: Duration::ZERO,
+                total: started.elapsed(),
+                error: Some(e.to_string()),
+                poison: true,
+            };
         }
+    };
+    let target = match authorize(&job, &ctx.config) {
+        Ok(t) => t,
+        Err(why) => return rejected(message_id, &job, &why, started, ctx),
     };
     if copy_until.is_some_and(|d| Instant::now() >= d) {
         let mut o = retry(
@@ -270,10 +302,10 @@ async fn run_one(
     let done = match job.action {
         JobAction::Copy => ctx
             .engine
-            .copy(&job, copy_until)
+            .copy(&job, &target, copy_until)
             .await
             .map(|r| Done::Copied(Box::new(r))),
-        JobAction::Delete => ctx.engine.delete(&job).await.map(|d| {
+        JobAction::Delete => ctx.engine.delete(&job, &target).await.map(|d| {
             if d {
                 Done::Deleted
             } else {
@@ -282,31 +314,8 @@ async fn run_one(
         }),
     };
     let engine = engine_start.elapsed();
-    let completed_at = Utc::now();
-    let mut result = ReplicationResult {
-        status: Status::Succeeded,
-        action: job.action,
-        source: job.source.clone(),
-        destination: ResultDestination {
-            registry: job.target.registry.clone(),
-            repository: job.target.repository.clone(),
-        },
-        digest: job.source.digest.as_ref().map(|d| d.to_string()),
-        tags: Vec::new(),
-        superseded_by: None,
-        bytes: 0,
-        blobs_copied: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-        duration_ms: engine.as_millis() as u64,
-        latency_ms: (completed_at - job.event_time).num_milliseconds(),
-        event_id: job.event_id.clone(),
-        event_time: job.event_time,
-        completed_at,
-        origin: job.origin,
-        error_code: None,
-        error_message: None,
-    };
+    let mut result = result_for(&job, Status::Succeeded);
+    result.duration_ms = engine.as_millis() as u64;
     let mut throttles = 0;
     let (status, error) = match done {
         Ok(Done::Copied(r)) => {
@@ -340,6 +349,66 @@ async fn run_one(
         engine,
         total: started.elapsed(),
         error: error.map(|e| e.to_string()),
+        poison: false,
+    }
+}
+
+/// A result event for `job` with `status`, nothing written yet.
+fn result_for(job: &Job, status: Status) -> ReplicationResult {
+    let completed_at = Utc::now();
+    ReplicationResult {
+        status,
+        action: job.action,
+        source: job.source.clone(),
+        destination: ResultDestination {
+            registry: job.target.registry.clone(),
+            repository: job.target.repository.clone(),
+        },
+        digest: job.source.digest.as_ref().map(|d| d.to_string()),
+        tags: Vec::new(),
+        superseded_by: None,
+        bytes: 0,
+        blobs_copied: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        duration_ms: 0,
+        latency_ms: (completed_at - job.event_time).num_milliseconds(),
+        event_id: job.event_id.clone(),
+        event_time: job.event_time,
+        completed_at,
+        origin: job.origin,
+        error_code: None,
+        error_message: None,
+    }
+}
+
+/// A job the config does not allow: acknowledged, reported, counted; nothing sent.
+fn rejected(
+    message_id: &str,
+    job: &Job,
+    why: &Rejected,
+    started: Instant,
+    ctx: &ReplicateContext,
+) -> JobOutcome {
+    tracing::warn!(message_id, event_id = %job.event_id, destination = %job.destination(), code = why.code, reason = %why.reason, "job rejected: the config does not allow it");
+    emit_metrics(ctx, job, Status::Rejected, None, 0);
+    let mut result = result_for(job, Status::Rejected);
+    result.error_code = Some("rejected".into());
+    result.error_message = Some(why.to_string());
+    ctx.metrics.emit(
+        Record::new()
+            .metric("RejectedJobs", Unit::Count, 1.0)
+            .property("reason", why.code)
+            .property("eventId", job.event_id.clone())
+            .property("destination", job.destination()),
+    );
+    JobOutcome {
+        message_id: message_id.to_string(),
+        status: Status::Rejected,
+        result: Some(result),
+        engine: Duration::ZERO,
+        total: started.elapsed(),
+        error: Some(why.to_string()),
         poison: false,
     }
 }
@@ -420,6 +489,7 @@ mod tests {
         async fn copy(
             &self,
             job: &Job,
+            _target: &Target,
             _deadline: Option<Instant>,
         ) -> Result<Replicated, ferry::Error> {
             let tag = job.source.tag.clone().unwrap_or_default();
@@ -472,8 +542,12 @@ mod tests {
             }
         }
 
-        async fn delete(&self, _job: &Job) -> Result<bool, ferry::Error> {
-            Ok(false)
+        async fn delete(&self, job: &Job, _target: &Target) -> Result<bool, ferry::Error> {
+            self.calls.lock().unwrap().push(format!(
+                "delete {}",
+                job.source.tag.clone().unwrap_or_default()
+            ));
+            Ok(true)
         }
     }
 
@@ -485,32 +559,32 @@ mod tests {
         m
     }
 
-    fn job(repository: &str, tag: &str) -> String {
-        let config = ReplicationConfig::from_json(
-            r#"{"rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2"}]}]}"#,
-        )
-        .unwrap();
-        let target = &config.destinations_for(repository, Some(tag)).unwrap()[0];
+    const CONFIG: &str = r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+        "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2"}]}]}"#;
+
+    fn config() -> ReplicationConfig {
+        ReplicationConfig::from_json(CONFIG).unwrap()
+    }
+
+    fn job_of(action: JobAction, repository: &str, tag: &str) -> Job {
+        let target = &config().destinations_for(repository, Some(tag)).unwrap()[0];
         let source = JobSource {
             registry: "111111111111.dkr.ecr.us-east-1.amazonaws.com".into(),
             repository: repository.into(),
             tag: Some(tag.into()),
             digest: Some(ferry::Digest::of(tag.as_bytes())),
         };
-        Job::new(
-            JobAction::Copy,
-            source,
-            target,
-            "ev",
-            Utc::now(),
-            Origin::Event,
-        )
-        .encode()
+        Job::new(action, source, target, "ev", Utc::now(), Origin::Event)
+    }
+
+    fn job(repository: &str, tag: &str) -> String {
+        job_of(JobAction::Copy, repository, tag).encode()
     }
 
     fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
         let results = MemoryPublisher::default();
         let ctx = ReplicateContext {
+            config: Arc::new(config()),
             engine,
             results: Arc::new(results.clone()),
             metrics: Metrics::memory(),
@@ -538,7 +612,9 @@ mod tests {
         use Status::*;
         assert_eq!(
             statuses,
-            [Succeeded, Failed, Conflict, Retry, Retry, Retry, Succeeded]
+            [
+                Succeeded, Failed, Conflict, Retry, Retry, Rejected, Succeeded
+            ]
         );
         let failures: Vec<String> = report
             .response()
@@ -546,7 +622,7 @@ mod tests {
             .into_iter()
             .map(|f| f.item_identifier)
             .collect();
-        assert_eq!(failures, ["4", "5", "6"]);
+        assert_eq!(failures, ["4", "5"], "the poison message is acknowledged");
         assert!(
             !engine
                 .calls
@@ -566,11 +642,78 @@ mod tests {
         assert_eq!((ok.bytes, ok.blobs_copied, ok.blobs_skipped), (100, 2, 1));
         assert_eq!(ctx.metrics.sum("Throttles", &[]), 1.0);
         assert_eq!(ctx.metrics.sum("MalformedEvents", &[]), 1.0);
+        assert_eq!(ctx.metrics.sum("RejectedJobs", &[]), 1.0);
         assert_eq!(
             ctx.metrics.sum("Jobs", &[("status", "RETRY")]),
             1.0,
             "the held-back job never ran"
         );
+    }
+
+    #[tokio::test]
+    async fn jobs_the_config_does_not_allow_are_rejected_unexecuted() {
+        let engine = Arc::new(Scripted::default());
+        let (ctx, published) = ctx(engine.clone());
+        // A copy to a repository the config does not render, a copy from another account,
+        // a delete where no rule propagates deletes, and one good job after them in the
+        // same FIFO group.
+        let mut elsewhere = job_of(JobAction::Copy, "app", "v1");
+        elsewhere.target.repository = "other/repo".into();
+        let mut foreign = job_of(JobAction::Copy, "app", "v2");
+        foreign.source.registry = "999999999999.dkr.ecr.us-east-1.amazonaws.com".into();
+        let delete = job_of(JobAction::Delete, "app", "v3");
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            message("1", "g", elsewhere.encode()),
+            message("2", "g", foreign.encode()),
+            message("3", "g", delete.encode()),
+            message("4", "g", job("app", "ok")),
+        ];
+        let report = replicate(event, None, &ctx).await;
+        let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
+        use Status::*;
+        assert_eq!(statuses, [Rejected, Rejected, Rejected, Succeeded]);
+        assert!(report.response().batch_item_failures.is_empty());
+        assert_eq!(
+            *engine.calls.lock().unwrap(),
+            ["ok"],
+            "no rejected job reached the engine"
+        );
+        let results = published.results();
+        let rejected: Vec<&ReplicationResult> =
+            results.iter().filter(|r| r.status == Rejected).collect();
+        assert_eq!(rejected.len(), 3);
+        assert!(
+            rejected
+                .iter()
+                .all(|r| r.error_code.as_deref() == Some("rejected"))
+        );
+        let reasons: Vec<&str> = rejected
+            .iter()
+            .map(|r| r.error_message.as_deref().unwrap_or_default())
+            .collect();
+        assert!(reasons[0].starts_with("not-configured:"), "{reasons:?}");
+        assert!(reasons[1].starts_with("not-source:"), "{reasons:?}");
+        assert!(reasons[2].starts_with("no-deletes:"), "{reasons:?}");
+        assert_eq!(ctx.metrics.sum("RejectedJobs", &[]), 3.0);
+    }
+
+    #[tokio::test]
+    async fn allowed_deletes_run_with_the_configs_target() {
+        let engine = Arc::new(Scripted::default());
+        let (mut ctx, _) = ctx(engine.clone());
+        let mut with_deletes = config();
+        with_deletes.rules[0].deletes = true;
+        ctx.config = Arc::new(with_deletes);
+        let mut event = SqsEvent::default();
+        event.records = vec![message(
+            "1",
+            "g",
+            job_of(JobAction::Delete, "app", "v3").encode(),
+        )];
+        let report = replicate(event, None, &ctx).await;
+        assert_eq!(report.outcomes[0].status, Status::Succeeded);
+        assert_eq!(*engine.calls.lock().unwrap(), ["delete v3"]);
     }
 
     #[tokio::test]

@@ -31,6 +31,9 @@ pub enum Status {
     Conflict,
     /// A retryable failure: the message goes back to the queue (metrics only, no event).
     Retry,
+    /// The job asked for something the loaded config does not allow (or was not a job at
+    /// all): acknowledged without any registry or ECR request, counted in `RejectedJobs`.
+    Rejected,
 }
 
 impl Status {
@@ -42,6 +45,7 @@ impl Status {
             Status::Failed => "FAILED",
             Status::Conflict => "CONFLICT",
             Status::Retry => "RETRY",
+            Status::Rejected => "REJECTED",
         }
     }
 }
@@ -60,7 +64,7 @@ pub struct ResultDestination {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationResult {
-    /// SUCCEEDED, SKIPPED, FAILED or CONFLICT.
+    /// SUCCEEDED, SKIPPED, FAILED, CONFLICT or REJECTED.
     pub status: Status,
     /// `copy` or `delete`.
     pub action: JobAction,

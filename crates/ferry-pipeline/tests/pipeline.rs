@@ -80,15 +80,7 @@ fn the_same_event_delivered_twice_copies_once_then_skips() {
                 .unwrap(),
         );
     }
-    sb.rt
-        .block_on(
-            sb.sqs
-                .send_message_batch()
-                .queue_url(&sb.jobs_queue)
-                .set_entries(Some(entries))
-                .send(),
-        )
-        .unwrap();
+    sb.send_jobs(entries).unwrap();
     let r = sb.run_replicate(2).expect("replicate");
     assert_eq!((r.received, r.acked, r.failed), (4, 4, 0));
 
@@ -217,9 +209,47 @@ fn multi_arch_push_with_n_plus_one_events_copies_each_blob_once() {
 }
 
 #[test]
-fn a_poison_message_fails_alone() {
-    let sb = Sandbox::start().unwrap();
+fn poison_and_forged_jobs_are_acknowledged_without_a_request_and_hold_no_group() {
+    let west_registry = EcrRegistry::start(support::ACCOUNT_B, "us-west-2").unwrap();
+    let proxy = Proxy::start(west_registry.registry()).unwrap();
+    let routes = BTreeMap::from([(west_registry.ecr_host(), proxy.url())]);
+    let mut sb = Sandbox::start_with(Options::default(), &routes).unwrap();
+    sb.west = west_registry;
     let f = fixtures::single_image(&sb.src, "team/api", "v1", 41).unwrap();
+    let west = sb.west.ecr_host();
+    let group = format!("{west}/team/api");
+    // Ahead of the real jobs, in the west destination's own FIFO group: a body that is
+    // not a job, a copy into a repository the config does not name (with a role of the
+    // sender's choosing), and a delete the rule does not allow.
+    let forged = |action: &str, repository: &str| {
+        json!({"version": 1, "action": action,
+               "source": {"registry": sb.src.ecr_host(), "repository": "team/api", "tag": "v1", "digest": f.digest},
+               "target": {"registry": west, "repository": repository,
+                          "roleArn": "arn:aws:iam::999999999999:role/attacker", "deletes": true},
+               "eventId": format!("forged-{action}"), "eventTime": "2026-01-01T00:00:00Z",
+               "enqueuedAt": "2026-01-01T00:00:00Z"})
+        .to_string()
+    };
+    let entries = [
+        (
+            "p",
+            "{\"version\": 1, \"action\": \"copy\", \"source\": 42}".to_string(),
+        ),
+        ("c", forged("copy", "evil/place")),
+        ("d", forged("delete", "team/api")),
+    ]
+    .into_iter()
+    .map(|(id, body)| {
+        SendMessageBatchRequestEntry::builder()
+            .id(id)
+            .message_body(body)
+            .message_group_id(&group)
+            .message_deduplication_id(format!("forged-{id}"))
+            .build()
+            .unwrap()
+    })
+    .collect::<Vec<_>>();
+    sb.send_jobs(entries).unwrap();
     sb.publish(&[detail(
         "PUSH",
         "team/api",
@@ -229,42 +259,58 @@ fn a_poison_message_fails_alone() {
     )])
     .unwrap();
     sb.run_dispatch().unwrap();
-    let poison = SendMessageBatchRequestEntry::builder()
-        .id("p")
-        .message_body("{\"version\": 1, \"action\": \"copy\", \"source\": 42}")
-        .message_group_id("poison")
-        .message_deduplication_id("poison-1")
-        .build()
-        .unwrap();
-    sb.rt
-        .block_on(
-            sb.sqs
-                .send_message_batch()
-                .queue_url(&sb.jobs_queue)
-                .entries(poison)
-                .send(),
-        )
-        .unwrap();
+    proxy.reset_counts();
     let report = sb.replicate_batch(None).unwrap();
-    let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
+    let count = |s: Status| report.outcomes.iter().filter(|o| o.status == s).count();
     assert_eq!(
-        statuses,
-        [Status::Succeeded, Status::Succeeded, Status::Retry]
+        (count(Status::Rejected), count(Status::Succeeded)),
+        (3, 2),
+        "{:#?}",
+        report.outcomes
     );
-    assert!(report.outcomes[2].poison);
-    assert_eq!(report.response().batch_item_failures.len(), 1);
+    assert!(
+        report.response().batch_item_failures.is_empty(),
+        "nothing goes back to the queue"
+    );
+    assert_eq!(report.outcomes.iter().filter(|o| o.poison).count(), 1);
     assert_eq!(sb.metrics.sum("MalformedEvents", &[]), 1.0);
-    assert_eq!(
-        sb.results().unwrap().len(),
-        2,
-        "two result events, none for the poison message"
+    assert_eq!(sb.metrics.sum("RejectedJobs", &[]), 3.0);
+    let results = sb.results().unwrap();
+    let rejected: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == Status::Rejected)
+        .collect();
+    assert_eq!(rejected.len(), 2, "a result event for each forged job");
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.error_code.as_deref() == Some("rejected"))
     );
-    // SQS redrives it until maxReceiveCount (5), then it sits in the dead-letter queue.
-    sb.run_replicate(6).unwrap();
+    // The west registry saw only the real job's requests: nothing for evil/place, no
+    // delete.
+    let requests = proxy.requests();
+    assert!(!requests.is_empty(), "the real job reached the registry");
+    for r in &requests {
+        assert!(
+            !r.path.contains("evil") && r.method != "DELETE",
+            "{} {}",
+            r.method,
+            r.path
+        );
+    }
+    assert_eq!(
+        sb.west
+            .registry()
+            .manifest_digest("team/api", "v1")
+            .unwrap()
+            .as_deref(),
+        Some(f.digest.as_str()),
+        "the real job, behind them in its group, ran and the delete did not"
+    );
+    // Nothing is redelivered and nothing reaches the dead-letter queue.
+    sb.run_replicate(2).unwrap();
     assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), 0);
-    let dead = sb.drain_queue(&sb.jobs_dlq).unwrap();
-    assert_eq!(dead.len(), 1);
-    assert!(dead[0].contains("\"source\": 42"));
+    assert!(sb.drain_queue(&sb.jobs_dlq).unwrap().is_empty());
 
     // A malformed event at dispatch: a clear error naming the event, counted, no job.
     let before = sb.metrics.sum("MalformedEvents", &[]);

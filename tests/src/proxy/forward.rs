@@ -81,6 +81,13 @@ async fn handle(
         }
     }
 
+    if let Some(canned) = shared.canned(&method, &path) {
+        record.status = canned.status;
+        record.fault = Some("canned");
+        shared.record(record);
+        return canned.response();
+    }
+
     if let Some(rule) = shared.take_inject(&method, kind) {
         record.status = rule.status;
         record.fault = Some("inject");

@@ -27,6 +27,7 @@
 //! The servers run on a private tokio runtime, so the API is synchronous; dropping the
 //! proxy stops them.
 
+mod canned;
 pub mod chaos;
 mod conn;
 mod ecr_mode;
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+pub use canned::Canned;
 pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
 
@@ -166,6 +168,7 @@ struct Faults {
     corrupt: Option<Option<String>>,
     ecr: Option<EcrMode>,
     expire: Vec<ExpireRule>,
+    canned: Vec<Canned>,
 }
 
 #[derive(Debug)]
@@ -206,6 +209,17 @@ impl Shared {
         })?;
         rule.times -= 1;
         Some(rule.clone())
+    }
+
+    fn canned(&self, method: &Method, path: &str) -> Option<Canned> {
+        if method != Method::GET {
+            return None;
+        }
+        lock(&self.faults)
+            .canned
+            .iter()
+            .find(|c| c.path == path)
+            .cloned()
     }
 
     fn redirect_blobs(&self) -> bool {
@@ -295,6 +309,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Answers every `GET` of `canned.path` with the canned answer instead of forwarding.
+    pub fn answer(&self, canned: Canned) {
+        let mut faults = lock(&self.shared.faults);
+        faults.canned.retain(|c| c.path != canned.path);
+        faults.canned.push(canned);
+    }
+
     /// Starts a proxy in front of `registry` (using its credentials to fetch blobs for the
     /// object-store stand-in).
     pub fn start(registry: &Registry) -> Result<Self> {

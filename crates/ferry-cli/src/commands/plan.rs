@@ -13,6 +13,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config)?;
     let replicator = context::replicator(config, 8, args.config.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
+    output::invalid_names(&plan.invalid_names);
     match args.output {
         OutputFormat::Json => output::json(&plan),
         OutputFormat::Text => {
@@ -55,6 +56,7 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
     let config = context::load_config(&args.config)?;
     let replicator = context::replicator(config, 8, args.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
+    output::invalid_names(&plan.invalid_names);
     let drift = sync::drift(&plan);
     match format {
         OutputFormat::Json => {

@@ -17,6 +17,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let replicator =
         context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
     let plan = sync::plan_for_sync(&replicator).await?;
+    output::invalid_names(&plan.invalid_names);
     if args.dry_run {
         let s = &plan.summary;
         println!(

@@ -215,9 +215,25 @@ impl Sandbox {
         SqsJobQueue::new(self.sqs.clone(), &self.jobs_queue)
     }
 
+    /// Send raw entries to the jobs queue (tests that replay or forge messages).
+    pub fn send_jobs(
+        &self,
+        entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry>,
+    ) -> Result<()> {
+        self.rt.block_on(
+            self.sqs
+                .send_message_batch()
+                .queue_url(&self.jobs_queue)
+                .set_entries(Some(entries))
+                .send(),
+        )?;
+        Ok(())
+    }
+
     /// The replicate context over the sandbox's engine (or another) and result bus.
     pub fn replicate_ctx(&self, engine: Option<Arc<dyn Engine>>) -> ReplicateContext {
         ReplicateContext {
+            config: self.config.clone(),
             engine: engine.unwrap_or_else(|| Arc::new(self.replicator.clone())),
             results: Arc::new(EventBridgePublisher::new(
                 aws_sdk_eventbridge::Client::new(&self.sdk),

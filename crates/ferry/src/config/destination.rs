@@ -88,10 +88,18 @@ impl Destination {
                 let template = RepositoryTemplate::parse(text)
                     .map_err(|message| Issue::error(&at, message))?;
                 let (registry_id, region) = source_registry_parts(source);
-                let bound = template.bind(registry_id.as_deref(), region.as_deref()).map_err(|missing| {
-                    Issue::error(&at, format!("uses {{{missing}}} but the source registry's {missing} is unknown: set source.{missing}"))
-                })?;
-                Some(bound)
+                if source.is_some_and(|s| s.registry.is_some()) {
+                    // A source named by host: what it lacks (an OCI registry has no account
+                    // or region) no image can supply.
+                    let bound = template.bind(registry_id.as_deref(), region.as_deref()).map_err(|missing| {
+                        Issue::error(&at, format!("uses {{{missing}}} but the source registry `{}` has no {missing}", source.and_then(|s| s.registry.as_deref()).unwrap_or_default()))
+                    })?;
+                    Some(bound)
+                } else {
+                    // Fields the source leaves out are bound from each image's registry
+                    // (`ReplicationConfig::for_source`).
+                    Some(template.bind_known(registry_id.as_deref(), region.as_deref()))
+                }
             }
         };
         Ok(Self {
@@ -294,13 +302,17 @@ mod tests {
         );
         let mut unbound = DestinationSpec::oci("ghcr.io");
         unbound.repository_name = Some("{region}/{repository}".into());
-        let issue = Destination::resolve(&unbound, None, "d").unwrap_err();
+        let oci_source = SourceSpec {
+            registry: Some("registry.example".into()),
+            ..SourceSpec::default()
+        };
+        let issue = Destination::resolve(&unbound, Some(&oci_source), "d").unwrap_err();
         assert_eq!(issue.path, "d.repositoryName");
-        assert!(
-            issue.message.contains("set source.region"),
-            "{}",
-            issue.message
-        );
+        assert!(issue.message.contains("has no region"), "{}", issue.message);
+        // Without a source the placeholder waits for the image's registry; rendering it
+        // unbound is refused by the grammar, never sent anywhere.
+        let later = Destination::resolve(&unbound, None, "d").unwrap();
+        assert!(later.repository_for("app").is_err());
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! ```
 
 mod arn;
+mod bind;
 mod chain;
 mod destination;
 mod error;

@@ -103,12 +103,27 @@ impl RepositoryTemplate {
         registry_id: Option<&str>,
         region: Option<&str>,
     ) -> Result<Self, &'static str> {
+        let bound = self.bind_known(registry_id, region);
+        match bound.parts.iter().find_map(|part| match part {
+            Part::RegistryId => Some("registryId"),
+            Part::Region => Some("region"),
+            _ => None,
+        }) {
+            Some(missing) => Err(missing),
+            None => Ok(bound),
+        }
+    }
+
+    /// Substitutes what is known of the source registry and keeps the other placeholders
+    /// for a later [`RepositoryTemplate::bind`] (a configuration whose source is learnt from
+    /// each image's registry at run time).
+    pub fn bind_known(&self, registry_id: Option<&str>, region: Option<&str>) -> Self {
         let mut parts: Vec<Part> = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
-            let text = match part {
-                Part::RegistryId => registry_id.ok_or("registryId")?,
-                Part::Region => region.ok_or("region")?,
-                other => {
+            let text = match (part, registry_id, region) {
+                (Part::RegistryId, Some(id), _) => id,
+                (Part::Region, _, Some(region)) => region,
+                (other, _, _) => {
                     parts.push(other.clone());
                     continue;
                 }
@@ -118,7 +133,7 @@ impl RepositoryTemplate {
                 _ => parts.push(Part::Text(text.to_owned())),
             }
         }
-        Ok(Self { parts })
+        Self { parts }
     }
 
     /// Renders the name for `repository`. Placeholders of the source registry that were not
@@ -181,6 +196,13 @@ mod tests {
             "mirror/111122223333/eu-west-1/api-copy"
         );
         assert_eq!(template.bind(Some("111122223333"), None), Err("region"));
+        let partial = template.bind_known(Some("111122223333"), None);
+        assert!(partial.uses_source_registry());
+        assert_eq!(partial.render("x"), "mirror/111122223333/{region}/x-copy");
+        assert_eq!(
+            partial.bind(None, Some("eu-west-1")).unwrap().render("x"),
+            "mirror/111122223333/eu-west-1/x-copy"
+        );
     }
 
     #[test]

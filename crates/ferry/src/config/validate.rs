@@ -88,7 +88,7 @@ impl ReplicationConfig {
                 match Destination::resolve(spec, self.source.as_ref(), &at) {
                     Err(issue) => issues.push(issue),
                     Ok(destination) => {
-                        self.check_destination(spec, &destination, issues);
+                        self.check_destination(spec, &destination, rule.deletes, issues);
                         let twin =
                             resolved[first..]
                                 .iter()
@@ -128,6 +128,7 @@ impl ReplicationConfig {
         &self,
         spec: &DestinationSpec,
         destination: &Destination,
+        deletes: bool,
         issues: &mut Vec<Issue>,
     ) {
         let path = destination.path.as_str();
@@ -181,18 +182,39 @@ impl ReplicationConfig {
             }
             push_err(issues, &at("externalId"), check_external_id(id));
         }
-        self.check_template(destination, issues);
+        self.check_template(destination, deletes, issues);
     }
 
-    fn check_template(&self, destination: &Destination, issues: &mut Vec<Issue>) {
+    /// `deletes`: the rule propagates deletes, so a template that maps several source
+    /// repositories onto one destination repository would delete one repository's tags
+    /// whenever another lacks them.
+    fn check_template(&self, destination: &Destination, deletes: bool, issues: &mut Vec<Issue>) {
         let at = child(&destination.path, "repositoryName");
         match &destination.template {
             Some(template) => {
-                let sample = template.render(SAMPLE_REPOSITORY);
+                if template.uses_source_registry() {
+                    issues.push(Issue::warning(
+                        &at,
+                        "uses {registryId} or {region}, which the source does not name: they are bound from each \
+                         image's registry at run time (the event's account and region); `ferry plan`, `sync` and \
+                         `verify` need a complete source",
+                    ));
+                }
+                // Try the grammar with sample values for what is bound later.
+                let sample = template
+                    .bind_known(Some("123456789012"), Some("us-east-1"))
+                    .render(SAMPLE_REPOSITORY);
                 if let Err(reason) = check_repository_name(&sample) {
                     issues.push(Issue::error(
                         &at,
                         format!("renders `{sample}` for repository `{SAMPLE_REPOSITORY}`, which is {reason}"),
+                    ));
+                } else if !template.uses_repository() && deletes {
+                    issues.push(Issue::error(
+                        &at,
+                        format!("has no {{repository}}, so every selected repository is written to `{sample}`, and the rule \
+                                 propagates deletes: each source repository's deletes would remove the others' tags there; \
+                                 add {{repository}} to the template or drop `deletes`"),
                     ));
                 } else if !template.uses_repository() {
                     issues.push(Issue::warning(

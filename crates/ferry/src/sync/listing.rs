@@ -2,15 +2,24 @@
 //! DescribeImages: tags and digests without a HEAD per tag) for ECR registries, through
 //! `_catalog`, `tags/list` and HEAD for any other registry (and for ECR hosts sent to a
 //! local endpoint, which have no ECR API behind them).
+//!
+//! Every repository name and tag a registry lists is untrusted input: it is checked
+//! against the distribution grammar before it is used in a URL, a plan item or a job. One
+//! that fails is reported once per run ([`InvalidName`]) and skipped; the rest of the
+//! listing goes on. A listed `../../other/manifests/v1` or `x?y=1` so never becomes a
+//! request outside the repository it was listed in.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use serde::Serialize;
 
 use crate::aws::AssumeRole;
 use crate::config::Registry;
 use crate::digest::Digest;
 use crate::ecr::EcrControl;
 use crate::error::Error;
-use crate::reference::EcrRegistry;
+use crate::reference::{EcrRegistry, MAX_TAG_LEN, validate_repository, validate_tag};
 use crate::registry::{RegistryClient, Repo};
 
 /// One image at a source: a tag (or none) and its digest.
@@ -49,13 +58,140 @@ impl RepoState {
     }
 }
 
+/// A name a registry listed that Ferry did not use.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct InvalidName {
+    /// `invalid-name`, or `tag-too-long` for a tag over 128 characters that is otherwise
+    /// well formed (ECR accepts 300; the distribution grammar, and so Ferry, 128).
+    pub code: &'static str,
+    /// The registry host that listed it.
+    pub registry: String,
+    /// The repository it was listed in (a tag), or `None` (a repository name).
+    pub repository: Option<String>,
+    /// `repository` or `tag`.
+    pub kind: &'static str,
+    /// The name, escaped (control and non-ASCII characters as `\u{..}`), and cut after
+    /// 300 characters.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl std::fmt::Display for InvalidName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.repository {
+            Some(repo) => write!(
+                f,
+                "{}: {}/{repo}: {} \"{}\" skipped: {}",
+                self.code, self.registry, self.kind, self.value, self.reason
+            ),
+            None => write!(
+                f,
+                "{}: {}: {} \"{}\" skipped: {}",
+                self.code, self.registry, self.kind, self.value, self.reason
+            ),
+        }
+    }
+}
+
+/// A listed name, escaped for a report.
+fn escaped(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(300)
+        .flat_map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                vec![c]
+            } else {
+                c.escape_unicode().collect()
+            }
+        })
+        .collect();
+    if name.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}
+
 /// How to read a registry.
 pub(crate) struct Lister<'a> {
     pub client: &'a RegistryClient,
     pub ecr: Option<&'a EcrControl>,
+    /// Names refused so far in this run.
+    pub invalid: Mutex<BTreeSet<InvalidName>>,
 }
 
-impl Lister<'_> {
+impl<'a> Lister<'a> {
+    /// A lister with nothing refused yet.
+    pub fn new(client: &'a RegistryClient, ecr: Option<&'a EcrControl>) -> Self {
+        Lister {
+            client,
+            ecr,
+            invalid: Mutex::default(),
+        }
+    }
+
+    /// The names refused, each once, in order.
+    pub fn into_invalid(self) -> Vec<InvalidName> {
+        self.invalid
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .collect()
+    }
+
+    fn refuse(&self, name: InvalidName) {
+        let mut seen = self.invalid.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.insert(name.clone()) {
+            tracing::warn!(registry = %name.registry, repository = ?name.repository, kind = name.kind, value = %name.value, code = name.code, "{}", name.reason);
+        }
+    }
+
+    /// Whether a listed repository name may be used; reports it when not.
+    fn repository_ok(&self, registry: &Registry, name: &str) -> bool {
+        match validate_repository(name) {
+            Ok(()) => true,
+            Err(reason) => {
+                self.refuse(InvalidName {
+                    code: "invalid-name",
+                    registry: registry.host(),
+                    repository: None,
+                    kind: "repository",
+                    value: escaped(name),
+                    reason,
+                });
+                false
+            }
+        }
+    }
+
+    /// Whether a tag listed in `repository` may be used; reports it when not.
+    fn tag_ok(&self, registry: &Registry, repository: &str, tag: &str) -> bool {
+        let Err(reason) = validate_tag(tag) else {
+            return true;
+        };
+        // Well formed but for its length (ECR allows 300 characters).
+        let too_long = tag.len() > MAX_TAG_LEN
+            && tag.is_ascii()
+            && validate_tag(&tag[..MAX_TAG_LEN]).is_ok()
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        self.refuse(InvalidName {
+            code: if too_long {
+                "tag-too-long"
+            } else {
+                "invalid-name"
+            },
+            registry: registry.host(),
+            repository: Some(repository.to_string()),
+            kind: "tag",
+            value: escaped(tag),
+            reason,
+        });
+        false
+    }
+
     /// Whether to use the ECR API for this registry.
     fn api(&self, registry: &Registry) -> Option<(&EcrControl, EcrRegistry)> {
         match (registry, self.ecr) {
@@ -74,10 +210,12 @@ impl Lister<'_> {
 
     /// Repository names of a registry.
     pub async fn repositories(&self, registry: &Registry) -> Result<Vec<String>, Error> {
-        match self.api(registry) {
-            Some((ecr, reg)) => ecr.list_repositories(&reg, None).await,
-            None => self.client.list_catalog(&registry.host()).await,
-        }
+        let mut names = match self.api(registry) {
+            Some((ecr, reg)) => ecr.list_repositories(&reg, None).await?,
+            None => self.client.list_catalog(&registry.host()).await?,
+        };
+        names.retain(|n| self.repository_ok(registry, n));
+        Ok(names)
     }
 
     /// Images of a source repository: with the API every tag and untagged image; without
@@ -101,6 +239,9 @@ impl Lister<'_> {
                     });
                 }
                 for t in e.tags {
+                    if !self.tag_ok(registry, repository, &t) {
+                        continue;
+                    }
                     out.push(ListedImage {
                         repository: repository.into(),
                         tag: Some(t),
@@ -118,7 +259,7 @@ impl Lister<'_> {
             .list_tags(&repo)
             .await?
             .into_iter()
-            .filter(|t| wanted(t))
+            .filter(|t| self.tag_ok(registry, repository, t) && wanted(t))
         {
             if let Some(h) = self.client.head_manifest(&repo, &tag).await? {
                 out.push(ListedImage {
@@ -147,7 +288,11 @@ impl Lister<'_> {
         let mut state = RepoState::default();
         if let Some((ecr, reg)) = self.api(registry) {
             for e in ecr.list_images(&reg, role, repository).await? {
-                for t in &e.tags {
+                for t in e
+                    .tags
+                    .iter()
+                    .filter(|t| self.tag_ok(registry, repository, t))
+                {
                     state.tags.insert(t.clone(), Some(e.digest.clone()));
                 }
                 state.digests.insert(e.digest);
@@ -168,6 +313,9 @@ impl Lister<'_> {
             return Ok(state);
         }
         for tag in self.client.list_tags(&repo).await? {
+            if !self.tag_ok(registry, repository, &tag) {
+                continue;
+            }
             let digest = if wanted.contains(&tag) {
                 self.client
                     .head_manifest(&repo, &tag)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-pub use listing::{ListedImage, RepoState};
+pub use listing::{InvalidName, ListedImage, RepoState};
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
 use crate::error::Error;
@@ -83,6 +83,8 @@ pub struct SyncReport {
     pub duration_ms: u64,
     /// Items (skips included).
     pub items: Vec<ItemResult>,
+    /// Listed names that were refused and skipped (see [`InvalidName`]).
+    pub invalid_names: Vec<InvalidName>,
 }
 
 impl SyncReport {
@@ -104,6 +106,7 @@ pub async fn sync(
     let started = Instant::now();
     let source = plan.source.clone();
     let summary = plan.summary.clone();
+    let invalid_names = plan.invalid_names.clone();
     let results: Vec<ItemResult> = futures::stream::iter(plan.items)
         .map(|item| {
             let source = &source;
@@ -141,6 +144,7 @@ pub async fn sync(
         requests: RequestCounts::from_stats(replicator.copier().client().stats()),
         duration_ms: started.elapsed().as_millis() as u64,
         items,
+        invalid_names,
     }
 }
 

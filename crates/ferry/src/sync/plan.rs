@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::listing::{ListedImage, Lister, RepoState};
+use super::listing::{InvalidName, ListedImage, Lister, RepoState};
 use crate::config::{Registry, Target};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -110,6 +110,9 @@ pub struct Plan {
     pub items: Vec<PlanItem>,
     /// Totals.
     pub summary: PlanSummary,
+    /// Names the registries listed that break the distribution grammar: reported and
+    /// skipped, each once.
+    pub invalid_names: Vec<InvalidName>,
 }
 
 /// How many destination repositories are read at once.
@@ -135,10 +138,7 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         Error::Config("plan, sync and verify need a `source` (registryId and region, or registry) in the config".into())
     })?;
     let client = replicator.copier().client();
-    let lister = Lister {
-        client,
-        ecr: replicator.ecr(),
-    };
+    let lister = Lister::new(client, replicator.ecr());
 
     // 1. Source images the rules select.
     let named = config
@@ -248,6 +248,7 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         source: source.host(),
         items,
         summary,
+        invalid_names: lister.into_invalid(),
     })
 }
 

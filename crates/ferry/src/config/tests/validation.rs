@@ -1,6 +1,7 @@
 //! Validation findings: limits, credentials, templates, chains.
 
 use super::{findings, issues};
+use crate::config::ReplicationConfig;
 use crate::config::Severity::{Error, Warning};
 
 const SOURCE: &str = r#""source": {"registryId": "111122223333", "region": "us-east-1"}"#;
@@ -125,17 +126,41 @@ fn template_checks() {
             "rules[0].destinations[2].repositoryName: has no {repository}: every selected repository is written to `org/everything`"
         ]
     );
-    // Without a source, {region} cannot be rendered.
-    let unbound = findings(
-        r#"{"rules": [{"destinations": [{"registry": "quay.io", "repositoryName": "{region}/{repository}"}]}]}"#,
+    // Without a source, {region} is bound from each image's registry: a warning, and an
+    // error only where no image can supply it (an OCI source).
+    let unbound = r#"{"rules": [{"destinations": [{"registry": "quay.io", "repositoryName": "{region}/{repository}"}]}]}"#;
+    assert_eq!(findings(unbound, Error), Vec::<String>::new());
+    assert_eq!(findings(unbound, Warning).len(), 1);
+    assert!(findings(unbound, Warning)[0].contains("bound from each image's registry"));
+    let oci = findings(
+        r#"{"source": {"registry": "registry.example"}, "rules": [{"destinations": [{"registry": "quay.io", "repositoryName": "{region}/{repository}"}]}]}"#,
         Error,
     );
     assert_eq!(
-        unbound,
+        oci,
         [
-            "rules[0].destinations[0].repositoryName: uses {region} but the source registry's region is unknown: set source.region"
+            "rules[0].destinations[0].repositoryName: uses {region} but the source registry `registry.example` has no region"
         ]
     );
+}
+
+#[test]
+fn many_to_one_templates_may_not_propagate_deletes() {
+    let doc = |deletes: bool| {
+        format!(
+            r#"{{"source": {{"registryId": "111111111111", "region": "us-east-1"}},
+                "rules": [{{"deletes": {deletes}, "destinations": [{{"registry": "quay.io", "repositoryName": "org/all"}}]}}]}}"#
+        )
+    };
+    assert_eq!(findings(&doc(false), Error), Vec::<String>::new());
+    let errors = findings(&doc(true), Error);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("rules[0].destinations[0].repositoryName: has no {repository}")
+            && errors[0].contains("propagates deletes"),
+        "{errors:#?}"
+    );
+    assert!(ReplicationConfig::from_json(&doc(true)).is_err());
 }
 
 #[test]

@@ -1,0 +1,243 @@
+//! The config is the authority: which targets an image goes to, and whether a job message
+//! asks for something the loaded config allows.
+//!
+//! A job on the queue is a *request*. Anyone able to send to the queue could write any
+//! message, so `replicate` never takes a destination's settings (role, external ID, KMS
+//! key, creation template, referrers, deletes) from it: it looks the job's source image up
+//! in its own config, and carries the job out only when that config sends this image to
+//! exactly the job's destination registry and repository (and, for a delete, propagates
+//! deletes there). The target it returns is the config's.
+
+use ferry::config::{Registry, ReplicationConfig, Target};
+
+use crate::error::PipelineError;
+use crate::job::{Job, JobAction};
+
+/// Why a job was refused. The job is acknowledged, counted (`RejectedJobs`) and reported as
+/// a `REJECTED` result event; it makes no registry or ECR request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// A short stable code: `not-source`, `not-configured`, `no-deletes`, `config`.
+    pub code: &'static str,
+    /// What the config says, for the result event and the log.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.reason)
+    }
+}
+
+/// Every target of the image `repository:tag` (`None`: digest-only) under `config`, which
+/// must already be bound to the image's registry ([`ReplicationConfig::for_source`]). A
+/// digest-only delete removes every tag of the image, so it applies to every rule selecting
+/// the repository, whatever its tag filters; other deletes only to targets with `deletes`.
+pub fn targets(
+    config: &ReplicationConfig,
+    repository: &str,
+    tag: Option<&str>,
+    action: JobAction,
+) -> Result<Vec<Target>, PipelineError> {
+    let found = if action == JobAction::Delete && tag.is_none() {
+        let mut all = config.clone();
+        for r in &mut all.rules {
+            r.untagged = true;
+        }
+        all.destinations_for(repository, None)
+    } else {
+        config.destinations_for(repository, tag)
+    };
+    let found = found.map_err(|e| PipelineError::Config(e.to_string()))?;
+    Ok(found
+        .into_iter()
+        .filter(|t| action == JobAction::Copy || t.deletes)
+        .collect())
+}
+
+/// The config's target for `job`, or why the config does not allow it.
+pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Rejected> {
+    let source = Registry::from_host(&job.source.registry);
+    let Some(bound) = config.for_source(&source) else {
+        return Err(Rejected {
+            code: "not-source",
+            reason: format!(
+                "{} is not a source registry of the config",
+                job.source.registry
+            ),
+        });
+    };
+    let image = match (&job.source.tag, &job.source.digest) {
+        (Some(t), _) => format!("{}:{t}", job.source.repository),
+        (None, Some(d)) => format!("{}@{d}", job.source.repository),
+        (None, None) => job.source.repository.clone(),
+    };
+    let destination = Registry::from_host(&job.target.registry);
+    let find = |action: JobAction| -> Result<Option<Target>, Rejected> {
+        let all = targets(
+            &bound,
+            &job.source.repository,
+            job.source.tag.as_deref(),
+            action,
+        )
+        .map_err(|e| Rejected {
+            code: "config",
+            reason: e.to_string(),
+        })?;
+        Ok(all.into_iter().find(|t| {
+            t.destination.registry == destination && t.repository == job.target.repository
+        }))
+    };
+    if let Some(target) = find(job.action)? {
+        return Ok(target);
+    }
+    let place = format!("{}/{}", job.target.registry, job.target.repository);
+    Err(match job.action {
+        JobAction::Delete if find(JobAction::Copy)?.is_some() => Rejected {
+            code: "no-deletes",
+            reason: format!("the config does not propagate deletes of {image} to {place}"),
+        },
+        _ => Rejected {
+            code: "not-configured",
+            reason: format!("the config does not replicate {image} to {place}"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobSource, JobTarget, Origin};
+    use chrono::Utc;
+    use ferry::Digest;
+
+    const SRC: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
+    const DST: &str = "222222222222.dkr.ecr.us-west-2.amazonaws.com";
+
+    fn config(source: &str) -> ReplicationConfig {
+        ReplicationConfig::from_json(&format!(
+            r#"{{{source} "rules": [
+                {{"destinations": [{{"registryId": "222222222222", "region": "us-west-2",
+                   "roleArn": "arn:aws:iam::222222222222:role/ferry", "externalId": "from-config",
+                   "kmsKey": "arn:aws:kms:us-west-2:222222222222:key/1", "repositoryName": "dr/{{repository}}"}}],
+                 "repositoryFilters": [{{"filter": "team/", "filterType": "PREFIX_MATCH"}}],
+                 "excludeTagFilters": [{{"filter": "*-dev", "filterType": "WILDCARD"}}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn pinned() -> ReplicationConfig {
+        config(r#""source": {"registryId": "111111111111", "region": "us-east-1"},"#)
+    }
+
+    fn job(action: JobAction, repository: &str, tag: Option<&str>, target: &str) -> Job {
+        Job {
+            version: crate::job::JOB_VERSION,
+            action,
+            source: JobSource {
+                registry: SRC.into(),
+                repository: repository.into(),
+                tag: tag.map(str::to_string),
+                digest: Some(Digest::of(b"x")),
+            },
+            target: JobTarget {
+                registry: DST.into(),
+                repository: target.into(),
+                path: "rules[0].destinations[0]".into(),
+            },
+            event_id: "ev".into(),
+            event_time: Utc::now(),
+            origin: Origin::Event,
+            enqueued_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_configs_target_with_its_settings() {
+        let t = authorize(
+            &job(JobAction::Copy, "team/api", Some("v1"), "dr/team/api"),
+            &pinned(),
+        )
+        .unwrap();
+        assert_eq!(t.repository, "dr/team/api");
+        assert_eq!(
+            t.destination.role_arn.as_deref(),
+            Some("arn:aws:iam::222222222222:role/ferry")
+        );
+        assert_eq!(t.destination.external_id.as_deref(), Some("from-config"));
+        assert_eq!(
+            t.destination.kms_key.as_deref(),
+            Some("arn:aws:kms:us-west-2:222222222222:key/1")
+        );
+    }
+
+    #[test]
+    fn refuses_what_the_config_does_not_select() {
+        let c = pinned();
+        let code = |j: Job| authorize(&j, &c).unwrap_err().code;
+        // Another destination repository, an unselected repository or tag.
+        assert_eq!(
+            code(job(JobAction::Copy, "team/api", Some("v1"), "other/repo")),
+            "not-configured"
+        );
+        assert_eq!(
+            code(job(
+                JobAction::Copy,
+                "secret/db",
+                Some("v1"),
+                "dr/secret/db"
+            )),
+            "not-configured"
+        );
+        assert_eq!(
+            code(job(
+                JobAction::Copy,
+                "team/api",
+                Some("v1-dev"),
+                "dr/team/api"
+            )),
+            "not-configured"
+        );
+        // A digest-only copy needs a rule with `untagged`.
+        assert_eq!(
+            code(job(JobAction::Copy, "team/api", None, "dr/team/api")),
+            "not-configured"
+        );
+        // Another destination registry with the same repository.
+        let mut elsewhere = job(JobAction::Copy, "team/api", Some("v1"), "dr/team/api");
+        elsewhere.target.registry = "333333333333.dkr.ecr.us-west-2.amazonaws.com".into();
+        assert_eq!(code(elsewhere), "not-configured");
+        // Another source registry.
+        let mut foreign = job(JobAction::Copy, "team/api", Some("v1"), "dr/team/api");
+        foreign.source.registry = "999999999999.dkr.ecr.us-east-1.amazonaws.com".into();
+        assert_eq!(code(foreign), "not-source");
+    }
+
+    #[test]
+    fn deletes_only_where_the_rule_propagates_them() {
+        let delete = job(JobAction::Delete, "team/api", Some("v1"), "dr/team/api");
+        let refused = authorize(&delete, &pinned()).unwrap_err();
+        assert_eq!(refused.code, "no-deletes");
+        assert!(refused.reason.contains("team/api:v1"), "{refused}");
+        let mut with = pinned();
+        with.rules[0].deletes = true;
+        assert!(authorize(&delete, &with).unwrap().deletes);
+        let by_digest = job(JobAction::Delete, "team/api", None, "dr/team/api");
+        assert!(authorize(&by_digest, &with).is_ok());
+    }
+
+    #[test]
+    fn unpinned_configs_bind_the_jobs_own_account() {
+        let account = config(r#""source": {"registryId": "111111111111"},"#);
+        assert!(
+            authorize(
+                &job(JobAction::Copy, "team/api", Some("v1"), "dr/team/api"),
+                &account
+            )
+            .is_ok()
+        );
+        let mut b = job(JobAction::Copy, "team/api", Some("v1"), "dr/team/api");
+        b.source.registry = "999999999999.dkr.ecr.us-east-1.amazonaws.com".into();
+        assert_eq!(authorize(&b, &account).unwrap_err().code, "not-source");
+    }
+}
