@@ -1136,7 +1136,15 @@ fn prefix_arn(prefix: &str) -> Value {
 
 #[test]
 fn destination_registry_policy_grants_push_create_and_native_replication() {
-    let r = destination(DEST_MIN);
+    // The whole hub account, explicitly asked for, with native replication.
+    let r = destination(&with(
+        DEST_MIN,
+        &[
+            ("TrustHubAccountRoot", "true"),
+            ("AllowNativeReplication", "true"),
+        ],
+    ));
+    assert_eq!(r.rule_failures, Vec::<String>::new());
     let policy = &r.props("RegistryPolicy")["PolicyText"];
     let st = |sid: &str| {
         policy["Statement"]
@@ -1207,11 +1215,12 @@ fn destination_registry_policy_grants_push_create_and_native_replication() {
         json!({"AWS": "arn:aws:iam::111111111111:root"})
     );
 
-    // ROOT prefix: every repository; native replication and the policy itself can be off.
+    // ROOT prefix: every repository; native replication (off by default) and the policy
+    // itself can be off.
     let r = destination(&[
         ("HubAccountId", ACCOUNT_ID),
         ("RepositoryPrefix", "ROOT"),
-        ("AllowNativeReplication", "false"),
+        ("TrustHubAccountRoot", "true"),
     ]);
     let statements = r.props("RegistryPolicy")["PolicyText"]["Statement"]
         .as_array()
@@ -1320,10 +1329,7 @@ fn destination_assume_role_requires_the_external_id() {
         json!([{
             "Sid": "FerryHub",
             "Effect": "Allow",
-            "Principal": {"AWS": [
-                "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC",
-                "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF"
-            ]},
+            "Principal": {"AWS": "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC"},
             "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": "ferry-external-id"}},
         }])

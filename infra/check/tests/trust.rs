@@ -256,3 +256,173 @@ fn the_hub_reads_only_the_source_repositories_the_operator_names() {
         );
     }
 }
+
+/// The destination with the hub's two roles named.
+fn dest_with_roles(extra: &[(&'static str, &'static str)]) -> Rendered {
+    let base = with(
+        DEST_MIN,
+        &[
+            ("HubReplicateRoleArn", REPLICATE_ROLE),
+            ("HubReconcileRoleArn", RECONCILE_ROLE),
+        ],
+    );
+    destination(&with(&base, extra))
+}
+
+/// Every principal ARN (or pattern) named in a rendered destination: registry policy
+/// statements and role trust policies.
+fn destination_principals(r: &Rendered) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut add = |origin: String, st: &Value| {
+        for p in as_list(&st["Principal"]["AWS"]) {
+            out.push((origin.clone(), p.as_str().unwrap_or("?").to_owned()));
+        }
+    };
+    for (origin, st) in iam_statements(r) {
+        add(origin, &st);
+    }
+    for (id, role) in r.resources_of_type("AWS::IAM::Role") {
+        for st in as_list(&role["Properties"]["AssumeRolePolicyDocument"]["Statement"]) {
+            add(format!("{id} trust"), &st);
+        }
+    }
+    out
+}
+
+#[test]
+fn destination_trusts_the_hub_account_root_only_when_asked() {
+    // No role ARNs and no explicit ask: CloudFormation refuses the stack.
+    let r = destination(DEST_MIN);
+    assert!(
+        !r.rule_failures.is_empty(),
+        "without the hub's role ARNs the stack must refuse, not trust the whole hub account"
+    );
+    let doc = load(DESTINATION).unwrap();
+    assert_eq!(
+        doc["Parameters"]["TrustHubAccountRoot"]["Default"],
+        json!("false")
+    );
+
+    // With the roles: no statement or trust policy names the account root.
+    let r = dest_with_roles(&[("CreateAssumeRole", "true"), ("ExternalId", "x-1234")]);
+    assert_eq!(r.rule_failures, Vec::<String>::new());
+    let principals = destination_principals(&r);
+    assert!(!principals.is_empty());
+    for (origin, p) in &principals {
+        assert!(!p.ends_with(":root"), "{origin} trusts {p}");
+    }
+    let s = iam_statements(&r);
+    assert_eq!(
+        statement(&s, "RegistryPolicy", "FerryPush").unwrap()["Principal"],
+        json!({"AWS": REPLICATE_ROLE})
+    );
+
+    // Explicitly asked: the account root, for pushing and reading.
+    let r = destination(&with(DEST_MIN, &[("TrustHubAccountRoot", "true")]));
+    assert_eq!(r.rule_failures, Vec::<String>::new());
+    let s = iam_statements(&r);
+    for sid in ["FerryPush", "FerryReconcileRead"] {
+        assert_eq!(
+            statement(&s, "RegistryPolicy", sid).unwrap()["Principal"],
+            json!({"AWS": ACCOUNT_ROOT}),
+            "{sid}"
+        );
+    }
+}
+
+#[test]
+fn native_replication_is_granted_only_when_asked() {
+    let doc = load(DESTINATION).unwrap();
+    assert_eq!(
+        doc["Parameters"]["AllowNativeReplication"]["Default"],
+        json!("false")
+    );
+    let r = dest_with_roles(&[]);
+    for (origin, st) in iam_statements(&r) {
+        assert!(
+            !actions(&st).contains(&"ecr:ReplicateImage".to_owned()),
+            "{origin}: native replication without AllowNativeReplication"
+        );
+    }
+    let r = dest_with_roles(&[("AllowNativeReplication", "true")]);
+    let s = iam_statements(&r);
+    let native = statement(&s, "RegistryPolicy", "NativeReplication").unwrap();
+    assert_eq!(
+        actions(native),
+        strings(&["ecr:CreateRepository", "ecr:ReplicateImage"])
+    );
+    // ECR native replication acts for the source account: its root is the principal.
+    assert_eq!(native["Principal"], json!({"AWS": ACCOUNT_ROOT}));
+}
+
+/// Actions that change a destination repository.
+const ECR_WRITE: [&str; 7] = [
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+    "ecr:CreateRepository",
+    "ecr:BatchDeleteImage",
+    "ecr:ReplicateImage",
+];
+
+#[test]
+fn reconcile_reads_destinations_but_can_never_write_or_delete() {
+    let r = dest_with_roles(&[
+        ("CreateAssumeRole", "true"),
+        ("ExternalId", "x-1234"),
+        ("AllowNativeReplication", "true"),
+    ]);
+    // The write/delete role trusts the replicate role only.
+    let trust = &r.props("AssumeRole")["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(as_list(trust).len(), 1);
+    assert_eq!(trust[0]["Principal"], json!({"AWS": REPLICATE_ROLE}));
+    assert_eq!(
+        trust[0]["Condition"],
+        json!({"StringEquals": {"sts:ExternalId": "x-1234"}})
+    );
+    for (origin, p) in destination_principals(&r) {
+        if p == RECONCILE_ROLE {
+            assert!(
+                origin.starts_with("RegistryPolicy"),
+                "{origin} trusts reconcile"
+            );
+        }
+    }
+    // The registry policy lets reconcile read under the prefix, and nothing else.
+    let repo = "arn:aws:ecr:us-east-1:111111111111:repository/mirror/app";
+    let registry: Vec<Value> = iam_statements(&r)
+        .into_iter()
+        .filter(|(origin, _)| origin == "RegistryPolicy")
+        .map(|(_, st)| st)
+        .collect();
+    let allowed = |who: &str, action: &str| {
+        registry.iter().any(|st| {
+            st["Effect"] == json!("Allow") && applies(st, &Request::by(who, action, repo)).unwrap()
+        })
+    };
+    for action in ECR_WRITE {
+        assert!(!allowed(RECONCILE_ROLE, action), "reconcile may {action}");
+    }
+    for action in [
+        "ecr:DescribeRepositories",
+        "ecr:DescribeImages",
+        "ecr:ListImages",
+        "ecr:BatchGetImage",
+    ] {
+        assert!(
+            allowed(RECONCILE_ROLE, action),
+            "reconcile may not {action}"
+        );
+    }
+    for action in [
+        "ecr:PutImage",
+        "ecr:BatchDeleteImage",
+        "ecr:CreateRepository",
+    ] {
+        assert!(
+            allowed(REPLICATE_ROLE, action),
+            "replicate may not {action}"
+        );
+    }
+}

@@ -64,9 +64,11 @@ pub const DEST_ALL: &[(&str, &str)] = &[
     ("RegistryScanType", "ENHANCED"),
     ("CreateAssumeRole", "true"),
     ("ExternalId", "ferry-external-id"),
+    ("AllowNativeReplication", "true"),
 ];
 
-/// The destination's required parameters only.
+/// The destination's parameters without default only (its Rules then refuse the stack:
+/// it needs the hub's role ARNs or TrustHubAccountRoot=true).
 pub const DEST_MIN: &[(&str, &str)] =
     &[("HubAccountId", ACCOUNT_ID), ("RepositoryPrefix", "mirror")];
 
