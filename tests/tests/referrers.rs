@@ -83,3 +83,80 @@ fn a_signature_added_later_arrives_with_recheck_referrers() {
         Some(fixture.digest.as_str())
     );
 }
+
+/// A referrers listing is untrusted: a referrer whose own `subject` is another image is
+/// not copied, through the referrers API or the tag-schema fallback, and no index at the
+/// destination lists it.
+#[test]
+fn a_listed_referrer_of_another_image_is_refused() {
+    use ferry_e2e::proxy::{Canned, Proxy};
+    use serde_json::json;
+
+    let src = Registry::start().expect("source");
+    let plain = fixtures::single_image(&src, "app", "v1", 911).expect("image a");
+    let signed = fixtures::image_with_referrer(&src, "app", "v2", 912).expect("image b");
+    let referrer = signed.referrers[0].clone();
+    let (media_type, bytes) = src
+        .manifest("app", &referrer)
+        .expect("get")
+        .expect("referrer");
+    let foreign = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": media_type, "digest": referrer, "size": bytes.len(),
+                       "artifactType": "application/spdx+json"}]});
+    let a_hex = plain.digest.trim_start_matches("sha256:");
+    let no_env: &[(&str, &str)] = &[];
+
+    for (how, path) in [
+        (
+            "referrers API",
+            format!("/v2/app/referrers/{}", plain.digest),
+        ),
+        ("fallback tag", format!("/v2/app/manifests/sha256-{a_hex}")),
+    ] {
+        let dst = Registry::start().expect("destination");
+        let proxy = Proxy::start(&src).expect("proxy");
+        proxy.answer(Canned {
+            content_type: "application/vnd.oci.image.index.v1+json".into(),
+            ..Canned::json(&path, &foreign)
+        });
+        let out = run_ferry(
+            [
+                "copy",
+                &format!("{}/app:v1", proxy.host()),
+                &dst.reference("app", "v1"),
+                "--output",
+                "json",
+            ],
+            no_env,
+        )
+        .expect("ferry runs");
+        assert!(out.status.success(), "{how}: {}", describe(&out));
+        assert!(
+            proxy
+                .requests()
+                .iter()
+                .any(|r| r.path.split('?').next() == Some(path.as_str())),
+            "{how}: the hostile listing was read"
+        );
+        assert_eq!(
+            dst.manifest_digest("app", &plain.digest)
+                .expect("head")
+                .as_deref(),
+            Some(plain.digest.as_str()),
+            "{how}: the image itself is copied"
+        );
+        assert_eq!(
+            dst.manifest_digest("app", &referrer).expect("head"),
+            None,
+            "{how}: another image's referrer is not copied"
+        );
+        assert_eq!(
+            dst.manifest_digest("app", &format!("sha256-{a_hex}"))
+                .expect("head"),
+            None,
+            "{how}: no index lists it"
+        );
+        let report = parse_report(&out).expect("report");
+        assert_eq!(report.referrers, 0, "{how}");
+    }
+}

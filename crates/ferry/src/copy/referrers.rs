@@ -21,9 +21,12 @@ impl Copier {
     ) -> Result<(), Error> {
         let fallback_tag = subject.digest.fallback_tag();
         match job.client.referrers_api(&job.src, &subject.digest).await? {
-            Some(found) => {
-                for d in &found {
-                    self.copy_referrer(job, d).await?;
+            Some(listed) => {
+                let mut found = Vec::with_capacity(listed.len());
+                for d in listed {
+                    if self.copy_referrer(job, &subject.digest, &d).await? {
+                        found.push(d);
+                    }
                 }
                 if !found.is_empty()
                     && job
@@ -40,12 +43,24 @@ impl Copier {
             }
             None => {
                 if let Some(index) = job.client.get_manifest_opt(&job.src, &fallback_tag).await? {
-                    if let Ok(Parsed::Index { manifests, .. }) = manifest::parse(&index.bytes) {
-                        for d in &manifests {
-                            self.copy_referrer(job, d).await?;
+                    let listed = match manifest::parse(&index.bytes) {
+                        Ok(Parsed::Index { manifests, .. }) => manifests,
+                        _ => Vec::new(),
+                    };
+                    let mut found = Vec::with_capacity(listed.len());
+                    for d in &listed {
+                        if self.copy_referrer(job, &subject.digest, d).await? {
+                            found.push(d.clone());
                         }
                     }
-                    self.put_tag_if_needed(job, &fallback_tag, &index).await?;
+                    if found.len() == listed.len() {
+                        // Every entry refers to this image: the source's index, as it is.
+                        self.put_tag_if_needed(job, &fallback_tag, &index).await?;
+                    } else if !found.is_empty() {
+                        // Never list at the destination what was refused.
+                        self.merge_fallback_index(job, &fallback_tag, &found)
+                            .await?;
+                    }
                 }
             }
         }
@@ -60,19 +75,42 @@ impl Copier {
         Ok(())
     }
 
-    async fn copy_referrer(&self, job: &Job, d: &Descriptor) -> Result<(), Error> {
-        Tally::add(&job.tally.referrers, 1);
+    /// Copy one listed referrer of `subject`; `false` when it was refused because its own
+    /// `subject` is not `subject` (a registry's referrers listing is untrusted: it must not
+    /// make Ferry copy another image's, or any, manifest under this one's name).
+    async fn copy_referrer(
+        &self,
+        job: &Job,
+        subject: &crate::digest::Digest,
+        d: &Descriptor,
+    ) -> Result<bool, Error> {
         if job
             .client
             .head_manifest(&job.dst, d.digest.as_str())
             .await?
             .is_some()
         {
+            Tally::add(&job.tally.referrers, 1);
             Tally::add(&job.tally.manifests_skipped, 1);
-            return Ok(());
+            return Ok(true);
         }
         let m = job.client.get_manifest(&job.src, d.digest.as_str()).await?;
-        self.copy_manifest(job, m, 1, false).await
+        let names = manifest::parse(&m.bytes)
+            .ok()
+            .and_then(|p| p.subject().map(|s| s.digest.clone()));
+        if names.as_ref() != Some(subject) {
+            tracing::warn!(
+                repository = %job.src.repository,
+                referrer = %d.digest,
+                subject = %subject,
+                names = ?names.as_ref().map(|n| n.to_string()),
+                "referrer refused: its subject is not the image being copied"
+            );
+            return Ok(false);
+        }
+        Tally::add(&job.tally.referrers, 1);
+        self.copy_manifest(job, m, 1, false).await?;
+        Ok(true)
     }
 
     async fn put_tag_if_needed(&self, job: &Job, tag: &str, m: &RawManifest) -> Result<(), Error> {
