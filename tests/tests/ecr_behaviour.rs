@@ -3,7 +3,7 @@
 //! GetAuthorizationToken returns), reached under its ECR host name through
 //! `FERRY_REGISTRY_ENDPOINTS`, with moto as the ECR control plane.
 //!
-//! One test per behaviour of `/work/shared/ecr-notes.md` "Registry endpoint":
+//! One test per behaviour of `docs/ecr-notes.md` "Registry endpoint":
 //! 1. an expired token gets 401: the engine mints a new one and retries;
 //! 2. blob GETs redirect (307) to an object store that refuses `Authorization`;
 //! 3. chunked uploads are broken (PATCH 201, later chunks dropped): never used;

@@ -47,6 +47,9 @@ pub enum Ignored {
     NotSource,
     /// The push is Ferry's own copy (loop guard).
     OwnCopy,
+    /// The tag is over 128 characters (ECR allows 300): no registry client can name it,
+    /// so it is reported (`InvalidNames`) and skipped.
+    TagTooLong,
 }
 
 /// What dispatch did with one event (the function's response).
@@ -91,6 +94,24 @@ pub async fn dispatch(
                 event_id: id,
                 jobs: Vec::new(),
                 ignored: Some(Ignored::NotImageAction),
+            });
+        }
+        Incoming::TagTooLong {
+            id,
+            repository,
+            length,
+        } => {
+            tracing::warn!(event_id = %id, %repository, length, code = "tag-too-long", "tag of {length} characters (ECR allows 300, the distribution grammar 128): skipped");
+            metrics.emit(
+                Record::new()
+                    .metric("InvalidNames", Unit::Count, 1.0)
+                    .property("code", "tag-too-long")
+                    .property("repository", repository),
+            );
+            return Ok(Dispatched {
+                event_id: Some(id),
+                jobs: Vec::new(),
+                ignored: Some(Ignored::TagTooLong),
             });
         }
         Incoming::Image(a) => a,
@@ -403,6 +424,23 @@ mod tests {
             Err(Ignored::NotSource),
             "another account's push is never copied under this account's names"
         );
+    }
+
+    #[tokio::test]
+    async fn a_tag_over_128_characters_is_reported_and_skipped() {
+        let c = config("");
+        let queue = crate::queue::MemoryQueue::default();
+        let metrics = Metrics::memory();
+        let event = serde_json::json!({
+            "version": "0", "id": "long-1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+            "account": "111111111111", "time": "2026-01-01T00:00:00Z", "region": "us-east-1",
+            "resources": [], "detail": {"action-type": "PUSH", "result": "SUCCESS",
+            "repository-name": "team/api", "image-tag": "t".repeat(200),
+            "image-digest": Digest::of(b"x").to_string()}});
+        let d = dispatch(event, &c, &queue, &metrics).await.unwrap();
+        assert_eq!((d.jobs.len(), d.ignored), (0, Some(Ignored::TagTooLong)));
+        assert!(queue.jobs().is_empty(), "no job that could never succeed");
+        assert_eq!(metrics.sum("InvalidNames", &[]), 1.0);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The proxy's "ECR mode": what ECR's registry endpoint is documented or reported to do
-//! (see `/work/shared/ecr-notes.md`), in front of a plain distribution registry.
+//! (see `docs/ecr-notes.md`), in front of a plain distribution registry.
 //!
 //! - **Auth**: only Basic `AWS:<password>` is accepted; anything else gets 401 with a
 //!   Basic challenge. [`super::Proxy::expire_token`] makes the next matching request(s)
