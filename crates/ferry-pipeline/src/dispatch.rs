@@ -222,17 +222,13 @@ pub fn own_copy(
     repository: &str,
     tag: Option<&str>,
 ) -> Result<bool, PipelineError> {
-    const MARK: &str = "\u{1}";
     let destinations = config
         .destinations()
         .map_err(|e| PipelineError::Config(e.to_string()))?;
     for d in destinations.iter().filter(|d| d.registry == *registry) {
         let original = match &d.template {
             None => Some(repository.to_string()),
-            Some(t) => {
-                let pieces: Vec<String> = t.render(MARK).split(MARK).map(str::to_string).collect();
-                invert(&pieces, repository).filter(|y| t.render(y) == repository)
-            }
+            Some(t) => t.source_of(repository),
         };
         let Some(original) = original else { continue };
         // The same name in the same registry is only a copy when the source is elsewhere.
@@ -250,19 +246,6 @@ pub fn own_copy(
         }
     }
     Ok(false)
-}
-
-/// The `y` with `pieces.join(y) == name`, if any.
-fn invert(pieces: &[String], name: &str) -> Option<String> {
-    let n = pieces.len().checked_sub(1).filter(|n| *n > 0)?;
-    let fixed: usize = pieces.iter().map(String::len).sum();
-    let rest = name.len().checked_sub(fixed)?;
-    if rest == 0 || rest % n != 0 {
-        return None;
-    }
-    let start = pieces[0].len();
-    let y = name.get(start..start + rest / n)?;
-    (pieces.join(y) == name).then(|| y.to_string())
 }
 
 #[cfg(test)]
@@ -441,15 +424,5 @@ mod tests {
         assert_eq!((d.jobs.len(), d.ignored), (0, Some(Ignored::TagTooLong)));
         assert!(queue.jobs().is_empty(), "no job that could never succeed");
         assert_eq!(metrics.sum("InvalidNames", &[]), 1.0);
-    }
-
-    #[test]
-    fn inversion() {
-        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(invert(&p(&["dr/", ""]), "dr/a/b").as_deref(), Some("a/b"));
-        assert_eq!(invert(&p(&["x/", "/", ""]), "x/a/a").as_deref(), Some("a"));
-        assert_eq!(invert(&p(&["x/", "/", ""]), "x/a/b"), None);
-        assert_eq!(invert(&p(&["fixed"]), "fixed"), None);
-        assert_eq!(invert(&p(&["dr/", ""]), "dr/"), None);
     }
 }

@@ -136,6 +136,32 @@ impl RepositoryTemplate {
         Self { parts }
     }
 
+    /// The source repository this template renders as `name`, if any: the inverse of
+    /// [`RepositoryTemplate::render`]. A template without `{repository}` renders every
+    /// source repository the same, so it names no single one.
+    pub fn source_of(&self, name: &str) -> Option<String> {
+        const MARK: &str = "\u{1}";
+        let pieces: Vec<String> = self.render(MARK).split(MARK).map(str::to_string).collect();
+        let n = pieces.len().checked_sub(1).filter(|n| *n > 0)?;
+        let fixed: usize = pieces.iter().map(String::len).sum();
+        let rest = name.len().checked_sub(fixed)?;
+        if rest == 0 || rest % n != 0 {
+            return None;
+        }
+        let start = pieces[0].len();
+        let y = name.get(start..start + rest / n)?;
+        (pieces.join(y) == name).then(|| y.to_string())
+    }
+
+    /// Whether some source repository renders as `name`.
+    pub fn renders(&self, name: &str) -> bool {
+        if self.uses_repository() {
+            self.source_of(name).is_some()
+        } else {
+            self.render("") == name
+        }
+    }
+
     /// Renders the name for `repository`. Placeholders of the source registry that were not
     /// bound are left as written.
     pub fn render(&self, repository: &str) -> String {
@@ -203,6 +229,27 @@ mod tests {
             partial.bind(None, Some("eu-west-1")).unwrap().render("x"),
             "mirror/111122223333/eu-west-1/x-copy"
         );
+    }
+
+    #[test]
+    fn inversion() {
+        let t = |text: &str| RepositoryTemplate::parse(text).unwrap();
+        assert_eq!(
+            t("dr/{repository}").source_of("dr/a/b").as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(
+            t("x/{repository}/{repository}")
+                .source_of("x/a/a")
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(t("x/{repository}/{repository}").source_of("x/a/b"), None);
+        assert_eq!(t("fixed").source_of("fixed"), None);
+        assert!(t("fixed").renders("fixed"));
+        assert!(!t("fixed").renders("other"));
+        assert_eq!(t("dr/{repository}").source_of("dr/"), None);
+        assert!(!t("dr/{repository}").renders("prod/a"));
     }
 
     #[test]
