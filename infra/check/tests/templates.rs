@@ -857,6 +857,7 @@ fn check_least_privilege(label: &str, r: &Rendered) {
 fn iam_is_least_privilege_in_every_template_and_variant() {
     check_least_privilege("hub defaults", &hub(&[]));
     check_least_privilege("hub all features", &hub(HUB_ALL));
+    check_least_privilege("hub all features, SecureString", &hub_all_secure());
     check_least_privilege("destination minimal", &destination(DEST_MIN));
     check_least_privilege("destination all features", &destination(DEST_ALL));
     check_least_privilege("forwarder", &forwarder(&[("HubRegion", "us-east-1")]));
@@ -871,7 +872,10 @@ fn iam_is_least_privilege_in_every_template_and_variant() {
 
 /// The expected actions of every hub statement (Sid → actions); docs/deploy.md has the
 /// same table with the reason of each action.
-fn expected_hub_statements(all: bool) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
+fn expected_hub_statements(
+    all: bool,
+    secure: bool,
+) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
     let pull = sorted(&ECR_PULL);
     let push = sorted(&[
         "ecr:BatchCheckLayerAvailability",
@@ -946,10 +950,6 @@ fn expected_hub_statements(all: bool) -> BTreeMap<(&'static str, &'static str), 
         ]),
     );
     if all {
-        m.insert(
-            ("DispatchRole", "DecryptConfiguration"),
-            strings(&["kms:Decrypt"]),
-        );
         m.insert(("ReplicateRole", "PushToDestinations"), push);
         m.insert(
             ("ReplicateRole", "AssumeDestinationRoles"),
@@ -960,7 +960,7 @@ fn expected_hub_statements(all: bool) -> BTreeMap<(&'static str, &'static str), 
             strings(&["secretsmanager:GetSecretValue"]),
         );
         m.insert(
-            ("ReplicateRole", "DecryptConfigurationAndSecrets"),
+            ("ReplicateRole", "DecryptSecrets"),
             strings(&["kms:Decrypt"]),
         );
         m.insert(
@@ -985,18 +985,24 @@ fn expected_hub_statements(all: bool) -> BTreeMap<(&'static str, &'static str), 
             strings(&["secretsmanager:GetSecretValue"]),
         );
         m.insert(
-            ("ReconcileRole", "DecryptConfigurationAndSecrets"),
+            ("ReconcileRole", "DecryptSecrets"),
             strings(&["kms:Decrypt"]),
         );
+    }
+    if secure {
+        for role in ["DispatchRole", "ReplicateRole", "ReconcileRole"] {
+            m.insert((role, "DecryptConfiguration"), strings(&["kms:Decrypt"]));
+        }
     }
     m
 }
 
 #[test]
 fn hub_statements_are_exactly_the_documented_ones() {
-    for (label, r, all) in [
-        ("defaults", hub(&[]), false),
-        ("all features", hub(HUB_ALL), true),
+    for (label, r, all, secure) in [
+        ("defaults", hub(&[]), false, false),
+        ("all features", hub(HUB_ALL), true, false),
+        ("all features, SecureString", hub_all_secure(), true, true),
     ] {
         let mut found = BTreeMap::new();
         for (origin, st) in iam_statements(&r) {
@@ -1010,10 +1016,11 @@ fn hub_statements_are_exactly_the_documented_ones() {
                 "{label} {origin}: duplicate Sid"
             );
         }
-        let expected: BTreeMap<(String, String), Vec<String>> = expected_hub_statements(all)
-            .into_iter()
-            .map(|((role, sid), a)| ((role.to_owned(), sid.to_owned()), a))
-            .collect();
+        let expected: BTreeMap<(String, String), Vec<String>> =
+            expected_hub_statements(all, secure)
+                .into_iter()
+                .map(|((role, sid), a)| ((role.to_owned(), sid.to_owned()), a))
+                .collect();
         assert_eq!(found, expected, "{label}");
     }
 }
@@ -1093,8 +1100,8 @@ fn hub_statements_are_scoped_to_their_resources() {
         json!({"StringLike": {"kms:ViaService": "ecr.*.amazonaws.com"}})
     );
     assert_eq!(
-        statement(&s, "ReplicateRole", "DecryptConfigurationAndSecrets").unwrap()["Condition"],
-        json!({"StringEquals": {"kms:ViaService": ["ssm.us-east-1.amazonaws.com", "secretsmanager.us-east-1.amazonaws.com"]}})
+        statement(&s, "ReplicateRole", "DecryptSecrets").unwrap()["Condition"],
+        json!({"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}})
     );
     assert_eq!(
         res("ReplicateRole", "PullFromSources"),
@@ -1424,6 +1431,7 @@ fn the_deployment_guide_lists_every_statement_and_action() {
         .expect("docs/deploy.md has the IAM section")..];
     let renders = [
         hub(HUB_ALL),
+        hub_all_secure(),
         destination(DEST_ALL),
         forwarder(&[("HubRegion", "us-east-1")]),
     ];

@@ -426,3 +426,64 @@ fn reconcile_reads_destinations_but_can_never_write_or_delete() {
         );
     }
 }
+
+#[test]
+fn the_configuration_is_no_echo_and_can_be_a_secure_string() {
+    let doc = load(HUB).unwrap();
+    assert_eq!(
+        doc["Parameters"]["ReplicationConfig"]["NoEcho"],
+        json!(true)
+    );
+    // CloudFormation cannot create a SecureString: the stack's own parameter is a String.
+    let r = hub(&[("ReplicationConfig", "{}")]);
+    assert_eq!(r.props("ConfigParameter")["Type"], json!("String"));
+    assert_eq!(r.rule_failures, Vec::<String>::new());
+
+    // A SecureString the operator created, under a customer managed key: each function
+    // may read that parameter and decrypt through SSM, for that parameter only.
+    let (name, key) = (SECURE_CONFIG, CONFIG_KEY);
+    let param_arn = "arn:aws:ssm:us-east-1:111111111111:parameter/ferry/secure-config";
+    let r = hub(&[
+        ("ExistingConfigParameterName", name),
+        ("ConfigKmsKeyArn", key),
+    ]);
+    assert_eq!(r.rule_failures, Vec::<String>::new());
+    assert!(r.resource("ConfigParameter").is_none());
+    let s = iam_statements(&r);
+    for role in ["DispatchRole", "ReplicateRole", "ReconcileRole"] {
+        assert_eq!(
+            statement(&s, role, "ReadConfiguration").unwrap()["Resource"],
+            json!(param_arn),
+            "{role}"
+        );
+        let decrypt = statement(&s, role, "DecryptConfiguration")
+            .unwrap_or_else(|| panic!("{role} cannot decrypt the configuration"));
+        assert_eq!(actions(decrypt), strings(&["kms:Decrypt"]), "{role}");
+        assert_eq!(decrypt["Resource"], json!(key), "{role}");
+        assert_eq!(
+            decrypt["Condition"],
+            json!({"StringEquals": {
+                "kms:ViaService": "ssm.us-east-1.amazonaws.com",
+                "kms:EncryptionContext:PARAMETER_ARN": param_arn,
+            }}),
+            "{role}"
+        );
+    }
+    // Dispatch reads the configuration only: no other KMS permission, even with KmsKeyArns.
+    let r = hub_all_secure();
+    assert_eq!(r.rule_failures, Vec::<String>::new());
+    let s = iam_statements(&r);
+    for (origin, st) in &s {
+        if origin.starts_with("DispatchRole/") && actions(st).iter().any(|a| a.starts_with("kms:"))
+        {
+            assert_eq!(st["Sid"], json!("DecryptConfiguration"), "{origin}");
+        }
+    }
+    // A key for the stack's own (String) parameter makes no sense: refused.
+    let r = hub(&[("ReplicationConfig", "{}"), ("ConfigKmsKeyArn", key)]);
+    assert!(
+        !r.rule_failures.is_empty(),
+        "ConfigKmsKeyArn without a SecureString"
+    );
+    assert_eq!(doc["Parameters"]["ConfigKmsKeyArn"]["Default"], json!(""));
+}

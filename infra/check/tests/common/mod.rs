@@ -39,6 +39,23 @@ pub const HUB_ALL: &[(&str, &str)] = &[
     ("TracingMode", "Active"),
 ];
 
+/// The configuration in a SecureString the operator created, under a customer managed key.
+pub const SECURE_CONFIG: &str = "/ferry/secure-config";
+pub const CONFIG_KEY: &str =
+    "arn:aws:kms:us-east-1:111111111111:key/99999999-8888-7777-6666-555555555555";
+
+/// [`HUB_ALL`] with the configuration in [`SECURE_CONFIG`] instead of the stack parameter.
+pub fn hub_all_secure() -> Rendered {
+    hub(&with(
+        HUB_ALL,
+        &[
+            ("ReplicationConfig", ""),
+            ("ExistingConfigParameterName", SECURE_CONFIG),
+            ("ConfigKmsKeyArn", CONFIG_KEY),
+        ],
+    ))
+}
+
 /// Every optional feature of the destination switched on.
 pub const DEST_ALL: &[(&str, &str)] = &[
     ("HubAccountId", ACCOUNT_ID),
