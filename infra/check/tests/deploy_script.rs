@@ -4,6 +4,8 @@
 //! `ExistingConfigParameterName`. Run offline in a scratch copy of the script with stand-ins
 //! for `aws` and `sam` that record their arguments.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,10 +23,7 @@ struct Scratch {
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let repo = ferry_infra_check::infra_dir()
-            .parent()
-            .unwrap()
-            .to_path_buf();
+        let repo = common::repo_root();
         let root = std::env::temp_dir().join(format!("ferry-deploy-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         for dir in ["scripts", "target/sam/build", "infra", "bin"] {

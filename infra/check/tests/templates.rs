@@ -293,10 +293,7 @@ fn functions_in_the_workspace_match_the_template() {
     // Once the function crates exist, each must build the binary the template names
     // (sam build runs `cargo lambda build --bin <Binary>` at the workspace root): the
     // package's default binary or a [[bin]] of that name.
-    let root = ferry_infra_check::infra_dir()
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = repo_root();
     let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     for (_, binary) in FUNCTIONS {
         let manifest = root.join("functions").join(binary).join("Cargo.toml");
@@ -1420,12 +1417,22 @@ fn forwarder_sends_the_hub_pattern_to_the_hub_default_bus_only() {
 // ------------------------------------------------------------------ documentation
 
 #[test]
+fn the_deployment_guide_names_every_parameter() {
+    let guide = guide();
+    for name in [HUB, DESTINATION, FORWARDER] {
+        let doc = load(name).unwrap();
+        for param in doc["Parameters"].as_object().unwrap().keys() {
+            assert!(
+                guide.contains(&format!("`{param}`")),
+                "docs/deploy.md does not name the {name} parameter `{param}`"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_deployment_guide_lists_every_statement_and_action() {
-    let root = ferry_infra_check::infra_dir()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let guide = std::fs::read_to_string(root.join("docs/deploy.md")).unwrap();
+    let guide = guide();
     let iam = &guide[guide
         .find("## 9. IAM")
         .expect("docs/deploy.md has the IAM section")..];

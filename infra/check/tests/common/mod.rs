@@ -150,3 +150,16 @@ pub const ECR_PULL: [&str; 6] = [
     "ecr:DescribeRepositories",
     "ecr:ListImages",
 ];
+
+/// The repository root (the parent of `infra/`).
+pub fn repo_root() -> std::path::PathBuf {
+    ferry_infra_check::infra_dir()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The text of `docs/deploy.md`.
+pub fn guide() -> String {
+    std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap()
+}
