@@ -19,7 +19,8 @@ use crate::replicate::{ReplicateContext, replicate};
 use crate::result::EventBridgePublisher;
 use crate::settings::{
     ConfigSource, ENV_EVENT_BUS_NAME, ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL,
-    ENV_MAX_JOBS_PER_RUN, build_replicator, env_required, env_usize, load_config,
+    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, env_required, env_usize,
+    load_config,
 };
 
 /// Default `FERRY_JOB_CONCURRENCY`.
@@ -122,7 +123,7 @@ impl ReconcileFunction {
         let config = config(&aws).await?;
         let queue = SqsJobQueue::new(sqs(&aws), &env_required(ENV_JOBS_QUEUE_URL)?);
         let max_jobs = env_usize(ENV_MAX_JOBS_PER_RUN, DEFAULT_MAX_JOBS_PER_RUN)?;
-        let replicator = build_replicator(config, aws).await?;
+        let replicator = build_reading_replicator(config, aws).await?;
         Ok(ReconcileFunction {
             replicator,
             queue,

@@ -140,9 +140,31 @@ pub async fn build_replicator(
     config: Arc<ReplicationConfig>,
     aws: AwsContext,
 ) -> Result<Replicator, PipelineError> {
-    let client = ClientSetup::default()
-        .build_for_config(&config, Some(aws.clone()))
-        .await?;
+    replicator_with(config, aws, ClientSetup::default()).await
+}
+
+/// The reconcile function's replicator: it reads untrusted listings, so it reads the
+/// destinations with its own identity (the destination stack's registry policy lets it
+/// read) and never assumes their write roles, which trust only replicate.
+pub async fn build_reading_replicator(
+    config: Arc<ReplicationConfig>,
+    aws: AwsContext,
+) -> Result<Replicator, PipelineError> {
+    let setup = ClientSetup {
+        without_roles: true,
+        ..ClientSetup::default()
+    };
+    Ok(replicator_with(config, aws, setup)
+        .await?
+        .reading_without_roles())
+}
+
+async fn replicator_with(
+    config: Arc<ReplicationConfig>,
+    aws: AwsContext,
+    setup: ClientSetup,
+) -> Result<Replicator, PipelineError> {
+    let client = setup.build_for_config(&config, Some(aws.clone())).await?;
     let copier = Copier::new(client, CopyOptions::default());
     Ok(Replicator::new(copier, Some(EcrControl::new(aws)), config))
 }

@@ -35,6 +35,10 @@ pub struct Replicator {
     config: Arc<ReplicationConfig>,
     /// Destination repositories known to exist (checked once per process).
     ensured: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Whether destinations are read (listed) through their `roleArn`. The reconcile
+    /// function reads them with its own identity instead: the write role trusts only
+    /// replicate, so the function that reads untrusted listings can never write.
+    list_with_roles: bool,
 }
 
 /// The role a destination names, for assume-role mode.
@@ -58,6 +62,24 @@ impl Replicator {
             ecr,
             config,
             ensured: Arc::default(),
+            list_with_roles: true,
+        }
+    }
+
+    /// A replicator that reads destinations with its own identity, never through their
+    /// write roles (the reconcile function; its client must be built likewise, see
+    /// [`crate::setup::ClientSetup::without_roles`]).
+    pub fn reading_without_roles(mut self) -> Replicator {
+        self.list_with_roles = false;
+        self
+    }
+
+    /// The role to read (list) `destination` with.
+    pub fn listing_role(&self, destination: &Destination) -> Option<AssumeRole> {
+        if self.list_with_roles {
+            role_of(destination)
+        } else {
+            None
         }
     }
 
@@ -238,5 +260,48 @@ impl Replicator {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Authenticator;
+    use crate::registry::{ClientOptions, Endpoints, RegistryClient};
+
+    #[test]
+    fn a_reading_replicator_never_lists_through_write_roles() {
+        let config = ReplicationConfig::from_json(
+            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2",
+                   "roleArn": "arn:aws:iam::222222222222:role/ferry-writer", "externalId": "ext-1"}]}]}"#,
+        )
+        .unwrap();
+        let destination = config.destinations().unwrap().remove(0);
+        let client = RegistryClient::new(
+            Authenticator::anonymous(),
+            Endpoints::new(),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let replicator = Replicator::new(
+            Copier::new(client, CopyOptions::default()),
+            None,
+            Arc::new(config),
+        );
+        assert_eq!(
+            replicator
+                .listing_role(&destination)
+                .map(|r| r.role_arn)
+                .as_deref(),
+            Some("arn:aws:iam::222222222222:role/ferry-writer"),
+            "the CLI reads through the role"
+        );
+        assert!(
+            replicator
+                .reading_without_roles()
+                .listing_role(&destination)
+                .is_none()
+        );
     }
 }

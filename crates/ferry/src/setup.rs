@@ -19,6 +19,9 @@ pub struct ClientSetup {
     pub endpoints: Vec<(String, String)>,
     /// Client tuning.
     pub options: ClientOptions,
+    /// Mint ECR tokens with the ambient identity only, never through a destination's
+    /// `roleArn` (a read-only client: the reconcile function).
+    pub without_roles: bool,
 }
 
 impl ClientSetup {
@@ -51,7 +54,7 @@ impl ClientSetup {
         let mut tokens = aws.clone().map(AwsEcrTokens::new);
         let mut extra = Vec::new();
         for d in &destinations {
-            if let Some(role) = role_of(d) {
+            if let Some(role) = role_of(d).filter(|_| !self.without_roles) {
                 tokens = tokens.map(|t| t.with_role(&d.registry_host(), role));
             }
             if let Some(arn) = &d.credentials_secret_arn {

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::manifest::{self, Parsed};
 use crate::reference::Reference;
 use crate::registry::Repo;
-use crate::replicate::{Replicator, role_of};
+use crate::replicate::Replicator;
 
 /// What to do for one image at one destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -198,7 +198,7 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             let source_tags = &source_tags;
             async move {
                 let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
-                let role = role_of(&target.destination);
+                let role = replicator.listing_role(&target.destination);
                 let state = lister
                     .destination(
                         &target.destination.registry,
