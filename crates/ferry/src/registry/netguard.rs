@@ -399,6 +399,21 @@ mod tests {
         assert!(loopback.resolve(name("metadata.test")).await.is_err());
     }
 
+    proptest::proptest! {
+        /// The invariants of the `token` fuzz target's address mode.
+        #[test]
+        fn mapped_addresses_keep_their_class(v6 in proptest::prelude::any::<[u8; 16]>(), v4 in proptest::prelude::any::<[u8; 4]>()) {
+            let v4 = Ipv4Addr::from(v4);
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            proptest::prop_assert_eq!(addr_class(mapped), addr_class(IpAddr::V4(v4)));
+            for ip in [IpAddr::V6(Ipv6Addr::from(v6)), IpAddr::V4(v4), mapped] {
+                let class = addr_class(ip);
+                proptest::prop_assert_eq!(next_hop_allowed(Routable, ip), class == Routable);
+                proptest::prop_assert!(next_hop_allowed(class, ip));
+            }
+        }
+    }
+
     /// The system resolver behind a client: `localhost` resolves to loopback, which a
     /// routable registry may not reach, so the request fails before any connection (the
     /// port is never opened), and the error is found in the transport error's causes.
