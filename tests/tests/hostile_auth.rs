@@ -31,6 +31,33 @@ fn assert_failed_with(output: &Output, code: &str, text: &str) {
     );
 }
 
+/// Copies `src_ref` to the sandbox's destination with every HTTP request but those to
+/// 127.0.0.1 sent to `http_proxy` (a loopback listener), and `extra` in the environment.
+fn copy_through_http_proxy(
+    sandbox: &Sandbox,
+    fixture: &Fixture,
+    src_ref: &str,
+    http_proxy: &str,
+    extra: &[(&str, &str)],
+) -> Output {
+    let mut envs = sandbox.env();
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
+        envs.push((name.into(), http_proxy.into()));
+    }
+    for name in ["NO_PROXY", "no_proxy"] {
+        envs.push((name.into(), "127.0.0.1".into()));
+    }
+    envs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let dst_ref = fixture.reference_at(&sandbox.dst.host());
+    scenario::copy_json(src_ref, &dst_ref, &[], &envs).expect("runs")
+}
+
 #[test]
 fn an_upload_location_on_another_origin_gets_no_authorization() {
     let sandbox = Sandbox::start().expect("sandbox");
@@ -87,22 +114,8 @@ fn a_blob_redirect_to_the_metadata_address_is_refused_before_connecting() {
         ),
         ..HostileMode::default()
     });
-    let mut envs = sandbox.env();
-    for name in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-    ] {
-        envs.push((name.into(), recorder.clone()));
-    }
-    for name in ["NO_PROXY", "no_proxy"] {
-        envs.push((name.into(), "127.0.0.1".into()));
-    }
     let src_ref = image_reference(&proxy.host(), &fixture.repo, &fixture.tag);
-    let dst_ref = fixture.reference_at(&sandbox.dst.host());
-    let output = scenario::copy_json(&src_ref, &dst_ref, &[], &envs).expect("runs");
+    let output = copy_through_http_proxy(&sandbox, &fixture, &src_ref, &recorder, &[]);
     assert_failed_with(
         &output,
         "refused",
@@ -122,6 +135,41 @@ fn a_blob_redirect_to_the_metadata_address_is_refused_before_connecting() {
         .collect::<Vec<_>>();
     assert!(!blob_gets.is_empty());
     assert!(blob_gets.iter().all(|(_, n)| *n == 1), "{blob_gets:?}");
+}
+
+/// The exception for loopback registries is the registry's own class, not a blanket
+/// one: a registry known by a host name (here `registry.test`, reached through the proxy
+/// as `HTTP_PROXY`, so nothing is resolved and nothing leaves loopback) counts as
+/// routable, and its redirect to a loopback address is refused.
+#[test]
+fn a_routable_registry_may_not_redirect_to_loopback() {
+    let sandbox = Sandbox::start().expect("sandbox");
+    let fixture = fixtures::single_image(&sandbox.src, "app/named", "v1", 907).expect("fixture");
+    let proxy = Proxy::start(&sandbox.src).expect("proxy");
+    proxy.set_hostile(HostileMode {
+        blob_redirect: Some("http://127.0.0.2:9/lambda-runtime".into()),
+        ..HostileMode::default()
+    });
+    let src_ref = image_reference("registry.test", &fixture.repo, &fixture.tag);
+    let endpoint = (
+        "FERRY_REGISTRY_ENDPOINTS",
+        "registry.test=http://registry.test",
+    );
+    let output = copy_through_http_proxy(&sandbox, &fixture, &src_ref, &proxy.url(), &[endpoint]);
+    assert_failed_with(
+        &output,
+        "refused",
+        "127.0.0.2 is a loopback address and the registry is routable",
+    );
+    let requests = proxy.requests();
+    assert!(
+        requests.iter().any(|r| r.fault == Some("hostile-redirect")),
+        "the registry was reached through the proxy: {requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.path.contains("lambda-runtime")),
+        "the redirect was followed: {requests:?}"
+    );
 }
 
 /// A source registry that demands a Bearer token from `realm` (answering `reply`), and a
