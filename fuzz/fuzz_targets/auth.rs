@@ -15,6 +15,10 @@ use base64::Engine as _;
 use ferry::auth::{Challenge, Credential, DockerConfig};
 use ferry::registry::Endpoints;
 use libfuzzer_sys::fuzz_target;
+
+#[path = "shared/quote.rs"]
+mod quote;
+use quote::quoted;
 use serde_json::json;
 
 #[derive(Arbitrary, Debug)]
@@ -69,18 +73,6 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-
-fn quoted(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
 
 fn bearer_round_trip(p: &BearerParts) {
     let scheme = if p.scheme_upper { "BEARER" } else { "Bearer" };

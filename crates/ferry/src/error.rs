@@ -183,6 +183,20 @@ pub enum Error {
     /// The caller's deadline came before the work was done; work already done is kept.
     #[error("stopped before the deadline: {0}")]
     Deadline(String),
+
+    /// A registry sent Ferry somewhere it does not go: a redirect or upload `Location`
+    /// that downgrades https to plain http, or that leads to a loopback or link-local
+    /// address (the instance metadata service, the Lambda runtime API) when the registry
+    /// is not on one itself. Permanent: nothing was sent there.
+    #[error("refused to follow {target} sent by {registry}: {reason}")]
+    Refused {
+        /// Registry host that sent the URL.
+        registry: String,
+        /// Scheme, host and port of the refused URL (never its path or query).
+        target: String,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -203,7 +217,8 @@ impl Error {
             | Error::InvalidManifest { .. }
             | Error::Unsupported(_)
             | Error::Config(_)
-            | Error::Io { .. } => false,
+            | Error::Io { .. }
+            | Error::Refused { .. } => false,
         }
     }
 
@@ -224,6 +239,7 @@ impl Error {
             Error::Config(_) => "config",
             Error::Io { .. } => "io",
             Error::Deadline(_) => "deadline",
+            Error::Refused { .. } => "refused",
         }
     }
 

@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use super::chaos::{FaultKind, attempt_key};
 use super::conn::ConnHandle;
 use super::ecr_mode::{self, Flow};
-use super::{PathKind, RequestRecord, Shared};
+use super::{PathKind, RequestRecord, Shared, hostile};
 
 /// How long a body that is about to break waits, so the bytes before the break are
 /// flushed to the client first.
@@ -79,6 +79,13 @@ async fn handle(
             }
             Flow::Continue(r) => request = r,
         }
+    }
+    match hostile::apply(&shared, &mut record, request).await {
+        Flow::Answer(response) => {
+            shared.record(record);
+            return response;
+        }
+        Flow::Continue(r) => request = r,
     }
 
     if let Some(canned) = shared.canned(&method, &path) {
@@ -248,8 +255,17 @@ pub(super) async fn send_upstream(
     request: Request,
     path_and_query: &str,
 ) -> Result<reqwest::Response, reqwest::Error> {
-    let (parts, body) = request.into_parts();
     let url = format!("{}{path_and_query}", shared.upstream);
+    send_to(shared, request, &url).await
+}
+
+/// Forwards the request to `url`, streaming its body.
+pub(super) async fn send_to(
+    shared: &Shared,
+    request: Request,
+    url: &str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let (parts, body) = request.into_parts();
     let mut builder = shared.client.request(parts.method.clone(), url);
     for (name, value) in parts.headers.iter() {
         if !is_hop_by_hop(name) {

@@ -19,7 +19,10 @@
 //!   `AWS:<token>` only and 401 for an expired token ([`Proxy::expire_token`]), 307 blob
 //!   redirects to an object store that refuses `Authorization`, PATCH answered 201 with
 //!   later chunks dropped, manifest PUTs throttled with 429 `TOOMANYREQUESTS`, immutable
-//!   tags (400 `TAG_INVALID`), and 405 `UNSUPPORTED` manifest DELETEs.
+//!   tags (400 `TAG_INVALID`), and 405 `UNSUPPORTED` manifest DELETEs;
+//! - play a hostile registry ([`Proxy::set_hostile`], [`HostileMode`]): upload `Location`s
+//!   on a foreign origin, blob redirects to any URL, Bearer challenges with hostile realms
+//!   and token answers.
 //!
 //! Every request is recorded with its *attempt key* (method and path, upload session ids
 //! taken out: [`chaos::attempt_key`]) so tests can bound the attempts per request.
@@ -32,6 +35,7 @@ pub mod chaos;
 mod conn;
 mod ecr_mode;
 mod forward;
+mod hostile;
 mod objstore;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +46,7 @@ use std::time::{Duration, Instant};
 pub use canned::Canned;
 pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
+pub use hostile::{BearerMode, ForeignRequest, HostileMode, TokenReply};
 
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -187,6 +192,7 @@ struct Shared {
     /// Random faults injected so far (for [`FaultPlan::max_faults`]).
     random_faults: AtomicU64,
     ecr_state: Mutex<ecr_mode::EcrState>,
+    hostile: Mutex<hostile::HostileState>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,6 +358,7 @@ impl Proxy {
             attempts: Mutex::new(HashMap::new()),
             random_faults: AtomicU64::new(0),
             ecr_state: Mutex::new(ecr_mode::EcrState::default()),
+            hostile: Mutex::default(),
         });
         let proxy_app = forward::router(shared.clone());
         let store_app = objstore::router(shared.clone());

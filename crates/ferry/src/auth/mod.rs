@@ -6,6 +6,7 @@ mod challenge;
 mod docker_config;
 mod ecr;
 mod secret;
+mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,10 @@ pub use challenge::Challenge;
 pub use docker_config::DockerConfig;
 pub use ecr::{AwsEcrTokens, EcrToken, EcrTokenSource};
 pub use secret::Secret;
+pub use token::{
+    DEFAULT_BEARER_TTL, MAX_TOKEN_RESPONSE, MAX_TOKEN_TTL, RealmUse, TOKEN_SERVICES,
+    parse_token_response, realm_policy,
+};
 
 use crate::error::Error;
 use crate::reference::EcrRegistry;
@@ -26,8 +31,6 @@ use crate::reference::EcrRegistry;
 const ECR_REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
 /// Reuse a fresh ECR token at least this long, whatever expiry it announces.
 const ECR_MIN_REUSE: Duration = Duration::from_secs(5 * 60);
-/// Bearer tokens without `expires_in` live 60 s by the token spec.
-const DEFAULT_BEARER_TTL: Duration = Duration::from_secs(60);
 
 /// Credentials for one registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,12 +157,15 @@ impl Authenticator {
         }
     }
 
-    /// Handle a 401: read the challenge, refresh what must be refreshed, and answer the
-    /// header to retry with, or `None` when there is nothing better to send.
+    /// Handle a 401 from `host` (served at `endpoint`): read the challenge, refresh what
+    /// must be refreshed, and answer the header to retry with, or `None` when there is
+    /// nothing better to send. A Bearer realm is fetched with `http` after the checks of
+    /// [`realm_policy`].
     pub async fn unauthorized(
         &self,
         http: &reqwest::Client,
         host: &str,
+        endpoint: &url::Url,
         scope: &str,
         www_authenticate: Option<&str>,
     ) -> Result<Option<Secret>, Error> {
@@ -185,9 +191,10 @@ impl Authenticator {
                     scope.to_string()
                 };
                 let cred = self.credential(host, false).await?;
-                let (token, ttl) = fetch_bearer(
+                let (token, ttl) = token::fetch_bearer(
                     http,
                     host,
+                    endpoint,
                     &realm,
                     service.as_deref(),
                     &scope_param,
@@ -197,11 +204,15 @@ impl Authenticator {
                 let header = Secret::new(format!("Bearer {}", token.expose()));
                 let mut hosts = self.hosts.lock().await;
                 let st = hosts.entry(host.to_string()).or_default();
-                // Keep a margin so a token does not expire in flight.
-                let until = Instant::now()
-                    + ttl
-                        .saturating_sub(Duration::from_secs(10))
-                        .max(Duration::from_secs(5));
+                // Keep a margin so a token does not expire in flight (`ttl` is at most
+                // MAX_TOKEN_TTL, so this cannot overflow).
+                let now = Instant::now();
+                let until = now
+                    .checked_add(
+                        ttl.saturating_sub(Duration::from_secs(10))
+                            .max(Duration::from_secs(5)),
+                    )
+                    .unwrap_or(now);
                 st.tokens.insert(scope.to_string(), (token, until));
                 Ok(Some(header))
             }
@@ -262,125 +273,6 @@ impl Authenticator {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-/// The Bearer token flow of the distribution token spec: GET the realm with service and
-/// scope (Basic credentials if we have them), or POST an OAuth2 refresh token.
-async fn fetch_bearer(
-    http: &reqwest::Client,
-    host: &str,
-    realm: &str,
-    service: Option<&str>,
-    scope: &str,
-    cred: Option<&Credential>,
-) -> Result<(Secret, Duration), Error> {
-    let realm_url = url::Url::parse(realm).map_err(|_| Error::Auth {
-        registry: host.to_string(),
-        repository: String::new(),
-        status: 401,
-        message: format!("the registry's token realm {realm:?} is not a URL"),
-    })?;
-    let req = match cred {
-        Some(Credential::IdentityToken(refresh)) => {
-            let mut form = vec![
-                ("grant_type", "refresh_token".to_string()),
-                ("refresh_token", refresh.expose().to_string()),
-                ("client_id", "ferry".to_string()),
-                ("scope", scope.to_string()),
-            ];
-            if let Some(s) = service {
-                form.push(("service", s.to_string()));
-            }
-            let body = form
-                .iter()
-                .map(|(k, v)| format!("{k}={}", url_encode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            http.post(realm_url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-        }
-        other => {
-            let mut u = realm_url;
-            {
-                let mut q = u.query_pairs_mut();
-                if let Some(s) = service {
-                    q.append_pair("service", s);
-                }
-                for s in scope.split(' ').filter(|s| !s.is_empty()) {
-                    q.append_pair("scope", s);
-                }
-            }
-            let mut r = http.get(u);
-            if let Some(Credential::Basic { username, password }) = other {
-                r = r.basic_auth(username, Some(password.expose()));
-            }
-            r
-        }
-    };
-    let resp = req.send().await.map_err(|e| Error::Unreachable {
-        registry: realm.split('?').next().unwrap_or(realm).to_string(),
-        message: crate::registry::describe_reqwest(&e),
-    })?;
-    let status = resp.status().as_u16();
-    if !(200..300).contains(&status) {
-        return Err(Error::Auth {
-            registry: host.to_string(),
-            repository: scope.to_string(),
-            status,
-            message: "the token service refused the request".to_string(),
-        });
-    }
-    let answer: TokenAnswer = resp.json_bytes().await?;
-    let token = answer
-        .token
-        .or(answer.access_token)
-        .ok_or_else(|| Error::Auth {
-            registry: host.to_string(),
-            repository: scope.to_string(),
-            status,
-            message: "the token service answered without a token".to_string(),
-        })?;
-    let ttl = answer
-        .expires_in
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_BEARER_TTL);
-    Ok((Secret::new(token), ttl))
-}
-
-/// Small extension to read a JSON body with a bounded size.
-trait JsonBytes {
-    async fn json_bytes<T: serde::de::DeserializeOwned>(self) -> Result<T, Error>;
-}
-
-impl JsonBytes for reqwest::Response {
-    async fn json_bytes<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
-        let origin = self.url().host_str().unwrap_or_default().to_string();
-        let bytes = self.bytes().await.map_err(|e| Error::Unreachable {
-            registry: origin.clone(),
-            message: crate::registry::describe_reqwest(&e),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Auth {
-            registry: origin,
-            repository: String::new(),
-            status: 200,
-            message: format!("the token service answered invalid JSON: {e}"),
-        })
-    }
-}
-
-fn url_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,7 +313,13 @@ mod tests {
         assert_eq!(tokens.0.load(Ordering::SeqCst), 1, "cached");
         let http = reqwest::Client::new();
         let h3 = auth
-            .unauthorized(&http, ECR, "repository:a:pull", Some("Basic realm=\"x\""))
+            .unauthorized(
+                &http,
+                ECR,
+                &url::Url::parse(&format!("https://{ECR}/")).expect("url"),
+                "repository:a:pull",
+                Some("Basic realm=\"x\""),
+            )
             .await
             .expect("ok")
             .expect("header");

@@ -1,9 +1,12 @@
 //! Blob requests: HEAD, cross-repository mount, upload session, one monolithic PUT, and
-//! GET with redirects that never carry the registry's credentials to another origin.
+//! GET with redirects. The registry's credentials never go to another origin (an upload
+//! `Location` or a redirect elsewhere gets no `Authorization`), and URLs the registry
+//! sends are checked before use ([`super::netguard`]): no https → http, no loopback or
+//! link-local address the registry is not on.
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::{Access, Call, RegistryClient, Repo, Target, describe_reqwest};
+use super::{Access, Call, RegistryClient, Repo, Target};
 use crate::digest::Digest;
 use crate::error::Error;
 
@@ -86,42 +89,31 @@ impl RegistryClient {
     ) -> Result<(), Error> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={digest}");
+        let parsed = self.upload_url(repo, &url, "PUT")?;
+        let (client, own) =
+            self.client_for(&repo.registry, &self.endpoint(&repo.registry)?, &parsed)?;
         let limit = self.inner.limiters.host(&repo.registry);
         let _permit = limit.acquire().await;
         let scope = format!("repository:{}:pull,push", repo.repository);
-        let mut req = self
-            .inner
-            .http
-            .put(&url)
+        let mut req = client
+            .put(parsed.clone())
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(http::header::CONTENT_LENGTH, size.to_string())
             .body(body);
-        if let Some(h) = self.inner.auth.header(&repo.registry, &scope).await? {
+        if own && let Some(h) = self.inner.auth.header(&repo.registry, &scope).await? {
             req = req.header(http::header::AUTHORIZATION, h.expose());
         }
         self.stats.request(&Method::PUT);
-        let resp = req.send().await.map_err(|e| Error::Unreachable {
-            registry: repo.registry.clone(),
-            message: describe_reqwest(&e),
-        })?;
+        let unreachable = parsed.host_str().unwrap_or(&repo.registry).to_string();
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Self::transport_error(&repo.registry, &parsed, &unreachable, &e))?;
         let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::UNAUTHORIZED && own {
             // The body stream is spent: refresh the credentials now (an expired ECR token)
             // so that the caller's restart of the whole transfer sends fresh ones.
-            let challenge = resp
-                .headers()
-                .get(http::header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            self.inner
-                .auth
-                .unauthorized(
-                    &self.inner.http,
-                    &repo.registry,
-                    &scope,
-                    challenge.as_deref(),
-                )
-                .await?;
+            self.refresh_auth(&repo.registry, &scope, &resp).await?;
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             limit.throttled();
@@ -196,9 +188,6 @@ impl RegistryClient {
         mut resp: reqwest::Response,
         headers: &HeaderMap,
     ) -> Result<reqwest::Response, Error> {
-        let registry_origin = url::Url::parse(&self.inner.endpoints.base_url(&repo.registry))
-            .map(|u| u.origin())
-            .ok();
         for _ in 0..MAX_REDIRECTS {
             if !resp.status().is_redirection() {
                 return Ok(resp);
@@ -218,8 +207,9 @@ impl RegistryClient {
                 message: "redirect to an invalid location".into(),
                 retry_after: None,
             })?;
-            let mut req = self.inner.http.get(next.clone()).headers(headers.clone());
-            if Some(next.origin()) == registry_origin {
+            let (client, own) = self.client_for(&repo.registry, resp.url(), &next)?;
+            let mut req = client.get(next.clone()).headers(headers.clone());
+            if own {
                 let scope = format!("repository:{}:pull", repo.repository);
                 if let Some(h) = self.auth_header(&repo.registry, &scope).await? {
                     req = req.header(http::header::AUTHORIZATION, h.expose());
@@ -227,10 +217,10 @@ impl RegistryClient {
             }
             self.stats.request(&Method::GET);
             let origin = next.host_str().unwrap_or_default().to_string();
-            resp = req.send().await.map_err(|e| Error::Unreachable {
-                registry: origin,
-                message: describe_reqwest(&e),
-            })?;
+            resp = req
+                .send()
+                .await
+                .map_err(|e| Self::transport_error(&repo.registry, &next, &origin, &e))?;
         }
         Err(Error::Registry {
             registry: repo.registry.clone(),
@@ -255,18 +245,86 @@ impl RegistryClient {
                 message: "upload session without a Location header".into(),
                 retry_after: None,
             })?;
-        let base = self.inner.endpoints.base_url(&repo.registry);
-        let base = url::Url::parse(&format!("{base}/"))
-            .map_err(|_| Error::Unsupported(format!("bad base URL {base}")))?;
-        base.join(loc)
-            .map(|u| u.to_string())
-            .map_err(|_| Error::Registry {
-                registry: repo.registry.clone(),
-                method: "POST".into(),
-                url: format!("/v2/{}/blobs/uploads/", repo.repository),
-                status: 202,
-                message: "upload session Location is not a URL".into(),
-                retry_after: None,
-            })
+        self.upload_url(repo, loc, "POST").map(String::from)
+    }
+
+    /// An upload `Location` (relative to the registry's endpoint) as an absolute URL,
+    /// checked: one that downgrades an https registry to http, or leads to an address
+    /// class the registry is not on, is refused.
+    fn upload_url(&self, repo: &Repo, loc: &str, method: &str) -> Result<url::Url, Error> {
+        let base = self.endpoint(&repo.registry)?;
+        let url = base.join(loc).map_err(|_| Error::Registry {
+            registry: repo.registry.clone(),
+            method: method.into(),
+            url: format!("/v2/{}/blobs/uploads/", repo.repository),
+            status: 202,
+            message: "upload session Location is not a URL".into(),
+            retry_after: None,
+        })?;
+        self.client_for(&repo.registry, &base, &url)?;
+        Ok(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Authenticator;
+    use crate::registry::{ClientOptions, Endpoints};
+
+    fn client() -> RegistryClient {
+        let endpoints =
+            Endpoints::parse("reg.test=https://reg.test,local.test=http://127.0.0.1:5000")
+                .expect("endpoints");
+        RegistryClient::new(
+            Authenticator::anonymous(),
+            endpoints,
+            ClientOptions::default(),
+        )
+        .expect("client")
+    }
+
+    /// Upload `Location`s are checked when they arrive (no request is made here).
+    #[test]
+    fn upload_locations_are_checked() {
+        let c = client();
+        let https = Repo::new("reg.test", "team/app");
+        let refused = |repo: &Repo, loc: &str| match c.upload_url(repo, loc, "POST") {
+            Err(Error::Refused { target, reason, .. }) => (target, reason),
+            other => panic!("{loc}: {other:?}"),
+        };
+        let url = c
+            .upload_url(&https, "/v2/team/app/blobs/uploads/u1?_state=x", "POST")
+            .expect("relative");
+        assert_eq!(
+            url.as_str(),
+            "https://reg.test/v2/team/app/blobs/uploads/u1?_state=x"
+        );
+        let (target, reason) = refused(&https, "http://reg.test/v2/team/app/blobs/uploads/u1");
+        assert_eq!(target, "http://reg.test");
+        assert!(reason.contains("downgrades https"), "{reason}");
+        let (_, reason) = refused(&https, "https://169.254.169.254/upload");
+        assert!(reason.contains("link-local"), "{reason}");
+        let (_, reason) = refused(&https, "https://[::1]/upload");
+        assert!(reason.contains("loopback"), "{reason}");
+        // Another https origin is allowed (without the registry's Authorization).
+        let other = url::Url::parse("https://uploads.example/s/1").expect("url");
+        let base = c.endpoint("reg.test").expect("endpoint");
+        let (_, own) = c.client_for("reg.test", &base, &other).expect("allowed");
+        assert!(!own, "another origin never counts as the registry's");
+        let (_, own) = c.client_for("reg.test", &base, &url).expect("allowed");
+        assert!(own);
+        let e = Error::Refused {
+            registry: "r".into(),
+            target: "t".into(),
+            reason: "x".into(),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "refused");
+        // A loopback registry may send uploads to another loopback port, not link-local.
+        let local = Repo::new("local.test", "a");
+        c.upload_url(&local, "http://127.0.0.1:6000/upload/1", "POST")
+            .expect("loopback");
+        refused(&local, "http://169.254.169.254/upload");
     }
 }

@@ -5,9 +5,12 @@ mod blobs;
 mod endpoints;
 mod limiter;
 mod manifests;
+pub mod netguard;
+mod origin;
 mod stats;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -22,6 +25,7 @@ pub use stats::Stats;
 
 use crate::auth::{Authenticator, Secret};
 use crate::error::{Error, is_retryable_status};
+use netguard::AddrClass;
 
 /// A repository in a registry: where requests go.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,7 +83,12 @@ impl Default for ClientOptions {
 }
 
 struct Inner {
+    /// For the registries' own endpoints (set by the operator).
     http: reqwest::Client,
+    /// For URLs on other origins that registries send (redirects, upload locations,
+    /// token realms), by the registry's address class: their names resolve through
+    /// [`GuardedResolver`].
+    outbound: Mutex<HashMap<AddrClass, reqwest::Client>>,
     auth: Authenticator,
     endpoints: Endpoints,
     limiters: Limiters,
@@ -137,22 +146,11 @@ impl RegistryClient {
         endpoints: Endpoints,
         options: ClientOptions,
     ) -> Result<RegistryClient, Error> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(options.max_per_host)
-            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::Unsupported(format!(
-                    "cannot build the HTTP client: {}",
-                    describe_reqwest(&e)
-                ))
-            })?;
+        let http = origin::build_http(&options, None)?;
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
+                outbound: Mutex::default(),
                 auth,
                 endpoints,
                 limiters: Limiters::new(options.max_per_host),
@@ -216,13 +214,20 @@ impl RegistryClient {
         let _permit = limit.acquire().await;
         let scope = Self::scope(call);
         let url = self.url(call);
-        let mut header = self.inner.auth.header(host, &scope).await?;
-        let mut refreshed = false;
+        let parsed = url::Url::parse(&url)
+            .map_err(|_| Error::Unsupported(format!("bad request URL for {host}")))?;
+        // Credentials only for the registry's own origin.
+        let endpoint = self.endpoint(host)?;
+        let (client, own) = self.client_for(host, &endpoint, &parsed)?;
+        let mut header = if own {
+            self.inner.auth.header(host, &scope).await?
+        } else {
+            None
+        };
+        let mut refreshed = !own;
         loop {
-            let mut req = self
-                .inner
-                .http
-                .request(call.method.clone(), &url)
+            let mut req = client
+                .request(call.method.clone(), parsed.clone())
                 .headers(call.headers.clone());
             if let Some(h) = &header {
                 req = req.header(http::header::AUTHORIZATION, h.expose());
@@ -233,23 +238,14 @@ impl RegistryClient {
                 req = req.header(http::header::CONTENT_LENGTH, "0");
             }
             self.stats.request(&call.method);
-            let resp = req.send().await.map_err(|e| Error::Unreachable {
-                registry: host.clone(),
-                message: describe_reqwest(&e),
-            })?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Self::transport_error(host, &parsed, host, &e))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
-                let challenge = resp
-                    .headers()
-                    .get(http::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                let new = self
-                    .inner
-                    .auth
-                    .unauthorized(&self.inner.http, host, &scope, challenge.as_deref())
-                    .await?;
+                let new = self.refresh_auth(host, &scope, &resp).await?;
                 if new.is_some() {
                     header = new;
                     continue;
