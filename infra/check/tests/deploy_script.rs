@@ -14,6 +14,8 @@ const CONFIG_WITH_SECRET: &str = r#"{"rules": [{"destinations": [{"region": "eu-
   "externalId": "s3cret-external-id"}]}]}"#;
 const CONFIG_PLAIN: &str =
     r#"{"rules": [{"destinations": [{"region": "eu-west-1", "registryId": "222222222222"}]}]}"#;
+/// [`CONFIG_PLAIN`] as the script passes it to `sam`: compacted, in single quotes.
+const PLAIN_PARAMETER: &str = r#"ReplicationConfig='{"rules":[{"destinations":[{"region":"eu-west-1","registryId":"222222222222"}]}]}'"#;
 
 /// A scratch tree: `scripts/deploy`, a built template, a samconfig (no guided mode), and
 /// recording stand-ins for `aws` and `sam`.
@@ -51,6 +53,10 @@ impl Scratch {
         Scratch { root }
     }
 
+    fn samconfig(&self, text: &str) {
+        std::fs::write(self.root.join("infra/samconfig.toml"), text).unwrap();
+    }
+
     fn config(&self, text: &str) -> PathBuf {
         let path = self.root.join("ferry.json");
         std::fs::write(&path, text).unwrap();
@@ -69,6 +75,17 @@ impl Scratch {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
+    }
+
+    /// Runs the script, asserts that it succeeded, and returns what `sam` was given.
+    fn run_ok(&self, env: &[(&str, &Path)]) -> String {
+        let out = self.run(env);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.log("sam")
     }
 
     fn log(&self, tool: &str) -> String {
@@ -96,15 +113,8 @@ fn deploy_refuses_an_external_id_in_the_plain_stack_parameter() {
 
     // A configuration without one still goes in the stack parameter.
     let config = s.config(CONFIG_PLAIN);
-    let out = s.run(&[("FERRY_CONFIG", &config)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sam = s.log("sam");
-    let compact = r#"ReplicationConfig='{"rules":[{"destinations":[{"region":"eu-west-1","registryId":"222222222222"}]}]}'"#;
-    assert!(sam.lines().any(|l| l == compact), "{sam}");
+    let sam = s.run_ok(&[("FERRY_CONFIG", &config)]);
+    assert!(sam.lines().any(|l| l == PLAIN_PARAMETER), "{sam}");
     assert_eq!(s.log("aws"), "");
 }
 
@@ -113,16 +123,11 @@ fn deploy_stores_a_secret_configuration_as_a_secure_string() {
     let s = Scratch::new("secure");
     let config = s.config(CONFIG_WITH_SECRET);
     let key = "arn:aws:kms:us-east-1:111111111111:key/99999999-8888-7777-6666-555555555555";
-    let out = s.run(&[
+    let sam = s.run_ok(&[
         ("FERRY_CONFIG", &config),
         ("FERRY_CONFIG_PARAMETER", Path::new("/ferry/config")),
         ("FERRY_CONFIG_KMS_KEY", Path::new(key)),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let aws = s.log("aws");
     let args: Vec<&str> = aws.lines().collect();
     for (flag, value) in [
@@ -149,7 +154,6 @@ fn deploy_stores_a_secret_configuration_as_a_secure_string() {
     );
 
     // The stack gets the parameter's name and key, never the secret.
-    let sam = s.log("sam");
     assert!(!sam.contains("s3cret-external-id"), "{sam}");
     for expected in [
         "ExistingConfigParameterName=/ferry/config",
@@ -157,5 +161,50 @@ fn deploy_stores_a_secret_configuration_as_a_secure_string() {
         "ReplicationConfig=''",
     ] {
         assert!(sam.lines().any(|l| l == expected), "{expected}: {sam}");
+    }
+}
+
+/// `sam deploy --parameter-overrides` on the command line replaces the samconfig's
+/// `parameter_overrides` (aws-sam-cli#2380): the script passes the samconfig's ones too, so
+/// `FERRY_CONFIG=ferry.json make deploy` from the example keeps `SourceRepositoryArns` (no
+/// default: a new stack fails without it) and the rest, and only its own keys win.
+#[test]
+fn deploy_keeps_the_samconfig_parameters_it_does_not_set() {
+    let s = Scratch::new("merge");
+    s.samconfig(
+        &std::fs::read_to_string(common::repo_root().join("infra/samconfig.toml.example")).unwrap(),
+    );
+    let config = s.config(CONFIG_PLAIN);
+    let sam = s.run_ok(&[("FERRY_CONFIG", &config)]);
+    let args: Vec<&str> = sam.lines().collect();
+    let at = args
+        .iter()
+        .position(|a| *a == "--parameter-overrides")
+        .unwrap_or_else(|| panic!("{sam}"));
+    let overrides: Vec<&str> = args[at + 1..]
+        .iter()
+        .take_while(|a| !a.starts_with("--") && **a != "----")
+        .copied()
+        .collect();
+    for expected in [
+        "SourceRepositoryArns=arn:aws:ecr:us-east-1:111111111111:repository/team/*",
+        "DestinationRepositoryArns=arn:aws:ecr:eu-west-1:222222222222:repository/team/*",
+        "ReconcileSchedule='rate(15 minutes)'",
+        "AlarmEmail=ops@example.com",
+        "Architecture=arm64",
+        PLAIN_PARAMETER,
+    ] {
+        assert_eq!(
+            overrides.iter().filter(|a| **a == expected).count(),
+            1,
+            "{expected}: {overrides:?}"
+        );
+    }
+    for key in ["ReplicationConfig=", "Architecture="] {
+        assert_eq!(
+            overrides.iter().filter(|a| a.starts_with(key)).count(),
+            1,
+            "{key} given once, the script's value: {overrides:?}"
+        );
     }
 }
