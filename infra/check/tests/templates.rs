@@ -575,7 +575,7 @@ fn alarm<'a>(r: &'a Rendered, namespace: &str, metric: &str, dimension: &Value) 
 }
 
 #[test]
-fn alarms_cover_dlqs_job_age_errors_and_throttles() {
+fn alarms_cover_dlqs_job_age_errors_throttles_and_rejected_jobs() {
     for (overrides, actions) in [
         (vec![], None),
         (
@@ -637,6 +637,32 @@ fn alarms_cover_dlqs_job_age_errors_and_throttles() {
                 seen += 1;
             }
         }
+        // A job the loaded config does not allow (a forged job on the queue) or an
+        // undecodable body: acknowledged, never retried, so only this metric shows it.
+        let rejected: Vec<&Value> = r
+            .resources_of_type("AWS::CloudWatch::Alarm")
+            .map(|(_, a)| &a["Properties"])
+            .filter(|p| {
+                p["Namespace"] == json!("Ferry") && p["MetricName"] == json!("RejectedJobs")
+            })
+            .collect();
+        assert_eq!(rejected.len(), 1, "one RejectedJobs alarm");
+        for (key, value) in [
+            ("Statistic", json!("Sum")),
+            ("Period", json!(300)),
+            ("EvaluationPeriods", json!(1)),
+            ("Threshold", json!(0)),
+            ("ComparisonOperator", json!("GreaterThanThreshold")),
+            ("TreatMissingData", json!("notBreaching")),
+        ] {
+            assert_eq!(rejected[0][key], value, "RejectedJobs {key}");
+        }
+        assert!(
+            rejected[0].get("Dimensions").is_none(),
+            "RejectedJobs is emitted without dimensions"
+        );
+        assert_eq!(rejected[0].get("AlarmActions"), actions.as_ref());
+        seen += 1;
         assert_eq!(
             r.resources_of_type("AWS::CloudWatch::Alarm").count(),
             seen,
@@ -718,7 +744,14 @@ fn dashboard_shows_jobs_latency_and_dlq_depth() {
 
     // Job metrics carry the dimensions destination and status (crates/ferry-pipeline).
     let jobs = by_title["Jobs by status"]["metrics"].as_array().unwrap();
-    let statuses = ["SUCCEEDED", "SKIPPED", "FAILED", "CONFLICT", "RETRY"];
+    let statuses = [
+        "SUCCEEDED",
+        "SKIPPED",
+        "FAILED",
+        "CONFLICT",
+        "RETRY",
+        "REJECTED",
+    ];
     assert_eq!(jobs.len(), statuses.len());
     for (m, status) in jobs.iter().zip(statuses) {
         assert_eq!(m[0]["label"], json!(status));
@@ -758,6 +791,8 @@ fn dashboard_shows_jobs_latency_and_dlq_depth() {
         "Throttles",
         "Drift",
         "MalformedEvents",
+        "RejectedJobs",
+        "InvalidNames",
     ] {
         let quoted = format!("\"{metric}\"");
         let escaped = format!("\\\"{metric}\\\"");
