@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::auth::{Authenticator, AwsEcrTokens, Credential, DockerConfig, EcrTokenSource};
+use crate::auth::{
+    Authenticator, AwsEcrTokens, Credential, CredentialSource, DockerConfig, EcrTokenSource,
+};
 use crate::aws::AwsContext;
-use crate::config::ReplicationConfig;
+use crate::config::{ReplicationConfig, RepositoryTemplate};
 use crate::error::Error;
 use crate::registry::{ClientOptions, Endpoints, RegistryClient};
 use crate::replicate::role_of;
@@ -51,11 +53,18 @@ impl ClientSetup {
         let destinations = config
             .destinations()
             .map_err(|e| Error::Config(e.to_string()))?;
-        let mut tokens = aws.clone().map(AwsEcrTokens::new);
-        let mut extra = Vec::new();
+        let tokens = aws.clone().map(AwsEcrTokens::new);
+        // One credential route per destination (host and the repositories its template
+        // renders), so two destinations on one registry push each with its own role or
+        // secret.
+        let mut routes = Vec::new();
         for d in &destinations {
             if let Some(role) = role_of(d).filter(|_| !self.without_roles) {
-                tokens = tokens.map(|t| t.with_role(&d.registry_host(), role));
+                routes.push((
+                    d.registry_host(),
+                    d.template.clone(),
+                    CredentialSource::Role(role),
+                ));
             }
             if let Some(arn) = &d.credentials_secret_arn {
                 let aws = aws.as_ref().ok_or_else(|| {
@@ -64,23 +73,27 @@ impl ClientSetup {
                         d.path
                     ))
                 })?;
-                extra.push((d.registry_host(), secret_credential(aws, arn).await?));
+                routes.push((
+                    d.registry_host(),
+                    d.template.clone(),
+                    CredentialSource::Static(secret_credential(aws, arn).await?),
+                ));
             }
         }
-        self.assemble(tokens, extra, endpoints)
+        self.assemble(tokens, routes, endpoints)
     }
 
     fn assemble(
         &self,
         tokens: Option<AwsEcrTokens>,
-        extra: Vec<(String, Credential)>,
+        routes: Vec<(String, Option<RepositoryTemplate>, CredentialSource)>,
         mut endpoints: Endpoints,
     ) -> Result<RegistryClient, Error> {
         let docker = DockerConfig::load_default()?;
         let ecr = tokens.map(|t| Arc::new(t) as Arc<dyn EcrTokenSource>);
         let mut auth = Authenticator::new(docker, ecr);
-        for (host, c) in extra {
-            auth = auth.with_credential(&host, c);
+        for (host, template, source) in routes {
+            auth = auth.with_route(&host, template.as_ref(), source);
         }
         endpoints = endpoints.with_plain_http(self.plain_http);
         for (host, url) in &self.endpoints {

@@ -26,38 +26,36 @@ pub struct EcrToken {
 /// [`AwsEcrTokens`]; tests can supply their own.
 #[async_trait]
 pub trait EcrTokenSource: Send + Sync {
-    /// A token for the registry (fresh: the caller caches).
-    async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, Error>;
+    /// A token for the registry, minted with `role` when given (fresh: the caller
+    /// caches, per registry and role).
+    async fn token(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+    ) -> Result<EcrToken, Error>;
 }
 
 /// Tokens from `ecr:GetAuthorizationToken`, called in the registry's region, with the
-/// credentials of the role configured for that registry (if any).
+/// ambient credentials or those of the role the destination names.
 #[derive(Clone, Debug)]
 pub struct AwsEcrTokens {
     aws: AwsContext,
-    roles: std::collections::HashMap<String, AssumeRole>,
 }
 
 impl AwsEcrTokens {
-    /// Tokens with the ambient credentials.
+    /// Tokens with the ambient credentials, or an assumed role's.
     pub fn new(aws: AwsContext) -> AwsEcrTokens {
-        AwsEcrTokens {
-            aws,
-            roles: Default::default(),
-        }
-    }
-
-    /// Use `role` for the registry at `host` (assume-role mode).
-    pub fn with_role(mut self, host: &str, role: AssumeRole) -> AwsEcrTokens {
-        self.roles.insert(host.to_string(), role);
-        self
+        AwsEcrTokens { aws }
     }
 }
 
 #[async_trait]
 impl EcrTokenSource for AwsEcrTokens {
-    async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, Error> {
-        let role = self.roles.get(&registry.host());
+    async fn token(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+    ) -> Result<EcrToken, Error> {
         let client = self.aws.ecr(&registry.region, role).await;
         // registryIds is deprecated in the API model but still selects the registry whose
         // token we get; a caller's own token works against any registry whose policy

@@ -5,6 +5,7 @@
 mod challenge;
 mod docker_config;
 mod ecr;
+mod routes;
 mod secret;
 mod token;
 
@@ -18,14 +19,17 @@ use tokio::sync::Mutex;
 pub use challenge::Challenge;
 pub use docker_config::DockerConfig;
 pub use ecr::{AwsEcrTokens, EcrToken, EcrTokenSource};
+pub use routes::CredentialSource;
 pub use secret::Secret;
 pub use token::{
     DEFAULT_BEARER_TTL, MAX_TOKEN_RESPONSE, MAX_TOKEN_TTL, RealmUse, TOKEN_SERVICES,
     parse_token_response, realm_policy,
 };
 
+use crate::config::RepositoryTemplate;
 use crate::error::Error;
 use crate::reference::EcrRegistry;
+use routes::{Routes, scope_repository};
 
 /// Refresh an ECR token this long before it expires.
 const ECR_REFRESH_MARGIN: Duration = Duration::from_secs(15 * 60);
@@ -88,12 +92,18 @@ struct HostState {
     tokens: HashMap<String, (Secret, Instant)>,
 }
 
-/// Finds, caches and refreshes credentials for every registry the engine talks to.
+/// Cache key: the host, and the credential route a request of it takes (`None`: the
+/// host's ambient credential: Docker config, or an ECR token of the process's identity).
+type Key = (String, Option<usize>);
+
+/// Finds, caches and refreshes credentials for every registry the engine talks to. Which
+/// credential a request uses is decided per destination (host and repository), see
+/// [`Authenticator::with_route`].
 pub struct Authenticator {
     docker: DockerConfig,
     ecr: Option<Arc<dyn EcrTokenSource>>,
-    extra: HashMap<String, Credential>,
-    hosts: Mutex<HashMap<String, HostState>>,
+    routes: Routes,
+    hosts: Mutex<HashMap<Key, HostState>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -101,7 +111,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("docker", &self.docker)
             .field("ecr", &self.ecr.is_some())
-            .field("extra_hosts", &self.extra.keys().collect::<Vec<_>>())
+            .field("routed_hosts", &self.routes.hosts())
             .finish()
     }
 }
@@ -112,7 +122,7 @@ impl Authenticator {
         Authenticator {
             docker,
             ecr,
-            extra: HashMap::new(),
+            routes: Routes::default(),
             hosts: Mutex::default(),
         }
     }
@@ -122,21 +132,41 @@ impl Authenticator {
         Authenticator::new(DockerConfig::default(), None)
     }
 
-    /// Add explicit credentials for a host (for example from AWS Secrets Manager); they
-    /// win over the Docker config.
-    pub fn with_credential(mut self, host: &str, credential: Credential) -> Authenticator {
-        self.extra.insert(host.to_string(), credential);
+    /// Add explicit credentials for every repository of a host; they win over the Docker
+    /// config.
+    pub fn with_credential(self, host: &str, credential: Credential) -> Authenticator {
+        self.with_route(host, None, CredentialSource::Static(credential))
+    }
+
+    /// Use `source` for the repositories of `host` that `repositories` renders (`None`:
+    /// all of them): one destination's secret or role. Routes with a template are tried
+    /// first, in the order added, then those for the whole host.
+    pub fn with_route(
+        mut self,
+        host: &str,
+        repositories: Option<&RepositoryTemplate>,
+        source: CredentialSource,
+    ) -> Authenticator {
+        self.routes.add(host, repositories, source);
         self
+    }
+
+    fn key(&self, host: &str, scope: &str) -> Key {
+        (
+            host.to_string(),
+            self.routes.find(host, scope_repository(scope)),
+        )
     }
 
     /// The `Authorization` header to send up front for `host` and `scope`, if one is
     /// known to be wanted. Basic credentials are sent pre-emptively when the host has any
     /// (ECR and htpasswd registries), which saves the 401 round trip.
     pub async fn header(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
+        let key = self.key(host, scope);
         let scheme = {
             let hosts = self.hosts.lock().await;
             hosts
-                .get(host)
+                .get(&key)
                 .map(|h| h.scheme.clone())
                 .unwrap_or_default()
         };
@@ -145,13 +175,13 @@ impl Authenticator {
             Scheme::Bearer => {
                 let hosts = self.hosts.lock().await;
                 Ok(hosts
-                    .get(host)
+                    .get(&key)
                     .and_then(|h| h.tokens.get(scope))
                     .filter(|(_, until)| *until > Instant::now())
                     .map(|(t, _)| Secret::new(format!("Bearer {}", t.expose()))))
             }
             Scheme::Unknown | Scheme::Basic => {
-                let cred = self.credential(host, false).await?;
+                let cred = self.credential(&key, false).await?;
                 Ok(cred.and_then(|c| c.basic_header()))
             }
         }
@@ -169,14 +199,15 @@ impl Authenticator {
         scope: &str,
         www_authenticate: Option<&str>,
     ) -> Result<Option<Secret>, Error> {
+        let key = self.key(host, scope);
         let challenge = www_authenticate
             .and_then(Challenge::parse)
             .unwrap_or(Challenge::Basic);
         match challenge {
             Challenge::Basic => {
-                self.set_scheme(host, Scheme::Basic).await;
+                self.set_scheme(&key, Scheme::Basic).await;
                 // A cached ECR token may have expired early or been revoked: mint a new one.
-                let cred = self.credential(host, true).await?;
+                let cred = self.credential(&key, true).await?;
                 Ok(cred.and_then(|c| c.basic_header()))
             }
             Challenge::Bearer {
@@ -184,13 +215,13 @@ impl Authenticator {
                 service,
                 scope: asked,
             } => {
-                self.set_scheme(host, Scheme::Bearer).await;
+                self.set_scheme(&key, Scheme::Bearer).await;
                 let scope_param = if scope.is_empty() {
                     asked.unwrap_or_default()
                 } else {
                     scope.to_string()
                 };
-                let cred = self.credential(host, false).await?;
+                let cred = self.credential(&key, false).await?;
                 let (token, ttl) = token::fetch_bearer(
                     http,
                     host,
@@ -203,7 +234,7 @@ impl Authenticator {
                 .await?;
                 let header = Secret::new(format!("Bearer {}", token.expose()));
                 let mut hosts = self.hosts.lock().await;
-                let st = hosts.entry(host.to_string()).or_default();
+                let st = hosts.entry(key).or_default();
                 // Keep a margin so a token does not expire in flight (`ttl` is at most
                 // MAX_TOKEN_TTL, so this cannot overflow).
                 let now = Instant::now();
@@ -219,36 +250,44 @@ impl Authenticator {
         }
     }
 
-    /// Remember that a host answered without asking for credentials.
-    pub async fn mark_anonymous(&self, host: &str) {
+    /// Remember that a host answered a request for `scope` without asking for credentials.
+    pub async fn mark_anonymous(&self, host: &str, scope: &str) {
+        let key = self.key(host, scope);
         let mut hosts = self.hosts.lock().await;
-        let st = hosts.entry(host.to_string()).or_default();
+        let st = hosts.entry(key).or_default();
         if matches!(st.scheme, Scheme::Unknown) && st.credential.is_none() {
             st.scheme = Scheme::Anonymous;
         }
     }
 
-    async fn set_scheme(&self, host: &str, scheme: Scheme) {
+    async fn set_scheme(&self, key: &Key, scheme: Scheme) {
         let mut hosts = self.hosts.lock().await;
-        hosts.entry(host.to_string()).or_default().scheme = scheme;
+        hosts.entry(key.clone()).or_default().scheme = scheme;
     }
 
-    /// Credentials for a host: explicit, ECR token (cached until shortly before expiry),
-    /// or Docker config. `refresh` forces a new ECR token.
-    async fn credential(&self, host: &str, refresh: bool) -> Result<Option<Credential>, Error> {
+    /// Credentials for a host and route: the route's secret, an ECR token (with the
+    /// route's role, cached until shortly before expiry), or the Docker config. `refresh`
+    /// forces a new ECR token.
+    async fn credential(&self, key: &Key, refresh: bool) -> Result<Option<Credential>, Error> {
         {
             let hosts = self.hosts.lock().await;
-            if let Some((c, until)) = hosts.get(host).and_then(|h| h.credential.as_ref()) {
+            if let Some((c, until)) = hosts.get(key).and_then(|h| h.credential.as_ref()) {
                 let fresh = until.is_none_or(|u| u > Instant::now());
                 if fresh && !(refresh && until.is_some()) {
                     return Ok(Some(c.clone()));
                 }
             }
         }
-        let (cred, until) = if let Some(c) = self.extra.get(host) {
+        let (host, route) = key;
+        let source = route.map(|i| &self.routes.get(i).source);
+        let role = match source {
+            Some(CredentialSource::Role(role)) => Some(role),
+            _ => None,
+        };
+        let (cred, until) = if let Some(CredentialSource::Static(c)) = source {
             (Some(c.clone()), None)
         } else if let (Some(ecr), Some(reg)) = (&self.ecr, EcrRegistry::from_host(host)) {
-            let token = ecr.token(&reg).await?;
+            let token = ecr.token(&reg, role).await?;
             // A token that claims to be (nearly) expired on arrival — clock skew, or a mock
             // — is still used for a short while: a 401 refreshes it anyway.
             let left = token
@@ -267,7 +306,7 @@ impl Authenticator {
         };
         if let Some(c) = &cred {
             let mut hosts = self.hosts.lock().await;
-            hosts.entry(host.to_string()).or_default().credential = Some((c.clone(), until));
+            hosts.entry(key.clone()).or_default().credential = Some((c.clone(), until));
         }
         Ok(cred)
     }
@@ -283,7 +322,11 @@ mod tests {
 
     #[async_trait]
     impl EcrTokenSource for CountingTokens {
-        async fn token(&self, registry: &EcrRegistry) -> Result<EcrToken, Error> {
+        async fn token(
+            &self,
+            registry: &EcrRegistry,
+            _role: Option<&crate::aws::AssumeRole>,
+        ) -> Result<EcrToken, Error> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             Ok(EcrToken {
                 username: "AWS".into(),
@@ -337,7 +380,7 @@ mod tests {
                 .expect("ok")
                 .is_none()
         );
-        auth.mark_anonymous("127.0.0.1:5000").await;
+        auth.mark_anonymous("127.0.0.1:5000", "").await;
         assert!(
             auth.header("127.0.0.1:5000", "")
                 .await
@@ -351,5 +394,94 @@ mod tests {
         let auth = Authenticator::anonymous().with_credential("h.io", Credential::basic("u", "p"));
         let h = auth.header("h.io", "").await.expect("ok").expect("header");
         assert_eq!(h.expose(), "Basic dTpw");
+    }
+
+    /// Records the role of every token it mints.
+    #[derive(Default)]
+    struct RoleTokens(std::sync::Mutex<Vec<Option<String>>>);
+
+    #[async_trait]
+    impl EcrTokenSource for RoleTokens {
+        async fn token(
+            &self,
+            _registry: &EcrRegistry,
+            role: Option<&crate::aws::AssumeRole>,
+        ) -> Result<EcrToken, Error> {
+            let arn = role.map(|r| r.role_arn.clone());
+            self.0.lock().unwrap().push(arn.clone());
+            Ok(EcrToken {
+                username: "AWS".into(),
+                password: Secret::new(format!("token-of-{}", arn.unwrap_or_default())),
+                expires_at: SystemTime::now() + Duration::from_secs(12 * 3600),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn two_destinations_on_one_host_each_use_their_own_credential() {
+        let t = |s: &str| RepositoryTemplate::parse(s).unwrap();
+        let secret = |u: &str| CredentialSource::Static(Credential::basic(u, "p"));
+        let auth = Authenticator::anonymous()
+            .with_route("h.io", Some(&t("a/{repository}")), secret("alice"))
+            .with_route("h.io", Some(&t("b/{repository}")), secret("bob"));
+        let user = |h: Option<Secret>| {
+            let b64 = h
+                .expect("header")
+                .expose()
+                .trim_start_matches("Basic ")
+                .to_string();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
+            String::from_utf8(raw).unwrap()
+        };
+        let a = auth
+            .header("h.io", "repository:a/app:pull,push")
+            .await
+            .unwrap();
+        let b = auth
+            .header("h.io", "repository:b/app:pull,push")
+            .await
+            .unwrap();
+        assert_eq!(user(a), "alice:p");
+        assert_eq!(
+            user(b),
+            "bob:p",
+            "the second destination is not overwritten"
+        );
+        assert!(
+            auth.header("h.io", "repository:c/app:pull")
+                .await
+                .unwrap()
+                .is_none(),
+            "a repository no destination renders gets neither"
+        );
+
+        let tokens = Arc::new(RoleTokens::default());
+        let role = |name: &str| {
+            CredentialSource::Role(crate::aws::AssumeRole {
+                role_arn: format!("arn:aws:iam::123456789012:role/{name}"),
+                external_id: None,
+            })
+        };
+        let auth = Authenticator::new(DockerConfig::default(), Some(tokens.clone()))
+            .with_route(ECR, Some(&t("a/{repository}")), role("writer-a"))
+            .with_route(ECR, Some(&t("b/{repository}")), role("writer-b"));
+        let ha = auth.header(ECR, "repository:a/x:pull,push").await.unwrap();
+        let hb = auth.header(ECR, "repository:b/x:pull,push").await.unwrap();
+        let hs = auth.header(ECR, "repository:src:pull").await.unwrap();
+        assert_ne!(ha, hb);
+        assert_ne!(ha, hs);
+        let mut minted = tokens.0.lock().unwrap().clone();
+        minted.sort();
+        assert_eq!(
+            minted,
+            [
+                None,
+                Some("arn:aws:iam::123456789012:role/writer-a".to_string()),
+                Some("arn:aws:iam::123456789012:role/writer-b".to_string()),
+            ],
+            "one token per role, and the source read with the process's own identity"
+        );
     }
 }

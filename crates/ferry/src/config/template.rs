@@ -153,6 +153,23 @@ impl RepositoryTemplate {
         (pieces.join(y) == name).then(|| y.to_string())
     }
 
+    /// An anchored regular expression of every name the template can render: `{repository}`
+    /// any repository, unbound `{registryId}` an account ID and `{region}` a region (bound
+    /// from each image's registry at run time).
+    pub fn name_pattern(&self) -> String {
+        let mut p = String::from("^");
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => p.push_str(&regex::escape(text)),
+                Part::Repository => p.push_str(".+"),
+                Part::RegistryId => p.push_str("[0-9]{12}"),
+                Part::Region => p.push_str("[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}"),
+            }
+        }
+        p.push('$');
+        p
+    }
+
     /// Whether some source repository renders as `name`.
     pub fn renders(&self, name: &str) -> bool {
         if self.uses_repository() {
@@ -250,6 +267,19 @@ mod tests {
         assert!(!t("fixed").renders("other"));
         assert_eq!(t("dr/{repository}").source_of("dr/"), None);
         assert!(!t("dr/{repository}").renders("prod/a"));
+        let unbound = Regex::new(&t("m/{region}/{repository}").name_pattern()).unwrap();
+        assert!(unbound.is_match("m/eu-west-1/team/api"));
+        assert!(!unbound.is_match("m/team/api"));
+        assert!(
+            Regex::new(&t("a.b/{repository}").name_pattern())
+                .unwrap()
+                .is_match("a.b/x")
+        );
+        assert!(
+            !Regex::new(&t("a.b/{repository}").name_pattern())
+                .unwrap()
+                .is_match("aXb/x")
+        );
     }
 
     #[test]

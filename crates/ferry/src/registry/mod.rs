@@ -257,7 +257,7 @@ impl RegistryClient {
             } else if status.is_success() {
                 limit.success();
                 if header.is_none() {
-                    self.inner.auth.mark_anonymous(host).await;
+                    self.inner.auth.mark_anonymous(host, &scope).await;
                 }
             }
             return Ok(resp);
