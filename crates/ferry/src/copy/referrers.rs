@@ -23,7 +23,7 @@ impl Copier {
         match job.client.referrers_api(&job.src, &subject.digest).await? {
             Some(found) => {
                 for d in &found {
-                    self.copy_referrer(job, d).await?;
+                    self.copy_referrer(job, d, 1).await?;
                 }
                 if !found.is_empty()
                     && job
@@ -39,28 +39,32 @@ impl Copier {
                 }
             }
             None => {
-                if let Some(index) = job.client.get_manifest_opt(&job.src, &fallback_tag).await? {
-                    if let Ok(Parsed::Index { manifests, .. }) = manifest::parse(&index.bytes) {
+                // The fallback index stays held at depth 1 while its referrers are
+                // copied at depth 2.
+                if let Some(index) = self.fetch_unsized(job, &job.src, &fallback_tag, 1).await? {
+                    if let Ok(Parsed::Index { manifests, .. }) = manifest::parse(&index.raw.bytes) {
                         for d in &manifests {
-                            self.copy_referrer(job, d).await?;
+                            self.copy_referrer(job, d, 2).await?;
                         }
                     }
-                    self.put_tag_if_needed(job, &fallback_tag, &index).await?;
+                    self.put_tag_if_needed(job, &fallback_tag, &index.raw)
+                        .await?;
                 }
             }
         }
         for suffix in COSIGN_SUFFIXES {
             let tag = format!("{fallback_tag}.{suffix}");
-            if let Some(m) = job.client.get_manifest_opt(&job.src, &tag).await? {
+            if let Some(m) = self.fetch_unsized(job, &job.src, &tag, 1).await? {
                 Tally::add(&job.tally.referrers, 1);
-                self.copy_manifest(job, m.clone(), 1, true).await?;
-                self.put_tag_if_needed(job, &tag, &m).await?;
+                self.copy_manifest(job, &m, 1, true).await?;
+                self.put_tag_if_needed(job, &tag, &m.raw).await?;
             }
         }
         Ok(())
     }
 
-    async fn copy_referrer(&self, job: &Job, d: &Descriptor) -> Result<(), Error> {
+    /// Copy one referrer, fetched at `depth` of the manifest budget.
+    async fn copy_referrer(&self, job: &Job, d: &Descriptor, depth: usize) -> Result<(), Error> {
         Tally::add(&job.tally.referrers, 1);
         if job
             .client
@@ -71,8 +75,8 @@ impl Copier {
             Tally::add(&job.tally.manifests_skipped, 1);
             return Ok(());
         }
-        let m = job.client.get_manifest(&job.src, d.digest.as_str()).await?;
-        self.copy_manifest(job, m, 1, false).await
+        let m = self.fetch_child(job, d, depth).await?;
+        self.copy_manifest(job, &m, depth, false).await
     }
 
     async fn put_tag_if_needed(&self, job: &Job, tag: &str, m: &RawManifest) -> Result<(), Error> {
@@ -91,8 +95,8 @@ impl Copier {
         tag: &str,
         found: &[Descriptor],
     ) -> Result<(), Error> {
-        let mut all: Vec<Descriptor> = match job.client.get_manifest_opt(&job.dst, tag).await? {
-            Some(existing) => match manifest::parse(&existing.bytes) {
+        let mut all: Vec<Descriptor> = match self.fetch_unsized(job, &job.dst, tag, 1).await? {
+            Some(existing) => match manifest::parse(&existing.raw.bytes) {
                 Ok(Parsed::Index { manifests, .. }) => manifests,
                 _ => Vec::new(),
             },
