@@ -19,7 +19,10 @@
 //!   `AWS:<token>` only and 401 for an expired token ([`Proxy::expire_token`]), 307 blob
 //!   redirects to an object store that refuses `Authorization`, PATCH answered 201 with
 //!   later chunks dropped, manifest PUTs throttled with 429 `TOOMANYREQUESTS`, immutable
-//!   tags (400 `TAG_INVALID`), and 405 `UNSUPPORTED` manifest DELETEs.
+//!   tags (400 `TAG_INVALID`), and 405 `UNSUPPORTED` manifest DELETEs;
+//! - play a registry that tries to exhaust its client ([`Proxy::set_limits_mode`],
+//!   [`LimitsMode`]): self-linking and endless pagination, malformed `Link` headers, huge
+//!   listing bodies, slow-loris bodies, no mount support, held-back manifest GETs.
 //!
 //! Every request is recorded with its *attempt key* (method and path, upload session ids
 //! taken out: [`chaos::attempt_key`]) so tests can bound the attempts per request.
@@ -31,6 +34,7 @@ pub mod chaos;
 mod conn;
 mod ecr_mode;
 mod forward;
+pub mod limits;
 mod objstore;
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +44,7 @@ use std::time::{Duration, Instant};
 
 pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
+pub use limits::{LimitsMode, Listing, ListingRule, SlowBody, Throttle};
 
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -184,6 +189,7 @@ struct Shared {
     /// Random faults injected so far (for [`FaultPlan::max_faults`]).
     random_faults: AtomicU64,
     ecr_state: Mutex<ecr_mode::EcrState>,
+    limits: limits::LimitsState,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -331,6 +337,7 @@ impl Proxy {
             attempts: Mutex::new(HashMap::new()),
             random_faults: AtomicU64::new(0),
             ecr_state: Mutex::new(ecr_mode::EcrState::default()),
+            limits: limits::LimitsState::default(),
         });
         let proxy_app = forward::router(shared.clone());
         let store_app = objstore::router(shared.clone());
