@@ -210,7 +210,7 @@ impl Pair {
     }
 
     /// Copies the image from the proxy to the destination (no referrers).
-    fn copy(&self, options: ClientOptions, copy: CopyOptions) -> Result<CopyReport, Error> {
+    fn copy(&self, options: ClientOptions, copy: CopyOptions) -> Result<CopyReport, Box<Error>> {
         let copier = Copier::new(
             client(options),
             CopyOptions {
@@ -220,7 +220,7 @@ impl Pair {
         );
         let from = Reference::parse(&self.fixture.reference_at(&self.proxy.host())).expect("src");
         let to = Reference::parse(&self.dst.reference("team/api", "v1")).expect("dst");
-        within("copy", copier.copy(&from, &to))
+        within("copy", copier.copy(&from, &to)).map_err(Box::new)
     }
 }
 

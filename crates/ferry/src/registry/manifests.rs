@@ -299,8 +299,9 @@ impl RegistryClient {
         Ok(resp.status().as_u16() != 404)
     }
 
-    /// List every tag of a repository, following `Link` pagination (bounded, see
-    /// [`RegistryClient::paginate`]). A missing repository has no tags.
+    /// List every tag of a repository, following `Link` pagination: at most
+    /// [`super::MAX_LISTING_PAGES`] pages of [`super::MAX_LISTING_PAGE_BYTES`], each link
+    /// checked by [`super::next_page`]. A missing repository has no tags.
     pub async fn list_tags(&self, repo: &Repo) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         struct TagList {
