@@ -99,3 +99,42 @@ impl Copier {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn each_depth_has_its_own_share_and_a_full_depth_blocks_only_itself() {
+        let budget = ManifestBudget::new(5 * MAX_MANIFEST_BYTES);
+        let full = budget
+            .reserve(1, MAX_MANIFEST_BYTES)
+            .await
+            .expect("depth 1");
+        // Depth 1 is full: one more byte there waits...
+        let waiting =
+            tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(1, 1)).await;
+        assert!(waiting.is_err(), "depth 1 has no room left");
+        // ...while its children at depth 2 still get theirs: no parent/child deadlock.
+        let child = budget
+            .reserve(2, MAX_MANIFEST_BYTES)
+            .await
+            .expect("depth 2");
+        assert_eq!(child.num_permits(), MAX_MANIFEST_BYTES as usize);
+        drop(full);
+        let again = budget.reserve(1, 1).await.expect("room again");
+        assert_eq!(again.num_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_tiny_budget_still_admits_one_largest_manifest_per_depth() {
+        let budget = ManifestBudget::new(1);
+        assert_eq!(budget.per_level, MAX_MANIFEST_BYTES);
+        let p = budget
+            .reserve(MAX_DEPTH + 3, u64::MAX)
+            .await
+            .expect("clamped");
+        assert_eq!(p.num_permits(), MAX_MANIFEST_BYTES as usize);
+        assert_eq!(budget.reserve(0, 0).await.expect("zero").num_permits(), 1);
+    }
+}
