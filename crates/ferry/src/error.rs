@@ -197,6 +197,34 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+
+    /// A response body was larger than Ferry reads for that kind of document (a listing
+    /// page, a referrers index, a whole listing). Permanent: the same request gets the
+    /// same body.
+    #[error(
+        "{what} from {registry} is over the {limit} byte limit; Ferry does not read unbounded bodies"
+    )]
+    ResponseTooLarge {
+        /// Registry host.
+        registry: String,
+        /// What was read (`GET /v2/team/api/tags/list`).
+        what: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+
+    /// A listing's `Link` pagination could not be followed: a malformed header, a link
+    /// to another origin or repository, a page already read, or more pages than Ferry
+    /// follows. Permanent: the listing is not used rather than used truncated.
+    #[error("pagination of {url} at {registry} stopped: {reason}")]
+    Pagination {
+        /// Registry host.
+        registry: String,
+        /// The listing's path (`/v2/team/api/tags/list`).
+        url: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -218,7 +246,9 @@ impl Error {
             | Error::Unsupported(_)
             | Error::Config(_)
             | Error::Io { .. }
-            | Error::Refused { .. } => false,
+            | Error::Refused { .. }
+            | Error::ResponseTooLarge { .. }
+            | Error::Pagination { .. } => false,
         }
     }
 
@@ -240,6 +270,8 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Deadline(_) => "deadline",
             Error::Refused { .. } => "refused",
+            Error::ResponseTooLarge { .. } => "response-too-large",
+            Error::Pagination { .. } => "bad-pagination",
         }
     }
 

@@ -1,6 +1,6 @@
 //! Bad input, in CI: property tests over the parsers that the inline proptests do not
 //! cover (auth challenges, Docker config, endpoint maps, references built from the whole
-//! grammar), and the limits Ferry enforces with clear errors (manifest size, index
+//! grammar, listing `Link` headers), and the limits Ferry enforces with clear errors (manifest size, index
 //! children and layers, tag length, repository grammar, request timeouts).
 //!
 //! The `cargo fuzz` targets in `fuzz/` run the same parsers for longer, outside CI.
@@ -14,13 +14,62 @@ use ferry::auth::{Authenticator, Challenge, Credential, DockerConfig};
 use ferry::digest::Digest;
 use ferry::manifest::{self, MAX_MANIFEST_BYTES, MAX_REFERENCES};
 use ferry::reference::{MAX_REPOSITORY_LEN, MAX_TAG_LEN, validate_repository, validate_tag};
-use ferry::registry::{ClientOptions, Endpoints, RegistryClient, Repo};
+use ferry::registry::{ClientOptions, Endpoints, RegistryClient, Repo, next_page};
 use ferry::{Error, Reference};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------
 // Never panics
 // ---------------------------------------------------------------------------------------
+
+/// `Link` header values near what registries send, with hostile variations and junk.
+fn link_like() -> impl Strategy<Value = Vec<u8>> {
+    let target = prop_oneof![
+        Just("/v2/team/api/tags/list?n=1000&last=v9".to_string()),
+        Just("?last=z".to_string()),
+        Just("https://r.example/v2/team/api/tags/list?last=a#f".to_string()),
+        Just("http://r.example/v2/team/api/tags/list".to_string()),
+        Just("//evil.example/v2/team/api/tags/list".to_string()),
+        Just("https://u:p@r.example/v2/team/api/tags/list".to_string()),
+        Just("/v2/team/api/tags/list/../../../other/manifests/v1".to_string()),
+        Just("/v2/team/api/%2e%2e/%2e%2e/x/tags/list".to_string()),
+        "[ -~]{0,40}",
+    ];
+    let value = (
+        "[ <]{0,2}",
+        target,
+        "[> ]{0,2}",
+        prop::collection::vec(
+            "(; ?rel=\"?(next|prev|next last|NEXT)\"?|;|; [a-z]{1,4}=[^,]{0,6})",
+            0..3,
+        ),
+    )
+        .prop_map(|(open, t, close, params)| format!("{open}{t}{close}{}", params.concat()));
+    prop_oneof![
+        prop::collection::vec(value, 0..3).prop_map(|v| v.join(", ").into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..80),
+    ]
+}
+
+proptest! {
+    /// Same invariant as the `link` fuzz target: no panic, and a next page is on the
+    /// page's origin and path (only the query changes), without credentials or fragment.
+    #[test]
+    fn link_headers_never_leave_the_listing(values in prop::collection::vec(link_like(), 0..3)) {
+        let page = url::Url::parse("https://r.example/v2/team/api/tags/list?n=1000").expect("url");
+        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        match next_page(&refs, &page) {
+            Ok(None) => prop_assert!(refs.is_empty()),
+            Ok(Some(next)) => {
+                prop_assert_eq!(next.origin(), page.origin());
+                prop_assert_eq!(next.path(), page.path());
+                prop_assert!(next.username().is_empty() && next.password().is_none());
+                prop_assert!(next.fragment().is_none());
+            }
+            Err(reason) => prop_assert!(!reason.is_empty()),
+        }
+    }
+}
 
 /// Strings near what a registry sends in `WWW-Authenticate`, and junk.
 fn challenge_like() -> impl Strategy<Value = String> {

@@ -95,6 +95,14 @@ async fn handle(
         return canned.response();
     }
 
+    match super::limits::apply(&shared, &mut record, request).await {
+        Flow::Answer(response) => {
+            shared.record(record);
+            return response;
+        }
+        Flow::Continue(r) => request = r,
+    }
+
     if let Some(rule) = shared.take_inject(&method, kind) {
         record.status = rule.status;
         record.fault = Some("inject");

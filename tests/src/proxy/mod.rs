@@ -23,6 +23,9 @@
 //! - play a hostile registry ([`Proxy::set_hostile`], [`HostileMode`]): upload `Location`s
 //!   on a foreign origin, blob redirects to any URL, Bearer challenges with hostile realms
 //!   and token answers.
+//! - play a registry that tries to exhaust its client ([`Proxy::set_limits_mode`],
+//!   [`LimitsMode`]): self-linking and endless pagination, malformed `Link` headers, huge
+//!   listing bodies, slow-loris bodies, no mount support, held-back manifest GETs.
 //!
 //! Every request is recorded with its *attempt key* (method and path, upload session ids
 //! taken out: [`chaos::attempt_key`]) so tests can bound the attempts per request.
@@ -36,6 +39,7 @@ mod conn;
 mod ecr_mode;
 mod forward;
 mod hostile;
+pub mod limits;
 mod objstore;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +51,7 @@ pub use canned::Canned;
 pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
 pub use hostile::{BearerMode, ForeignRequest, HostileMode, TokenReply};
+pub use limits::{LimitsMode, Listing, ListingRule, SlowBody, Throttle};
 
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -193,6 +198,7 @@ struct Shared {
     random_faults: AtomicU64,
     ecr_state: Mutex<ecr_mode::EcrState>,
     hostile: Mutex<hostile::HostileState>,
+    limits: limits::LimitsState,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -359,6 +365,7 @@ impl Proxy {
             random_faults: AtomicU64::new(0),
             ecr_state: Mutex::new(ecr_mode::EcrState::default()),
             hostile: Mutex::default(),
+            limits: limits::LimitsState::default(),
         });
         let proxy_app = forward::router(shared.clone());
         let store_app = objstore::router(shared.clone());

@@ -200,12 +200,12 @@ impl Copier {
                     Some(l) => l,
                     None => job.client.start_upload(&job.dst).await?,
                 };
-                let resp = job.client.get_blob(&job.src, &d.digest, 0).await?;
+                let resp = job.client.get_blob(&job.src, &d.digest, 0, d.size).await?;
                 let first = body_stream(resp, &job.src.registry);
                 let failure = FailureSlot::default();
                 let body = verify::verified(
                     first,
-                    reopen(job.client.clone(), job.src.clone(), d.digest.clone()),
+                    reopen(job.client.clone(), job.src.clone(), d.clone()),
                     self.options.max_resumes,
                     Expect {
                         digest: d.digest.clone(),
@@ -255,15 +255,18 @@ fn body_stream(resp: reqwest::Response, registry: &str) -> ByteStream {
 }
 
 /// Re-open the source blob from an offset with `Range`; `None` when the source answers
-/// with the whole body (no range support), which means starting over.
-fn reopen(client: RegistryClient, src: Repo, digest: crate::digest::Digest) -> Reopen {
+/// with the whole body (no range support), which means starting over. This runs inside
+/// the upload PUT, which holds a slot of the destination's host limit: the resume takes
+/// none ([`RegistryClient::resume_blob`]), or with source and destination on one
+/// registry limited to 1 it would wait for its own PUT forever.
+fn reopen(client: RegistryClient, src: Repo, blob: Descriptor) -> Reopen {
     let client = Arc::new(client);
     Box::new(move |offset| {
         let client = client.clone();
         let src = src.clone();
-        let digest = digest.clone();
+        let (digest, size) = (blob.digest.clone(), blob.size);
         async move {
-            let resp = client.get_blob(&src, &digest, offset).await?;
+            let resp = client.resume_blob(&src, &digest, offset, size).await?;
             if resp.status().as_u16() != 206 || !range_starts_at(&resp, offset) {
                 return Ok(None);
             }

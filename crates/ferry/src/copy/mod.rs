@@ -3,6 +3,7 @@
 //! at an incomplete image.
 
 mod blobs;
+mod budget;
 mod referrers;
 pub mod verify;
 
@@ -18,11 +19,12 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{self, Parsed};
 use crate::reference::Reference;
-use crate::registry::{RawManifest, RegistryClient, Repo, Stats};
+use crate::registry::{RegistryClient, Repo, Stats};
 use crate::report::{CopyReport, CopyStatus, RequestCounts, Tally};
 
-/// How deep manifests may nest (index → manifest is 2; referrer indexes add one).
-const MAX_DEPTH: usize = 4;
+/// How deep manifests may nest below the root (index → manifest is depth 1; referrer
+/// indexes add one): deeper is an error in copies and plans alike.
+pub(crate) const MAX_DEPTH: usize = 4;
 
 /// Copy tuning.
 #[derive(Clone, Debug)]
@@ -42,7 +44,13 @@ pub struct CopyOptions {
     /// since it was copied (a few more source requests). Off: the warm path costs two
     /// requests.
     pub recheck_referrers: bool,
+    /// Bytes of manifests held at once across every copy sharing the [`Copier`] (the
+    /// graph walk fetches children concurrently). Default [`MANIFEST_BUDGET`].
+    pub manifest_budget: u64,
 }
+
+/// Default [`CopyOptions::manifest_budget`]: 64 MiB.
+pub const MANIFEST_BUDGET: u64 = 64 * 1024 * 1024;
 
 impl Default for CopyOptions {
     fn default() -> Self {
@@ -53,6 +61,7 @@ impl Default for CopyOptions {
             max_resumes: 3,
             deadline: None,
             recheck_referrers: false,
+            manifest_budget: MANIFEST_BUDGET,
         }
     }
 }
@@ -79,6 +88,7 @@ pub struct Copier {
     options: CopyOptions,
     slots: Arc<Semaphore>,
     index: Arc<BlobIndex>,
+    budget: Arc<budget::ManifestBudget>,
 }
 
 impl std::fmt::Debug for Copier {
@@ -103,11 +113,13 @@ impl Copier {
     /// A copier over a client.
     pub fn new(client: RegistryClient, options: CopyOptions) -> Copier {
         let slots = Arc::new(Semaphore::new(options.blob_concurrency.max(1)));
+        let budget = Arc::new(budget::ManifestBudget::new(options.manifest_budget));
         Copier {
             client,
             options,
             slots,
             index: Arc::default(),
+            budget,
         }
     }
 
@@ -121,14 +133,16 @@ impl Copier {
         &self.options
     }
 
-    /// A copier sharing this one's blob index and slots, with other options (for example
-    /// a per-invocation deadline or referrers off).
+    /// A copier sharing this one's blob index, slots and manifest budget, with other
+    /// options (for example a per-invocation deadline or referrers off; the shared budget
+    /// keeps its size).
     pub fn with_options(&self, options: CopyOptions) -> Copier {
         Copier {
             client: self.client.clone(),
             options,
             slots: self.slots.clone(),
             index: self.index.clone(),
+            budget: self.budget.clone(),
         }
     }
 
@@ -189,8 +203,8 @@ impl Copier {
         if at_dst.as_ref().map(|h| &h.digest) == Some(&digest) {
             let mut status = CopyStatus::Skipped;
             if self.options.referrers && self.options.recheck_referrers {
-                let root = job.client.get_manifest(&job.src, digest.as_str()).await?;
-                self.copy_referrers(&job, &root).await?;
+                let root = self.fetch_root(&job, &digest).await?;
+                self.copy_referrers(&job, &root.raw).await?;
                 if job.tally.manifests().copied > 0 {
                     status = CopyStatus::Copied;
                 }
@@ -199,20 +213,30 @@ impl Copier {
         }
 
         // 3. Content, children first, the root by digest.
-        let root = job.client.get_manifest(&job.src, digest.as_str()).await?;
-        self.copy_manifest(&job, root.clone(), 0, tag.is_some())
-            .await?;
+        let root = self.fetch_root(&job, &digest).await?;
+        self.copy_manifest(&job, &root, 0, tag.is_some()).await?;
 
         // 4. Referrers, before the tag.
         if self.options.referrers {
-            self.copy_referrers(&job, &root).await?;
+            self.copy_referrers(&job, &root.raw).await?;
         }
 
         // 5. The tag, last.
         if let Some(t) = &tag {
-            job.client.put_manifest(&job.dst, t, &root).await?;
+            job.client.put_manifest(&job.dst, t, &root.raw).await?;
         }
         Ok(self.report(&job, src, dst, digest, tag, CopyStatus::Copied, started))
+    }
+
+    /// The root manifest by digest, held in the budget at depth 0.
+    async fn fetch_root(&self, job: &Job, digest: &Digest) -> Result<budget::Held, Error> {
+        self.fetch_unsized(job, &job.src, digest.as_str(), 0)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                registry: job.src.registry.clone(),
+                repository: job.src.repository.clone(),
+                what: format!("manifest {digest}"),
+            })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,15 +268,18 @@ impl Copier {
         }
     }
 
-    /// Copy a manifest's content and then the manifest itself, by digest. `known_absent`
-    /// skips the HEAD when the caller just learnt the destination lacks it.
+    /// Copy a manifest's content and then the manifest itself, by digest. `check_first`
+    /// HEADs the destination first and stops there when it holds the manifest. `m` stays
+    /// held in the manifest budget until its walk is done; its children are fetched at
+    /// `depth + 1`, never deeper than [`MAX_DEPTH`].
     pub(crate) async fn copy_manifest(
         &self,
         job: &Job,
-        m: RawManifest,
+        held: &budget::Held,
         depth: usize,
         check_first: bool,
     ) -> Result<(), Error> {
+        let m = &held.raw;
         if depth > MAX_DEPTH {
             return Err(Error::InvalidManifest {
                 registry: job.src.registry.clone(),
@@ -290,11 +317,16 @@ impl Copier {
                             Tally::add(&job.tally.manifests_skipped, 1);
                             return Ok(());
                         }
-                        let raw = job
-                            .client
-                            .get_manifest(&job.src, child.digest.as_str())
-                            .await?;
-                        Box::pin(self.copy_manifest(job, raw, depth + 1, false)).await
+                        if depth + 1 > MAX_DEPTH {
+                            return Err(Error::InvalidManifest {
+                                registry: job.src.registry.clone(),
+                                repository: job.src.repository.clone(),
+                                reference: m.digest.to_string(),
+                                reason: format!("manifests nest deeper than {MAX_DEPTH}"),
+                            });
+                        }
+                        let raw = self.fetch_child(job, &child, depth + 1).await?;
+                        Box::pin(self.copy_manifest(job, &raw, depth + 1, false)).await
                     })
                     .buffer_unordered(self.options.manifest_concurrency.max(1))
                     .try_collect::<Vec<()>>()
@@ -321,7 +353,7 @@ impl Copier {
             }
         }
         job.client
-            .put_manifest(&job.dst, m.digest.as_str(), &m)
+            .put_manifest(&job.dst, m.digest.as_str(), m)
             .await?;
         Tally::add(&job.tally.manifests_copied, 1);
         Ok(())

@@ -24,7 +24,7 @@ impl Copier {
             Some(listed) => {
                 let mut found = Vec::with_capacity(listed.len());
                 for d in listed {
-                    if self.copy_referrer(job, &subject.digest, &d).await? {
+                    if self.copy_referrer(job, &subject.digest, &d, 1).await? {
                         found.push(d);
                     }
                 }
@@ -42,20 +42,23 @@ impl Copier {
                 }
             }
             None => {
-                if let Some(index) = job.client.get_manifest_opt(&job.src, &fallback_tag).await? {
-                    let listed = match manifest::parse(&index.bytes) {
+                // The fallback index stays held at depth 1 while its referrers are
+                // copied at depth 2.
+                if let Some(index) = self.fetch_unsized(job, &job.src, &fallback_tag, 1).await? {
+                    let listed = match manifest::parse(&index.raw.bytes) {
                         Ok(Parsed::Index { manifests, .. }) => manifests,
                         _ => Vec::new(),
                     };
                     let mut found = Vec::with_capacity(listed.len());
                     for d in &listed {
-                        if self.copy_referrer(job, &subject.digest, d).await? {
+                        if self.copy_referrer(job, &subject.digest, d, 2).await? {
                             found.push(d.clone());
                         }
                     }
                     if found.len() == listed.len() {
                         // Every entry refers to this image: the source's index, as it is.
-                        self.put_tag_if_needed(job, &fallback_tag, &index).await?;
+                        self.put_tag_if_needed(job, &fallback_tag, &index.raw)
+                            .await?;
                     } else if !found.is_empty() {
                         // Never list at the destination what was refused.
                         self.merge_fallback_index(job, &fallback_tag, &found)
@@ -66,23 +69,25 @@ impl Copier {
         }
         for suffix in COSIGN_SUFFIXES {
             let tag = format!("{fallback_tag}.{suffix}");
-            if let Some(m) = job.client.get_manifest_opt(&job.src, &tag).await? {
+            if let Some(m) = self.fetch_unsized(job, &job.src, &tag, 1).await? {
                 Tally::add(&job.tally.referrers, 1);
-                self.copy_manifest(job, m.clone(), 1, true).await?;
-                self.put_tag_if_needed(job, &tag, &m).await?;
+                self.copy_manifest(job, &m, 1, true).await?;
+                self.put_tag_if_needed(job, &tag, &m.raw).await?;
             }
         }
         Ok(())
     }
 
-    /// Copy one listed referrer of `subject`; `false` when it was refused because its own
-    /// `subject` is not `subject` (a registry's referrers listing is untrusted: it must not
-    /// make Ferry copy another image's, or any, manifest under this one's name).
+    /// Copy one listed referrer of `subject`, fetched at `depth` of the manifest budget;
+    /// `false` when it was refused because its own `subject` is not `subject` (a
+    /// registry's referrers listing is untrusted: it must not make Ferry copy another
+    /// image's, or any, manifest under this one's name).
     async fn copy_referrer(
         &self,
         job: &Job,
         subject: &crate::digest::Digest,
         d: &Descriptor,
+        depth: usize,
     ) -> Result<bool, Error> {
         if job
             .client
@@ -94,8 +99,8 @@ impl Copier {
             Tally::add(&job.tally.manifests_skipped, 1);
             return Ok(true);
         }
-        let m = job.client.get_manifest(&job.src, d.digest.as_str()).await?;
-        let names = manifest::parse(&m.bytes)
+        let m = self.fetch_child(job, d, depth).await?;
+        let names = manifest::parse(&m.raw.bytes)
             .ok()
             .and_then(|p| p.subject().map(|s| s.digest.clone()));
         if names.as_ref() != Some(subject) {
@@ -109,7 +114,7 @@ impl Copier {
             return Ok(false);
         }
         Tally::add(&job.tally.referrers, 1);
-        self.copy_manifest(job, m, 1, false).await?;
+        self.copy_manifest(job, &m, depth, false).await?;
         Ok(true)
     }
 
@@ -129,8 +134,8 @@ impl Copier {
         tag: &str,
         found: &[Descriptor],
     ) -> Result<(), Error> {
-        let mut all: Vec<Descriptor> = match job.client.get_manifest_opt(&job.dst, tag).await? {
-            Some(existing) => match manifest::parse(&existing.bytes) {
+        let mut all: Vec<Descriptor> = match self.fetch_unsized(job, &job.dst, tag, 1).await? {
+            Some(existing) => match manifest::parse(&existing.raw.bytes) {
                 Ok(Parsed::Index { manifests, .. }) => manifests,
                 _ => Vec::new(),
             },

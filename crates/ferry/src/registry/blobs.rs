@@ -6,7 +6,7 @@
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 
-use super::{Access, Call, RegistryClient, Repo, Target};
+use super::{Access, Call, RegistryClient, Repo, Slot, Target};
 use crate::digest::Digest;
 use crate::error::Error;
 
@@ -95,8 +95,16 @@ impl RegistryClient {
         let limit = self.inner.limiters.host(&repo.registry);
         let _permit = limit.acquire().await;
         let scope = format!("repository:{}:pull,push", repo.repository);
+        // The upload client (no read timeout, the blob deadline instead) on the
+        // registry's own origin; another origin's guarded client otherwise.
+        let client = if own {
+            self.inner.upload.clone()
+        } else {
+            client
+        };
         let mut req = client
             .put(parsed.clone())
+            .timeout(self.blob_deadline(size))
             .header(http::header::CONTENT_TYPE, "application/octet-stream")
             .header(http::header::CONTENT_LENGTH, size.to_string())
             .body(body);
@@ -147,15 +155,42 @@ impl RegistryClient {
         Err(err)
     }
 
-    /// GET a blob from `offset` on (a `Range` request when `offset > 0`), following
-    /// redirects. The registry's `Authorization` goes only to the registry's own origin:
-    /// ECR redirects to pre-signed S3 URLs, which refuse a second auth mechanism.
-    /// Answers 200, or 206 for a honoured range; retried as a whole.
+    /// GET a blob of `size` bytes from `offset` on (a `Range` request when `offset > 0`),
+    /// following redirects, within the blob deadline for its size. The registry's
+    /// `Authorization` goes only to the registry's own origin: ECR redirects to
+    /// pre-signed S3 URLs, which refuse a second auth mechanism. Answers 200, or 206 for
+    /// a honoured range; retried as a whole.
     pub async fn get_blob(
         &self,
         repo: &Repo,
         digest: &Digest,
         offset: u64,
+        size: u64,
+    ) -> Result<reqwest::Response, Error> {
+        self.blob_get(repo, digest, offset, size, Slot::Take).await
+    }
+
+    /// [`RegistryClient::get_blob`] for a resume inside an upload that already holds a
+    /// slot of the host limit (the verified PUT body re-opening its source): it takes no
+    /// slot, so a PUT and its own resume never wait for each other, even when source and
+    /// destination are one registry whose limit has shrunk to 1.
+    pub async fn resume_blob(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+    ) -> Result<reqwest::Response, Error> {
+        self.blob_get(repo, digest, offset, size, Slot::Held).await
+    }
+
+    async fn blob_get(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        offset: u64,
+        size: u64,
+        slot: Slot,
     ) -> Result<reqwest::Response, Error> {
         let mut headers = HeaderMap::new();
         if offset > 0 {
@@ -171,9 +206,12 @@ impl RegistryClient {
             access: Access::Pull,
             mount_from: None,
         };
+        let deadline = self.blob_deadline(size.saturating_sub(offset));
         let once = || async {
-            let resp = self.attempt(&call, None).await?;
-            let resp = self.follow_redirects(repo, resp, &headers).await?;
+            let resp = self.attempt_with(&call, None, slot, Some(deadline)).await?;
+            let resp = self
+                .follow_redirects(repo, resp, &headers, deadline)
+                .await?;
             match resp.status().as_u16() {
                 200 | 206 => Ok(resp),
                 _ => Err(self.status_error(&call, resp).await.0),
@@ -187,6 +225,7 @@ impl RegistryClient {
         repo: &Repo,
         mut resp: reqwest::Response,
         headers: &HeaderMap,
+        deadline: std::time::Duration,
     ) -> Result<reqwest::Response, Error> {
         for _ in 0..MAX_REDIRECTS {
             if !resp.status().is_redirection() {
@@ -208,7 +247,10 @@ impl RegistryClient {
                 retry_after: None,
             })?;
             let (client, own) = self.client_for(&repo.registry, resp.url(), &next)?;
-            let mut req = client.get(next.clone()).headers(headers.clone());
+            let mut req = client
+                .get(next.clone())
+                .headers(headers.clone())
+                .timeout(deadline);
             if own {
                 let scope = format!("repository:{}:pull", repo.repository);
                 if let Some(h) = self.auth_header(&repo.registry, &scope).await? {

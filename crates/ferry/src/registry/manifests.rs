@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
+use url::Url;
 
 use super::{Access, Call, RegistryClient, Repo, Target};
 use crate::digest::Digest;
@@ -110,6 +111,59 @@ impl RegistryClient {
         repo: &Repo,
         reference: &str,
     ) -> Result<Option<RawManifest>, Error> {
+        let too_large = |size: u64| Error::ManifestTooLarge {
+            registry: repo.registry.clone(),
+            repository: repo.repository.clone(),
+            reference: reference.to_string(),
+            size,
+            limit: MAX_MANIFEST_BYTES,
+        };
+        self.fetch_manifest(repo, reference, MAX_MANIFEST_BYTES, too_large)
+            .await
+    }
+
+    /// GET a manifest by the digest and size a descriptor gives: at most `size` bytes are
+    /// read (a body larger than its descriptor says is [`Error::DigestMismatch`], one
+    /// larger than 4 MiB [`Error::ManifestTooLarge`]), so that a caller can budget
+    /// memory by the announced size before the request.
+    pub async fn get_manifest_sized(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<RawManifest, Error> {
+        if size > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestTooLarge {
+                registry: repo.registry.clone(),
+                repository: repo.repository.clone(),
+                reference: digest.to_string(),
+                size,
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let too_large = |seen: u64| Error::DigestMismatch {
+            registry: repo.registry.clone(),
+            repository: repo.repository.clone(),
+            expected: digest.clone(),
+            actual: format!("size {seen}"),
+            detail: format!("the manifest is larger than the {size} bytes its descriptor says"),
+        };
+        self.fetch_manifest(repo, digest.as_str(), size, too_large)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                registry: repo.registry.clone(),
+                repository: repo.repository.clone(),
+                what: format!("manifest {digest}"),
+            })
+    }
+
+    async fn fetch_manifest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        limit: u64,
+        too_large: impl Fn(u64) -> Error,
+    ) -> Result<Option<RawManifest>, Error> {
         let call = Call {
             repo,
             method: Method::GET,
@@ -118,22 +172,10 @@ impl RegistryClient {
             access: Access::Pull,
             mount_from: None,
         };
-        let too_large = |size: u64| Error::ManifestTooLarge {
-            registry: repo.registry.clone(),
-            repository: repo.repository.clone(),
-            reference: reference.to_string(),
-            size,
-            limit: MAX_MANIFEST_BYTES,
-        };
         let read = || async {
-            let mut resp = self.send_once(&call, None, &[200, 404]).await?;
+            let resp = self.send_once(&call, None, &[200, 404]).await?;
             if resp.status().as_u16() == 404 {
                 return Ok(None);
-            }
-            if let Some(len) = resp.content_length()
-                && len > MAX_MANIFEST_BYTES
-            {
-                return Err(too_large(len));
             }
             let announced = header_digest(resp.headers());
             let content_type = resp
@@ -141,17 +183,8 @@ impl RegistryClient {
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let mut buf = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Unreachable {
-                registry: repo.registry.clone(),
-                message: super::describe_reqwest(&e),
-            })? {
-                if buf.len() as u64 + chunk.len() as u64 > MAX_MANIFEST_BYTES {
-                    return Err(too_large(buf.len() as u64 + chunk.len() as u64));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(Some((Bytes::from(buf), announced, content_type)))
+            let bytes = super::read_capped(resp, limit, &repo.registry, &too_large).await?;
+            Ok(Some((bytes, announced, content_type)))
         };
         // Body reads can break after the status line: retry the whole read.
         let Some((bytes, announced, content_type)) = self.retrying(read).await? else {
@@ -266,31 +299,34 @@ impl RegistryClient {
         Ok(resp.status().as_u16() != 404)
     }
 
-    /// List every tag of a repository, following `Link` pagination. A missing repository
-    /// has no tags.
+    /// List every tag of a repository, following `Link` pagination: at most
+    /// [`super::MAX_LISTING_PAGES`] pages of [`super::MAX_LISTING_PAGE_BYTES`], each link
+    /// checked by [`super::next_page`]. A missing repository has no tags.
     pub async fn list_tags(&self, repo: &Repo) -> Result<Vec<String>, Error> {
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]
             tags: Option<Vec<String>>,
         }
+        let base = self.inner.endpoints.base_url(&repo.registry);
+        let first = listing_url(&format!("{base}/v2/{}/tags/list?n=1000", repo.repository))?;
         let mut tags = Vec::new();
-        let mut next = Some("tags/list?n=1000".to_string());
-        while let Some(path) = next.take() {
-            let call = Call {
-                repo,
-                method: Method::GET,
-                target: Target::Repo(path),
-                headers: HeaderMap::new(),
-                access: Access::Pull,
-                mount_from: None,
-            };
-            let (status, headers, body) = self.get_document(&call, &[200, 404]).await?;
-            if status == 404 {
-                break;
+        let call = |u: &Url| Call {
+            repo,
+            method: Method::GET,
+            target: Target::Repo(match u.query() {
+                Some(q) => format!("tags/list?{q}"),
+                None => "tags/list".into(),
+            }),
+            headers: HeaderMap::new(),
+            access: Access::Pull,
+            mount_from: None,
+        };
+        self.paginate(first, &[200, 404], call, |page| {
+            if page.status == 404 {
+                return Ok(false);
             }
-            next = next_link(&headers, &repo.repository);
-            let page: TagList = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+            let list: TagList = serde_json::from_slice(page.body).map_err(|e| Error::Registry {
                 registry: repo.registry.clone(),
                 method: "GET".into(),
                 url: format!("/v2/{}/tags/list", repo.repository),
@@ -298,8 +334,10 @@ impl RegistryClient {
                 message: format!("invalid tag list: {e}"),
                 retry_after: None,
             })?;
-            tags.extend(page.tags.unwrap_or_default());
-        }
+            tags.extend(list.tags.unwrap_or_default());
+            Ok(true)
+        })
+        .await?;
         Ok(tags)
     }
 
@@ -312,24 +350,18 @@ impl RegistryClient {
         }
         let repo = Repo::new(registry, "");
         let base = self.inner.endpoints.base_url(registry);
+        let first = listing_url(&format!("{base}/v2/_catalog?n=1000"))?;
         let mut out = Vec::new();
-        let mut next = Some(format!("{base}/v2/_catalog?n=1000"));
-        while let Some(url) = next.take() {
-            let call = Call {
-                repo: &repo,
-                method: Method::GET,
-                target: Target::Url(url),
-                headers: HeaderMap::new(),
-                access: Access::Pull,
-                mount_from: None,
-            };
-            let (_, headers, body) = self.get_document(&call, &[200]).await?;
-            next = headers
-                .get(http::header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|l| Some(&l[l.find('<')? + 1..l.find('>')?]))
-                .and_then(|p| p.find("/v2/_catalog").map(|i| format!("{base}{}", &p[i..])));
-            let page: Catalog = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+        let call = |u: &Url| Call {
+            repo: &repo,
+            method: Method::GET,
+            target: Target::Url(u.to_string()),
+            headers: HeaderMap::new(),
+            access: Access::Pull,
+            mount_from: None,
+        };
+        self.paginate(first, &[200], call, |page| {
+            let list: Catalog = serde_json::from_slice(page.body).map_err(|e| Error::Registry {
                 registry: registry.to_string(),
                 method: "GET".into(),
                 url: "/v2/_catalog".into(),
@@ -337,22 +369,30 @@ impl RegistryClient {
                 message: format!("invalid catalog: {e}"),
                 retry_after: None,
             })?;
-            out.extend(page.repositories.unwrap_or_default());
-        }
+            out.extend(list.repositories.unwrap_or_default());
+            Ok(true)
+        })
+        .await?;
         Ok(out)
     }
 
     /// The OCI 1.1 referrers API: `Some(descriptors)` when the registry supports it,
-    /// `None` when it does not (the caller falls back to the tag schema).
+    /// `None` when it does not (the caller falls back to the tag schema). Its pages are
+    /// followed like a listing's.
     pub async fn referrers_api(
         &self,
         repo: &Repo,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, Error> {
-        let call = Call {
+        let base = self.inner.endpoints.base_url(&repo.registry);
+        let first = listing_url(&format!("{base}/v2/{}/referrers/{digest}", repo.repository))?;
+        let call = |u: &Url| Call {
             repo,
             method: Method::GET,
-            target: Target::Repo(format!("referrers/{digest}")),
+            target: Target::Repo(match u.query() {
+                Some(q) => format!("referrers/{digest}?{q}"),
+                None => format!("referrers/{digest}"),
+            }),
             headers: {
                 let mut h = HeaderMap::new();
                 h.insert(
@@ -364,61 +404,44 @@ impl RegistryClient {
             access: Access::Pull,
             mount_from: None,
         };
-        let (status, headers, body) = self.get_document(&call, &[200, 400, 404, 405]).await?;
-        if status != 200 {
-            return Ok(None);
-        }
-        let is_index = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with(manifest::OCI_INDEX));
-        if !is_index {
-            return Ok(None);
-        }
-        match manifest::parse(&body) {
-            Ok(manifest::Parsed::Index { manifests, .. }) => Ok(Some(manifests)),
-            _ => Ok(None),
-        }
+        let mut found: Option<Vec<Descriptor>> = None;
+        let mut first_page = true;
+        self.paginate(first, &[200, 400, 404, 405], call, |page| {
+            let was_first = std::mem::replace(&mut first_page, false);
+            let is_index = page
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with(manifest::OCI_INDEX));
+            let parsed = match manifest::parse(page.body) {
+                Ok(manifest::Parsed::Index { manifests, .. }) if page.status == 200 && is_index => {
+                    Some(manifests)
+                }
+                _ => None,
+            };
+            match (parsed, was_first) {
+                // The first answer tells whether the API exists.
+                (None, true) => Ok(false),
+                (Some(m), _) => {
+                    found.get_or_insert_with(Vec::new).extend(m);
+                    Ok(true)
+                }
+                (None, false) => Err(Error::Registry {
+                    registry: repo.registry.clone(),
+                    method: "GET".into(),
+                    url: format!("/v2/{}/referrers/{digest}", repo.repository),
+                    status: page.status,
+                    message: "a later page of the referrers listing is not an OCI index".into(),
+                    retry_after: None,
+                }),
+            }
+        })
+        .await?;
+        Ok(found)
     }
 }
 
-/// The path of the next page from a `Link: </v2/<repo>/tags/list?n=..&last=..>; rel="next"`.
-fn next_link(h: &HeaderMap, repository: &str) -> Option<String> {
-    let link = h.get(http::header::LINK)?.to_str().ok()?;
-    let start = link.find('<')? + 1;
-    let end = link[start..].find('>')? + start;
-    let target = &link[start..end];
-    let path = match target.find("/v2/") {
-        Some(i) => &target[i..],
-        None => target,
-    };
-    let prefix = format!("/v2/{repository}/");
-    path.strip_prefix(&prefix).map(str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pagination_links() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            http::header::LINK,
-            HeaderValue::from_static("</v2/team/api/tags/list?last=v9&n=1000>; rel=\"next\""),
-        );
-        assert_eq!(
-            next_link(&h, "team/api").as_deref(),
-            Some("tags/list?last=v9&n=1000")
-        );
-        h.insert(
-            http::header::LINK,
-            HeaderValue::from_static("<http://other/v2/evil/tags/list?n=1>; rel=\"next\""),
-        );
-        assert_eq!(
-            next_link(&h, "team/api"),
-            None,
-            "never follow a link to another repository"
-        );
-    }
+/// The first page's URL of a listing.
+fn listing_url(url: &str) -> Result<Url, Error> {
+    Url::parse(url).map_err(|_| Error::Unsupported(format!("bad listing URL {url}")))
 }

@@ -7,6 +7,7 @@ mod limiter;
 mod manifests;
 pub mod netguard;
 mod origin;
+mod pagination;
 mod stats;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ pub use blobs::MountOutcome;
 pub use endpoints::{ENDPOINTS_ENV, Endpoints, is_loopback};
 pub use limiter::Limiters;
 pub use manifests::{ManifestHead, RawManifest};
+pub use pagination::{MAX_LISTING_BYTES, MAX_LISTING_PAGE_BYTES, MAX_LISTING_PAGES, next_page};
 pub use stats::Stats;
 
 use crate::auth::{Authenticator, Secret};
@@ -67,7 +69,25 @@ pub struct ClientOptions {
     pub min_backoff: Duration,
     /// Longest backoff delay, and the cap on a `Retry-After` we honour.
     pub max_backoff: Duration,
+    /// Longest a whole request for a small document may take, body included (manifests,
+    /// listings, HEADs, upload sessions, tokens): a registry dribbling one byte per
+    /// `read_timeout` cannot hold a request longer. Default [`REQUEST_DEADLINE`].
+    pub request_deadline: Duration,
+    /// Blob GETs and PUTs may take `blob_deadline` plus one second per `blob_min_rate`
+    /// bytes of the blob, body included. Default [`BLOB_DEADLINE`].
+    pub blob_deadline: Duration,
+    /// The slowest transfer rate a blob deadline allows for, in bytes per second.
+    /// Default [`BLOB_MIN_RATE`].
+    pub blob_min_rate: u64,
 }
+
+/// Default [`ClientOptions::request_deadline`]: 5 minutes.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5 * 60);
+/// Default [`ClientOptions::blob_deadline`]: 10 minutes (plus the size-based allowance).
+pub const BLOB_DEADLINE: Duration = Duration::from_secs(10 * 60);
+/// Default [`ClientOptions::blob_min_rate`]: 256 KiB/s (a 1 GiB layer may take 10 min +
+/// 68 min).
+pub const BLOB_MIN_RATE: u64 = 256 * 1024;
 
 impl Default for ClientOptions {
     fn default() -> Self {
@@ -78,6 +98,9 @@ impl Default for ClientOptions {
             max_retries: 5,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
+            request_deadline: REQUEST_DEADLINE,
+            blob_deadline: BLOB_DEADLINE,
+            blob_min_rate: BLOB_MIN_RATE,
         }
     }
 }
@@ -89,6 +112,10 @@ struct Inner {
     /// token realms), by the registry's address class: their names resolve through
     /// [`GuardedResolver`].
     outbound: Mutex<HashMap<AddrClass, reqwest::Client>>,
+    /// For blob upload PUTs: no read timeout, which in `reqwest` also runs while the
+    /// request body is still being sent (a PUT longer than `read_timeout` would fail);
+    /// the blob deadline bounds it instead.
+    upload: reqwest::Client,
     auth: Authenticator,
     endpoints: Endpoints,
     limiters: Limiters,
@@ -131,6 +158,16 @@ pub(crate) struct Call<'a> {
     pub mount_from: Option<&'a str>,
 }
 
+/// Whether an attempt takes a slot of its host's concurrency limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Wait for a slot and hold it until the response headers are in.
+    Take,
+    /// The transfer this request continues already holds one (a blob resume inside the
+    /// upload PUT that holds the slot): waiting for another could wait for itself.
+    Held,
+}
+
 /// Where a call goes.
 pub(crate) enum Target {
     /// Relative to the repository: `manifests/v1`, `blobs/uploads/?mount=…`.
@@ -146,10 +183,12 @@ impl RegistryClient {
         endpoints: Endpoints,
         options: ClientOptions,
     ) -> Result<RegistryClient, Error> {
-        let http = origin::build_http(&options, None)?;
+        let http = origin::build_http(&options, None, true)?;
+        let upload = origin::build_http(&options, None, false)?;
         Ok(RegistryClient {
             inner: Arc::new(Inner {
                 http,
+                upload,
                 outbound: Mutex::default(),
                 auth,
                 endpoints,
@@ -209,9 +248,24 @@ impl RegistryClient {
         call: &Call<'_>,
         body: Option<Bytes>,
     ) -> Result<reqwest::Response, Error> {
+        self.attempt_with(call, body, Slot::Take, None).await
+    }
+
+    /// [`RegistryClient::attempt`] with a choice of slot and a total deadline other than
+    /// [`ClientOptions::request_deadline`].
+    async fn attempt_with(
+        &self,
+        call: &Call<'_>,
+        body: Option<Bytes>,
+        slot: Slot,
+        deadline: Option<Duration>,
+    ) -> Result<reqwest::Response, Error> {
         let host = &call.repo.registry;
         let limit = self.inner.limiters.host(host);
-        let _permit = limit.acquire().await;
+        let _permit = match slot {
+            Slot::Take => Some(limit.acquire().await),
+            Slot::Held => None,
+        };
         let scope = Self::scope(call);
         let url = self.url(call);
         let parsed = url::Url::parse(&url)
@@ -229,6 +283,9 @@ impl RegistryClient {
             let mut req = client
                 .request(call.method.clone(), parsed.clone())
                 .headers(call.headers.clone());
+            if let Some(d) = deadline {
+                req = req.timeout(d);
+            }
             if let Some(h) = &header {
                 req = req.header(http::header::AUTHORIZATION, h.expose());
             }
@@ -293,12 +350,14 @@ impl RegistryClient {
         }
     }
 
-    /// GET a small document and read its body, retried as one unit (a body broken after
-    /// the status line is retried too): status, headers and body.
+    /// GET a small document and read its body, at most `limit` bytes (more is
+    /// [`Error::ResponseTooLarge`]), retried as one unit (a body broken after the status
+    /// line is retried too): status, headers and body.
     pub(crate) async fn get_document(
         &self,
         call: &Call<'_>,
         ok: &[u16],
+        limit: u64,
     ) -> Result<(u16, HeaderMap, Bytes), Error> {
         self.retrying(|| async {
             let resp = self.send_once(call, None, ok).await?;
@@ -306,10 +365,15 @@ impl RegistryClient {
             let headers = resp.headers().clone();
             // Only a 200's body is used; others are left unread.
             let body = if status == 200 {
-                resp.bytes().await.map_err(|e| Error::Unreachable {
-                    registry: call.repo.registry.clone(),
-                    message: describe_reqwest(&e),
-                })?
+                let what = format!("{} {}", call.method, url_path(&self.url(call)));
+                read_capped(resp, limit, &call.repo.registry, |_| {
+                    Error::ResponseTooLarge {
+                        registry: call.repo.registry.clone(),
+                        what: what.clone(),
+                        limit,
+                    }
+                })
+                .await?
             } else {
                 Bytes::new()
             };
@@ -389,6 +453,15 @@ impl RegistryClient {
         (err, code)
     }
 
+    /// The total deadline of one blob GET or PUT of `size` bytes:
+    /// [`ClientOptions::blob_deadline`] plus one second per
+    /// [`ClientOptions::blob_min_rate`] bytes.
+    pub(crate) fn blob_deadline(&self, size: u64) -> Duration {
+        let o = &self.inner.options;
+        o.blob_deadline
+            .saturating_add(Duration::from_secs(size / o.blob_min_rate.max(1)))
+    }
+
     /// The header to send to `host` for `scope`, if any (for following redirects).
     pub(crate) async fn auth_header(
         &self,
@@ -397,6 +470,40 @@ impl RegistryClient {
     ) -> Result<Option<Secret>, Error> {
         self.inner.auth.header(host, scope).await
     }
+}
+
+/// Read a whole body of at most `limit` bytes: an announced `Content-Length` over it, or
+/// more bytes than it, is `too_large(size seen)`, before anything more is read.
+pub(crate) async fn read_capped(
+    mut resp: reqwest::Response,
+    limit: u64,
+    registry: &str,
+    too_large: impl Fn(u64) -> Error,
+) -> Result<Bytes, Error> {
+    if let Some(len) = resp.content_length()
+        && len > limit
+    {
+        return Err(too_large(len));
+    }
+    let mut buf = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Unreachable {
+        registry: registry.to_string(),
+        message: describe_reqwest(&e),
+    })? {
+        let seen = buf.len() as u64 + chunk.len() as u64;
+        if seen > limit {
+            return Err(too_large(seen));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// The path of a URL, without its query (never a pre-signed query string in messages).
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split('?').next().unwrap_or(path)
 }
 
 /// Read at most `limit` bytes of a body, for error messages.

@@ -23,7 +23,7 @@ impl RegistryClient {
         if let Some(c) = map.get(&class) {
             return Ok(c.clone());
         }
-        let c = build_http(&self.inner.options, Some(GuardedResolver::new(class)))?;
+        let c = build_http(&self.inner.options, Some(GuardedResolver::new(class)), true)?;
         map.insert(class, c.clone());
         Ok(c)
     }
@@ -104,16 +104,24 @@ impl RegistryClient {
 
 /// The HTTP client with this engine's settings (rustls, timeouts, no automatic
 /// redirects), resolving names through `resolver` if given.
+/// `read_timeout`: false for the upload client, since in `reqwest` the read timeout also
+/// runs while a request body is still being sent (a PUT longer than it would fail); the
+/// blob deadline bounds uploads instead. Every request has a total deadline
+/// (`request_deadline` unless the request sets its own).
 pub(super) fn build_http(
     options: &ClientOptions,
     resolver: Option<GuardedResolver>,
+    read_timeout: bool,
 ) -> Result<reqwest::Client, Error> {
     let mut b = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
+        .timeout(options.request_deadline)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(options.max_per_host)
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
+    if read_timeout {
+        b = b.read_timeout(options.read_timeout);
+    }
     if let Some(r) = resolver {
         b = b.dns_resolver(Arc::new(r));
     }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::listing::{InvalidName, ListedImage, Lister, RepoState};
 use crate::config::{Registry, Target};
+use crate::copy::MAX_DEPTH;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{self, Parsed};
@@ -381,19 +382,41 @@ async fn bytes_to_move(
     Ok(total)
 }
 
-/// Config and layer blobs of an image (all platforms of an index).
+/// Config and layer blobs of an image (all platforms of an index). Each manifest digest
+/// is fetched once however many indexes list it, and an index that lists itself or nests
+/// deeper than [`MAX_DEPTH`] is [`Error::InvalidManifest`]: a registry cannot make the walk
+/// unbounded.
 async fn blob_sizes(
     client: &crate::registry::RegistryClient,
     repo: &Repo,
     digest: &Digest,
 ) -> Result<Vec<(Digest, u64)>, Error> {
     let mut out = Vec::new();
-    let mut todo = vec![digest.clone()];
-    while let Some(d) = todo.pop() {
+    let mut seen = HashSet::from([digest.clone()]);
+    let mut todo = vec![(digest.clone(), 0usize)];
+    while let Some((d, depth)) = todo.pop() {
         let m = client.get_manifest(repo, d.as_str()).await?;
+        let invalid = |reason: String| Error::InvalidManifest {
+            registry: repo.registry.clone(),
+            repository: repo.repository.clone(),
+            reference: d.to_string(),
+            reason,
+        };
         match manifest::parse(&m.bytes) {
             Ok(Parsed::Index { manifests, .. }) => {
-                todo.extend(manifests.into_iter().map(|c| c.digest).take(64))
+                if manifests.iter().any(|c| c.digest == d) {
+                    return Err(invalid("the index lists itself".into()));
+                }
+                if depth >= MAX_DEPTH && !manifests.is_empty() {
+                    return Err(invalid(format!(
+                        "manifests nest deeper than {MAX_DEPTH} (under {digest})"
+                    )));
+                }
+                for c in manifests.into_iter().take(64) {
+                    if seen.insert(c.digest.clone()) {
+                        todo.push((c.digest, depth + 1));
+                    }
+                }
             }
             Ok(Parsed::Image { config, layers, .. }) => {
                 out.extend(
