@@ -1009,10 +1009,6 @@ fn expected_hub_statements(
             ]),
         );
         m.insert(
-            ("ReconcileRole", "AssumeDestinationRoles"),
-            strings(&["sts:AssumeRole"]),
-        );
-        m.insert(
             ("ReconcileRole", "ReadRegistryCredentials"),
             strings(&["secretsmanager:GetSecretValue"]),
         );
@@ -1113,10 +1109,6 @@ fn hub_statements_are_scoped_to_their_resources() {
     assert_eq!(res("ReconcileRole", "ListDestinations"), json!(dest));
     assert_eq!(
         res("ReplicateRole", "AssumeDestinationRoles"),
-        json!([DEST_ROLES])
-    );
-    assert_eq!(
-        res("ReconcileRole", "AssumeDestinationRoles"),
         json!([DEST_ROLES])
     );
     assert_eq!(

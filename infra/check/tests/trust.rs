@@ -427,6 +427,36 @@ fn reconcile_reads_destinations_but_can_never_write_or_delete() {
     }
 }
 
+/// Reconcile reads untrusted listings with its own identity (`build_reading_replicator`):
+/// the hub gives it no `sts:AssumeRole` at all, so even with `DestinationRoleArns` it cannot
+/// obtain a destination's write/delete credentials (which replicate alone uses).
+#[test]
+fn reconcile_can_assume_no_destination_role() {
+    for (label, r) in [
+        ("defaults", hub(&[])),
+        ("all features", hub(HUB_ALL)),
+        ("secure configuration", hub_all_secure()),
+    ] {
+        for (origin, st) in iam_statements(&r) {
+            if origin.starts_with("ReconcileRole") && st["Effect"] == json!("Allow") {
+                let granted = actions(&st);
+                assert!(
+                    !granted.iter().any(|a| a.starts_with("sts:")),
+                    "{label}: reconcile may {granted:?}: {st}"
+                );
+            }
+        }
+        if label != "defaults" {
+            let statements = iam_statements(&r);
+            let st = statement(&statements, "ReplicateRole", "AssumeDestinationRoles");
+            assert!(
+                st.is_some(),
+                "{label}: replicate still assumes destination roles"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_configuration_is_no_echo_and_can_be_a_secure_string() {
     let doc = load(HUB).unwrap();
