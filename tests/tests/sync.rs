@@ -368,3 +368,46 @@ fn source_repositories_named_in_config_replace_the_catalog() {
     );
     assert_eq!(dst.manifest_digest("apps/other", "v1").expect("head"), None);
 }
+
+#[test]
+fn two_rules_rendering_one_destination_repository_copy_each_image_from_its_own_source_and_delete_nothing()
+ {
+    let src = Registry::start().expect("source");
+    let dst = Registry::start().expect("destination");
+    let a = ferry_e2e::fixtures::single_image(&src, "a", "v1", 961).expect("a:v1");
+    let xa = ferry_e2e::fixtures::single_image(&src, "x/a", "v2", 962).expect("x/a:v2");
+    let dir = tempfile::tempdir().expect("tmp");
+    // `a` renders as `x/a` through the first rule; `x/a` keeps its name through the second:
+    // both land in `x/a`, and both rules propagate deletes.
+    let config = json!({
+        "source": {"registry": src.host()},
+        "rules": [
+            {"repositoryFilters": [{"filter": "a", "filterType": "PREFIX_MATCH"}], "deletes": true,
+             "destinations": [{"registry": dst.host(), "repositoryName": "x/{repository}"}]},
+            {"repositoryFilters": [{"filter": "x/", "filterType": "PREFIX_MATCH"}], "deletes": true,
+             "destinations": [{"registry": dst.host()}]}
+        ]
+    });
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
+    let config = path.display().to_string();
+    for run in 0..2 {
+        let (out, report) = ferry_json(&["sync", "-c", &config, "--output", "json"]);
+        assert!(out.status.success(), "run {run}: {}", describe(&out));
+        assert_eq!(u(&report, &["totals", "failed"]), 0, "run {run}: {report}");
+        assert_eq!(u(&report, &["totals", "deleted"]), 0, "run {run}: {report}");
+        assert_eq!(
+            dst.manifest_digest("x/a", "v1").expect("head").as_deref(),
+            Some(a.digest.as_str()),
+            "run {run}: v1 from `a`"
+        );
+        assert_eq!(
+            dst.manifest_digest("x/a", "v2").expect("head").as_deref(),
+            Some(xa.digest.as_str()),
+            "run {run}: v2 from `x/a`, and never deleted as `a`'s leftover"
+        );
+    }
+    let (out, plan) = ferry_json(&["plan", "-c", &config, "--output", "json"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(u(&plan, &["summary", "delete"]), 0, "{}", plan["summary"]);
+}

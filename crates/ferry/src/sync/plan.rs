@@ -170,7 +170,10 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
 
     // 2. Pair each with its targets, grouped by destination repository.
     type Key = (String, String);
-    let mut groups: BTreeMap<Key, (Target, Vec<ListedImage>, String)> = BTreeMap::new();
+    // Per destination repository: the target, its images, and every source repository
+    // they come from (more than one when templates map several onto it).
+    type Group = (Target, Vec<ListedImage>, BTreeSet<String>);
+    let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     let mut source_tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for img in &images {
         if let Some(t) = &img.tag {
@@ -184,17 +187,17 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             .map_err(|e| Error::Config(e.to_string()))?;
         for t in targets {
             let key = (t.destination.registry_host(), t.repository.clone());
-            groups
+            let group = groups
                 .entry(key)
-                .or_insert_with(|| (t.clone(), Vec::new(), img.repository.clone()))
-                .1
-                .push(img.clone());
+                .or_insert_with(|| (t.clone(), Vec::new(), BTreeSet::new()));
+            group.1.push(img.clone());
+            group.2.insert(img.repository.clone());
         }
     }
 
     // 3. Compare with each destination repository.
     let per_group: Vec<Vec<PlanItem>> = futures::stream::iter(groups.into_values())
-        .map(|(target, imgs, src_repo)| {
+        .map(|(target, imgs, src_repos)| {
             let lister = &lister;
             let source_tags = &source_tags;
             async move {
@@ -209,13 +212,13 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
                         all_tags,
                     )
                     .await?;
-                let mut items = compare(&target, &imgs, &state, client, &src_repo).await?;
+                let mut items = compare(&target, &imgs, &state, client).await?;
                 items.extend(leftovers(
                     replicator,
                     &target,
                     &state,
-                    source_tags.get(&src_repo),
-                    &src_repo,
+                    source_tags,
+                    &src_repos,
                 ));
                 Ok::<_, Error>(items)
             }
@@ -266,7 +269,6 @@ async fn compare(
     imgs: &[ListedImage],
     state: &RepoState,
     client: &crate::registry::RegistryClient,
-    src_repo: &str,
 ) -> Result<Vec<PlanItem>, Error> {
     let host = target.destination.registry_host();
     let mut out = Vec::new();
@@ -289,7 +291,7 @@ async fn compare(
         };
         out.push(PlanItem {
             action,
-            source_repository: src_repo.to_string(),
+            source_repository: img.repository.clone(),
             destination_registry: host.clone(),
             destination_repository: target.repository.clone(),
             tag: img.tag.clone(),
@@ -302,39 +304,56 @@ async fn compare(
 }
 
 /// Destination tags the source no longer has, that the rules would replicate: a delete
-/// when the target propagates deletes, else an extra.
+/// when the target propagates deletes, else an extra. When several source repositories
+/// map onto this destination repository (templates of different rules that render the
+/// same name), a tag is a leftover only when none of them has it, and it is never deleted:
+/// which source it belonged to cannot be known.
 fn leftovers(
     replicator: &Replicator,
     target: &Target,
     state: &RepoState,
-    source_tags: Option<&BTreeSet<String>>,
-    src_repo: &str,
+    source_tags: &BTreeMap<String, BTreeSet<String>>,
+    src_repos: &BTreeSet<String>,
 ) -> Vec<PlanItem> {
     let host = target.destination.registry_host();
+    let shared = src_repos.len() > 1;
+    if shared && target.deletes {
+        tracing::warn!(destination = %format!("{host}/{}", target.repository), sources = ?src_repos, "several source repositories map onto this destination repository: its deletes are not propagated");
+    }
+    let held = |tag: &str| {
+        src_repos
+            .iter()
+            .any(|r| source_tags.get(r).is_some_and(|s| s.contains(tag)))
+    };
+    let Some(src_repo) = src_repos.first() else {
+        return Vec::new();
+    };
     state
         .tags
         .iter()
-        .filter(|(tag, _)| source_tags.is_none_or(|s| !s.contains(*tag)))
+        .filter(|(tag, _)| !held(tag))
         .filter(|(tag, _)| {
             // Referrer fallback and cosign tags follow their subject, not the rules.
             !tag.starts_with("sha256-")
-                && replicator
-                    .config()
-                    .destinations_for(src_repo, Some(tag))
-                    .is_ok_and(|ts| {
-                        ts.iter().any(|t| {
-                            t.destination.registry_host() == host
-                                && t.repository == target.repository
+                && src_repos.iter().any(|r| {
+                    replicator
+                        .config()
+                        .destinations_for(r, Some(tag))
+                        .is_ok_and(|ts| {
+                            ts.iter().any(|t| {
+                                t.destination.registry_host() == host
+                                    && t.repository == target.repository
+                            })
                         })
-                    })
+                })
         })
         .map(|(tag, existing)| PlanItem {
-            action: if target.deletes {
+            action: if target.deletes && !shared {
                 Action::Delete
             } else {
                 Action::Extra
             },
-            source_repository: src_repo.to_string(),
+            source_repository: src_repo.clone(),
             destination_registry: host.clone(),
             destination_repository: target.repository.clone(),
             tag: Some(tag.clone()),
