@@ -202,6 +202,7 @@ pub async fn replicate(
     let started = Instant::now();
     let results: Vec<ReplicationResult> =
         outcomes.iter().filter_map(|o| o.result.clone()).collect();
+    results.iter().for_each(crate::result::log_result);
     if let Err(e) = ctx.results.publish(&results).await {
         tracing::error!(error = %e, count = results.len(), "result events lost");
         ctx.metrics.emit(Record::new().metric(
