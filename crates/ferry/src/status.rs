@@ -43,6 +43,16 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in the order reports count them.
+    pub const ALL: [State; 6] = [
+        State::Complete,
+        State::Missing,
+        State::Different,
+        State::Conflict,
+        State::Unreachable,
+        State::Denied,
+    ];
+
     /// The wire spelling (`COMPLETE`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -250,9 +260,12 @@ pub async fn status(
         })?
         .digest;
 
-    let checks = futures::stream::iter(targets.iter())
-        .map(|t| check(replicator, image, t, &digest))
-        .buffered(STATUS_CONCURRENCY)
+    let checks = futures::stream::iter(spread(&targets))
+        .map(|(i, t)| {
+            let digest = &digest;
+            async move { (i, check(replicator, image, t, digest).await) }
+        })
+        .buffer_unordered(STATUS_CONCURRENCY)
         .collect::<Vec<_>>();
     let lookup = async {
         match history {
@@ -263,7 +276,9 @@ pub async fn status(
             None => None,
         }
     };
-    let (mut destinations, last) = futures::join!(checks, lookup);
+    let (mut answered, last) = futures::join!(checks, lookup);
+    answered.sort_by_key(|(i, _)| *i);
+    let mut destinations: Vec<DestinationStatus> = answered.into_iter().map(|(_, d)| d).collect();
     let mut warnings = Vec::new();
     match last {
         Some(Ok(results)) => attach(&mut destinations, results),
@@ -278,6 +293,28 @@ pub async fn status(
         destinations,
         warnings,
     })
+}
+
+/// The targets with their place in config order, taken round robin over their registries:
+/// the concurrency is then not spent waiting on one registry's own limit (16 requests at
+/// once per host) while the others idle.
+fn spread(targets: &[Target]) -> Vec<(usize, &Target)> {
+    let mut queues: Vec<(String, Vec<(usize, &Target)>)> = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let host = t.destination.registry_host();
+        match queues.iter_mut().find(|(h, _)| *h == host) {
+            Some((_, q)) => q.push((i, t)),
+            None => queues.push((host, vec![(i, t)])),
+        }
+    }
+    let longest = queues.iter().map(|(_, q)| q.len()).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|round| {
+            queues
+                .iter()
+                .filter_map(move |(_, q)| q.get(round).copied())
+        })
+        .collect()
 }
 
 /// Give each destination its last result (the history answers one per destination).
@@ -443,15 +480,25 @@ mod tests {
     }
 
     #[test]
+    fn targets_are_spread_round_robin_over_registries() {
+        let config = crate::config::ReplicationConfig::from_json(
+            r#"{"source": {"registry": "src:5000"}, "rules": [{"destinations": [
+                {"registry": "a:5000", "repositoryName": "1/{repository}"},
+                {"registry": "a:5000", "repositoryName": "2/{repository}"},
+                {"registry": "a:5000", "repositoryName": "3/{repository}"},
+                {"registry": "b:5000"},
+                {"registry": "c:5000", "repositoryName": "1/{repository}"},
+                {"registry": "c:5000", "repositoryName": "2/{repository}"}]}]}"#,
+        )
+        .unwrap();
+        let targets = config.destinations_for("x", Some("v1")).unwrap();
+        let order: Vec<usize> = spread(&targets).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(order, vec![0, 3, 4, 1, 5, 2]);
+    }
+
+    #[test]
     fn states_serialise_in_capitals() {
-        for s in [
-            State::Complete,
-            State::Missing,
-            State::Different,
-            State::Conflict,
-            State::Unreachable,
-            State::Denied,
-        ] {
+        for s in State::ALL {
             assert_eq!(
                 serde_json::to_value(s).unwrap(),
                 serde_json::Value::String(s.as_str().into())

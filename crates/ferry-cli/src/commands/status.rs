@@ -79,15 +79,7 @@ fn text(report: &StatusReport) {
         }
         println!("{line}");
     }
-    let states = [
-        State::Complete,
-        State::Missing,
-        State::Different,
-        State::Conflict,
-        State::Unreachable,
-        State::Denied,
-    ];
-    let counts: Vec<String> = states
+    let counts: Vec<String> = State::ALL
         .iter()
         .map(|s| format!("{} {}", report.count(*s), s.as_str().to_lowercase()))
         .collect();
