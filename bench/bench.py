@@ -1037,6 +1037,10 @@ def main() -> int:
         print(f"bench: no ferry binary at {args.ferry}", file=sys.stderr)
         return 2
     wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    if "fanout" in wanted and not shutil.which("moto_server"):
+        print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
+              file=sys.stderr)
+        return 2
 
     args.fanout_runs = args.fanout_runs or min(args.runs, 3)
     bench = Bench(args)
