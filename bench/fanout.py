@@ -108,13 +108,7 @@ class Moto:
         return sum(1 for line in self.log.read_text(errors="replace").splitlines() if '"POST /' in line)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        b.stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
