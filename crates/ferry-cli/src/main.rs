@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::plan::run_plan(args).await,
             Command::Sync(args) => commands::sync::run(args).await,
             Command::Verify { config, output } => commands::plan::run_verify(config, output).await,
-            Command::Validate(args) => commands::plan::run_validate(args),
+            Command::Validate(args) => commands::plan::run_validate(args).await,
         }
     });
     match result {
