@@ -59,11 +59,8 @@ fn text(report: &StatusReport) {
             d.destination,
             d.repository
         );
-        match (d.state, &d.digest) {
-            (State::Different | State::Conflict, Some(found)) => {
-                line.push_str(&format!("  holds {found}"));
-            }
-            _ => {}
+        if let (State::Different | State::Conflict, Some(found)) = (d.state, &d.digest) {
+            line.push_str(&format!("  holds {found}"));
         }
         if let (Some(code), Some(message)) = (&d.code, &d.message) {
             line.push_str(&format!("  [{code}] {message}"));
