@@ -129,11 +129,7 @@ impl Replicator {
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
             let src_repo = Repo::new(&source.registry, &source.repository);
-            let now = copier
-                .client()
-                .head_manifest(&src_repo, tag)
-                .await?
-                .map(|h| h.digest);
+            let now = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
             if now.as_ref() != Some(digest) {
                 // The tag moved (or was deleted) after this job was made: copy the job's
                 // content untagged, and give the tag to whatever the source holds now.
