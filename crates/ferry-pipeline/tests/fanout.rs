@@ -96,6 +96,12 @@ fn one_push_to_thirty_destinations_reads_the_source_once_per_batch() {
             .iter()
             .filter(|r| r.method == "GET" && r.status == 200)
             .count();
+        eprintln!(
+            "batch {batches}: {jobs} jobs, source: {} requests, {} manifest requests ({fetched} GETs answered 200), {} blob GETs",
+            seen.len(),
+            manifests.len(),
+            proxy.count("GET", PathKind::Blob)
+        );
         assert_eq!(
             fetched,
             f.manifests.len(),
