@@ -12,6 +12,7 @@ pub mod digest;
 pub mod ecr;
 pub mod error;
 pub mod manifest;
+pub mod organizations;
 pub mod reference;
 pub mod registry;
 pub mod replicate;
