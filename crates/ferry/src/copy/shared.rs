@@ -146,6 +146,25 @@ impl SharedReads {
         .await
     }
 
+    /// HEAD a source manifest afresh, and keep that answer for later readers (a job that
+    /// finds the shared answer older than itself).
+    pub(crate) async fn head_fresh(
+        &self,
+        client: &RegistryClient,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, Error> {
+        let head = client.head_manifest(repo, reference).await?;
+        self.inner.fetched.fetch_add(1, Ordering::Relaxed);
+        let fresh = Arc::new(OnceCell::new_with(Some(head.clone())));
+        self.inner
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key(repo, reference), fresh);
+        Ok(head)
+    }
+
     /// The source's referrers API answer for `digest`, once.
     pub(crate) async fn referrers(
         &self,
@@ -231,6 +250,19 @@ impl super::Copier {
         reference: &str,
     ) -> Result<Option<ManifestHead>, Error> {
         self.head_source_with(self.client(), repo, reference).await
+    }
+
+    /// HEAD a manifest of the source `repo` afresh, never from what another copy read; the
+    /// answer replaces the shared one.
+    pub async fn head_source_fresh(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, Error> {
+        match &self.options().shared_reads {
+            Some(shared) => shared.head_fresh(self.client(), repo, reference).await,
+            None => self.client().head_manifest(repo, reference).await,
+        }
     }
 
     /// [`super::Copier::head_source`] with a copy's own client (its counters).
@@ -387,6 +419,33 @@ mod tests {
             .await
             .expect("tried again");
         assert_eq!(again, None);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_head_replaces_the_shared_answer() {
+        let shared = SharedReads::default();
+        let k = key(&Repo::new("r.io", "a"), "v1");
+        let old = shared
+            .once(&shared.inner.heads, k.clone(), || async { Ok(None) })
+            .await
+            .expect("old");
+        assert_eq!(old, None);
+        let now = Some(ManifestHead {
+            digest: Digest::of(b"new"),
+            media_type: None,
+            size: None,
+        });
+        shared
+            .inner
+            .heads
+            .lock()
+            .unwrap()
+            .insert(k.clone(), Arc::new(OnceCell::new_with(Some(now.clone()))));
+        let later = shared
+            .once(&shared.inner.heads, k, || async { Ok(None) })
+            .await
+            .expect("later");
+        assert_eq!(later, now, "later readers see the replacement");
     }
 
     #[test]
