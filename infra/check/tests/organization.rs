@@ -215,6 +215,21 @@ fn the_granted_actions_are_the_ones_the_engine_calls() {
     called.sort();
     called.dedup();
     assert_eq!(called, sorted(&ORG_LIST));
+    // What the templates grant is what the engine calls, in both ways of reading.
+    let direct = hub_org_direct();
+    for role in ROLES {
+        let granted: Vec<String> = granting(&direct, role, "organizations")
+            .iter()
+            .flat_map(actions)
+            .collect();
+        assert_eq!(granted, called, "{role}");
+    }
+    let reader = org_reader(&[]);
+    let granted: Vec<String> = iam_statements(&reader)
+        .iter()
+        .flat_map(|(_, st)| actions(st))
+        .collect();
+    assert_eq!(granted, called, "organization reader");
 }
 
 #[test]
