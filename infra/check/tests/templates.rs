@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use ferry_infra_check::{
-    ACCOUNT_ID, Rendered, actions, as_list, get_att, iam_statements, lifecycle_policy_problems,
-    load, pattern_matches, read_text, reference, render, statement,
+    ACCOUNT_ID, Rendered, actions, get_att, iam_statements, lifecycle_policy_problems, load,
+    pattern_matches, read_text, reference, render, statement,
 };
 use serde_json::{Value, json};
 

@@ -458,10 +458,11 @@ fn reconcile_can_assume_no_destination_role() {
     ] {
         let mut sts = Vec::new();
         for (origin, st) in iam_statements(&r) {
-            if origin.starts_with("ReconcileRole") && st["Effect"] == json!("Allow") {
-                if actions(&st).iter().any(|a| a.starts_with("sts:")) {
-                    sts.push(st);
-                }
+            if origin.starts_with("ReconcileRole")
+                && st["Effect"] == json!("Allow")
+                && actions(&st).iter().any(|a| a.starts_with("sts:"))
+            {
+                sts.push(st);
             }
         }
         match reader {
