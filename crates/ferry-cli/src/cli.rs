@@ -2,6 +2,14 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `ferry --version`: the version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("FERRY_GIT_COMMIT"),
+    ")"
+);
+
 /// Ferry copies container images between registries: Amazon ECR in any region or account,
 /// and any OCI registry. Content is streamed and SHA-256 verified; tags move last.
 ///
@@ -9,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// AWS SDK (the usual AWS credential chain). FERRY_REGISTRY_ENDPOINTS=host=url,... sends a
 /// registry host to another URL. FERRY_LOG sets the log filter.
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about, long_about = None, propagate_version = true)]
+#[command(name = "ferry", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). Secrets are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
