@@ -6,12 +6,7 @@ mod common;
 
 #[test]
 fn the_guide_lists_the_breaking_changes_for_an_upgrade() {
-    let guide = common::guide();
-    let start = guide
-        .find("## Upgrading from an earlier Ferry")
-        .expect("docs/deploy.md has an upgrade section");
-    let section = &guide[start..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let section = common::guide_section("## Upgrading from an earlier Ferry");
     for needle in [
         "`SourceRepositoryArns` is **required**",
         "`KmsKeyArns`",
@@ -41,12 +36,7 @@ fn the_guide_lists_the_breaking_changes_for_an_upgrade() {
 /// the same OU, the configuration, the checks, and what joining and leaving do.
 #[test]
 fn the_guide_shows_the_organization_setup() {
-    let guide = common::guide();
-    let start = guide
-        .find("### Organization-wide distribution")
-        .expect("docs/deploy.md has the organization section");
-    let section = &guide[start..];
-    let section = &section[..section[4..].find("\n## ").map_or(section.len(), |i| i + 4)];
+    let section = common::guide_section("### Organization-wide distribution");
     for needle in [
         // where: management account or delegated administrator
         "management account",

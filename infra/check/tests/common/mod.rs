@@ -206,6 +206,20 @@ pub fn guide() -> String {
     std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap()
 }
 
+/// The part of `docs/deploy.md` from `heading` (a whole heading line, `## ...` or
+/// `### ...`) to the next top-level `## ` section; panics when the guide has no such heading.
+pub fn guide_section(heading: &str) -> String {
+    let guide = guide();
+    let start = guide
+        .find(&format!("{heading}\n"))
+        .unwrap_or_else(|| panic!("docs/deploy.md has no heading {heading:?}"));
+    let section = &guide[start..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |i| i + heading.len());
+    section[..end].to_owned()
+}
+
 /// Actions allowed on `Resource: "*"`, with the reason.
 pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
     (
