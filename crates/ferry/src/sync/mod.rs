@@ -12,6 +12,7 @@ use serde::Serialize;
 pub use listing::{InvalidName, ListedImage, RepoState};
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
+use crate::copy::CopyOptions;
 use crate::error::Error;
 use crate::replicate::Replicator;
 use crate::report::{CopyReport, RequestCounts};
@@ -96,7 +97,9 @@ impl SyncReport {
 
 /// Execute a plan with `concurrency` images in flight; `progress` is told of every item
 /// as it ends. Copies share the replicator's copier, so a blob shared by several images
-/// crosses the wire once per destination.
+/// crosses the wire once per destination, and the plan's source reads
+/// ([`crate::copy::SharedReads`]), so each source
+/// image's manifests are read once however many destinations it goes to.
 pub async fn sync(
     replicator: &Replicator,
     plan: Plan,
@@ -107,12 +110,19 @@ pub async fn sync(
     let source = plan.source.clone();
     let summary = plan.summary.clone();
     let invalid_names = plan.invalid_names.clone();
+    // The run reads each source image's manifests, referrers and tag once for all its
+    // destinations (the plan is the snapshot the run acts on anyway).
+    let options = CopyOptions {
+        shared_reads: Some(plan.shared.clone()),
+        ..replicator.copier().options().clone()
+    };
     let results: Vec<ItemResult> = futures::stream::iter(plan.items)
         .map(|item| {
             let source = &source;
             let progress = progress.clone();
+            let options = options.clone();
             async move {
-                let r = run_item(replicator, source, item).await;
+                let r = run_item(replicator, source, item, options).await;
                 progress(&r);
                 r
             }
@@ -148,7 +158,12 @@ pub async fn sync(
     }
 }
 
-async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> ItemResult {
+async fn run_item(
+    replicator: &Replicator,
+    source: &str,
+    item: PlanItem,
+    options: CopyOptions,
+) -> ItemResult {
     let done = |item, outcome, report, error| ItemResult {
         item,
         outcome,
@@ -182,7 +197,10 @@ async fn run_item(replicator: &Replicator, source: &str, item: PlanItem) -> Item
         },
         Action::Copy => {
             let src = item.source_ref(source);
-            match replicator.replicate(&src, &item.target, None).await {
+            match replicator
+                .replicate(&src, &item.target, Some(options))
+                .await
+            {
                 Ok(r) => {
                     let outcome = match r.report.status {
                         crate::report::CopyStatus::Copied => Outcome::Copied,

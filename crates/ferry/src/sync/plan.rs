@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::listing::{InvalidName, ListedImage, Lister, RepoState};
 use crate::config::{Registry, Target};
 use crate::copy::MAX_DEPTH;
+use crate::copy::SharedReads;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{self, Parsed};
@@ -114,6 +115,10 @@ pub struct Plan {
     /// Names the registries listed that break the distribution grammar: reported and
     /// skipped, each once.
     pub invalid_names: Vec<InvalidName>,
+    /// The source manifests the plan read (to count the bytes to move), for the sync that
+    /// carries it out: each is read from the source once per run.
+    #[serde(skip)]
+    pub(crate) shared: SharedReads,
 }
 
 /// How many destination repositories are read at once.
@@ -234,7 +239,8 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             &b.tag,
         ))
     });
-    let bytes_to_move = bytes_to_move(replicator, &source, &items, &images).await?;
+    let shared = SharedReads::default();
+    let bytes_to_move = bytes_to_move(replicator, &shared, &source, &items, &images).await?;
     let mut summary = PlanSummary {
         bytes_to_move,
         ..Default::default()
@@ -253,6 +259,7 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         items,
         summary,
         invalid_names: lister.into_invalid(),
+        shared,
     })
 }
 
@@ -368,6 +375,7 @@ fn leftovers(
 /// manifests, each unique blob once per destination registry.
 async fn bytes_to_move(
     replicator: &Replicator,
+    shared: &SharedReads,
     source: &Registry,
     items: &[PlanItem],
     images: &[ListedImage],
@@ -390,7 +398,10 @@ async fn bytes_to_move(
         }
         if !sizes.contains_key(digest) {
             let repo = Repo::new(source.host(), &item.source_repository);
-            sizes.insert(digest.clone(), blob_sizes(client, &repo, digest).await?);
+            sizes.insert(
+                digest.clone(),
+                blob_sizes(client, shared, &repo, digest).await?,
+            );
         }
         for (blob, size) in &sizes[digest] {
             if seen.insert((item.destination_registry.clone(), blob.clone())) {
@@ -407,6 +418,7 @@ async fn bytes_to_move(
 /// unbounded.
 async fn blob_sizes(
     client: &crate::registry::RegistryClient,
+    shared: &SharedReads,
     repo: &Repo,
     digest: &Digest,
 ) -> Result<Vec<(Digest, u64)>, Error> {
@@ -414,7 +426,14 @@ async fn blob_sizes(
     let mut seen = HashSet::from([digest.clone()]);
     let mut todo = vec![(digest.clone(), 0usize)];
     while let Some((d, depth)) = todo.pop() {
-        let m = client.get_manifest(repo, d.as_str()).await?;
+        let m = shared
+            .manifest(client, repo, d.as_str(), None)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                registry: repo.registry.clone(),
+                repository: repo.repository.clone(),
+                what: format!("manifest {d}"),
+            })?;
         let invalid = |reason: String| Error::InvalidManifest {
             registry: repo.registry.clone(),
             repository: repo.repository.clone(),
