@@ -31,7 +31,15 @@ pub const DEFAULT_MAX_JOBS_PER_RUN: usize = 1000;
 async fn config(aws: &AwsContext) -> Result<Arc<ReplicationConfig>, PipelineError> {
     let source = ConfigSource::from_env()?;
     let ssm = aws_sdk_ssm::Client::new(aws.base());
-    load_config(&source, Some(&ssm)).await
+    let config = load_config(&source, Some(&ssm)).await?;
+    // The hub's identity is valid in the partition of its own region only: registries in
+    // another partition need their own access keys (`credentialsSecretArn`).
+    if let Some(region) = aws.base().region() {
+        config.check_home_region(region.as_ref()).map_err(|e| {
+            PipelineError::Config(format!("in the hub's partition (AWS_REGION={region}): {e}"))
+        })?;
+    }
+    Ok(config)
 }
 
 fn sqs(aws: &AwsContext) -> aws_sdk_sqs::Client {

@@ -8,7 +8,7 @@ use ferry::aws::AwsContext;
 use ferry::config::ReplicationConfig;
 use ferry::ecr::EcrControl;
 use ferry::replicate::Replicator;
-use ferry::setup::ClientSetup;
+use ferry::setup::{ClientSetup, bind_registries};
 use ferry::{Copier, CopyOptions};
 
 use crate::error::PipelineError;
@@ -164,6 +164,9 @@ async fn replicator_with(
     aws: AwsContext,
     setup: ClientSetup,
 ) -> Result<Replicator, PipelineError> {
+    // ECR registries with their own access keys (another partition's) or API endpoint
+    // are bound once, for the registry client and the ECR control plane alike.
+    let aws = bind_registries(&config, aws).await?;
     let client = setup.build_for_config(&config, Some(aws.clone())).await?;
     let copier = Copier::new(client, CopyOptions::default());
     Ok(Replicator::new(copier, Some(EcrControl::new(aws)), config))

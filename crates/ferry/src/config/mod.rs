@@ -33,6 +33,7 @@ mod error;
 mod filter;
 mod model;
 mod parse;
+mod partition;
 mod registry;
 mod select;
 mod template;
