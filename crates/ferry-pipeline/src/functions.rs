@@ -19,8 +19,8 @@ use crate::replicate::{ReplicateContext, replicate};
 use crate::result::EventBridgePublisher;
 use crate::settings::{
     ConfigSource, ENV_EVENT_BUS_NAME, ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL,
-    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, env_required, env_usize,
-    load_config,
+    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, check_hub_partition,
+    env_required, env_usize, load_config,
 };
 
 /// Default `FERRY_JOB_CONCURRENCY`.
@@ -32,13 +32,7 @@ async fn config(aws: &AwsContext) -> Result<Arc<ReplicationConfig>, PipelineErro
     let source = ConfigSource::from_env()?;
     let ssm = aws_sdk_ssm::Client::new(aws.base());
     let config = load_config(&source, Some(&ssm)).await?;
-    // The hub's identity is valid in the partition of its own region only: registries in
-    // another partition need their own access keys (`credentialsSecretArn`).
-    if let Some(region) = aws.base().region() {
-        config.check_home_region(region.as_ref()).map_err(|e| {
-            PipelineError::Config(format!("in the hub's partition (AWS_REGION={region}): {e}"))
-        })?;
-    }
+    check_hub_partition(&config, aws.base().region().map(|r| r.as_ref()))?;
     Ok(config)
 }
 
