@@ -143,11 +143,8 @@ class Registry:
         except (OSError, IndexError, ValueError):
             return 0.0
 
-    def traffic(self, since: tuple[int, float], sizes: dict) -> Traffic:
-        """Requests logged since the mark `since`; completed uploads by digest, sized with
-        `sizes`; the registry's CPU time since then."""
-        time.sleep(0.2)  # the access log line is written after the answer
-        t = Traffic(cpu_s=self.cpu() - since[1])
+    def requests(self, since: tuple[int, float]):
+        """Requests logged since the mark `since`: (method, path, query, status, size)."""
         with open(self.access, "rb") as f:
             f.seek(since[0])
             for raw in f:
@@ -155,20 +152,29 @@ class Registry:
                 if not m:
                     continue
                 method, uri, status, size = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-                t.requests += 1
-                t.by_method[method] = t.by_method.get(method, 0) + 1
                 path, _, query = uri.partition("?")
-                q = urllib.parse.parse_qs(query)
-                if method == "GET" and "/blobs/sha256:" in path and status in (200, 206):
-                    t.blob_gets += 1
-                    t.blob_get_bytes += 0 if size == "-" else int(size)
-                elif method == "PUT" and "/blobs/uploads/" in path and status == 201 and "digest" in q:
-                    d = q["digest"][0]
-                    t.uploads[d] = t.uploads.get(d, 0) + 1
-                elif method == "POST" and "mount" in q and status == 201:
-                    t.mounts += 1
-                elif method == "PUT" and "/manifests/" in path and status == 201:
-                    t.manifest_puts += 1
+                yield method, path, urllib.parse.parse_qs(query), status, size
+
+    def traffic(self, since: tuple[int, float], sizes: dict, settle=True) -> Traffic:
+        """Requests logged since the mark `since`; completed uploads by digest, sized with
+        `sizes`; the registry's CPU time since then. `settle=False`: the caller has already
+        waited for the last access log lines."""
+        if settle:
+            time.sleep(0.2)  # the access log line is written after the answer
+        t = Traffic(cpu_s=self.cpu() - since[1])
+        for method, path, q, status, size in self.requests(since):
+            t.requests += 1
+            t.by_method[method] = t.by_method.get(method, 0) + 1
+            if method == "GET" and "/blobs/sha256:" in path and status in (200, 206):
+                t.blob_gets += 1
+                t.blob_get_bytes += 0 if size == "-" else int(size)
+            elif method == "PUT" and "/blobs/uploads/" in path and status == 201 and "digest" in q:
+                d = q["digest"][0]
+                t.uploads[d] = t.uploads.get(d, 0) + 1
+            elif method == "POST" and "mount" in q and status == 201:
+                t.mounts += 1
+            elif method == "PUT" and "/manifests/" in path and status == 201:
+                t.manifest_puts += 1
         return t
 
     def manifest_digest(self, repo: str, ref: str) -> str | None:
@@ -178,17 +184,22 @@ class Registry:
         return headers.get("docker-content-digest") if status == 200 else None
 
     def _kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def stop(self) -> None:
         self._kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """Terminate a server we started (SIGTERM, then SIGKILL after 10 s)."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def request(host, method, path, body=None, headers=None, length=None):
@@ -455,26 +466,36 @@ def timed(argv: list[str], work: Path, env=None) -> tuple[float, int, float, sub
     return wall, rss, user + sys_, cp
 
 
-def run_parallel(argvs: list[list[str]], work: Path):
-    """Several commands at once, each under /usr/bin/time -v: wall of the whole, max and
-    sum of peak RSS, CPU sum, processes."""
-    procs = []
+def run_parallel(argvs: list[list[str]], work: Path, width: int | None = None, env=None):
+    """Several commands, at most `width` at a time (default: all at once), each under
+    /usr/bin/time -v: wall of the whole, peak RSS of each, CPU sum, and (time file,
+    process, stdout, stderr) of each."""
+    width = width or len(argvs)
+    pending = list(enumerate(argvs))
+    running, done = [], []
     idle = Idle()
     t0 = time.monotonic()
-    for i, argv in enumerate(argvs):
-        tv = work / f"time-{i}.txt"
-        procs.append((tv, subprocess.Popen(["/usr/bin/time", "-v", "-o", str(tv)] + argv,
-                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                           stdin=subprocess.DEVNULL)))
-    outs = [(tv, p, *p.communicate()) for tv, p in procs]
+    while pending or running:
+        while pending and len(running) < width:
+            i, argv = pending.pop(0)
+            tv, out, err = (work / f"{k}-{i}.txt" for k in ("time", "out", "err"))
+            with open(out, "wb") as o, open(err, "wb") as e:
+                p = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(tv)] + argv, stdout=o, stderr=e,
+                                     stdin=subprocess.DEVNULL, env=env)
+            running.append((i, tv, out, err, p))
+        time.sleep(0.005)
+        for job in [j for j in running if j[4].poll() is not None]:
+            running.remove(job)
+            done.append(job)
     wall = time.monotonic() - t0
     idle.stop()
-    rss, cpu = [], 0.0
-    for tv, _, _, _ in outs:
+    rss, cpu, outs = [], 0.0, []
+    for _, tv, out, err, p in sorted(done, key=lambda j: j[0]):
         text = tv.read_text(errors="replace")
         rss.append(int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)))
         cpu += float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
         cpu += float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
+        outs.append((tv, p, out.read_text(errors="replace"), err.read_text(errors="replace")))
     return wall, rss, cpu, outs
 
 
@@ -937,6 +958,10 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         target(title, "report time vs 3 sequential skopeo copies (Ferry: one `ferry sync` with 3 destinations)",
                f"{r:.3f} × (3 parallel `ferry copy`: "
                f"{fp['wall_s']['median'] / sk['wall_s']['median']:.3f} ×)", True)
+    fan_md: list = []
+    if "fanout" in s:
+        import fanout  # bench/fanout.py
+        fan_md = fanout.report(s["fanout"], bench.fanout_sizes, bench.args.fanout_width, row, target)
     rows.append("| pipeline | — | see the pipeline bench (issue #6, another engineer's part) | | | | | | | | | |")
     out["targets"] = targets
     out["failures"] = bench.failures
@@ -971,6 +996,8 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        *fan_md,
+        "",
         "## Targets",
         "",
         "| scenario | target | measured | |",
@@ -993,7 +1020,15 @@ def main() -> int:
     p.add_argument("--tags", type=int, default=10)
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
-    p.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "big,many,warm,fan"))
+    p.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "big,many,warm,fan,fanout"))
+    p.add_argument("--fanout", default=os.environ.get("BENCH_FANOUT", "25,100,250"),
+                   help="destination counts of the fanout scenario (issue #10)")
+    p.add_argument("--fanout-registries", type=int, default=25,
+                   help="docker-registry processes the fanout destinations share")
+    p.add_argument("--fanout-width", type=int, default=8,
+                   help="ferry sync --concurrency, and skopeo copy processes at a time")
+    p.add_argument("--fanout-runs", type=int, default=None,
+                   help="runs per tool in the fanout scenario (default: --runs, at most 3)")
     p.add_argument("--work", default=os.environ.get("BENCH_WORK", f"/tmp/ferry-bench-{os.getuid()}"))
     p.add_argument("--out", default=os.environ.get("BENCH_OUT", str(ROOT / "bench/results")))
     p.add_argument("--name", default=os.environ.get("BENCH_NAME", "latest"), help="results file stem")
@@ -1007,8 +1042,14 @@ def main() -> int:
         print(f"bench: no ferry binary at {args.ferry}", file=sys.stderr)
         return 2
     wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    if "fanout" in wanted and not shutil.which("moto_server"):
+        print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
+              file=sys.stderr)
+        return 2
 
+    args.fanout_runs = args.fanout_runs or min(args.runs, 3)
     bench = Bench(args)
+    bench.fanout_sizes = [int(x) for x in args.fanout.split(",") if x.strip()]
     info = machine(bench.ferry)
     log(f"machine: {info['nproc']} CPUs, {info['memory']}, load {' '.join(info['loadavg_start'])}")
     shutil.rmtree(bench.work, ignore_errors=True)
@@ -1042,6 +1083,15 @@ def main() -> int:
             scen["fan"] = ({"description": ds.description + ", to 3 destinations", "unique_bytes": ds.unique_bytes},
                            bench.fan(ds))
             ds.registry.stop()
+        if "fanout" in wanted:
+            import fanout  # bench/fanout.py
+            ds = fanout.dataset(bench.work, args.scale)
+            sources.append(ds.registry)
+            log(f"scenario fanout: {ds.description}, to {args.fanout} destinations")
+            scen["fanout"] = ({"description": f"{ds.description}, to {args.fanout} destinations on at most "
+                                              f"{args.fanout_registries} docker-registry processes",
+                               "unique_bytes": ds.unique_bytes}, fanout.run(bench, ds, bench.fanout_sizes))
+            ds.registry.stop()
     finally:
         for r in sources:
             r.stop()
@@ -1058,4 +1108,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    sys.modules["bench"] = sys.modules[__name__]  # bench/fanout.py imports this module as `bench`
     sys.exit(main())

@@ -217,3 +217,25 @@ pub struct RequestCounts {
     /// Per HTTP method.
     pub by_method: BTreeMap<String, u64>,
 }
+
+/// A replication config written to a temp file, removed on drop.
+#[derive(Debug)]
+pub struct ConfigFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl ConfigFile {
+    /// Writes `config` as `ferry.json` in a new temp dir.
+    pub fn write(config: &serde_json::Value) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ferry-config-").tempdir()?;
+        let path = dir.path().join("ferry.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config)?)?;
+        Ok(Self { _dir: dir, path })
+    }
+
+    /// Its path, as an argument.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("temp paths are UTF-8")
+    }
+}

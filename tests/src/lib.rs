@@ -15,6 +15,7 @@ pub mod http;
 pub mod imageset;
 pub mod integrity;
 pub mod moto;
+pub mod organizations;
 pub mod process;
 pub mod proxy;
 pub mod registry;

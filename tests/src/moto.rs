@@ -95,6 +95,23 @@ impl Moto {
             .count()
     }
 
+    /// An AWS SDK config for this server in `region`, with the harness's fake static
+    /// credentials (moto's default account).
+    pub fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        let creds = aws_sdk_ecr::config::Credentials::new("testing", "testing", None, None, "test");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime");
+        rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(aws_config::Region::new(region.to_string()))
+                .credentials_provider(creds)
+                .load(),
+        )
+    }
+
     /// Environment for the AWS SDK: endpoint, fake static credentials, region, no IMDS.
     pub fn aws_env(&self) -> Vec<(String, String)> {
         [

@@ -2,7 +2,7 @@
 //! cross-account writes through STS AssumeRole with an external ID, and DescribeImages
 //! listing. Registry content lives in ECR-shaped docker-registry instances.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability};
 use ferry_e2e::ecr::endpoints_env;
 use ferry_e2e::ferry::describe;
@@ -14,18 +14,7 @@ const ACCOUNT_A: &str = "123456789012";
 const ACCOUNT_B: &str = "222222222222";
 
 fn sdk(moto: &Moto, region: &str) -> SdkConfig {
-    let creds = aws_sdk_ecr::config::Credentials::new("testing", "testing", None, None, "test");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(moto.endpoint())
-            .region(Region::new(region.to_string()))
-            .credentials_provider(creds)
-            .load(),
-    )
+    moto.sdk_config(region)
 }
 
 fn block<F: std::future::Future>(f: F) -> F::Output {

@@ -5,7 +5,7 @@
 //!
 //! At TRACE the AWS SDK's orchestrator (`aws_smithy_runtime`) would log ECR
 //! `GetAuthorizationToken`'s response body and output, both holding the token (ECR's model
-//! does not mark it sensitive): every binary caps it with `ferry::LOG_CAPS`, and the strict
+//! does not mark it sensitive): every binary caps it with `ferry::log_allowed`, and the strict
 //! test below proves it.
 
 use std::process::Output;

@@ -109,6 +109,10 @@ pub struct SyncArgs {
 pub struct ValidateArgs {
     /// Config file.
     pub config: std::path::PathBuf,
+    /// Also read the accounts of `organizationalUnit` / `organization` destinations from
+    /// AWS Organizations and print them (needs AWS credentials).
+    #[arg(long)]
+    pub resolve: bool,
 }
 
 /// `ferry copy` arguments.

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::plan::run_plan(args).await,
             Command::Sync(args) => commands::sync::run(args).await,
             Command::Verify { config, output } => commands::plan::run_verify(config, output).await,
-            Command::Validate(args) => commands::plan::run_validate(args),
+            Command::Validate(args) => commands::plan::run_validate(args).await,
         }
     });
     match result {
@@ -43,21 +43,20 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
     let default = match verbose {
         0 => "warn",
         1 => "info,ferry=debug",
         _ => "debug,ferry=trace,hyper=info,h2=info,rustls=info",
     };
-    let mut filter =
-        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    for cap in ferry::LOG_CAPS {
-        if let Ok(d) = cap.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .with_filter(filter_fn(ferry::log_allowed)),
+        )
         .init();
 }

@@ -4,19 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use ferry::aws::AwsContext;
-use ferry::config::ReplicationConfig;
+use ferry::organizations::AwsOrganizations;
 use ferry::replicate::Replicator;
 
 use crate::dispatch::{Dispatched, dispatch};
 use crate::error::PipelineError;
+use crate::live::{LiveConfig, organization_ttl};
 use crate::metrics::Metrics;
 use crate::queue::SqsJobQueue;
 use crate::reconcile::{Reconciled, reconcile};
 use crate::replicate::{ReplicateContext, replicate};
-use crate::result::EventBridgePublisher;
+use crate::result::{EventBridgePublisher, ResultPublisher};
 use crate::settings::{
     ConfigSource, ENV_EVENT_BUS_NAME, ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL,
     ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, check_hub_partition,
@@ -28,12 +29,37 @@ pub const DEFAULT_JOB_CONCURRENCY: usize = 4;
 /// Default `FERRY_MAX_JOBS_PER_RUN`.
 pub const DEFAULT_MAX_JOBS_PER_RUN: usize = 1000;
 
-async fn config(aws: &AwsContext) -> Result<Arc<ReplicationConfig>, PipelineError> {
+async fn config(aws: &AwsContext) -> Result<LiveConfig, PipelineError> {
     let source = ConfigSource::from_env()?;
     let ssm = aws_sdk_ssm::Client::new(aws.base());
-    let config = load_config(&source, Some(&ssm)).await?;
-    check_hub_partition(&config, aws.base().region().map(|r| r.as_ref()))?;
-    Ok(config)
+    let document = load_config(&source, Some(&ssm)).await?;
+    check_hub_partition(&document, aws.base().region().map(|r| r.as_ref()))?;
+    let live = LiveConfig::new(
+        document,
+        Arc::new(AwsOrganizations::new(aws.clone())),
+        organization_ttl()?,
+    );
+    // Read the organization once at init, so a role or permission problem fails the cold
+    // start with its message.
+    live.current().await?;
+    Ok(live)
+}
+
+/// Every message of `event` failed (the config could not be resolved): Lambda retries
+/// them, and the queue's redrive policy applies.
+fn fail_all(event: &SqsEvent) -> SqsBatchResponse {
+    let mut r = SqsBatchResponse::default();
+    r.batch_item_failures = event
+        .records
+        .iter()
+        .filter_map(|m| m.message_id.clone())
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    r
 }
 
 fn sqs(aws: &AwsContext) -> aws_sdk_sqs::Client {
@@ -43,7 +69,7 @@ fn sqs(aws: &AwsContext) -> aws_sdk_sqs::Client {
 /// The dispatch function's state.
 pub struct DispatchFunction {
     /// The config.
-    pub config: Arc<ReplicationConfig>,
+    pub config: LiveConfig,
     /// The jobs queue.
     pub queue: SqsJobQueue,
     /// Metrics.
@@ -65,14 +91,21 @@ impl DispatchFunction {
 
     /// Handle one event.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Dispatched, PipelineError> {
-        dispatch(event, &self.config, &self.queue, &self.metrics).await
+        let (config, _) = self.config.current().await?;
+        dispatch(event, &config, &self.queue, &self.metrics).await
     }
 }
 
 /// The replicate function's state.
 pub struct ReplicateFunction {
-    /// The handler's context.
-    pub ctx: ReplicateContext,
+    config: LiveConfig,
+    aws: AwsContext,
+    results: Arc<dyn ResultPublisher>,
+    metrics: Metrics,
+    concurrency: usize,
+    /// The handler's context for the current config (rebuilt when an organization
+    /// destination's accounts change).
+    ctx: tokio::sync::Mutex<Option<Arc<ReplicateContext>>>,
 }
 
 impl ReplicateFunction {
@@ -82,17 +115,37 @@ impl ReplicateFunction {
         let config = config(&aws).await?;
         let bus = env_required(ENV_EVENT_BUS_NAME)?;
         let concurrency = env_usize(ENV_JOB_CONCURRENCY, DEFAULT_JOB_CONCURRENCY)?;
-        let replicator = build_replicator(config.clone(), aws.clone()).await?;
         let results = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws.base()), &bus);
-        Ok(ReplicateFunction {
-            ctx: ReplicateContext {
-                config,
-                engine: Arc::new(replicator),
-                results: Arc::new(results),
-                metrics: Metrics::stdout(),
-                concurrency,
-            },
-        })
+        let function = ReplicateFunction {
+            config,
+            aws,
+            results: Arc::new(results),
+            metrics: Metrics::stdout(),
+            concurrency,
+            ctx: tokio::sync::Mutex::default(),
+        };
+        function.context().await?;
+        Ok(function)
+    }
+
+    /// The context for the current config: the same as the last call's unless the config
+    /// changed, then with a replicator built for the new one.
+    pub async fn context(&self) -> Result<Arc<ReplicateContext>, PipelineError> {
+        let (config, changed) = self.config.current().await?;
+        let mut ctx = self.ctx.lock().await;
+        if let Some(current) = ctx.as_ref().filter(|_| !changed) {
+            return Ok(current.clone());
+        }
+        let replicator = build_replicator(config.clone(), self.aws.clone()).await?;
+        let fresh = Arc::new(ReplicateContext {
+            config,
+            engine: Arc::new(replicator),
+            results: self.results.clone(),
+            metrics: self.metrics.clone(),
+            concurrency: self.concurrency,
+        });
+        *ctx = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// Handle one SQS batch; `deadline` is the invocation's.
@@ -100,7 +153,14 @@ impl ReplicateFunction {
         let left = deadline
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        replicate(event, Some(Instant::now() + left), &self.ctx)
+        let ctx = match self.context().await {
+            Ok(ctx) => ctx,
+            Err(error) => {
+                tracing::error!(error = %error, code = error.code(), "no config to act on: the batch is retried");
+                return fail_all(&event);
+            }
+        };
+        replicate(event, Some(Instant::now() + left), &ctx)
             .await
             .response()
     }
@@ -108,8 +168,10 @@ impl ReplicateFunction {
 
 /// The reconcile function's state.
 pub struct ReconcileFunction {
-    /// The replicator whose plan finds the drift.
-    pub replicator: Replicator,
+    config: LiveConfig,
+    aws: AwsContext,
+    /// The replicator whose plan finds the drift, for the current config.
+    replicator: tokio::sync::Mutex<Option<Arc<Replicator>>>,
     /// The jobs queue.
     pub queue: SqsJobQueue,
     /// Metrics.
@@ -125,20 +187,36 @@ impl ReconcileFunction {
         let config = config(&aws).await?;
         let queue = SqsJobQueue::new(sqs(&aws), &env_required(ENV_JOBS_QUEUE_URL)?);
         let max_jobs = env_usize(ENV_MAX_JOBS_PER_RUN, DEFAULT_MAX_JOBS_PER_RUN)?;
-        let replicator = build_reading_replicator(config, aws).await?;
-        Ok(ReconcileFunction {
-            replicator,
+        let function = ReconcileFunction {
+            config,
+            aws,
+            replicator: tokio::sync::Mutex::default(),
             queue,
             metrics: Metrics::stdout(),
             max_jobs,
-        })
+        };
+        function.replicator().await?;
+        Ok(function)
+    }
+
+    /// The reading replicator for the current config (rebuilt when it changed).
+    pub async fn replicator(&self) -> Result<Arc<Replicator>, PipelineError> {
+        let (config, changed) = self.config.current().await?;
+        let mut current = self.replicator.lock().await;
+        if let Some(r) = current.as_ref().filter(|_| !changed) {
+            return Ok(r.clone());
+        }
+        let fresh = Arc::new(build_reading_replicator(config, self.aws.clone()).await?);
+        *current = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// One run; `run_id` is the invocation's request id.
     pub async fn handle(&self, run_id: &str) -> Result<Reconciled, PipelineError> {
+        let replicator = self.replicator().await?;
         reconcile(
             run_id,
-            &self.replicator,
+            replicator.as_ref(),
             &self.queue,
             &self.metrics,
             self.max_jobs,

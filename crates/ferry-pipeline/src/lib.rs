@@ -13,6 +13,7 @@
 //! - [`dispatch`], [`replicate`](mod@replicate), [`reconcile`](mod@reconcile): the handlers, plain async
 //!   functions taking their dependencies ([`queue::JobQueue`], [`result::ResultPublisher`],
 //!   [`replicate::Engine`], [`reconcile::DriftSource`]) as arguments.
+//! - [`live`]: the config with its organization destinations' accounts, kept for a TTL.
 //! - [`settings`]: config loading (`FERRY_CONFIG` / `FERRY_CONFIG_PARAMETER`) and the
 //!   environment.
 //! - [`metrics`]: CloudWatch Embedded Metric Format records.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod functions;
 pub mod job;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod poller;

@@ -1,8 +1,10 @@
 //! Tracing for the Lambda functions: level from `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`),
-//! JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, and the engine's [`ferry::LOG_CAPS`] always
-//! applied so no SDK response carrying a registry token is ever logged.
+//! JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`, and the engine's cap ([`ferry::log_allowed`])
+//! always applied, so no SDK response carrying a registry token is ever logged. The cap
+//! only lowers: at `LogLevel=info` no crate logs DEBUG.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
+use tracing_subscriber::prelude::*;
 
 /// Install the global subscriber (once, in `main`).
 pub fn init_tracing() {
@@ -14,24 +16,28 @@ pub fn init_tracing() {
                 .map(|l| l.to_lowercase())
         })
         .unwrap_or_else(|| "info".to_string());
-    let mut filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new("info"));
-    for cap in ferry::LOG_CAPS {
-        if let Ok(d) = cap.parse() {
-            filter = filter.add_directive(d);
-        }
-    }
+    let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time();
     if json {
-        builder
-            .json()
-            .with_current_span(false)
-            .with_span_list(false)
+        let layer = layer.json().with_current_span(false).with_span_list(false);
+        tracing_subscriber::registry()
+            .with(
+                layer
+                    .with_filter(filter)
+                    .with_filter(filter_fn(ferry::log_allowed)),
+            )
             .init();
     } else {
-        builder.with_ansi(false).init();
+        tracing_subscriber::registry()
+            .with(
+                layer
+                    .with_ansi(false)
+                    .with_filter(filter)
+                    .with_filter(filter_fn(ferry::log_allowed)),
+            )
+            .init();
     }
 }

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod ecr;
 pub mod error;
 pub mod manifest;
+pub mod organizations;
 pub mod reference;
 pub mod registry;
 pub mod replicate;
@@ -25,7 +26,22 @@ pub use error::{Error, Result};
 pub use reference::Reference;
 pub use report::CopyReport;
 
-/// Log filter directives every binary adds last: the AWS SDK logs whole responses at
+/// Targets whose TRACE events every binary drops: the AWS SDK logs whole responses at
 /// TRACE, and `GetAuthorizationToken`'s response carries the registry password (ECR's
-/// model does not mark it sensitive). Capping the SDK's runtime at DEBUG keeps it out.
-pub const LOG_CAPS: &[&str] = &["aws_smithy_runtime=debug", "aws_smithy_runtime_api=debug"];
+/// model does not mark it sensitive).
+pub const LOG_CAPPED_TARGETS: &[&str] = &["aws_smithy_runtime", "aws_smithy_runtime_api"];
+
+/// The log cap every binary installs as a second filter beside the user's level: it only
+/// ever *lowers* what the level lets through (the capped targets never above DEBUG), so
+/// the default verbosity stays quiet. (Adding `aws_smithy_runtime=debug` as a directive
+/// instead would raise those targets to DEBUG under a `warn` default.)
+pub fn log_allowed(metadata: &tracing::Metadata<'_>) -> bool {
+    *metadata.level() != tracing::Level::TRACE
+        || !LOG_CAPPED_TARGETS.iter().any(|t| {
+            metadata.target() == *t
+                || metadata
+                    .target()
+                    .strip_prefix(t)
+                    .is_some_and(|rest| rest.starts_with("::"))
+        })
+}

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ferry::aws::AwsContext;
-use ferry::config::{ReplicationConfig, Severity};
+use ferry::config::{ReplicationConfig, Resolution, ResolvedOrganization, Severity, Skipped};
 use ferry::copy::{Copier, CopyOptions};
 use ferry::ecr::EcrControl;
+use ferry::organizations::{self, AwsOrganizations};
 use ferry::replicate::Replicator;
 use ferry::setup::{ClientSetup, bind_registries};
 
@@ -28,12 +29,56 @@ pub fn load_config(path: &Path) -> Result<ReplicationConfig, ferry::Error> {
 }
 
 /// The replicator for a config: registry client with the config's endpoints, roles and
-/// secrets; the ECR control plane when the config names any ECR registry.
+/// secrets; the ECR control plane when the config names any ECR registry. Organization
+/// destinations are resolved first (summary on stderr).
 pub async fn replicator(
     config: ReplicationConfig,
     concurrency: usize,
     plain_http: bool,
 ) -> Result<Replicator, ferry::Error> {
+    let (replicator, organizations) = resolved_replicator(config, concurrency, plain_http).await?;
+    for o in &organizations {
+        eprintln!("{}", organization_summary(o));
+    }
+    Ok(replicator)
+}
+
+/// Reads the accounts of the config's organization destinations from AWS Organizations
+/// (afresh: the CLI keeps no cache) and resolves them.
+pub async fn resolve_organizations(config: &ReplicationConfig) -> Result<Resolution, ferry::Error> {
+    let aws = AwsContext::from_env().await;
+    organizations::resolve(config, &AwsOrganizations::new(aws)).await
+}
+
+/// One line per organization destination: what it names and what it resolved to.
+pub fn organization_summary(o: &ResolvedOrganization) -> String {
+    let skipped = |why: Skipped| o.skipped.iter().filter(|(_, w)| *w == why).count();
+    format!(
+        "organization: {} ({}): {} accounts × {} regions ({}) = {} destinations; skipped: {} not active, {} excluded, {} source",
+        o.path,
+        o.scope,
+        o.accounts.len(),
+        o.regions.len(),
+        o.regions.join(", "),
+        o.destination_count(),
+        skipped(Skipped::NotActive),
+        skipped(Skipped::Excluded),
+        skipped(Skipped::Source),
+    )
+}
+
+/// Like [`replicator`], also returning what each organization destination resolved to.
+pub async fn resolved_replicator(
+    config: ReplicationConfig,
+    concurrency: usize,
+    plain_http: bool,
+) -> Result<(Replicator, Vec<ResolvedOrganization>), ferry::Error> {
+    let (config, organizations) = if config.has_organization_destinations() {
+        let resolution = resolve_organizations(&config).await?;
+        (resolution.config, resolution.organizations)
+    } else {
+        (config, Vec::new())
+    };
     let uses_ecr = config.source_registry().is_some_and(|r| r.is_ecr())
         || config
             .destinations()
@@ -60,9 +105,8 @@ pub async fn replicator(
             ..Default::default()
         },
     );
-    Ok(Replicator::new(
-        copier,
-        aws.map(EcrControl::new),
-        Arc::new(config),
+    Ok((
+        Replicator::new(copier, aws.map(EcrControl::new), Arc::new(config)),
+        organizations,
     ))
 }

@@ -11,12 +11,26 @@ use crate::output::{self, human_bytes};
 /// Print what a sync would do.
 pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config)?;
-    let replicator = context::replicator(config, 8, args.config.plain_http).await?;
+    let (replicator, organizations) =
+        context::resolved_replicator(config, 8, args.config.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     match args.output {
-        OutputFormat::Json => output::json(&plan),
+        OutputFormat::Json => {
+            let mut value =
+                serde_json::to_value(&plan).map_err(|e| ferry::Error::Config(e.to_string()))?;
+            if !organizations.is_empty() {
+                value["organizations"] = serde_json::to_value(&organizations)
+                    .map_err(|e| ferry::Error::Config(e.to_string()))?;
+            }
+            output::json(&value)
+        }
         OutputFormat::Text => {
+            for o in &organizations {
+                println!("{}", context::organization_summary(o));
+                let ids: Vec<&str> = o.accounts.iter().map(|a| a.id.as_str()).collect();
+                println!("  accounts: {}", ids.join(" "));
+            }
             for i in plan
                 .items
                 .iter()
@@ -91,18 +105,64 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
     })
 }
 
-/// Validate a config file.
-pub fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
+/// Validate a config file; with `--resolve`, also read the accounts of its organization
+/// destinations and print them.
+pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config)?;
-    let destinations = config
+    let organizations = config
+        .rules
+        .iter()
+        .flat_map(|r| &r.destinations)
+        .filter(|d| d.is_organization())
+        .count();
+    let concrete = if organizations == 0 {
+        config.clone()
+    } else {
+        // What the document names without asking AWS: its other destinations.
+        let mut rest = config.clone();
+        for rule in &mut rest.rules {
+            rule.destinations.retain(|d| !d.is_organization());
+        }
+        rest
+    };
+    let destinations = concrete
         .destinations()
         .map_err(|e| ferry::Error::Config(e.to_string()))?;
+    let org_note = if organizations == 0 {
+        String::new()
+    } else {
+        format!(" and {organizations} organization destinations (accounts read at run time)")
+    };
     println!(
-        "{}: valid, {} rules, {} destinations",
+        "{}: valid, {} rules, {} destinations{org_note}",
         args.config.display(),
         config.rules.len(),
         destinations.len()
     );
+    if args.resolve && organizations > 0 {
+        let resolution = context::resolve_organizations(&config).await?;
+        for o in &resolution.organizations {
+            println!("{}", context::organization_summary(o));
+            for a in &o.accounts {
+                println!("  {}  {}", a.id, a.name);
+            }
+            for (a, why) in &o.skipped {
+                let why = serde_json::to_value(why).unwrap_or_default();
+                println!(
+                    "  {}  {}  skipped: {} ({})",
+                    a.id,
+                    a.name,
+                    why.as_str().unwrap_or_default(),
+                    a.status
+                );
+            }
+        }
+        let all = resolution
+            .config
+            .destinations()
+            .map_err(|e| ferry::Error::Config(e.to_string()))?;
+        println!("resolved: {} destinations", all.len());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

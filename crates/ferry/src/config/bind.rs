@@ -68,6 +68,9 @@ impl ReplicationConfig {
             }
         };
         let mut config = self.clone();
+        if let Some(account) = &bound.registry_id {
+            config.drop_resolved_account(account);
+        }
         config.source = Some(bound);
         Some(Cow::Owned(config))
     }

@@ -62,6 +62,26 @@ impl Destination {
         source: Option<&SourceSpec>,
         path: &str,
     ) -> Result<Self, Issue> {
+        if let Some(query) = spec.account_query() {
+            return Err(Issue::error(
+                path,
+                format!(
+                    "names {}, whose accounts are read from AWS Organizations at run time: this destination \
+                     was used before they were read",
+                    query.scope
+                ),
+            ));
+        }
+        let path = match &spec.resolved_from {
+            Some(from) => format!(
+                "{} (account {}, {})",
+                from.path,
+                spec.registry_id.as_deref().unwrap_or_default(),
+                spec.region.as_deref().unwrap_or_default()
+            ),
+            None => path.to_owned(),
+        };
+        let path = path.as_str();
         let registry = match (&spec.registry, &spec.registry_id, &spec.region) {
             (Some(host), None, None) => Registry::from_host(host),
             (Some(_), _, _) => {
@@ -104,16 +124,34 @@ impl Destination {
                 }
             }
         };
+        let placeholders = |text: &Option<String>| {
+            text.as_ref()
+                .map(|t| render_account_placeholders(t, &registry))
+        };
         Ok(Self {
+            role_arn: placeholders(&spec.role_arn),
+            kms_key: placeholders(&spec.kms_key),
             registry,
             template,
-            role_arn: spec.role_arn.clone(),
             external_id: spec.external_id.clone(),
-            kms_key: spec.kms_key.clone(),
             use_creation_template: spec.use_creation_template,
             credentials_secret_arn: spec.credentials_secret_arn.clone(),
             path: path.to_owned(),
         })
+    }
+}
+
+/// `{accountId}` and `{region}` in a destination's `roleArn` or `kmsKey`: the destination
+/// registry's own (the way one organization destination names each account's role).
+pub(crate) fn render_account_placeholders(text: &str, registry: &Registry) -> String {
+    match registry {
+        Registry::Ecr {
+            registry_id,
+            region,
+        } => text
+            .replace("{accountId}", registry_id)
+            .replace("{region}", region),
+        Registry::Oci { .. } => text.to_owned(),
     }
 }
 

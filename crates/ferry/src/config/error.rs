@@ -73,6 +73,19 @@ pub enum ConfigError {
         issues: Vec<Issue>,
     },
 
+    /// An `organizationalUnit` / `organization` destination was used before its accounts were
+    /// read from AWS Organizations.
+    #[error(
+        "{path}: names {scope}, whose accounts have not been read from AWS Organizations \
+         (resolve the configuration's accounts first)"
+    )]
+    Unresolved {
+        /// JSON path of the organization destination.
+        path: String,
+        /// What it names.
+        scope: String,
+    },
+
     /// A destination repository name rendered from a `repositoryName` template is not a
     /// valid repository name (OCI distribution grammar, at most 256 characters).
     #[error(
@@ -99,7 +112,8 @@ impl ConfigError {
             | Self::UnknownField { path, .. }
             | Self::UnknownValue { path, .. }
             | Self::Filter { path, .. }
-            | Self::RepositoryName { path, .. } => path,
+            | Self::RepositoryName { path, .. }
+            | Self::Unresolved { path, .. } => path,
             Self::Invalid { issues } => issues.first().map_or("$", |issue| issue.path.as_str()),
         }
     }

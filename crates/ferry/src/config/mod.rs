@@ -32,6 +32,7 @@ mod destination;
 mod error;
 mod filter;
 mod model;
+mod organization;
 mod parse;
 mod partition;
 mod registry;
@@ -48,6 +49,10 @@ pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
 pub use model::{DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec};
+pub use organization::{
+    AccountQuery, AccountScope, AccountState, OrgAccount, OrgAccounts, Resolution,
+    ResolvedOrganization, Skipped,
+};
 pub use parse::Loaded;
 pub use registry::Registry;
 pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, check_repository_name};

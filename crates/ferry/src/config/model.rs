@@ -125,7 +125,7 @@ impl Default for Rule {
 
 /// One destination: an ECR registry (`registryId` and `region`) or any OCI registry
 /// (`registry`), with optional renaming and credentials.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DestinationSpec {
     /// AWS region of the destination ECR registry.
@@ -144,13 +144,16 @@ pub struct DestinationSpec {
     /// `{registryId}`/`{region}` the source registry's. Default: the source name unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_name: Option<String>,
-    /// IAM role to assume for writing to this ECR destination.
+    /// IAM role to assume for writing to this ECR destination. `{accountId}` and `{region}`
+    /// are the destination's (one role name for every account of an organization
+    /// destination: `arn:aws:iam::{accountId}:role/ferry-writer`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     /// External ID passed when assuming `roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
-    /// ARN of a KMS key in the destination region, used to encrypt repositories Ferry creates.
+    /// ARN of a KMS key in the destination region, used to encrypt repositories Ferry creates
+    /// (`{accountId}` and `{region}` as in `roleArn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key: Option<String>,
     /// Let the destination's repository creation template configure new repositories,
@@ -166,9 +169,94 @@ pub struct DestinationSpec {
     /// than Ferry's (`aws-cn`, `aws-us-gov`), which no role can be assumed into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_arn: Option<String>,
+    /// Every `ACTIVE` account of this AWS Organizations organizational unit (`ou-…`, or a
+    /// root `r-…`), instead of `registryId`: the accounts are read from AWS Organizations
+    /// at run time, so an account added to the OU becomes a destination with no change
+    /// here. Needs `regions` (or `region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$"))]
+    pub organizational_unit: Option<String>,
+    /// With `organizationalUnit`: also the accounts of its child OUs, all the way down.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    #[schemars(extend("default" = true))]
+    pub recursive: bool,
+    /// Every `ACTIVE` account of the organization, instead of `registryId`. Needs
+    /// `regions` (or `region`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[schemars(extend("default" = false))]
+    pub organization: bool,
+    /// Regions of each account of `organizationalUnit` / `organization` to replicate to:
+    /// one destination per account and region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Accounts of `organizationalUnit` / `organization` that are never destinations.
+    /// The source account never is one either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_accounts: Vec<String>,
+    /// IAM role (in the management account or a delegated administrator of AWS
+    /// Organizations) to read the organization's accounts through. Default: the caller's
+    /// own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_role_arn: Option<String>,
+    /// Set on destinations that [`ReplicationConfig::resolve_accounts`] made from an
+    /// organization destination: where in the document they come from. Never read from
+    /// or written to JSON.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) resolved_from: Option<ResolvedFrom>,
+}
+
+/// Where a destination resolved from an organization destination comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ResolvedFrom {
+    /// The JSON path of the organization destination, e.g. `rules[0].destinations[1]`.
+    pub path: String,
+}
+
+impl Default for DestinationSpec {
+    fn default() -> Self {
+        Self {
+            region: None,
+            registry_id: None,
+            registry: None,
+            repository_name: None,
+            role_arn: None,
+            external_id: None,
+            kms_key: None,
+            use_creation_template: false,
+            credentials_secret_arn: None,
+            organizational_unit: None,
+            recursive: true,
+            organization: false,
+            regions: Vec::new(),
+            exclude_accounts: Vec::new(),
+            organization_role_arn: None,
+            resolved_from: None,
+        }
+    }
 }
 
 impl DestinationSpec {
+    /// Whether the accounts of this destination come from AWS Organizations
+    /// (`organizationalUnit` or `organization`).
+    pub fn is_organization(&self) -> bool {
+        self.organizational_unit.is_some() || self.organization
+    }
+
+    /// This destination with its organization fields cleared: the settings each account
+    /// it resolves to gets.
+    pub(crate) fn account_settings(&self) -> DestinationSpec {
+        DestinationSpec {
+            organizational_unit: None,
+            recursive: true,
+            organization: false,
+            regions: Vec::new(),
+            exclude_accounts: Vec::new(),
+            organization_role_arn: None,
+            ..self.clone()
+        }
+    }
+
     /// An ECR destination, as in ECR's native configuration.
     pub fn ecr(registry_id: impl Into<String>, region: impl Into<String>) -> Self {
         Self {

@@ -25,8 +25,23 @@ impl ReplicationConfig {
     /// (the hub's `AWS_REGION`): every ECR registry outside that partition needs
     /// `credentialsSecretArn`, and every secret must be in it.
     pub fn check_home_region(&self, region: &str) -> Result<(), ConfigError> {
-        let resolved: Vec<(usize, Destination)> =
-            self.destinations()?.into_iter().map(|d| (0, d)).collect();
+        // Destinations read from AWS Organizations are not resolved yet: each resolves to
+        // accounts of the organization's (Ferry's) partition, and the loaded document was
+        // validated as a whole already.
+        let mut resolved: Vec<(usize, Destination)> = Vec::new();
+        for (r, rule) in self.rules.iter().enumerate() {
+            for (d, spec) in rule.destinations.iter().enumerate() {
+                let path = format!("rules[{r}].destinations[{d}]");
+                if let Ok(destination) = Destination::resolve(spec, self.source.as_ref(), &path)
+                    && !resolved.iter().any(|(_, seen)| {
+                        seen.registry == destination.registry
+                            && seen.template == destination.template
+                    })
+                {
+                    resolved.push((r, destination));
+                }
+            }
+        }
         let issues: Vec<Issue> = self
             .partition_issues(Some(partition_of(region)), &resolved)
             .into_iter()

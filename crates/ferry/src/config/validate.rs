@@ -101,6 +101,11 @@ impl ReplicationConfig {
             let first = resolved.len();
             for (d, spec) in rule.destinations.iter().enumerate() {
                 let at = format!("{path}.destinations[{d}]");
+                if spec.is_organization() {
+                    self.check_organization(spec, &at, rule.deletes, issues);
+                    continue;
+                }
+                check_not_organization(spec, &at, issues);
                 match Destination::resolve(spec, self.source.as_ref(), &at) {
                     Err(issue) => issues.push(issue),
                     Ok(destination) => {
@@ -179,7 +184,7 @@ impl ReplicationConfig {
                         ),
                     ));
                 }
-                if let Some(key) = &spec.kms_key {
+                if let Some(key) = &destination.kms_key {
                     push_err(issues, &at("kmsKey"), check_kms_key(key, region));
                     if spec.use_creation_template {
                         issues.push(Issue::warning(
@@ -207,7 +212,7 @@ impl ReplicationConfig {
                 }
             }
         }
-        if let Some(role) = &spec.role_arn {
+        if let Some(role) = &destination.role_arn {
             push_err(issues, &at("roleArn"), check_role_arn(role));
         }
         if let Some(id) = &spec.external_id {
@@ -217,6 +222,83 @@ impl ReplicationConfig {
             push_err(issues, &at("externalId"), check_external_id(id));
         }
         self.check_template(destination, deletes, issues);
+    }
+
+    /// An `organizationalUnit` / `organization` destination: its own fields, then the
+    /// settings every resolved account gets, tried on a sample account in each region.
+    fn check_organization(
+        &self,
+        spec: &DestinationSpec,
+        at: &str,
+        deletes: bool,
+        issues: &mut Vec<Issue>,
+    ) {
+        let field = |name: &str| child(at, name);
+        if let Some(id) = &spec.organizational_unit {
+            if spec.organization {
+                issues.push(Issue::error(
+                    field("organization"),
+                    "give either `organizationalUnit` or `organization: true`, not both",
+                ));
+            }
+            push_err(issues, &field("organizationalUnit"), check_unit_id(id));
+        } else if !spec.recursive {
+            issues.push(Issue::error(
+                field("recursive"),
+                "applies to `organizationalUnit` only: `organization` is every account",
+            ));
+        }
+        for (name, set) in [
+            ("registryId", spec.registry_id.is_some()),
+            ("registry", spec.registry.is_some()),
+            (
+                "credentialsSecretArn",
+                spec.credentials_secret_arn.is_some(),
+            ),
+        ] {
+            if set {
+                issues.push(Issue::error(
+                    field(name),
+                    "an organization destination's accounts come from AWS Organizations: remove this field",
+                ));
+            }
+        }
+        let regions = spec.organization_regions();
+        if regions.is_empty() {
+            issues.push(Issue::error(
+                at,
+                "an organization destination needs `regions`: the regions of each account to replicate to",
+            ));
+        }
+        for (i, region) in spec.regions.iter().enumerate() {
+            push_err(issues, &format!("{at}.regions[{i}]"), check_region(region));
+        }
+        for (i, id) in spec.exclude_accounts.iter().enumerate() {
+            push_err(
+                issues,
+                &format!("{at}.excludeAccounts[{i}]"),
+                check_registry_id(id),
+            );
+        }
+        if let Some(role) = &spec.organization_role_arn {
+            push_err(issues, &field("organizationRoleArn"), check_role_arn(role));
+        }
+        // What each account gets: try the settings on a sample account.
+        for region in regions {
+            let sample = DestinationSpec {
+                registry_id: Some("123456789012".into()),
+                region: Some(region.clone()),
+                credentials_secret_arn: None,
+                ..spec.account_settings()
+            };
+            if check_region(&region).is_err() {
+                continue;
+            }
+            match Destination::resolve(&sample, self.source.as_ref(), at) {
+                Ok(destination) => self.check_destination(&sample, &destination, deletes, issues),
+                Err(issue) => issues.push(issue),
+            }
+        }
     }
 
     /// `deletes`: the rule propagates deletes, so a template that maps several source
@@ -360,6 +442,38 @@ fn settings(
         d.use_creation_template,
         &d.credentials_secret_arn,
     )
+}
+
+/// The organization-only fields on a destination that names its account.
+fn check_not_organization(spec: &DestinationSpec, at: &str, issues: &mut Vec<Issue>) {
+    for (name, set) in [
+        ("regions", !spec.regions.is_empty()),
+        ("excludeAccounts", !spec.exclude_accounts.is_empty()),
+        ("organizationRoleArn", spec.organization_role_arn.is_some()),
+        ("recursive", !spec.recursive),
+    ] {
+        if set {
+            issues.push(Issue::error(
+                child(at, name),
+                "applies to `organizationalUnit` / `organization` destinations only (give one destination per region otherwise)",
+            ));
+        }
+    }
+}
+
+/// An organizational unit (`ou-…`) or root (`r-…`) ID.
+fn check_unit_id(id: &str) -> Result<(), String> {
+    static UNIT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^(ou-[0-9a-z]{4,32}-[0-9a-z]{8,32}|r-[0-9a-z]{4,32})$")
+            .expect("a valid pattern")
+    });
+    if UNIT.is_match(id) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{id}` is not an organizational unit or root ID (expected e.g. `ou-ab12-34cd56ef` or `r-ab12`)"
+        ))
+    }
 }
 
 fn check_filters(rule: &Rule, path: &str, issues: &mut Vec<Issue>) {

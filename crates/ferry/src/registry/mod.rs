@@ -300,6 +300,14 @@ impl RegistryClient {
                 .await
                 .map_err(|e| Self::transport_error(host, &parsed, host, &e))?;
             let status = resp.status();
+            // The path only: a query (a pre-signed URL's signature) is never logged.
+            tracing::debug!(
+                method = %call.method,
+                host,
+                path = parsed.path(),
+                status = status.as_u16(),
+                "registry request"
+            );
             if status == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
                 let new = self.refresh_auth(host, &scope, &resp).await?;

@@ -30,7 +30,8 @@ fn every_example_is_tested() {
             "central-distribution.json",
             "cross-partition.json",
             "dr-fanout.json",
-            "native-replication.json"
+            "native-replication.json",
+            "organization.json"
         ]
     );
 }
@@ -53,6 +54,43 @@ fn cross_partition() {
     // destination nor the secrets.
     assert!(config.check_home_region("us-east-1").is_ok());
     assert!(config.check_home_region("cn-north-1").is_err());
+}
+
+#[test]
+fn organization() {
+    use crate::config::{AccountState, OrgAccount, OrgAccounts};
+    let config = example("organization.json");
+    let query = config.account_queries().pop().unwrap();
+    let member = |id: &str| OrgAccount {
+        id: id.into(),
+        name: id.into(),
+        state: AccountState::Active,
+        status: "ACTIVE".into(),
+    };
+    let answers = OrgAccounts::from([(
+        query,
+        vec![
+            member("333333333333"),
+            member("222222222222"),
+            member("111111111111"),
+        ],
+    )]);
+    let resolved = config.resolve_accounts(&answers).unwrap().config;
+    let hosts = targets(&resolved, "golden/java", Some("21.0.4"));
+    assert_eq!(
+        hosts,
+        [
+            (
+                "333333333333.dkr.ecr.eu-west-1.amazonaws.com".to_string(),
+                "platform/golden/java".to_string()
+            ),
+            (
+                "333333333333.dkr.ecr.us-east-1.amazonaws.com".to_string(),
+                "platform/golden/java".to_string()
+            ),
+        ]
+    );
+    assert!(targets(&resolved, "golden/java", Some("0.9.0")).is_empty());
 }
 
 #[test]

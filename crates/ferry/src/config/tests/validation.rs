@@ -313,3 +313,59 @@ fn renames_outside_the_filters_are_fine() {
     );
     assert!(issues(&json).is_empty(), "{:#?}", issues(&json));
 }
+
+#[test]
+fn organization_destinations_are_checked_field_by_field() {
+    let config = |destination: &str| {
+        format!(r#"{{{SOURCE}, "rules": [{{"destinations": [{destination}]}}]}}"#)
+    };
+    let good = config(
+        r#"{"organizationalUnit": "ou-ab12-34cd56ef", "regions": ["eu-west-1"],
+            "roleArn": "arn:aws:iam::{accountId}:role/ferry-writer", "externalId": "shared-ext-id",
+            "kmsKey": "arn:aws:kms:{region}:{accountId}:alias/ferry",
+            "organizationRoleArn": "arn:aws:iam::999999999999:role/ferry-org-reader"}"#,
+    );
+    assert_eq!(findings(&good, Error), Vec::<String>::new());
+    let whole = config(r#"{"organization": true, "region": "eu-west-1"}"#);
+    assert_eq!(findings(&whole, Error), Vec::<String>::new());
+
+    let errors = findings(
+        &config(
+            r#"{"organizationalUnit": "ou-XY", "organization": true, "registryId": "444455556666",
+                "excludeAccounts": ["12"], "roleArn": "arn:aws:iam::{accountId}:user/x"}"#,
+        ),
+        Error,
+    );
+    let expect = [
+        "rules[0].destinations[0].organization: give either",
+        "rules[0].destinations[0].organizationalUnit: `ou-XY` is not an organizational unit",
+        "rules[0].destinations[0].registryId: an organization destination's accounts come from AWS Organizations",
+        "rules[0].destinations[0]: an organization destination needs `regions`",
+        "rules[0].destinations[0].excludeAccounts[0]:",
+    ];
+    for e in expect {
+        assert!(errors.iter().any(|f| f.starts_with(e)), "{e}\n{errors:#?}");
+    }
+    // The per-account settings are tried on a sample account, region by region.
+    let bad_role = findings(
+        &config(
+            r#"{"organization": true, "regions": ["eu-west-1"], "roleArn": "arn:aws:iam::{accountId}:user/x"}"#,
+        ),
+        Error,
+    );
+    assert!(
+        bad_role
+            .iter()
+            .any(|f| f.starts_with("rules[0].destinations[0].roleArn:")),
+        "{bad_role:?}"
+    );
+    // Organization-only fields on an ordinary destination.
+    let misplaced = findings(
+        &config(
+            r#"{"registryId": "444455556666", "region": "eu-west-1", "regions": ["us-west-2"], "recursive": false}"#,
+        ),
+        Error,
+    );
+    assert_eq!(misplaced.len(), 2, "{misplaced:?}");
+    assert!(misplaced[0].starts_with("rules[0].destinations[0].regions: applies to"));
+}

@@ -1,0 +1,282 @@
+//! The accounts of organization destinations, read from AWS Organizations
+//! (`ListAccountsForParent` and `ListChildren` for an OU and its descendants, `ListAccounts`
+//! for the whole organization; every call paginated), through `organizationRoleArn` when the
+//! destination names one (a role in the management account or a delegated administrator).
+//!
+//! The functions keep the answers for a TTL ([`CachedDirectory`], default 15 minutes), so an
+//! account added to an OU receives images within that time with no config change; each CLI
+//! run reads them afresh. When a refresh fails, the last answer is kept (and the failure
+//! logged): an Organizations outage does not stop replication to the accounts already known.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use aws_sdk_organizations::types::ChildType;
+
+use crate::aws::{AssumeRole, AwsContext, sdk_error};
+use crate::config::{
+    AccountQuery, AccountScope, AccountState, OrgAccount, OrgAccounts, ReplicationConfig,
+    Resolution,
+};
+use crate::error::Error;
+
+/// How long the functions keep an organization's accounts.
+pub const DEFAULT_ORGANIZATION_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// More accounts than AWS Organizations allows in one organization (its quota is 10,000 by
+/// default): an answer past this is refused rather than held.
+pub const MAX_ACCOUNTS: usize = 100_000;
+
+/// Organizational units visited at most for one query (AWS allows five levels of nesting
+/// and 2,000 OUs by default).
+pub const MAX_UNITS: usize = 10_000;
+
+/// Where the accounts of an organization destination come from.
+#[async_trait]
+pub trait AccountDirectory: Send + Sync + std::fmt::Debug {
+    /// Every account of the query's scope, whatever its state.
+    async fn accounts(&self, query: &AccountQuery) -> Result<Vec<OrgAccount>, Error>;
+}
+
+/// Resolve every organization destination of `config` through `directory`.
+pub async fn resolve(
+    config: &ReplicationConfig,
+    directory: &dyn AccountDirectory,
+) -> Result<Resolution, Error> {
+    let mut answers = OrgAccounts::new();
+    for query in config.account_queries() {
+        let accounts = directory.accounts(&query).await?;
+        answers.insert(query, accounts);
+    }
+    config
+        .resolve_accounts(&answers)
+        .map_err(|e| Error::Config(e.to_string()))
+}
+
+/// AWS Organizations through the SDK.
+#[derive(Clone, Debug)]
+pub struct AwsOrganizations {
+    aws: AwsContext,
+}
+
+impl AwsOrganizations {
+    /// Over the process's AWS context.
+    pub fn new(aws: AwsContext) -> AwsOrganizations {
+        AwsOrganizations { aws }
+    }
+
+    async fn client(&self, role_arn: Option<&str>) -> aws_sdk_organizations::Client {
+        // Organizations has one global endpoint per partition; any region of the partition
+        // the process runs in reaches it.
+        let region = self
+            .aws
+            .base()
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |r| r.to_string());
+        let role = role_arn.map(|arn| AssumeRole {
+            role_arn: arn.to_string(),
+            external_id: None,
+        });
+        aws_sdk_organizations::Client::new(&self.aws.config_for(&region, role.as_ref()).await)
+    }
+}
+
+fn account(a: &aws_sdk_organizations::types::Account) -> Option<OrgAccount> {
+    use aws_sdk_organizations::types::AccountStatus;
+    let id = a.id()?.to_string();
+    let status = a.status().map(|s| s.as_str().to_string());
+    let state = match a.status() {
+        Some(AccountStatus::Active) => AccountState::Active,
+        _ => AccountState::Inactive,
+    };
+    Some(OrgAccount {
+        id,
+        name: a.name().unwrap_or_default().to_string(),
+        state,
+        status: status.unwrap_or_else(|| "UNKNOWN".into()),
+    })
+}
+
+fn too_many(what: &str, limit: usize) -> Error {
+    Error::Config(format!(
+        "AWS Organizations answered more than {limit} {what}: refused"
+    ))
+}
+
+#[async_trait]
+impl AccountDirectory for AwsOrganizations {
+    async fn accounts(&self, query: &AccountQuery) -> Result<Vec<OrgAccount>, Error> {
+        let client = self.client(query.role_arn.as_deref()).await;
+        let mut out = Vec::new();
+        match &query.scope {
+            AccountScope::Organization => {
+                let mut pages = client.list_accounts().into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| sdk_error("organizations", "ListAccounts", e))?;
+                    out.extend(page.accounts().iter().filter_map(account));
+                    if out.len() > MAX_ACCOUNTS {
+                        return Err(too_many("accounts", MAX_ACCOUNTS));
+                    }
+                }
+            }
+            AccountScope::Unit { id, recursive } => {
+                let mut seen = BTreeSet::from([id.clone()]);
+                let mut queue = VecDeque::from([id.clone()]);
+                while let Some(unit) = queue.pop_front() {
+                    let mut pages = client
+                        .list_accounts_for_parent()
+                        .parent_id(&unit)
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        let page = page
+                            .map_err(|e| sdk_error("organizations", "ListAccountsForParent", e))?;
+                        out.extend(page.accounts().iter().filter_map(account));
+                        if out.len() > MAX_ACCOUNTS {
+                            return Err(too_many("accounts", MAX_ACCOUNTS));
+                        }
+                    }
+                    if !recursive {
+                        continue;
+                    }
+                    let mut pages = client
+                        .list_children()
+                        .parent_id(&unit)
+                        .child_type(ChildType::OrganizationalUnit)
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        let page =
+                            page.map_err(|e| sdk_error("organizations", "ListChildren", e))?;
+                        for child in page.children() {
+                            let Some(child) = child.id() else { continue };
+                            // A unit seen before is not walked again: no answer can loop us.
+                            if seen.insert(child.to_string()) {
+                                if seen.len() > MAX_UNITS {
+                                    return Err(too_many("organizational units", MAX_UNITS));
+                                }
+                                queue.push_back(child.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+}
+
+/// Keeps each query's answer for a TTL; on a failed refresh, keeps serving the last answer.
+#[derive(Debug)]
+pub struct CachedDirectory {
+    inner: Arc<dyn AccountDirectory>,
+    ttl: Duration,
+    entries: tokio::sync::Mutex<HashMap<AccountQuery, (Instant, Vec<OrgAccount>)>>,
+}
+
+impl CachedDirectory {
+    /// Over `inner`, keeping answers for `ttl`.
+    pub fn new(inner: Arc<dyn AccountDirectory>, ttl: Duration) -> CachedDirectory {
+        CachedDirectory {
+            inner,
+            ttl,
+            entries: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl AccountDirectory for CachedDirectory {
+    async fn accounts(&self, query: &AccountQuery) -> Result<Vec<OrgAccount>, Error> {
+        let mut entries = self.entries.lock().await;
+        if let Some((at, accounts)) = entries.get(query)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(accounts.clone());
+        }
+        match self.inner.accounts(query).await {
+            Ok(accounts) => {
+                entries.insert(query.clone(), (Instant::now(), accounts.clone()));
+                Ok(accounts)
+            }
+            Err(error) => match entries.get(query) {
+                Some((_, stale)) => {
+                    tracing::warn!(scope = %query.scope, error = %error, code = error.code(), "reading the organization's accounts failed: keeping the last answer");
+                    Ok(stale.clone())
+                }
+                None => Err(error),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A directory whose answer the test changes, counting the calls (no AWS here: the
+    /// cache's own behaviour; the AWS side is tested against moto in `tests/`).
+    #[derive(Debug, Default)]
+    struct Scripted {
+        answer: Mutex<Option<Vec<OrgAccount>>>,
+        calls: Mutex<usize>,
+    }
+
+    #[async_trait]
+    impl AccountDirectory for Scripted {
+        async fn accounts(&self, _: &AccountQuery) -> Result<Vec<OrgAccount>, Error> {
+            *self.calls.lock().unwrap() += 1;
+            self.answer
+                .lock()
+                .unwrap()
+                .clone()
+                .ok_or_else(|| Error::Config("organizations is down".into()))
+        }
+    }
+
+    fn one(id: &str) -> Vec<OrgAccount> {
+        vec![OrgAccount {
+            id: id.into(),
+            name: id.into(),
+            state: AccountState::Active,
+            status: "ACTIVE".into(),
+        }]
+    }
+
+    fn query() -> AccountQuery {
+        AccountQuery {
+            scope: AccountScope::Organization,
+            role_arn: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_are_kept_for_the_ttl_and_kept_when_a_refresh_fails() {
+        let inner = Arc::new(Scripted::default());
+        *inner.answer.lock().unwrap() = Some(one("111111111111"));
+        let cached = CachedDirectory::new(inner.clone(), Duration::from_secs(3600));
+        assert_eq!(
+            cached.accounts(&query()).await.unwrap(),
+            one("111111111111")
+        );
+        *inner.answer.lock().unwrap() = Some(one("222222222222"));
+        assert_eq!(
+            cached.accounts(&query()).await.unwrap(),
+            one("111111111111")
+        );
+        assert_eq!(*inner.calls.lock().unwrap(), 1);
+
+        let fresh = CachedDirectory::new(inner.clone(), Duration::ZERO);
+        assert_eq!(fresh.accounts(&query()).await.unwrap(), one("222222222222"));
+        *inner.answer.lock().unwrap() = None;
+        assert_eq!(fresh.accounts(&query()).await.unwrap(), one("222222222222"));
+        assert_eq!(*inner.calls.lock().unwrap(), 3);
+        let never = CachedDirectory::new(inner, Duration::ZERO);
+        assert!(never.accounts(&query()).await.is_err());
+    }
+}
