@@ -128,6 +128,80 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// One call of an AWS JSON-protocol API (ECR, CloudWatch Logs, ...): `service` is the
+    /// signing name moto routes by (`ecr`, `logs`), `target` the `X-Amz-Target`
+    /// (`Logs_20140328.CreateLogGroup`). moto checks no signature; the credential scope
+    /// only names the region. Fails unless moto answers 200.
+    pub fn json_call(
+        &self,
+        service: &str,
+        target: &str,
+        region: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let response = http::send(
+            Method::POST,
+            &format!("{}/", self.endpoint()),
+            None,
+            &[
+                ("X-Amz-Target", target),
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Authorization", &authorization),
+            ],
+            Some(serde_json::to_vec(body)?),
+        )
+        .with_context(|| format!("moto {target}"))?;
+        if response.status != 200 {
+            anyhow::bail!(
+                "moto {target} answered {}: {}",
+                response.status,
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+        if response.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        serde_json::from_slice(&response.body).with_context(|| format!("moto {target} body"))
+    }
+
+    /// Creates the log group and stream and puts `lines` there as log events (now).
+    pub fn put_log_lines(&self, group: &str, stream: &str, lines: &[String]) -> Result<()> {
+        let region = DEFAULT_REGION;
+        self.json_call(
+            "logs",
+            "Logs_20140328.CreateLogGroup",
+            region,
+            &serde_json::json!({ "logGroupName": group }),
+        )?;
+        self.json_call(
+            "logs",
+            "Logs_20140328.CreateLogStream",
+            region,
+            &serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
+        )?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("clock")?
+            .as_millis() as u64;
+        let events: Vec<serde_json::Value> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| serde_json::json!({ "timestamp": now + i as u64, "message": line }))
+            .collect();
+        self.json_call(
+            "logs",
+            "Logs_20140328.PutLogEvents",
+            region,
+            &serde_json::json!({ "logGroupName": group, "logStreamName": stream, "logEvents": events }),
+        )?;
+        Ok(())
+    }
+}
+
 /// The registry password moto's `GetAuthorizationToken` hands out for `account`.
 pub fn auth_token_password(account: &str) -> String {
     format!("{account}-auth-token")

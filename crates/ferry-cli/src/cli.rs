@@ -2,6 +2,14 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `ferry --version`: the version and the git commit it was built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("FERRY_GIT_COMMIT"),
+    ")"
+);
+
 /// Ferry copies container images between registries: Amazon ECR in any region or account,
 /// and any OCI registry. Content is streamed and SHA-256 verified; tags move last.
 ///
@@ -9,7 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// AWS SDK (the usual AWS credential chain). FERRY_REGISTRY_ENDPOINTS=host=url,... sends a
 /// registry host to another URL. FERRY_LOG sets the log filter.
 #[derive(Parser, Debug)]
-#[command(name = "ferry", version, about, long_about = None, propagate_version = true)]
+#[command(name = "ferry", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). Secrets are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -57,6 +65,40 @@ pub enum Command {
 
     /// Check a replication config; errors name the JSON path. Exit 2 when invalid.
     Validate(ValidateArgs),
+
+    /// Where one source image stands at every destination the config sends it to:
+    /// COMPLETE (same digest), MISSING, DIFFERENT (another digest), CONFLICT (an immutable
+    /// tag holds another digest), UNREACHABLE or DENIED (with the error code), and the last
+    /// result event when --results-log-group names the replicate function's log group.
+    ///
+    /// Examples:
+    ///   ferry status -c ferry.json 111111111111.dkr.ecr.us-east-1.amazonaws.com/team/api:v1
+    ///   ferry status -c ferry.json --output json \
+    ///     --results-log-group /ferry/ferry-hub/replicate 127.0.0.1:5000/team/api@sha256:…
+    ///
+    /// One manifest HEAD per destination, 32 at once.
+    /// Exit codes: 0 every destination COMPLETE, 1 anything else (a destination not
+    /// complete, no destination selected, or the source does not hold the image),
+    /// 2 bad usage (invalid reference or config, an image not of the config's source).
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
+}
+
+/// `ferry status` arguments.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Source image: host[:port]/repository:tag or host[:port]/repository@sha256:digest.
+    pub image: String,
+    /// Config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// CloudWatch log group of the replicate function (`/ferry/<stack>/replicate`), read
+    /// with FilterLogEvents (in AWS_REGION) for the last result event at each destination.
+    #[arg(long, env = "FERRY_RESULTS_LOG_GROUP")]
+    pub results_log_group: Option<String>,
 }
 
 /// The replication config option shared by plan, sync and verify.

@@ -1,4 +1,4 @@
-//! `ferry`: copy, sync, plan and verify container images between registries.
+//! `ferry`: copy, sync, plan, verify and status of container images between registries.
 
 // `ferry::Error` carries registry, repository, digests and status in fields, which makes
 // it large; errors are the cold path, so returning it by value is the clearer choice.
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
             Command::Sync(args) => commands::sync::run(args).await,
             Command::Verify { config, output } => commands::plan::run_verify(config, output).await,
             Command::Validate(args) => commands::plan::run_validate(args).await,
+            Command::Status(args) => commands::status::run(args).await,
         }
     });
     match result {

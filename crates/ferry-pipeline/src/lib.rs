@@ -17,6 +17,8 @@
 //! - [`settings`]: config loading (`FERRY_CONFIG` / `FERRY_CONFIG_PARAMETER`) and the
 //!   environment.
 //! - [`metrics`]: CloudWatch Embedded Metric Format records.
+//! - [`results_log`]: result events read back from the replicate function's log group
+//!   (`ferry status`).
 //! - [`poller`]: the local SQS event source used by the demo and the tests.
 //! - [`functions`]: what each Lambda function builds once at init.
 
@@ -34,6 +36,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod replicate;
 pub mod result;
+pub mod results_log;
 pub mod settings;
 
 pub use error::PipelineError;

@@ -59,59 +59,63 @@ fn entry(
 impl JobQueue for SqsJobQueue {
     async fn send(&self, jobs: &[Job]) -> Result<(), PipelineError> {
         for chunk in jobs.chunks(SEND_BATCH_MAX) {
-            let mut pending: Vec<usize> = (0..chunk.len()).collect();
-            let mut last = String::new();
-            for attempt in 0..self.attempts {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                let entries = pending
-                    .iter()
-                    .map(|&i| entry(i, &chunk[i]))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await;
-                let out = match out {
-                    Ok(o) => o,
-                    Err(e) => {
-                        last = aws_error("sqs", "SendMessageBatch", e).to_string();
-                        continue;
-                    }
-                };
-                let mut retry = Vec::new();
-                for f in out.failed() {
-                    last = format!("{}: {}", f.code(), f.message().unwrap_or_default());
-                    // Sender faults (a bad entry) will not succeed on a retry.
-                    if f.sender_fault() {
-                        return Err(PipelineError::Aws {
-                            service: "sqs",
-                            operation: "SendMessageBatch",
-                            message: last,
-                        });
-                    }
-                    if let Ok(i) = f.id().parse::<usize>() {
-                        retry.push(i);
-                    }
-                }
-                pending = retry;
-                if pending.is_empty() {
-                    break;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(PipelineError::Aws {
-                    service: "sqs",
-                    operation: "SendMessageBatch",
-                    message: format!("{} jobs not sent: {last}", pending.len()),
-                });
-            }
+            self.send_chunk(chunk).await?;
         }
         Ok(())
+    }
+}
+
+fn batch_error(message: String) -> PipelineError {
+    PipelineError::Aws {
+        service: "sqs",
+        operation: "SendMessageBatch",
+        message,
+    }
+}
+
+impl SqsJobQueue {
+    /// One SendMessageBatch of at most ten jobs (entry ids: their index in `chunk`), then
+    /// again for the entries the answer does not list as sent, with backoff. A call that
+    /// fails as a whole is final here: the SDK has retried it already (throttling, 5xx,
+    /// network), and retries live in one layer. Sender faults (a bad entry) are final too.
+    async fn send_chunk(&self, chunk: &[Job]) -> Result<(), PipelineError> {
+        let mut pending: Vec<usize> = (0..chunk.len()).collect();
+        let mut last = String::new();
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let entries = pending
+                .iter()
+                .map(|&i| entry(i, &chunk[i]))
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| aws_error("sqs", "SendMessageBatch", e))?;
+            for f in out.failed() {
+                last = format!("{}: {}", f.code(), f.message().unwrap_or_default());
+                if f.sender_fault() {
+                    return Err(batch_error(format!("entry {}: {last}", f.id())));
+                }
+            }
+            // Only what the answer lists as sent is done: a failed entry, or one the
+            // answer leaves out, is sent again.
+            let sent: Vec<&str> = out.successful().iter().map(|s| s.id()).collect();
+            pending.retain(|i| !sent.contains(&i.to_string().as_str()));
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(batch_error(format!(
+            "{} jobs not sent after {} attempts: {last}",
+            pending.len(),
+            self.attempts
+        )))
     }
 }
 
@@ -138,3 +142,6 @@ impl JobQueue for MemoryQueue {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

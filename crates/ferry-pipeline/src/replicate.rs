@@ -12,6 +12,10 @@
 //! - Retryable failures ([`ferry::Error::is_retryable`]) go to `batchItemFailures`; permanent
 //!   ones are acknowledged with a FAILED (or, for an immutable tag, CONFLICT) result event.
 //!   Only transient failures are retried.
+//! - The jobs of one batch share their source reads ([`SharedReads`], one per invocation):
+//!   N jobs copying one source image to N destinations read its manifests, referrers
+//!   listing and tag from the source once (the ECR token is the client's, cached per
+//!   registry: one for all of them).
 //! - Near the Lambda deadline no new blob transfer starts: the job returns as retryable and
 //!   its retry resumes from what was written (content-addressed).
 
@@ -25,6 +29,7 @@ use chrono::Utc;
 use futures::StreamExt;
 
 use ferry::config::{ReplicationConfig, Target};
+use ferry::copy::SharedReads;
 use ferry::replicate::{Replicated, Replicator};
 use ferry::report::CopyStatus;
 
@@ -38,11 +43,14 @@ use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Statu
 #[async_trait]
 pub trait Engine: Send + Sync {
     /// Copy the job's image to `target`; no new blob transfer starts after `deadline`.
+    /// `shared` is the invocation's: the jobs of one batch that copy the same source image
+    /// read its manifests from the source once through it.
     async fn copy(
         &self,
         job: &Job,
         target: &Target,
         deadline: Option<Instant>,
+        shared: &SharedReads,
     ) -> Result<Replicated, ferry::Error>;
     /// Propagate the job's delete to `target`; `false` when it was skipped because the
     /// source holds the tag (or digest) again, so a late delete never removes a newer push.
@@ -63,10 +71,12 @@ impl Engine for Replicator {
         job: &Job,
         target: &Target,
         deadline: Option<Instant>,
+        shared: &SharedReads,
     ) -> Result<Replicated, ferry::Error> {
         let source = job.source_reference().map_err(job_error)?;
         let mut options = self.copier().options().clone();
         options.deadline = deadline;
+        options.shared_reads = Some(shared.clone());
         self.replicate(&source, target, Some(options)).await
     }
 
@@ -174,6 +184,9 @@ pub async fn replicate(
     ctx: &ReplicateContext,
 ) -> BatchReport {
     let copy_until = deadline.map(|d| copy_deadline(d, Instant::now()));
+    // Per invocation: jobs of this batch share their source reads, and nothing read here
+    // outlives it.
+    let shared = SharedReads::default();
     // FIFO groups in first-seen order; messages without a group are groups of one.
     let mut order: Vec<String> = Vec::new();
     let mut groups: HashMap<String, Vec<(usize, SqsMessage)>> = HashMap::new();
@@ -191,7 +204,7 @@ pub async fn replicate(
     let runs = order
         .into_iter()
         .filter_map(|k| groups.remove(&k))
-        .map(|msgs| run_group(msgs, copy_until, ctx));
+        .map(|msgs| run_group(msgs, copy_until, &shared, ctx));
     let mut outcomes: Vec<(usize, JobOutcome)> = futures::stream::iter(runs)
         .buffer_unordered(ctx.concurrency.max(1))
         .concat()
@@ -202,6 +215,7 @@ pub async fn replicate(
     let started = Instant::now();
     let results: Vec<ReplicationResult> =
         outcomes.iter().filter_map(|o| o.result.clone()).collect();
+    results.iter().for_each(crate::result::log_result);
     if let Err(e) = ctx.results.publish(&results).await {
         tracing::error!(error = %e, count = results.len(), "result events lost");
         ctx.metrics.emit(Record::new().metric(
@@ -219,6 +233,7 @@ pub async fn replicate(
 async fn run_group(
     msgs: Vec<(usize, SqsMessage)>,
     copy_until: Option<Instant>,
+    shared: &SharedReads,
     ctx: &ReplicateContext,
 ) -> Vec<(usize, JobOutcome)> {
     let mut out = Vec::with_capacity(msgs.len());
@@ -235,7 +250,8 @@ async fn run_group(
             ));
             continue;
         }
-        let o = run_one(&id, m.body.as_deref().unwrap_or_default(), copy_until, ctx).await;
+        let body = m.body.as_deref().unwrap_or_default();
+        let o = run_one(&id, body, copy_until, shared, ctx).await;
         // A retryable failure holds back the group's later jobs; a rejected one never
         // succeeds and is acknowledged, so it holds nothing.
         blocked = o.status == Status::Retry;
@@ -260,6 +276,7 @@ async fn run_one(
     message_id: &str,
     body: &str,
     copy_until: Option<Instant>,
+    shared: &SharedReads,
     ctx: &ReplicateContext,
 ) -> JobOutcome {
     let started = Instant::now();
@@ -302,7 +319,7 @@ async fn run_one(
     let done = match job.action {
         JobAction::Copy => ctx
             .engine
-            .copy(&job, &target, copy_until)
+            .copy(&job, &target, copy_until, shared)
             .await
             .map(|r| Done::Copied(Box::new(r))),
         JobAction::Delete => ctx.engine.delete(&job, &target).await.map(|d| {
@@ -470,279 +487,4 @@ fn emit_metrics(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::job::{JobSource, Origin};
-    use crate::result::MemoryPublisher;
-    use ferry::config::ReplicationConfig;
-    use std::sync::Mutex;
-
-    /// Answers each job by its tag: `perm` a permanent error, `busy` a retryable one,
-    /// `conflict` an immutable tag; anything else succeeds.
-    #[derive(Default)]
-    struct Scripted {
-        calls: Mutex<Vec<String>>,
-    }
-
-    #[async_trait]
-    impl Engine for Scripted {
-        async fn copy(
-            &self,
-            job: &Job,
-            _target: &Target,
-            _deadline: Option<Instant>,
-        ) -> Result<Replicated, ferry::Error> {
-            let tag = job.source.tag.clone().unwrap_or_default();
-            self.calls.lock().unwrap().push(tag.clone());
-            let digest = job.source.digest.clone().unwrap();
-            match tag.as_str() {
-                "perm" => Err(ferry::Error::Auth {
-                    registry: "r".into(),
-                    repository: "a".into(),
-                    status: 403,
-                    message: "denied".into(),
-                }),
-                "busy" => Err(ferry::Error::Registry {
-                    registry: "r".into(),
-                    method: "PUT".into(),
-                    url: "/v2/".into(),
-                    status: 429,
-                    message: "TOOMANYREQUESTS".into(),
-                    retry_after: None,
-                }),
-                "conflict" => Err(ferry::Error::TagConflict {
-                    registry: "r".into(),
-                    repository: "a".into(),
-                    tag,
-                    existing: "sha256:old".into(),
-                    wanted: digest,
-                }),
-                _ => Ok(Replicated {
-                    report: ferry::CopyReport {
-                        source: String::new(),
-                        destination: String::new(),
-                        digest,
-                        tags: vec![tag],
-                        status: CopyStatus::Copied,
-                        manifests: Default::default(),
-                        blobs: ferry::report::BlobCounts {
-                            copied: 2,
-                            skipped: 1,
-                            mounted: 0,
-                            foreign: 0,
-                        },
-                        bytes: 100,
-                        referrers: 0,
-                        requests: Default::default(),
-                        duration_ms: 1,
-                    },
-                    superseded_by: None,
-                    created_repository: false,
-                }),
-            }
-        }
-
-        async fn delete(&self, job: &Job, _target: &Target) -> Result<bool, ferry::Error> {
-            self.calls.lock().unwrap().push(format!(
-                "delete {}",
-                job.source.tag.clone().unwrap_or_default()
-            ));
-            Ok(true)
-        }
-    }
-
-    fn message(id: &str, group: &str, body: String) -> SqsMessage {
-        let mut m = SqsMessage::default();
-        m.message_id = Some(id.into());
-        m.body = Some(body);
-        m.attributes.insert("MessageGroupId".into(), group.into());
-        m
-    }
-
-    const CONFIG: &str = r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
-        "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2"}]}]}"#;
-
-    fn config() -> ReplicationConfig {
-        ReplicationConfig::from_json(CONFIG).unwrap()
-    }
-
-    fn job_of(action: JobAction, repository: &str, tag: &str) -> Job {
-        let target = &config().destinations_for(repository, Some(tag)).unwrap()[0];
-        let source = JobSource {
-            registry: "111111111111.dkr.ecr.us-east-1.amazonaws.com".into(),
-            repository: repository.into(),
-            tag: Some(tag.into()),
-            digest: Some(ferry::Digest::of(tag.as_bytes())),
-        };
-        Job::new(action, source, target, "ev", Utc::now(), Origin::Event)
-    }
-
-    fn job(repository: &str, tag: &str) -> String {
-        job_of(JobAction::Copy, repository, tag).encode()
-    }
-
-    fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
-        let results = MemoryPublisher::default();
-        let ctx = ReplicateContext {
-            config: Arc::new(config()),
-            engine,
-            results: Arc::new(results.clone()),
-            metrics: Metrics::memory(),
-            concurrency: 2,
-        };
-        (ctx, results)
-    }
-
-    #[tokio::test]
-    async fn outcomes_by_error_class() {
-        let engine = Arc::new(Scripted::default());
-        let (ctx, published) = ctx(engine.clone());
-        let mut event = SqsEvent::default();
-        event.records = vec![
-            message("1", "a", job("a", "ok")),
-            message("2", "b", job("b", "perm")),
-            message("3", "c", job("c", "conflict")),
-            message("4", "d", job("d", "busy")),
-            message("5", "d", job("d", "after-busy")),
-            message("6", "e", "not json".into()),
-            message("7", "e", job("e", "after-poison")),
-        ];
-        let report = replicate(event, None, &ctx).await;
-        let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
-        use Status::*;
-        assert_eq!(
-            statuses,
-            [
-                Succeeded, Failed, Conflict, Retry, Retry, Rejected, Succeeded
-            ]
-        );
-        let failures: Vec<String> = report
-            .response()
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect();
-        assert_eq!(failures, ["4", "5"], "the poison message is acknowledged");
-        assert!(
-            !engine
-                .calls
-                .lock()
-                .unwrap()
-                .contains(&"after-busy".to_string()),
-            "held back behind a retryable failure"
-        );
-        let results = published.results();
-        assert_eq!(results.len(), 4, "no result event for retries");
-        let failed = results.iter().find(|r| r.status == Failed).unwrap();
-        assert_eq!(failed.error_code.as_deref(), Some("auth"));
-        let ok = results
-            .iter()
-            .find(|r| r.source.tag.as_deref() == Some("ok"))
-            .unwrap();
-        assert_eq!((ok.bytes, ok.blobs_copied, ok.blobs_skipped), (100, 2, 1));
-        assert_eq!(ctx.metrics.sum("Throttles", &[]), 1.0);
-        assert_eq!(ctx.metrics.sum("MalformedEvents", &[]), 1.0);
-        assert_eq!(ctx.metrics.sum("RejectedJobs", &[]), 1.0);
-        assert_eq!(
-            ctx.metrics.sum("Jobs", &[("status", "RETRY")]),
-            1.0,
-            "the held-back job never ran"
-        );
-    }
-
-    #[tokio::test]
-    async fn jobs_the_config_does_not_allow_are_rejected_unexecuted() {
-        let engine = Arc::new(Scripted::default());
-        let (ctx, published) = ctx(engine.clone());
-        // A copy to a repository the config does not render, a copy from another account,
-        // a delete where no rule propagates deletes, and one good job after them in the
-        // same FIFO group.
-        let mut elsewhere = job_of(JobAction::Copy, "app", "v1");
-        elsewhere.target.repository = "other/repo".into();
-        let mut foreign = job_of(JobAction::Copy, "app", "v2");
-        foreign.source.registry = "999999999999.dkr.ecr.us-east-1.amazonaws.com".into();
-        let delete = job_of(JobAction::Delete, "app", "v3");
-        let mut event = SqsEvent::default();
-        event.records = vec![
-            message("1", "g", elsewhere.encode()),
-            message("2", "g", foreign.encode()),
-            message("3", "g", delete.encode()),
-            message("4", "g", job("app", "ok")),
-        ];
-        let report = replicate(event, None, &ctx).await;
-        let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
-        use Status::*;
-        assert_eq!(statuses, [Rejected, Rejected, Rejected, Succeeded]);
-        assert!(report.response().batch_item_failures.is_empty());
-        assert_eq!(
-            *engine.calls.lock().unwrap(),
-            ["ok"],
-            "no rejected job reached the engine"
-        );
-        let results = published.results();
-        let rejected: Vec<&ReplicationResult> =
-            results.iter().filter(|r| r.status == Rejected).collect();
-        assert_eq!(rejected.len(), 3);
-        assert!(
-            rejected
-                .iter()
-                .all(|r| r.error_code.as_deref() == Some("rejected"))
-        );
-        let reasons: Vec<&str> = rejected
-            .iter()
-            .map(|r| r.error_message.as_deref().unwrap_or_default())
-            .collect();
-        assert!(reasons[0].starts_with("not-configured:"), "{reasons:?}");
-        assert!(reasons[1].starts_with("not-source:"), "{reasons:?}");
-        assert!(reasons[2].starts_with("no-deletes:"), "{reasons:?}");
-        assert_eq!(ctx.metrics.sum("RejectedJobs", &[]), 3.0);
-    }
-
-    #[tokio::test]
-    async fn allowed_deletes_run_with_the_configs_target() {
-        let engine = Arc::new(Scripted::default());
-        let (mut ctx, _) = ctx(engine.clone());
-        let mut with_deletes = config();
-        with_deletes.rules[0].deletes = true;
-        ctx.config = Arc::new(with_deletes);
-        let mut event = SqsEvent::default();
-        event.records = vec![message(
-            "1",
-            "g",
-            job_of(JobAction::Delete, "app", "v3").encode(),
-        )];
-        let report = replicate(event, None, &ctx).await;
-        assert_eq!(report.outcomes[0].status, Status::Succeeded);
-        assert_eq!(*engine.calls.lock().unwrap(), ["delete v3"]);
-    }
-
-    #[tokio::test]
-    async fn near_the_deadline_jobs_are_returned_unstarted() {
-        let engine = Arc::new(Scripted::default());
-        let (ctx, published) = ctx(engine.clone());
-        let mut event = SqsEvent::default();
-        event.records = vec![message("1", "a", job("a", "ok"))];
-        let report = replicate(event, Some(Instant::now() + Duration::from_secs(2)), &ctx).await;
-        assert_eq!(report.outcomes[0].status, Status::Retry);
-        assert!(engine.calls.lock().unwrap().is_empty());
-        assert!(published.results().is_empty());
-    }
-
-    #[test]
-    fn copy_deadline_margin() {
-        let now = Instant::now();
-        assert_eq!(
-            copy_deadline(now + Duration::from_secs(900), now),
-            now + Duration::from_secs(840)
-        );
-        assert_eq!(
-            copy_deadline(now + Duration::from_secs(100), now),
-            now + Duration::from_secs(85)
-        );
-        assert_eq!(
-            copy_deadline(now + Duration::from_secs(10), now),
-            now + Duration::from_secs(5)
-        );
-        assert_eq!(copy_deadline(now + Duration::from_secs(3), now), now);
-    }
-}
+mod tests;

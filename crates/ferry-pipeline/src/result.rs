@@ -235,13 +235,25 @@ impl ResultPublisher for MemoryPublisher {
     }
 }
 
+/// The log field that carries a result event's JSON in the replicate function's log
+/// (read back by [`crate::results_log`]).
+pub const RESULT_LOG_FIELD: &str = "result_event";
+
+/// Log a result event as one line (`result event`, its JSON in the
+/// [`RESULT_LOG_FIELD`] field): the replicate function's log group is where `ferry status`
+/// reads the last result back, since an EventBridge bus cannot be read.
+pub fn log_result(r: &ReplicationResult) {
+    let json = serde_json::to_string(r).expect("a result always serialises");
+    tracing::info!(result_event = %json, "result event");
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn detail_wire_names() {
-        let r = ReplicationResult {
+    /// A CONFLICT result with every field set.
+    pub(crate) fn sample() -> ReplicationResult {
+        ReplicationResult {
             status: Status::Conflict,
             action: JobAction::Copy,
             source: JobSource {
@@ -269,7 +281,12 @@ mod tests {
             origin: Origin::Event,
             error_code: Some("tag-conflict".into()),
             error_message: Some("m".into()),
-        };
+        }
+    }
+
+    #[test]
+    fn detail_wire_names() {
+        let r = sample();
         let v = serde_json::to_value(&r).unwrap();
         for key in [
             "status",

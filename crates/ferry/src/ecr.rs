@@ -26,6 +26,28 @@ pub struct RepositorySettings {
     pub kms_key: Option<String>,
 }
 
+impl RepositorySettings {
+    /// Whether tags are immutable, and the exclusion patterns of the `*_WITH_EXCLUSION`
+    /// modes (the [`RepoState::immutable`](crate::sync::RepoState::immutable) of a
+    /// repository with these settings).
+    pub fn immutability(&self) -> (bool, Vec<String>) {
+        let mode = self.tag_mutability.as_deref().unwrap_or_default();
+        (
+            mode.starts_with("IMMUTABLE"),
+            self.mutability_exclusions.clone(),
+        )
+    }
+
+    /// Whether `tag` cannot be overwritten in a repository with these settings.
+    pub fn tag_immutable(&self, tag: &str) -> bool {
+        crate::sync::RepoState {
+            immutable: Some(self.immutability()),
+            ..Default::default()
+        }
+        .tag_immutable(tag)
+    }
+}
+
 /// Whether a repository had to be created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ensured {

@@ -18,6 +18,7 @@ pub mod registry;
 pub mod replicate;
 pub mod report;
 pub mod setup;
+pub mod status;
 pub mod sync;
 
 pub use copy::{Copier, CopyOptions};

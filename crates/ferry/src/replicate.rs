@@ -129,11 +129,15 @@ impl Replicator {
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
             let src_repo = Repo::new(&source.registry, &source.repository);
-            let now = copier
-                .client()
-                .head_manifest(&src_repo, tag)
-                .await?
-                .map(|h| h.digest);
+            let mut now = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
+            if now.as_ref() != Some(digest) {
+                // What another job of the batch read may be older than this job: ask the
+                // source itself before deciding the tag moved (and to what).
+                now = copier
+                    .head_source_fresh(&src_repo, tag)
+                    .await?
+                    .map(|h| h.digest);
+            }
             if now.as_ref() != Some(digest) {
                 // The tag moved (or was deleted) after this job was made: copy the job's
                 // content untagged, and give the tag to whatever the source holds now.

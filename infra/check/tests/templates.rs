@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use ferry_infra_check::{
-    ACCOUNT_ID, Rendered, actions, as_list, get_att, iam_statements, lifecycle_policy_problems,
-    load, pattern_matches, read_text, reference, render, statement,
+    ACCOUNT_ID, Rendered, actions, get_att, iam_statements, lifecycle_policy_problems, load,
+    pattern_matches, read_text, reference, render, statement,
 };
 use serde_json::{Value, json};
 
@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn templates_are_long_form_and_name_no_account() {
-    for name in [HUB, DESTINATION, FORWARDER] {
+    for name in TEMPLATES {
         let text = read_text(name).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split(" #").next().unwrap_or_default();
@@ -63,7 +63,7 @@ fn templates_are_long_form_and_name_no_account() {
 #[test]
 fn every_checkov_skip_has_a_reason() {
     let mut skipped = BTreeSet::new();
-    for name in [HUB, DESTINATION, FORWARDER] {
+    for name in TEMPLATES {
         let doc = load(name).unwrap();
         for (id, res) in doc["Resources"].as_object().unwrap() {
             for skip in res
@@ -805,86 +805,6 @@ fn dashboard_shows_jobs_latency_and_dlq_depth() {
 
 // ------------------------------------------------------------------ IAM
 
-/// Actions allowed on `Resource: "*"`, with the reason.
-const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
-    (
-        "ecr:GetAuthorizationToken",
-        "registry-wide login token; IAM supports no resource for it",
-    ),
-    (
-        "xray:PutTraceSegments",
-        "X-Ray supports no resource-level permissions (only with TracingMode Active)",
-    ),
-    (
-        "xray:PutTelemetryRecords",
-        "X-Ray supports no resource-level permissions (only with TracingMode Active)",
-    ),
-];
-
-fn check_least_privilege(label: &str, r: &Rendered) {
-    let statements = iam_statements(r);
-    assert!(!statements.is_empty(), "{label}: no IAM statement found");
-    for (origin, st) in &statements {
-        // A Deny only narrows (the jobs queue policy); every grant is an Allow.
-        let resource_policy = r
-            .resource(origin.split('/').next().unwrap())
-            .is_some_and(|res| res["Type"] == json!("AWS::SQS::QueuePolicy"));
-        match st["Effect"].as_str() {
-            Some("Allow") => {}
-            Some("Deny") if resource_policy => {}
-            _ => panic!("{label} {origin}: unexpected Effect: {st}"),
-        }
-        assert!(
-            st.get("NotAction").is_none() && st.get("NotResource").is_none(),
-            "{label} {origin}: {st}"
-        );
-        let acts = actions(st);
-        assert!(
-            !acts.is_empty(),
-            "{label} {origin}: statement without actions"
-        );
-        for a in &acts {
-            assert!(!a.contains('*'), "{label} {origin}: wildcard action {a}");
-            assert!(a.contains(':'), "{label} {origin}: malformed action {a}");
-        }
-        let resources = st.get("Resource").map(as_list).unwrap_or_default();
-        assert!(
-            !resources.is_empty(),
-            "{label} {origin}: statement without resource"
-        );
-        for res in &resources {
-            assert_ne!(
-                res,
-                &json!(""),
-                "{label} {origin}: empty resource (unset list parameter?)"
-            );
-            if res == &json!("*") {
-                assert_eq!(resources.len(), 1, "{label} {origin}");
-                for a in &acts {
-                    assert!(
-                        STAR_RESOURCE_ALLOWED.iter().any(|(ok, _)| ok == a),
-                        "{label} {origin}: {a} on Resource \"*\""
-                    );
-                }
-            }
-        }
-    }
-    // Managed policies: none, except Lambda's VPC ENI policy when the functions are in a VPC.
-    for (id, role) in r.resources_of_type("AWS::IAM::Role") {
-        let managed = role["Properties"]
-            .get("ManagedPolicyArns")
-            .cloned()
-            .unwrap_or(json!([]));
-        let vpc = r.conditions.get("UseVpc").copied().unwrap_or(false);
-        let expected = if vpc {
-            json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"])
-        } else {
-            json!([])
-        };
-        assert_eq!(managed, expected, "{label} {id}: managed policies");
-    }
-}
-
 #[test]
 fn iam_is_least_privilege_in_every_template_and_variant() {
     check_least_privilege("hub defaults", &hub(&[]));
@@ -1446,7 +1366,7 @@ fn forwarder_sends_the_hub_pattern_to_the_hub_default_bus_only() {
 #[test]
 fn the_deployment_guide_names_every_parameter() {
     let guide = guide();
-    for name in [HUB, DESTINATION, FORWARDER] {
+    for name in TEMPLATES {
         let doc = load(name).unwrap();
         for param in doc["Parameters"].as_object().unwrap().keys() {
             assert!(
@@ -1468,6 +1388,9 @@ fn the_deployment_guide_lists_every_statement_and_action() {
         hub_all_secure(),
         destination(DEST_ALL),
         forwarder(&[("HubRegion", "us-east-1")]),
+        hub_org_role(),
+        hub_org_direct(),
+        org_reader(&[]),
     ];
     for r in &renders {
         for (origin, st) in iam_statements(r) {

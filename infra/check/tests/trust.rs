@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ferry_infra_check::policy::{Request, applies, substitute};
+use ferry_infra_check::policy::{Request, applies, arn_like, substitute};
 use ferry_infra_check::{
     Rendered, actions, as_list, get_att, iam_statements, load, reference, render, statement,
 };
@@ -428,22 +428,55 @@ fn reconcile_reads_destinations_but_can_never_write_or_delete() {
 }
 
 /// Reconcile reads untrusted listings with its own identity (`build_reading_replicator`):
-/// the hub gives it no `sts:AssumeRole` at all, so even with `DestinationRoleArns` it cannot
-/// obtain a destination's write/delete credentials (which replicate alone uses).
+/// the hub gives it no `sts:AssumeRole` of a destination role, so even with
+/// `DestinationRoleArns` it cannot obtain a destination's write/delete credentials (which
+/// replicate alone uses). Its one possible sts grant is the read-only organization reader
+/// (`OrganizationAccess=role`): `sts:AssumeRole` on exactly `OrganizationRoleArn`.
 #[test]
 fn reconcile_can_assume_no_destination_role() {
-    for (label, r) in [
-        ("defaults", hub(&[])),
-        ("all features", hub(HUB_ALL)),
-        ("secure configuration", hub_all_secure()),
+    let org = with(
+        HUB_ALL,
+        &[
+            ("OrganizationAccess", "role"),
+            ("OrganizationRoleArn", ORG_ROLE),
+        ],
+    );
+    for (label, r, reader) in [
+        ("defaults", hub(&[]), None),
+        ("all features", hub(HUB_ALL), None),
+        ("secure configuration", hub_all_secure(), None),
+        (
+            "all features, organization reader",
+            hub(&org),
+            Some(ORG_ROLE),
+        ),
+        (
+            "all features, organization direct",
+            hub(&with(HUB_ALL, &[("OrganizationAccess", "direct")])),
+            None,
+        ),
     ] {
+        let mut sts = Vec::new();
         for (origin, st) in iam_statements(&r) {
-            if origin.starts_with("ReconcileRole") && st["Effect"] == json!("Allow") {
-                let granted = actions(&st);
-                assert!(
-                    !granted.iter().any(|a| a.starts_with("sts:")),
-                    "{label}: reconcile may {granted:?}: {st}"
-                );
+            if origin.starts_with("ReconcileRole")
+                && st["Effect"] == json!("Allow")
+                && actions(&st).iter().any(|a| a.starts_with("sts:"))
+            {
+                sts.push(st);
+            }
+        }
+        match reader {
+            None => assert_eq!(sts, Vec::<Value>::new(), "{label}: reconcile may use sts"),
+            Some(role) => {
+                assert_eq!(sts.len(), 1, "{label}: {sts:?}");
+                assert_eq!(sts[0]["Sid"], json!("AssumeOrganizationReader"), "{label}");
+                assert_eq!(actions(&sts[0]), strings(&["sts:AssumeRole"]), "{label}");
+                assert_eq!(sts[0]["Resource"], json!(role), "{label}");
+                assert!(sts[0].get("Condition").is_none(), "{label}");
+                // No destination role matches it (the hub's DestinationRoleArns are set).
+                let destination_role = "arn:aws:iam::222222222222:role/ferry-destination-eu-west-1";
+                assert!(arn_like(DEST_ROLES, destination_role), "the example is one");
+                assert!(!arn_like(role, destination_role), "{label}");
             }
         }
         if label != "defaults" {

@@ -3,4 +3,5 @@
 mod context;
 pub mod copy;
 pub mod plan;
+pub mod status;
 pub mod sync;

@@ -51,6 +51,8 @@ pub struct Options {
     pub client_retries: usize,
     /// Concurrency of replicate (FIFO groups of one batch at once).
     pub concurrency: usize,
+    /// Extra `registries` entries of the config (OCI destinations' endpoints).
+    pub registries: serde_json::Map<String, Value>,
 }
 
 impl Default for Options {
@@ -60,6 +62,7 @@ impl Default for Options {
             visibility_timeout: 2,
             client_retries: 1,
             concurrency: 4,
+            registries: serde_json::Map::new(),
         }
     }
 }
@@ -149,6 +152,7 @@ impl Sandbox {
                 .unwrap_or_else(|| r.registry().url());
             registries.insert(r.ecr_host(), json!({"endpoint": url, "plainHttp": true}));
         }
+        registries.extend(options.registries.clone());
         let mut rule = json!({"destinations": [
             {"registryId": ACCOUNT_A, "region": "eu-west-1"},
             {"registryId": ACCOUNT_B, "region": "us-west-2", "roleArn": ROLE_B, "externalId": "ferry-test"}

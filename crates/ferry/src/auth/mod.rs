@@ -90,6 +90,21 @@ struct HostState {
     credential: Option<(Credential, Option<Instant>)>,
     /// Bearer tokens by scope.
     tokens: HashMap<String, (Secret, Instant)>,
+    /// When `credential` was fetched.
+    fetched_at: Option<Instant>,
+    /// ECR tokens minted for this key so far.
+    ecr_minted: u64,
+}
+
+impl HostState {
+    /// The cached credential, if it may be used: fresh, and unless `refresh` asks for a
+    /// new ECR token, or one was fetched since `asked` (another caller's refresh).
+    fn usable(&self, refresh: bool, asked: Option<Instant>) -> Option<Credential> {
+        let (c, until) = self.credential.as_ref()?;
+        let fresh = until.is_none_or(|u| u > Instant::now());
+        let newer = asked.is_some_and(|a| self.fetched_at.is_some_and(|t| t >= a));
+        (fresh && (!(refresh && until.is_some()) || newer)).then(|| c.clone())
+    }
 }
 
 /// Cache key: the host, and the credential route a request of it takes (`None`: the
@@ -104,6 +119,8 @@ pub struct Authenticator {
     ecr: Option<Arc<dyn EcrTokenSource>>,
     routes: Routes,
     hosts: Mutex<HashMap<Key, HostState>>,
+    /// One credential fetch per key at a time (single flight).
+    fetching: std::sync::Mutex<HashMap<Key, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -124,6 +141,7 @@ impl Authenticator {
             ecr,
             routes: Routes::default(),
             hosts: Mutex::default(),
+            fetching: std::sync::Mutex::default(),
         }
     }
 
@@ -269,14 +287,34 @@ impl Authenticator {
     /// route's role, cached until shortly before expiry), or the Docker config. `refresh`
     /// forces a new ECR token.
     async fn credential(&self, key: &Key, refresh: bool) -> Result<Option<Credential>, Error> {
+        let asked = Instant::now();
+        if let Some(c) = self
+            .hosts
+            .lock()
+            .await
+            .get(key)
+            .and_then(|h| h.usable(refresh, None))
         {
-            let hosts = self.hosts.lock().await;
-            if let Some((c, until)) = hosts.get(key).and_then(|h| h.credential.as_ref()) {
-                let fresh = until.is_none_or(|u| u > Instant::now());
-                if fresh && !(refresh && until.is_some()) {
-                    return Ok(Some(c.clone()));
-                }
-            }
+            return Ok(Some(c));
+        }
+        // Single flight: copies that find the key cold (or all refresh on one expiry) wait
+        // for one fetch, so N concurrent jobs mint one ECR token, not N.
+        let gate = self
+            .fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _fetching = gate.lock().await;
+        let cached = self
+            .hosts
+            .lock()
+            .await
+            .get(key)
+            .and_then(|h| h.usable(refresh, Some(asked)));
+        if let Some(c) = cached {
+            return Ok(Some(c));
         }
         let (host, route) = key;
         let source = route.map(|i| &self.routes.get(i).source);
@@ -284,10 +322,12 @@ impl Authenticator {
             Some(CredentialSource::Role(role)) => Some(role),
             _ => None,
         };
+        let mut minted = 0;
         let (cred, until) = if let Some(CredentialSource::Static(c)) = source {
             (Some(c.clone()), None)
         } else if let (Some(ecr), Some(reg)) = (&self.ecr, EcrRegistry::from_host(host)) {
             let token = ecr.token(&reg, role).await?;
+            minted = 1;
             // A token that claims to be (nearly) expired on arrival — clock skew, or a mock
             // — is still used for a short while: a 401 refreshes it anyway.
             let left = token
@@ -306,9 +346,22 @@ impl Authenticator {
         };
         if let Some(c) = &cred {
             let mut hosts = self.hosts.lock().await;
-            hosts.entry(key.clone()).or_default().credential = Some((c.clone(), until));
+            let st = hosts.entry(key.clone()).or_default();
+            st.credential = Some((c.clone(), until));
+            st.fetched_at = Some(Instant::now());
+            st.ecr_minted += minted;
         }
         Ok(cred)
+    }
+
+    /// ECR tokens minted for `host` so far, over all its credential routes.
+    pub async fn ecr_tokens_minted(&self, host: &str) -> u64 {
+        let hosts = self.hosts.lock().await;
+        hosts
+            .iter()
+            .filter(|((h, _), _)| h == host)
+            .map(|(_, st)| st.ecr_minted)
+            .sum()
     }
 }
 
@@ -369,6 +422,63 @@ mod tests {
         assert_ne!(h1, h3, "a 401 mints a new token");
         assert_eq!(tokens.0.load(Ordering::SeqCst), 2);
         assert_eq!(format!("{h3:?}"), "<redacted>");
+    }
+
+    /// Counts like [`CountingTokens`], taking a while to answer as the real API does.
+    struct SlowTokens(CountingTokens);
+
+    #[async_trait]
+    impl EcrTokenSource for SlowTokens {
+        async fn token(
+            &self,
+            registry: &EcrRegistry,
+            role: Option<&crate::aws::AssumeRole>,
+        ) -> Result<EcrToken, Error> {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            self.0.token(registry, role).await
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_requests_mint_one_ecr_token() {
+        let tokens = Arc::new(SlowTokens(CountingTokens(AtomicUsize::new(0))));
+        let auth = Arc::new(Authenticator::new(
+            DockerConfig::default(),
+            Some(tokens.clone()),
+        ));
+        let calls = (0..30).map(|i| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.header(ECR, &format!("repository:r{i}:pull")).await })
+        });
+        let headers: Vec<_> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(|h| h.expect("joined").expect("ok").expect("header"))
+            .collect();
+        assert!(headers.iter().all(|h| *h == headers[0]));
+        assert_eq!(
+            tokens.0.0.load(Ordering::SeqCst),
+            1,
+            "one token for 30 callers"
+        );
+        assert_eq!(auth.ecr_tokens_minted(ECR).await, 1);
+        // Thirty requests answered 401 on one expiry refresh once, not thirty times.
+        let http = reqwest::Client::new();
+        let endpoint = url::Url::parse(&format!("https://{ECR}/")).expect("url");
+        let refreshes = (0..30).map(|_| {
+            auth.unauthorized(
+                &http,
+                ECR,
+                &endpoint,
+                "repository:a:pull",
+                Some("Basic realm=\"x\""),
+            )
+        });
+        for h in futures::future::join_all(refreshes).await {
+            assert_ne!(h.expect("ok").expect("header"), headers[0]);
+        }
+        assert_eq!(tokens.0.0.load(Ordering::SeqCst), 2);
+        assert_eq!(auth.ecr_tokens_minted(ECR).await, 2);
     }
 
     #[tokio::test]

@@ -66,10 +66,14 @@ impl Copier {
         depth: usize,
     ) -> Result<Held, Error> {
         let permit = self.budget.reserve(depth, d.size).await?;
-        let raw = job
-            .client
-            .get_manifest_sized(&job.src, &d.digest, d.size)
-            .await?;
+        let raw = self
+            .read_manifest(job, &job.src, d.digest.as_str(), Some(d.size))
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                registry: job.src.registry.clone(),
+                repository: job.src.repository.clone(),
+                what: format!("manifest {}", d.digest),
+            })?;
         Ok(Held {
             raw,
             _permit: permit,
@@ -86,7 +90,7 @@ impl Copier {
         depth: usize,
     ) -> Result<Option<Held>, Error> {
         let mut permit = self.budget.reserve(depth, MAX_MANIFEST_BYTES).await?;
-        let Some(raw) = job.client.get_manifest_opt(repo, reference).await? else {
+        let Some(raw) = self.read_manifest(job, repo, reference, None).await? else {
             return Ok(None);
         };
         let keep = raw.bytes.len().max(1);

@@ -5,6 +5,7 @@
 mod blobs;
 mod budget;
 mod referrers;
+mod shared;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,8 @@ use crate::manifest::{self, Parsed};
 use crate::reference::Reference;
 use crate::registry::{RegistryClient, Repo, Stats};
 use crate::report::{CopyReport, CopyStatus, RequestCounts, Tally};
+
+pub use shared::{SHARED_READS_LIMIT, SharedReads};
 
 /// How deep manifests may nest below the root (index → manifest is depth 1; referrer
 /// indexes add one): deeper is an error in copies and plans alike.
@@ -47,6 +50,10 @@ pub struct CopyOptions {
     /// Bytes of manifests held at once across every copy sharing the [`Copier`] (the
     /// graph walk fetches children concurrently). Default [`MANIFEST_BUDGET`].
     pub manifest_budget: u64,
+    /// Source reads shared with the other copies of one unit of work (the jobs of one
+    /// replicate invocation): each source manifest, referrers listing and tag HEAD read
+    /// once for all of them. `None`: every copy reads for itself.
+    pub shared_reads: Option<SharedReads>,
 }
 
 /// Default [`CopyOptions::manifest_budget`]: 64 MiB.
@@ -62,6 +69,7 @@ impl Default for CopyOptions {
             deadline: None,
             recheck_referrers: false,
             manifest_budget: MANIFEST_BUDGET,
+            shared_reads: None,
         }
     }
 }
@@ -185,8 +193,7 @@ impl Copier {
             Some(d) => d.clone(),
             None => {
                 let r = src.manifest_reference();
-                job.client
-                    .head_manifest(&job.src, &r)
+                self.head_source_with(&job.client, &job.src, &r)
                     .await?
                     .ok_or_else(|| Error::NotFound {
                         registry: src.registry.clone(),

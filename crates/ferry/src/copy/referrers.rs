@@ -20,7 +20,10 @@ impl Copier {
         subject: &RawManifest,
     ) -> Result<(), Error> {
         let fallback_tag = subject.digest.fallback_tag();
-        match job.client.referrers_api(&job.src, &subject.digest).await? {
+        match self
+            .source_referrers(&job.client, &job.src, &subject.digest)
+            .await?
+        {
             Some(listed) => {
                 let mut found = Vec::with_capacity(listed.len());
                 for d in listed {

@@ -217,6 +217,12 @@ impl RegistryClient {
         &self.inner.endpoints
     }
 
+    /// ECR tokens this client minted for `host` so far (one per registry and role while
+    /// it stays valid).
+    pub async fn ecr_tokens_minted(&self, host: &str) -> u64 {
+        self.inner.auth.ecr_tokens_minted(host).await
+    }
+
     fn url(&self, call: &Call<'_>) -> String {
         match &call.target {
             Target::Url(u) => u.clone(),

@@ -298,8 +298,7 @@ impl<'a> Lister<'a> {
                 state.digests.insert(e.digest);
             }
             if let Some(s) = ecr.repository_settings(&reg, role, repository).await? {
-                let m = s.tag_mutability.unwrap_or_default();
-                state.immutable = Some((m.starts_with("IMMUTABLE"), s.mutability_exclusions));
+                state.immutable = Some(s.immutability());
             }
             return Ok(state);
         }

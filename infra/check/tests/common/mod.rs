@@ -3,11 +3,53 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use ferry_infra_check::{ACCOUNT_ID, Pseudo, Rendered, load, render, render_with};
+use ferry_infra_check::{
+    ACCOUNT_ID, Pseudo, Rendered, actions, as_list, iam_statements, load, render, render_with,
+};
+use serde_json::json;
 
 pub const HUB: &str = "template.yaml";
 pub const DESTINATION: &str = "destination.yaml";
 pub const FORWARDER: &str = "forwarder.yaml";
+pub const ORG_READER: &str = "organization-reader.yaml";
+
+/// Every CloudFormation template in `infra/`.
+pub const TEMPLATES: [&str; 4] = [HUB, DESTINATION, FORWARDER, ORG_READER];
+
+/// The organization reader role the hub reads AWS Organizations through (in the management
+/// account `999999999999`).
+pub const ORG_ROLE: &str = "arn:aws:iam::999999999999:role/ferry-organization-reader";
+
+/// The hub's three function roles as CloudFormation resolves them (`FunctionRoleArns`).
+pub const HUB_ROLE_ARNS: [&str; 3] = [
+    "arn:aws:iam::111111111111:role/ferry-DispatchRole-AAA",
+    "arn:aws:iam::111111111111:role/ferry-ReplicateRole-BBB",
+    "arn:aws:iam::111111111111:role/ferry-ReconcileRole-CCC",
+];
+
+/// The hub reading AWS Organizations through [`ORG_ROLE`].
+pub fn hub_org_role() -> Rendered {
+    hub(&[
+        ("ReplicationConfig", "{}"),
+        ("OrganizationAccess", "role"),
+        ("OrganizationRoleArn", ORG_ROLE),
+    ])
+}
+
+/// The hub reading AWS Organizations with its own roles.
+pub fn hub_org_direct() -> Rendered {
+    hub(&[
+        ("ReplicationConfig", "{}"),
+        ("OrganizationAccess", "direct"),
+    ])
+}
+
+/// The organization reader trusting [`HUB_ROLE_ARNS`].
+pub fn org_reader(overrides: &[(&str, &str)]) -> Rendered {
+    let roles = HUB_ROLE_ARNS.join(",");
+    let params = with(&[("HubRoleArns", roles.as_str())], overrides);
+    render(&load(ORG_READER).unwrap(), &params).unwrap()
+}
 
 pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/mirror/*,arn:aws:ecr:us-west-2:333333333333:repository/mirror/*";
 pub const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
@@ -162,4 +204,113 @@ pub fn repo_root() -> std::path::PathBuf {
 /// The text of `docs/deploy.md`.
 pub fn guide() -> String {
     std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap()
+}
+
+/// The part of `docs/deploy.md` from `heading` (a whole heading line, `## ...` or
+/// `### ...`) to the next top-level `## ` section; panics when the guide has no such heading.
+pub fn guide_section(heading: &str) -> String {
+    let guide = guide();
+    let start = guide
+        .find(&format!("{heading}\n"))
+        .unwrap_or_else(|| panic!("docs/deploy.md has no heading {heading:?}"));
+    let section = &guide[start..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |i| i + heading.len());
+    section[..end].to_owned()
+}
+
+/// Actions allowed on `Resource: "*"`, with the reason.
+pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
+    (
+        "ecr:GetAuthorizationToken",
+        "registry-wide login token; IAM supports no resource for it",
+    ),
+    (
+        "xray:PutTraceSegments",
+        "X-Ray supports no resource-level permissions (only with TracingMode Active)",
+    ),
+    (
+        "xray:PutTelemetryRecords",
+        "X-Ray supports no resource-level permissions (only with TracingMode Active)",
+    ),
+    (
+        "organizations:ListAccounts",
+        "read-only; no resource type (OrganizationAccess=direct, organization reader)",
+    ),
+    (
+        "organizations:ListAccountsForParent",
+        "read-only; the configuration chooses the units, whose ARNs the stacks do not know",
+    ),
+    (
+        "organizations:ListChildren",
+        "read-only; the configuration chooses the units, whose ARNs the stacks do not know",
+    ),
+];
+
+/// Every statement of `r` is an Allow (or a queue policy's Deny) of named actions on named
+/// resources, `Resource: "*"` only for [`STAR_RESOURCE_ALLOWED`], and no managed policy
+/// but Lambda's VPC policy in a VPC.
+pub fn check_least_privilege(label: &str, r: &Rendered) {
+    let statements = iam_statements(r);
+    assert!(!statements.is_empty(), "{label}: no IAM statement found");
+    for (origin, st) in &statements {
+        // A Deny only narrows (the jobs queue policy); every grant is an Allow.
+        let resource_policy = r
+            .resource(origin.split('/').next().unwrap())
+            .is_some_and(|res| res["Type"] == json!("AWS::SQS::QueuePolicy"));
+        match st["Effect"].as_str() {
+            Some("Allow") => {}
+            Some("Deny") if resource_policy => {}
+            _ => panic!("{label} {origin}: unexpected Effect: {st}"),
+        }
+        assert!(
+            st.get("NotAction").is_none() && st.get("NotResource").is_none(),
+            "{label} {origin}: {st}"
+        );
+        let acts = actions(st);
+        assert!(
+            !acts.is_empty(),
+            "{label} {origin}: statement without actions"
+        );
+        for a in &acts {
+            assert!(!a.contains('*'), "{label} {origin}: wildcard action {a}");
+            assert!(a.contains(':'), "{label} {origin}: malformed action {a}");
+        }
+        let resources = st.get("Resource").map(as_list).unwrap_or_default();
+        assert!(
+            !resources.is_empty(),
+            "{label} {origin}: statement without resource"
+        );
+        for res in &resources {
+            assert_ne!(
+                res,
+                &json!(""),
+                "{label} {origin}: empty resource (unset list parameter?)"
+            );
+            if res == &json!("*") {
+                assert_eq!(resources.len(), 1, "{label} {origin}");
+                for a in &acts {
+                    assert!(
+                        STAR_RESOURCE_ALLOWED.iter().any(|(ok, _)| ok == a),
+                        "{label} {origin}: {a} on Resource \"*\""
+                    );
+                }
+            }
+        }
+    }
+    // Managed policies: none, except Lambda's VPC ENI policy when the functions are in a VPC.
+    for (id, role) in r.resources_of_type("AWS::IAM::Role") {
+        let managed = role["Properties"]
+            .get("ManagedPolicyArns")
+            .cloned()
+            .unwrap_or(json!([]));
+        let vpc = r.conditions.get("UseVpc").copied().unwrap_or(false);
+        let expected = if vpc {
+            json!(["arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"])
+        } else {
+            json!([])
+        };
+        assert_eq!(managed, expected, "{label} {id}: managed policies");
+    }
 }

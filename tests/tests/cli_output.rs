@@ -1,6 +1,7 @@
-//! Logging caps only lower a target's level: at the default verbosity `ferry plan` against
-//! ECR (moto) prints no DEBUG or TRACE line of any crate (the AWS SDK's included), `-v`
+//! What the CLI prints besides its results. Logging caps only lower a target's level: at
+//! the default verbosity `ferry plan` against ECR (moto) prints no DEBUG or TRACE line of any crate (the AWS SDK's included), `-v`
 //! shows Ferry's own debug lines, and even `FERRY_LOG=trace` never shows the SDK's TRACE.
+//! `ferry --version` names the git commit the binary was built from.
 
 use ferry_e2e::ecr::endpoints_env;
 use ferry_e2e::ferry::{ConfigFile, describe};
@@ -71,5 +72,22 @@ fn the_default_verbosity_prints_no_debug_line_of_any_crate() {
     assert!(
         !lines_at(&everything, "TRACE").is_empty(),
         "FERRY_LOG=trace still shows other crates' TRACE"
+    );
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = run_ferry(["--version"], &[] as &[(&str, &str)]).expect("runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let version = env!("CARGO_PKG_VERSION");
+    let commit = text
+        .strip_prefix(&format!("ferry {version} ("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("`{text}` is not `ferry {version} (<commit>)`"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
     );
 }
