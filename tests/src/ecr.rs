@@ -49,9 +49,18 @@ impl EcrRegistry {
         &self.region
     }
 
-    /// `<account>.dkr.ecr.<region>.amazonaws.com`.
+    /// `<account>.dkr.ecr.<region>.amazonaws.com` (`.amazonaws.com.cn` in the China
+    /// regions).
     pub fn ecr_host(&self) -> String {
-        format!("{}.dkr.ecr.{}.amazonaws.com", self.account, self.region)
+        let suffix = if self.region.starts_with("cn-") {
+            ".cn"
+        } else {
+            ""
+        };
+        format!(
+            "{}.dkr.ecr.{}.amazonaws.com{suffix}",
+            self.account, self.region
+        )
     }
 
     /// `<ecr host>=http://127.0.0.1:PORT`, one entry of `FERRY_REGISTRY_ENDPOINTS`.

@@ -32,6 +32,17 @@ pub struct Moto {
 impl Moto {
     /// Starts `moto_server -H 127.0.0.1 -p PORT` and waits until it answers.
     pub fn start() -> Result<Self> {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts one whose default account (the account of every access key it has not
+    /// issued itself) is `account` (`MOTO_ACCOUNT_ID`): a second, separate AWS, e.g. the
+    /// `aws-cn` partition of a cross-partition test.
+    pub fn start_as(account: &str) -> Result<Self> {
+        Self::start_with_env(&[("MOTO_ACCOUNT_ID", account)])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("ferry-moto-")
             .tempdir()
@@ -39,7 +50,8 @@ impl Moto {
         let mut last_error = None;
         for _ in 0..5 {
             let port = process::free_port()?;
-            let command = moto_command(port);
+            let mut command = moto_command(port);
+            command.envs(env.iter().copied());
             let log = dir.path().join("moto.log");
             let mut child = ChildGuard::spawn("moto_server", command, &log)?;
             let url = format!("http://127.0.0.1:{port}/");

@@ -20,8 +20,8 @@ use crate::replicate::{ReplicateContext, replicate};
 use crate::result::{EventBridgePublisher, ResultPublisher};
 use crate::settings::{
     ConfigSource, ENV_EVENT_BUS_NAME, ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL,
-    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, env_required, env_usize,
-    load_config,
+    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, check_hub_partition,
+    env_required, env_usize, load_config,
 };
 
 /// Default `FERRY_JOB_CONCURRENCY`.
@@ -33,6 +33,7 @@ async fn config(aws: &AwsContext) -> Result<LiveConfig, PipelineError> {
     let source = ConfigSource::from_env()?;
     let ssm = aws_sdk_ssm::Client::new(aws.base());
     let document = load_config(&source, Some(&ssm)).await?;
+    check_hub_partition(&document, aws.base().region().map(|r| r.as_ref()))?;
     let live = LiveConfig::new(
         document,
         Arc::new(AwsOrganizations::new(aws.clone())),

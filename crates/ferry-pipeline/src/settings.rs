@@ -8,7 +8,7 @@ use ferry::aws::AwsContext;
 use ferry::config::ReplicationConfig;
 use ferry::ecr::EcrControl;
 use ferry::replicate::Replicator;
-use ferry::setup::ClientSetup;
+use ferry::setup::{ClientSetup, bind_registries};
 use ferry::{Copier, CopyOptions};
 
 use crate::error::PipelineError;
@@ -101,6 +101,21 @@ pub fn parse_config(text: &str, origin: &str) -> Result<ReplicationConfig, Pipel
     Ok(loaded.config)
 }
 
+/// The hub's identity is valid in the partition of its own region (`AWS_REGION`) only:
+/// every ECR registry of the config in another partition needs its own access keys
+/// (`credentialsSecretArn`), and every secret must be in the hub's partition.
+pub fn check_hub_partition(
+    config: &ReplicationConfig,
+    region: Option<&str>,
+) -> Result<(), PipelineError> {
+    match region {
+        Some(region) => config.check_home_region(region).map_err(|e| {
+            PipelineError::Config(format!("in the hub's partition (AWS_REGION={region}): {e}"))
+        }),
+        None => Ok(()),
+    }
+}
+
 /// A positive integer variable, or `default` when unset.
 pub fn env_usize(name: &'static str, default: usize) -> Result<usize, PipelineError> {
     parse_usize(name, std::env::var(name).ok(), default)
@@ -164,6 +179,9 @@ async fn replicator_with(
     aws: AwsContext,
     setup: ClientSetup,
 ) -> Result<Replicator, PipelineError> {
+    // ECR registries with their own access keys (another partition's) or API endpoint
+    // are bound once, for the registry client and the ECR control plane alike.
+    let aws = bind_registries(&config, aws).await?;
     let client = setup.build_for_config(&config, Some(aws.clone())).await?;
     let copier = Copier::new(client, CopyOptions::default());
     Ok(Replicator::new(copier, Some(EcrControl::new(aws)), config))
@@ -172,6 +190,27 @@ async fn replicator_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registries_outside_the_hubs_partition_need_their_keys() {
+        let config = parse_config(
+            r#"{"source": {"registryId": "111122223333", "region": "cn-north-1"},
+                "rules": [{"destinations": [{"registryId": "111122223333", "region": "cn-northwest-1"}]}]}"#,
+            "FERRY_CONFIG",
+        )
+        .expect("valid for a CLI in China");
+        assert!(check_hub_partition(&config, Some("cn-north-1")).is_ok());
+        assert!(check_hub_partition(&config, None).is_ok());
+        let error = check_hub_partition(&config, Some("us-east-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("AWS_REGION=us-east-1")
+                && error.contains("source: `111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn` is in partition `aws-cn`")
+                && error.contains("rules[0].destinations[0]"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn config_source_from_env() {

@@ -1,12 +1,52 @@
 //! AWS SDK configuration shared by every AWS call: one base config, and per region and
-//! role a derived config whose credentials the SDK caches and refreshes.
+//! role a derived config whose credentials the SDK caches and refreshes. An ECR registry
+//! may be bound to its own access keys (another partition's: [`RegistryAccess`]) and ECR
+//! API endpoint; every ECR call for it then uses them, never the base credentials.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::Mutex;
+
+use crate::auth::Secret;
+use crate::reference::EcrRegistry;
+
+/// A static AWS access key pair (from a Secrets Manager secret): the identity Ferry uses
+/// for one ECR registry in another partition.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeys {
+    /// Access key ID (`AKIA…`).
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: Secret,
+}
+
+impl std::fmt::Debug for AccessKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key ID names an identity: show its last four characters, as the IAM console
+        // does, and never the secret.
+        let id = &self.access_key_id;
+        let tail = id.get(id.len().saturating_sub(4)..).unwrap_or_default();
+        f.debug_struct("AccessKeys")
+            .field("access_key_id", &format!("…{tail}"))
+            .field("secret_access_key", &self.secret_access_key)
+            .finish()
+    }
+}
+
+/// How Ferry reaches one ECR registry's API, when not with the base config.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistryAccess {
+    /// The registry's own access keys: its ECR token and every ECR API call for it are
+    /// signed with them (never with the base credentials, never through an assumed role).
+    pub keys: Option<AccessKeys>,
+    /// Base URL of the ECR API for this registry (`registries.<host>.apiEndpoint`),
+    /// instead of the SDK's endpoint for the region (or `AWS_ENDPOINT_URL`).
+    pub api_endpoint: Option<String>,
+}
 
 /// A role to assume for a destination account (assume-role mode).
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -33,11 +73,16 @@ impl std::fmt::Debug for AssumeRole {
 /// Derived configs by region and role.
 type Derived = HashMap<(String, Option<AssumeRole>), SdkConfig>;
 
-/// The base SDK config plus a cache of per-(region, role) configs.
+/// Registry bindings by (account, region).
+type Bindings = HashMap<(String, String), RegistryAccess>;
+
+/// The base SDK config plus a cache of per-(region, role) configs, and the ECR registries
+/// bound to their own keys or endpoint.
 #[derive(Clone, Debug)]
 pub struct AwsContext {
     base: SdkConfig,
     derived: Arc<Mutex<Derived>>,
+    registries: Arc<Bindings>,
 }
 
 impl AwsContext {
@@ -53,7 +98,26 @@ impl AwsContext {
         AwsContext {
             base,
             derived: Arc::default(),
+            registries: Arc::default(),
         }
+    }
+
+    /// The same context with the ECR registry `account` in `region` reached through
+    /// `access` (its own keys, its own API endpoint) for every ECR call.
+    pub fn with_registry(
+        mut self,
+        account: &str,
+        region: &str,
+        access: RegistryAccess,
+    ) -> AwsContext {
+        Arc::make_mut(&mut self.registries).insert((account.to_owned(), region.to_owned()), access);
+        self
+    }
+
+    /// How the registry `account` in `region` is bound, if it is.
+    pub fn registry_access(&self, account: &str, region: &str) -> Option<&RegistryAccess> {
+        self.registries
+            .get(&(account.to_owned(), region.to_owned()))
     }
 
     /// The base config.
@@ -88,9 +152,41 @@ impl AwsContext {
         config
     }
 
-    /// An ECR client for a region and optional role.
-    pub async fn ecr(&self, region: &str, role: Option<&AssumeRole>) -> aws_sdk_ecr::Client {
-        aws_sdk_ecr::Client::new(&self.config_for(region, role).await)
+    /// An ECR client for `registry`: in its region, with its bound access keys when it has
+    /// them (then `role` is not used: validation refuses both on one destination), else
+    /// the base credentials or those of `role`; at its bound API endpoint, if any.
+    pub async fn ecr(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+    ) -> aws_sdk_ecr::Client {
+        let access = self.registry_access(&registry.account, &registry.region);
+        let config = match access.and_then(|a| a.keys.as_ref()) {
+            Some(keys) => self.config_with_keys(&registry.region, keys),
+            None => self.config_for(&registry.region, role).await,
+        };
+        let mut builder = aws_sdk_ecr::config::Builder::from(&config);
+        if let Some(url) = access.and_then(|a| a.api_endpoint.as_deref()) {
+            builder = builder.endpoint_url(url);
+        }
+        aws_sdk_ecr::Client::from_conf(builder.build())
+    }
+
+    /// A config for `region` signed with `keys` only: the base config's credentials
+    /// provider is replaced, so no base credential can be sent with it.
+    fn config_with_keys(&self, region: &str, keys: &AccessKeys) -> SdkConfig {
+        let credentials = Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.expose().to_owned(),
+            None,
+            None,
+            "ferry-credentials-secret",
+        );
+        self.base
+            .to_builder()
+            .region(Region::new(region.to_string()))
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build()
     }
 }
 

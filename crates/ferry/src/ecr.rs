@@ -96,7 +96,7 @@ impl EcrControl {
         role: Option<&AssumeRole>,
         repository: &str,
     ) -> Result<Option<RepositorySettings>, Error> {
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         let out = client
             .describe_repositories()
             .registry_id(&registry.account)
@@ -149,7 +149,7 @@ impl EcrControl {
         if defer_to_template {
             return Ok(Ensured::Deferred);
         }
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         let mut req = client
             .create_repository()
             .registry_id(&registry.account)
@@ -208,7 +208,7 @@ impl EcrControl {
         registry: &EcrRegistry,
         role: Option<&AssumeRole>,
     ) -> Result<Vec<String>, Error> {
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         let mut pages = client
             .describe_repositories()
             .registry_id(&registry.account)
@@ -235,7 +235,7 @@ impl EcrControl {
         role: Option<&AssumeRole>,
         repository: &str,
     ) -> Result<Vec<ImageEntry>, Error> {
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         let mut pages = client
             .describe_images()
             .registry_id(&registry.account)
@@ -274,7 +274,7 @@ impl EcrControl {
         tag: Option<&str>,
         digest: Option<&Digest>,
     ) -> Result<(), Error> {
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         let id = ImageIdentifier::builder()
             .set_image_tag(tag.map(str::to_string))
             // With both, ECR deletes only while the tag still points at that digest: a

@@ -55,6 +55,8 @@ async fn handle(
     let kind = PathKind::classify(&path);
     let range = header_text(request.headers(), header::RANGE);
     let authorization = request.headers().contains_key(header::AUTHORIZATION);
+    let authorization_value = header_text(request.headers(), header::AUTHORIZATION);
+    let amz_target = header_text(request.headers(), HeaderName::from_static("x-amz-target"));
     let key = attempt_key(method.as_str(), &path, query.as_deref(), range.as_deref());
     let attempt = shared.next_attempt(&key);
     let mut record = RequestRecord {
@@ -63,6 +65,8 @@ async fn handle(
         kind,
         range,
         authorization,
+        authorization_value,
+        amz_target,
         status: 0,
         fault: None,
         key,

@@ -115,6 +115,11 @@ pub struct RequestRecord {
     pub range: Option<String>,
     /// Whether the client sent `Authorization`.
     pub authorization: bool,
+    /// The `Authorization` value the client sent (a test proxy may keep it: tests check
+    /// which credential reached which endpoint).
+    pub authorization_value: Option<String>,
+    /// The `X-Amz-Target` header (the operation of an AWS JSON API call), if any.
+    pub amz_target: Option<String>,
     /// Status answered (for cut bodies: the status before the cut).
     pub status: u16,
     /// The fault applied, if any: `inject`, `redirect`, `cut`, `corrupt`; a random fault's
@@ -505,6 +510,21 @@ impl Proxy {
         EcrCounts::from_log(&lock(&self.shared.log))
     }
 
+    /// The access key IDs of the SigV4 `Authorization` headers seen so far
+    /// (`AWS4-HMAC-SHA256 Credential=<AKID>/<date>/<region>/<service>/aws4_request, …`),
+    /// one per signed request, in order.
+    pub fn access_key_ids(&self) -> Vec<String> {
+        lock(&self.shared.log)
+            .iter()
+            .filter_map(|r| {
+                r.authorization_value
+                    .as_deref()
+                    .and_then(sigv4_access_key_id)
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Number of requests seen so far.
     pub fn total_requests(&self) -> usize {
         lock(&self.shared.log).len()
@@ -541,6 +561,13 @@ impl Drop for Proxy {
             runtime.shutdown_background();
         }
     }
+}
+
+/// The access key ID of a SigV4 `Authorization` value.
+pub fn sigv4_access_key_id(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("AWS4-HMAC-SHA256")?;
+    let at = rest.find("Credential=")? + "Credential=".len();
+    rest[at..].split('/').next().filter(|id| !id.is_empty())
 }
 
 fn bind() -> Result<std::net::TcpListener> {

@@ -10,7 +10,7 @@ use ferry::copy::{Copier, CopyOptions};
 use ferry::ecr::EcrControl;
 use ferry::organizations::{self, AwsOrganizations};
 use ferry::replicate::Replicator;
-use ferry::setup::ClientSetup;
+use ferry::setup::{ClientSetup, bind_registries};
 
 /// Read and validate a config file; warnings go to stderr.
 pub fn load_config(path: &Path) -> Result<ReplicationConfig, ferry::Error> {
@@ -85,8 +85,10 @@ pub async fn resolved_replicator(
             .map_err(|e| ferry::Error::Config(e.to_string()))?
             .iter()
             .any(|d| d.registry.is_ecr());
+    // ECR registries with their own access keys (another partition's) or API endpoint
+    // are bound once, for the registry client and the ECR control plane alike.
     let aws = if uses_ecr {
-        Some(AwsContext::from_env().await)
+        Some(bind_registries(&config, AwsContext::from_env().await).await?)
     } else {
         None
     };

@@ -56,7 +56,7 @@ impl EcrTokenSource for AwsEcrTokens {
         registry: &EcrRegistry,
         role: Option<&AssumeRole>,
     ) -> Result<EcrToken, Error> {
-        let client = self.aws.ecr(&registry.region, role).await;
+        let client = self.aws.ecr(registry, role).await;
         // registryIds is deprecated in the API model but still selects the registry whose
         // token we get; a caller's own token works against any registry whose policy
         // allows it, so it is only a hint.

@@ -72,6 +72,15 @@ fn parse<'a>(text: &'a str, service: &str, example: &str) -> Result<Arn<'a>, Str
     Ok(arn)
 }
 
+/// The partition of an ARN (`aws`, `aws-cn`, `aws-us-gov`, ...), when `text` is one.
+pub(crate) fn arn_partition(text: &str) -> Option<&str> {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("arn"), Some(partition), Some(_)) if PARTITION.is_match(partition) => Some(partition),
+        _ => None,
+    }
+}
+
 /// Checks an IAM role ARN such as `arn:aws:iam::111122223333:role/ferry-push`.
 pub(crate) fn check_role_arn(text: &str) -> Result<(), String> {
     let example = "arn:aws:iam::111122223333:role/ferry-push";
@@ -181,6 +190,24 @@ mod tests {
         assert!(
             check_kms_key("arn:aws:kms:cn-north-1:111122223333:key/abc", "cn-north-1").is_err()
         );
+    }
+
+    #[test]
+    fn partitions_of_arns() {
+        assert_eq!(
+            arn_partition("arn:aws-cn:secretsmanager:cn-north-1:111122223333:secret:k-AbC"),
+            Some("aws-cn")
+        );
+        assert_eq!(
+            arn_partition("arn:aws-us-gov:iam::111122223333:role/x"),
+            Some("aws-us-gov")
+        );
+        assert_eq!(
+            arn_partition("arn:aws:iam::111122223333:role/x"),
+            Some("aws")
+        );
+        assert_eq!(arn_partition("role/x"), None);
+        assert_eq!(arn_partition("arn:AWS:iam::1:role/x"), None);
     }
 
     #[test]

@@ -22,8 +22,10 @@ pub struct Destination {
     pub kms_key: Option<String>,
     /// Leave new repositories to the destination's repository creation template (ECR only).
     pub use_creation_template: bool,
-    /// Secrets Manager secret with the registry credentials (OCI only); `None` means
-    /// Docker's config.json.
+    /// Secrets Manager secret with the registry's credentials: `{"username", "password"}`
+    /// for an OCI registry, an access key pair for ECR (used instead of Ferry's own identity
+    /// and of any role). `None`: Docker's config.json (OCI), Ferry's identity or
+    /// `roleArn` (ECR).
     pub credentials_secret_arn: Option<String>,
     /// JSON path of the destination in the configuration, e.g. `rules[0].destinations[1]`.
     pub path: String,
@@ -258,6 +260,7 @@ impl ReplicationConfig {
             Some(RegistryEndpoint {
                 endpoint: Some(url),
                 plain_http,
+                ..
             }) => Endpoint {
                 url: url.trim_end_matches('/').to_owned(),
                 plain_http: *plain_http,
@@ -265,6 +268,7 @@ impl ReplicationConfig {
             Some(RegistryEndpoint {
                 endpoint: None,
                 plain_http: true,
+                ..
             }) => Endpoint {
                 url: format!("http://{host}"),
                 plain_http: true,
@@ -287,6 +291,7 @@ mod tests {
             region: Some("us-east-1".into()),
             registry: None,
             repositories: Vec::new(),
+            credentials_secret_arn: None,
         }
     }
 
@@ -376,6 +381,7 @@ mod tests {
             RegistryEndpoint {
                 endpoint: Some("http://127.0.0.1:5000/".into()),
                 plain_http: true,
+                ..Default::default()
             },
         );
         config.registries.insert(
@@ -383,6 +389,7 @@ mod tests {
             RegistryEndpoint {
                 endpoint: None,
                 plain_http: true,
+                ..Default::default()
             },
         );
         let local = config.endpoint_for(&Registry::from_host("localhost:5000"));

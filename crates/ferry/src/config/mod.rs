@@ -34,6 +34,7 @@ mod filter;
 mod model;
 mod organization;
 mod parse;
+mod partition;
 mod registry;
 mod select;
 mod template;

@@ -49,6 +49,13 @@ pub struct SourceSpec {
     /// catalog. The rules' repository filters still apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub repositories: Vec<String>,
+    /// AWS Secrets Manager secret (read with Ferry's own identity, in the region of its
+    /// ARN) holding the source's credentials: for an ECR source in another partition
+    /// (`aws-cn`, `aws-us-gov`) an access key pair of that partition,
+    /// `{"accessKeyId", "secretAccessKey"}`, used for its ECR token and every ECR API call;
+    /// for an OCI source `{"username", "password"}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_arn: Option<String>,
 }
 
 /// How to reach one registry host.
@@ -63,6 +70,13 @@ pub struct RegistryEndpoint {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub plain_http: bool,
+    /// ECR registries only: base URL of the ECR API used for this registry's token and
+    /// control-plane calls instead of the SDK's default endpoint, e.g. an ECR API VPC
+    /// interface endpoint without private DNS
+    /// (`https://vpce-0abc-1234.api.ecr.us-east-1.vpce.amazonaws.com`). HTTPS, unless the
+    /// host is a loopback address or `plainHttp` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_endpoint: Option<String>,
 }
 
 /// One replication rule: which repositories and tags go to which destinations.
@@ -147,7 +161,12 @@ pub struct DestinationSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub use_creation_template: bool,
-    /// AWS Secrets Manager secret holding credentials for the OCI destination `registry`.
+    /// AWS Secrets Manager secret (read with Ferry's own identity, in the region of its
+    /// ARN) holding the destination's credentials: for an OCI `registry`
+    /// `{"username", "password"}`; for an ECR destination an access key pair,
+    /// `{"accessKeyId", "secretAccessKey"}`, used for its ECR token and every ECR API call
+    /// (never with an assumed role): required for an ECR destination in another partition
+    /// than Ferry's (`aws-cn`, `aws-us-gov`), which no role can be assumed into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_arn: Option<String>,
     /// Every `ACTIVE` account of this AWS Organizations organizational unit (`ou-…`, or a

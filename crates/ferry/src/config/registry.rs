@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 static ECR_HOST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+    Regex::new(r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
         .expect("static regex")
 });
 static REGISTRY_ID: LazyLock<Regex> =
@@ -36,16 +36,28 @@ pub enum Registry {
 }
 
 impl Registry {
-    /// Reads a `host[:port]`; an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`)
-    /// becomes [`Registry::Ecr`], so both spellings of one registry compare equal.
+    /// Reads a `host[:port]`; an ECR registry host (`<account>.dkr.ecr.<region>.amazonaws.com`,
+    /// `.amazonaws.com.cn` in the China regions) becomes [`Registry::Ecr`], so both
+    /// spellings of one registry compare equal. A host whose DNS suffix does not serve its
+    /// region (`.com.cn` outside China, `.com` in it) is no ECR registry: it stays
+    /// [`Registry::Oci`], so Ferry never talks to another host than the one written.
     pub fn from_host(host: &str) -> Self {
         let host = host.to_ascii_lowercase();
         match ECR_HOST.captures(&host) {
-            Some(parts) => Self::Ecr {
+            Some(parts) if parts.get(3).is_some() == parts[2].starts_with("cn-") => Self::Ecr {
                 registry_id: parts[1].to_owned(),
                 region: parts[2].to_owned(),
             },
-            None => Self::Oci { host },
+            _ => Self::Oci { host },
+        }
+    }
+
+    /// The AWS partition of an ECR registry (`aws`, `aws-cn`, `aws-us-gov`, ...); `None`
+    /// for other registries.
+    pub fn partition(&self) -> Option<&'static str> {
+        match self {
+            Self::Ecr { region, .. } => Some(partition_of(region)),
+            Self::Oci { .. } => None,
         }
     }
 
@@ -128,6 +140,23 @@ pub(crate) fn check_host(text: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `host` has the shape of an ECR registry host but its DNS suffix does not serve
+/// its region (e.g. `….cn-north-1.amazonaws.com`), with the host it should be.
+pub(crate) fn misspelt_ecr_host(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    let parts = ECR_HOST.captures(&host)?;
+    if parts.get(3).is_some() == parts[2].starts_with("cn-") {
+        return None;
+    }
+    Some(
+        Registry::Ecr {
+            registry_id: parts[1].to_owned(),
+            region: parts[2].to_owned(),
+        }
+        .host(),
+    )
+}
+
 /// The AWS partition a region belongs to (`aws`, `aws-cn` or `aws-us-gov`; ISO regions map
 /// to their own partitions).
 pub(crate) fn partition_of(region: &str) -> &'static str {
@@ -170,6 +199,56 @@ mod tests {
         assert_eq!(
             china.host(),
             "111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+    }
+
+    #[test]
+    fn other_partitions_hosts_parse() {
+        let china = Registry::from_host("210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn");
+        assert_eq!(
+            china,
+            Registry::Ecr {
+                registry_id: "210987654321".into(),
+                region: "cn-north-1".into()
+            }
+        );
+        assert_eq!(china.partition(), Some("aws-cn"));
+        let ningxia = Registry::from_host("210987654321.dkr.ecr.cn-northwest-1.amazonaws.com.cn");
+        assert_eq!(ningxia.partition(), Some("aws-cn"));
+        assert_eq!(
+            ningxia.host(),
+            "210987654321.dkr.ecr.cn-northwest-1.amazonaws.com.cn"
+        );
+        for region in ["us-gov-west-1", "us-gov-east-1"] {
+            let host = format!("111122223333.dkr.ecr.{region}.amazonaws.com");
+            let gov = Registry::from_host(&host);
+            assert_eq!(gov.partition(), Some("aws-us-gov"), "{host}");
+            assert_eq!(gov.host(), host, "round trip");
+        }
+        assert_eq!(
+            Registry::from_host("111122223333.dkr.ecr.eu-west-1.amazonaws.com").partition(),
+            Some("aws")
+        );
+        assert_eq!(Registry::from_host("ghcr.io").partition(), None);
+        // A suffix that does not serve the region is no ECR host: Ferry would otherwise
+        // talk to another host than the one written.
+        for wrong in [
+            "210987654321.dkr.ecr.cn-north-1.amazonaws.com",
+            "111122223333.dkr.ecr.us-east-1.amazonaws.com.cn",
+        ] {
+            assert!(!Registry::from_host(wrong).is_ecr(), "{wrong}");
+        }
+        assert_eq!(
+            misspelt_ecr_host("210987654321.dkr.ecr.cn-north-1.amazonaws.com").as_deref(),
+            Some("210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn")
+        );
+        assert_eq!(
+            misspelt_ecr_host("111122223333.dkr.ecr.us-east-1.amazonaws.com.cn").as_deref(),
+            Some("111122223333.dkr.ecr.us-east-1.amazonaws.com")
+        );
+        assert_eq!(
+            misspelt_ecr_host("210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            None
         );
     }
 

@@ -5,14 +5,18 @@
 //! applied with `aws ecr put-replication-configuration`. Anything Ferry cannot act on
 //! correctly is an error.
 
-use super::arn::{check_external_id, check_kms_key, check_role_arn, check_secret_arn};
+use super::arn::{
+    arn_partition, check_external_id, check_kms_key, check_role_arn, check_secret_arn,
+};
 use super::chain::chain_issues;
 use super::destination::Destination;
 use super::error::Issue;
 use super::filter::{RepositoryFilterType, TagFilter, TagFilterType};
 use super::model::{DestinationSpec, ReplicationConfig, Rule};
 use super::parse::child;
-use super::registry::{Registry, check_host, check_region, check_registry_id};
+use super::registry::{
+    Registry, check_host, check_region, check_registry_id, misspelt_ecr_host, partition_of,
+};
 use super::template::check_repository_name;
 
 /// ECR's limit on rules per replication configuration.
@@ -34,6 +38,7 @@ impl ReplicationConfig {
         let resolved = self.check_rules(&mut issues);
         self.check_registries(&resolved, &mut issues);
         self.check_shared_destinations(&resolved, &mut issues);
+        issues.extend(self.partition_issues(None, &resolved));
         issues.extend(chain_issues(self, &resolved));
         issues
     }
@@ -48,6 +53,17 @@ impl ReplicationConfig {
                 ));
             }
             push_err(issues, "source.registry", check_host(host));
+            push_err(issues, "source.registry", check_ecr_spelling(host));
+        }
+        if let Some(arn) = &source.credentials_secret_arn {
+            push_err(issues, "source.credentialsSecretArn", check_secret_arn(arn));
+            if self.source_registry().is_none() {
+                issues.push(Issue::error(
+                    "source.credentialsSecretArn",
+                    "needs a complete source (`registryId` and `region`, or `registry`): the secret's credentials \
+                     are bound to that one registry",
+                ));
+            }
         }
         if let Some(id) = &source.registry_id {
             push_err(issues, "source.registryId", check_registry_id(id));
@@ -145,10 +161,27 @@ impl ReplicationConfig {
             } => {
                 push_err(issues, &at("registryId"), check_registry_id(registry_id));
                 push_err(issues, &at("region"), check_region(region));
-                if spec.credentials_secret_arn.is_some() {
+                if let Some(arn) = &spec.credentials_secret_arn {
+                    push_err(issues, &at("credentialsSecretArn"), check_secret_arn(arn));
+                    if spec.role_arn.is_some() {
+                        issues.push(Issue::error(
+                            at("roleArn"),
+                            "give either roleArn or credentialsSecretArn, not both: the secret's access keys are \
+                             this registry's identity for its token and every ECR API call, and Ferry never assumes \
+                             a role with them (no role can be assumed across partitions, which is what the keys are for)",
+                        ));
+                    }
+                }
+                if let Some(role) = &spec.role_arn
+                    && let Some(partition) = arn_partition(role)
+                    && partition != partition_of(region)
+                {
                     issues.push(Issue::error(
-                        at("credentialsSecretArn"),
-                        "applies to OCI registries only; ECR destinations use IAM (see roleArn)",
+                        at("roleArn"),
+                        format!(
+                            "the role is in partition `{partition}` but the destination region `{region}` is in `{}`:                              a role is assumed and used in its own partition only",
+                            partition_of(region)
+                        ),
                     ));
                 }
                 if let Some(key) = &destination.kms_key {
@@ -163,6 +196,7 @@ impl ReplicationConfig {
             }
             Registry::Oci { host } => {
                 push_err(issues, &at("registry"), check_host(host));
+                push_err(issues, &at("registry"), check_ecr_spelling(host));
                 for (field, set) in [
                     ("roleArn", spec.role_arn.is_some()),
                     ("externalId", spec.external_id.is_some()),
@@ -340,6 +374,18 @@ impl ReplicationConfig {
                 );
             }
             let registry = Registry::from_host(host);
+            if let Some(url) = &endpoint.api_endpoint {
+                let at = child(&path, "apiEndpoint");
+                if registry.is_ecr() {
+                    push_err(issues, &at, check_api_endpoint(url, endpoint.plain_http));
+                } else {
+                    issues.push(Issue::error(
+                        at,
+                        "applies to ECR registries only (`<account>.dkr.ecr.<region>.amazonaws.com`): it is where that \
+                         registry's ECR API calls go",
+                    ));
+                }
+            }
             let used =
                 self.is_source(&registry) || resolved.iter().any(|(_, d)| d.registry == registry);
             if !used {
@@ -520,6 +566,51 @@ fn check_endpoint(text: &str, plain_http: bool) -> Result<(), String> {
     }
 }
 
+/// Checks `apiEndpoint`: an `https://host[:port]` URL without credentials or path;
+/// `http://` only for a loopback host (a local test endpoint) or with `plainHttp`.
+fn check_api_endpoint(text: &str, plain_http: bool) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials do not belong in the endpoint URL".into());
+    }
+    if url.host_str().is_none()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "`{text}`: expected a base URL such as `https://vpce-0abc-1234.api.ecr.us-east-1.vpce.amazonaws.com`, \
+             without path or query"
+        ));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || plain_http => Ok(()),
+        "http" => Err(format!(
+            "`{text}` is plain HTTP: the ECR API carries request signatures and tokens, so it must be HTTPS \
+             (plain HTTP is allowed for a loopback address, or with plainHttp: true)"
+        )),
+        scheme => Err(format!("`{text}`: scheme `{scheme}` is not http or https")),
+    }
+}
+
+/// Refuses a host shaped like an ECR registry whose DNS suffix does not serve its region:
+/// it would be read as an OCI registry of that name, which is not ECR's.
+fn check_ecr_spelling(host: &str) -> Result<(), String> {
+    match misspelt_ecr_host(host) {
+        Some(right) => Err(format!(
+            "`{host}` is no ECR registry host: ECR serves that region under `{right}`"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn push_err(issues: &mut Vec<Issue>, path: &str, result: Result<(), String>) {
     if let Err(message) = result {
         issues.push(Issue::error(path, message));
@@ -529,6 +620,27 @@ fn push_err(issues: &mut Vec<Issue>, path: &str, result: Result<(), String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_endpoint_checks() {
+        assert_eq!(
+            check_api_endpoint(
+                "https://vpce-1.api.ecr.cn-north-1.vpce.amazonaws.com.cn",
+                false
+            ),
+            Ok(())
+        );
+        assert_eq!(check_api_endpoint("http://127.0.0.1:5000", false), Ok(()));
+        assert_eq!(check_api_endpoint("http://[::1]:5000/", false), Ok(()));
+        assert_eq!(check_api_endpoint("http://localhost:5000", false), Ok(()));
+        assert_eq!(check_api_endpoint("http://ecr.internal", true), Ok(()));
+        let error = check_api_endpoint("http://ecr.internal", false).unwrap_err();
+        assert!(error.contains("must be HTTPS"), "{error}");
+        assert!(check_api_endpoint("https://u:p@x.example", false).is_err());
+        assert!(check_api_endpoint("https://x.example/api", false).is_err());
+        assert!(check_api_endpoint("ftp://x.example", false).is_err());
+        assert!(check_api_endpoint("x.example", false).is_err());
+    }
 
     #[test]
     fn endpoint_checks() {

@@ -28,11 +28,32 @@ fn every_example_is_tested() {
         names,
         [
             "central-distribution.json",
+            "cross-partition.json",
             "dr-fanout.json",
             "native-replication.json",
             "organization.json"
         ]
     );
+}
+
+#[test]
+fn cross_partition() {
+    let config = example("cross-partition.json");
+    assert_eq!(
+        targets(&config, "release/api", Some("v1"))
+            .into_iter()
+            .map(|(host, _)| host)
+            .collect::<Vec<_>>(),
+        [
+            "111122223333.dkr.ecr.eu-west-1.amazonaws.com",
+            "210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            "444455556666.dkr.ecr.us-gov-west-1.amazonaws.com",
+        ]
+    );
+    // For a hub in us-east-1; a hub in China could reach neither the commercial
+    // destination nor the secrets.
+    assert!(config.check_home_region("us-east-1").is_ok());
+    assert!(config.check_home_region("cn-north-1").is_err());
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod errors;
 mod examples;
 mod extensions;
 mod native;
+mod partitions;
 mod props;
 mod schema;
 mod validation;

@@ -70,7 +70,8 @@ fn assume_role_and_kms_checks() {
             {{"region": "eu-west-1", "registryId": "444455556666", "roleArn": "arn:aws:iam::444455556666:user/x"}},
             {{"region": "eu-west-1", "registryId": "444455556666", "externalId": "abc"}},
             {{"region": "eu-west-1", "registryId": "555566667777", "kmsKey": "arn:aws:kms:us-east-1:555566667777:key/k1"}},
-            {{"region": "eu-west-1", "registryId": "666677778888", "credentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:666677778888:secret:x"}},
+            {{"region": "eu-west-1", "registryId": "666677778888", "credentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:666677778888:secret:x",
+              "roleArn": "arn:aws:iam::666677778888:role/w"}},
             {{"registry": "quay.io", "kmsKey": "arn:aws:kms:eu-west-1:555566667777:key/k1", "useCreationTemplate": true}},
             {{"registry": "docker.example", "credentialsSecretArn": "arn:aws:s3:::bucket"}}
         ]}}]}}"#
@@ -80,7 +81,7 @@ fn assume_role_and_kms_checks() {
         "rules[0].destinations[0].roleArn: `arn:aws:iam::444455556666:user/x` is not a role ARN",
         "rules[0].destinations[1].externalId: externalId needs roleArn",
         "rules[0].destinations[2].kmsKey: KMS key `arn:aws:kms:us-east-1:555566667777:key/k1` is in region `us-east-1` but the destination is in `eu-west-1`",
-        "rules[0].destinations[3].credentialsSecretArn: applies to OCI registries only",
+        "rules[0].destinations[3].roleArn: give either roleArn or credentialsSecretArn, not both",
         "rules[0].destinations[4].kmsKey: applies to ECR destinations only",
         "rules[0].destinations[4].useCreationTemplate: applies to ECR destinations only",
         "rules[0].destinations[5].credentialsSecretArn: `arn:aws:s3:::bucket` is a `s3` ARN",
