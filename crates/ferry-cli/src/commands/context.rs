@@ -45,9 +45,11 @@ pub async fn replicator(
 
 /// Reads the accounts of the config's organization destinations from AWS Organizations
 /// (afresh: the CLI keeps no cache) and resolves them.
-pub async fn resolve_organizations(config: &ReplicationConfig) -> Result<Resolution, ferry::Error> {
-    let aws = AwsContext::from_env().await;
-    organizations::resolve(config, &AwsOrganizations::new(aws)).await
+pub async fn resolve_organizations(
+    config: &ReplicationConfig,
+    aws: &AwsContext,
+) -> Result<Resolution, ferry::Error> {
+    organizations::resolve(config, &AwsOrganizations::new(aws.clone())).await
 }
 
 /// One line per organization destination: what it names and what it resolved to.
@@ -73,8 +75,12 @@ pub async fn resolved_replicator(
     concurrency: usize,
     plain_http: bool,
 ) -> Result<(Replicator, Vec<ResolvedOrganization>), ferry::Error> {
+    // The AWS context is loaded once, for Organizations and ECR alike.
+    let mut base = None;
     let (config, organizations) = if config.has_organization_destinations() {
-        let resolution = resolve_organizations(&config).await?;
+        let aws = AwsContext::from_env().await;
+        let resolution = resolve_organizations(&config, &aws).await?;
+        base = Some(aws);
         (resolution.config, resolution.organizations)
     } else {
         (config, Vec::new())
@@ -88,7 +94,11 @@ pub async fn resolved_replicator(
     // ECR registries with their own access keys (another partition's) or API endpoint
     // are bound once, for the registry client and the ECR control plane alike.
     let aws = if uses_ecr {
-        Some(bind_registries(&config, AwsContext::from_env().await).await?)
+        let aws = match base {
+            Some(aws) => aws,
+            None => AwsContext::from_env().await,
+        };
+        Some(bind_registries(&config, aws).await?)
     } else {
         None
     };

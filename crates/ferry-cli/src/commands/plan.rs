@@ -140,7 +140,8 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
         destinations.len()
     );
     if args.resolve && organizations > 0 {
-        let resolution = context::resolve_organizations(&config).await?;
+        let aws = ferry::aws::AwsContext::from_env().await;
+        let resolution = context::resolve_organizations(&config, &aws).await?;
         for o in &resolution.organizations {
             println!("{}", context::organization_summary(o));
             for a in &o.accounts {
