@@ -33,3 +33,13 @@ pub use registry::{Credentials, Registry};
 pub use scenario::Sandbox;
 pub use skopeo::{copy_to_oci_dir, inspect_raw_digest};
 pub use verify::{verify_absent, verify_copy};
+
+/// Runs `f` to completion on a fresh current-thread runtime (for SDK calls in the
+/// synchronous tests).
+pub fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(f)
+}

@@ -11,6 +11,7 @@
 //! 5. an immutable tag overwrite gets 400 `TAG_INVALID`: a tag conflict, never retried;
 //! 6. manifest DELETE is unsupported (405): deletes go through BatchDeleteImage.
 
+use ferry_e2e::block;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
@@ -108,14 +109,6 @@ fn sdk_ecr(moto: &Moto) -> aws_sdk_ecr::Client {
             .load(),
     );
     aws_sdk_ecr::Client::new(&config)
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
 }
 
 fn u(v: &Value, path: &[&str]) -> u64 {

@@ -4,6 +4,7 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability};
+use ferry_e2e::block;
 use ferry_e2e::ecr::endpoints_env;
 use ferry_e2e::ferry::describe;
 use ferry_e2e::fixtures;
@@ -15,14 +16,6 @@ const ACCOUNT_B: &str = "222222222222";
 
 fn sdk(moto: &Moto, region: &str) -> SdkConfig {
     moto.sdk_config(region)
-}
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt")
-        .block_on(f)
 }
 
 fn sync(moto: &Moto, ecrs: &[&EcrRegistry], config: serde_json::Value) -> std::process::Output {

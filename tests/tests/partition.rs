@@ -17,10 +17,10 @@ use std::process::Output;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use base64::Engine as _;
 use ferry_e2e::ferry::describe;
-use ferry_e2e::fixtures;
 use ferry_e2e::moto::auth_token_password;
 use ferry_e2e::proxy::{EcrMode, Proxy, RequestRecord};
 use ferry_e2e::{DockerConfig, EcrRegistry, Moto, run_ferry, verify_copy};
+use ferry_e2e::{block, fixtures};
 use serde_json::{Value, json};
 
 /// The commercial account (moto's default).
@@ -33,14 +33,6 @@ const COM_SECRET: &str = "commercial-secret-access-key";
 /// The China access key pair the secret holds.
 const CN_KEY: &str = "AKIDCHINA00000000001";
 const CN_SECRET: &str = "china-secret-access-key-7f3a9c";
-
-fn block<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 /// An SDK config straight to a moto (not through its counting proxy).
 fn sdk(moto: &Moto, region: &str, key: &str, secret: &str) -> SdkConfig {
@@ -58,6 +50,15 @@ fn sdk(moto: &Moto, region: &str, key: &str, secret: &str) -> SdkConfig {
 struct Ecr {
     ecr: EcrRegistry,
     proxy: Proxy,
+}
+
+/// Every credential `registry` saw was its own ECR token.
+fn assert_only_own_token(registry: &Ecr, name: &str) {
+    assert_eq!(
+        registry.authorizations(),
+        BTreeSet::from([registry.token_header()]),
+        "credentials at {name}"
+    );
 }
 
 impl Ecr {
@@ -290,16 +291,8 @@ fn a_china_destination_is_written_with_its_own_keys_and_never_sees_a_commercial_
 
     // The China token reached the China registry only, the commercial token the commercial
     // registry only.
-    assert_eq!(
-        dst.authorizations(),
-        BTreeSet::from([dst.token_header()]),
-        "credentials at the China registry"
-    );
-    assert_eq!(
-        src.authorizations(),
-        BTreeSet::from([src.token_header()]),
-        "credentials at the commercial registry"
-    );
+    assert_only_own_token(&dst, "the China registry");
+    assert_only_own_token(&src, "the commercial registry");
 }
 
 #[test]
@@ -353,16 +346,8 @@ fn a_china_source_is_read_with_its_own_keys_into_a_commercial_destination() {
         operations(&cn)
     );
     assert_eq!(count(&cn, "CreateRepository"), 0, "{:?}", operations(&cn));
-    assert_eq!(
-        src.authorizations(),
-        BTreeSet::from([src.token_header()]),
-        "credentials at the China registry"
-    );
-    assert_eq!(
-        dst.authorizations(),
-        BTreeSet::from([dst.token_header()]),
-        "credentials at the commercial registry"
-    );
+    assert_only_own_token(&src, "the China registry");
+    assert_only_own_token(&dst, "the commercial registry");
 }
 
 #[test]
