@@ -8,8 +8,9 @@
 //! concrete destinations only. An unresolved organization destination is refused by
 //! [`crate::config::Destination`] resolution, never silently skipped.
 //!
-//! Never a destination: the source account, `excludeAccounts`, and accounts that are not
-//! `ACTIVE` (suspended, pending closure).
+//! Never a destination: the source account, `excludeAccounts`, accounts that are not
+//! `ACTIVE` (suspended, pending closure), and an answer's ID that is not 12 digits (it would
+//! become part of a host name).
 
 use std::collections::BTreeMap;
 
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 use super::error::ConfigError;
 use super::model::{DestinationSpec, ReplicationConfig, ResolvedFrom};
-use super::registry::Registry;
+use super::registry::{Registry, check_registry_id};
 
 /// Which accounts an organization destination names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -97,6 +98,9 @@ pub enum Skipped {
     Excluded,
     /// Not `ACTIVE`.
     NotActive,
+    /// An ID that is not 12 digits: AWS Organizations' answer is untrusted input too, and
+    /// an ID becomes part of a registry host name, so such an ID is never used.
+    InvalidId,
 }
 
 /// What one organization destination resolved to.
@@ -220,7 +224,9 @@ impl ReplicationConfig {
                     skipped: Vec::new(),
                 };
                 for account in found {
-                    let skipped = if source_account.as_deref() == Some(account.id.as_str()) {
+                    let skipped = if check_registry_id(&account.id).is_err() {
+                        Some(Skipped::InvalidId)
+                    } else if source_account.as_deref() == Some(account.id.as_str()) {
                         Some(Skipped::Source)
                     } else if spec.exclude_accounts.contains(&account.id) {
                         Some(Skipped::Excluded)
@@ -302,6 +308,7 @@ mod tests {
                 account("333333333333", AccountState::Active),
                 account("222222222222", AccountState::Active),
                 account("555555555555", AccountState::Inactive),
+                account("evil.example/x", AccountState::Active),
             ],
         )])
     }
@@ -360,7 +367,8 @@ mod tests {
             [
                 ("111111111111", Skipped::Source),
                 ("333333333333", Skipped::Excluded),
-                ("555555555555", Skipped::NotActive)
+                ("555555555555", Skipped::NotActive),
+                ("evil.example/x", Skipped::InvalidId)
             ]
         );
     }
@@ -382,7 +390,7 @@ mod tests {
         );
         let config = ReplicationConfig::from_json(&text).unwrap();
         let resolution = config.resolve_accounts(&answers(&config)).unwrap();
-        assert!(resolution.organizations[0].skipped.len() == 2);
+        assert!(resolution.organizations[0].skipped.len() == 3);
         let event = Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com");
         let bound = resolution.config.for_source(&event).unwrap();
         let hosts: Vec<String> = bound
