@@ -83,6 +83,9 @@ pub struct AwsContext {
     base: SdkConfig,
     derived: Arc<Mutex<Derived>>,
     registries: Arc<Bindings>,
+    /// Tests only: the ECR client every [`AwsContext::ecr`] call returns (an
+    /// `aws-smithy-mocks` client standing in for an ECR API moto lacks).
+    ecr_override: Option<aws_sdk_ecr::Client>,
 }
 
 impl AwsContext {
@@ -99,7 +102,17 @@ impl AwsContext {
             base,
             derived: Arc::default(),
             registries: Arc::default(),
+            ecr_override: None,
         }
+    }
+
+    /// The same context answering every ECR call with `client`, whatever the registry
+    /// or role. For tests that stand in for an ECR API moto does not have
+    /// (`aws-smithy-mocks`); production code never calls it.
+    #[doc(hidden)]
+    pub fn with_ecr_client(mut self, client: aws_sdk_ecr::Client) -> AwsContext {
+        self.ecr_override = Some(client);
+        self
     }
 
     /// The same context with the ECR registry `account` in `region` reached through
@@ -160,6 +173,9 @@ impl AwsContext {
         registry: &EcrRegistry,
         role: Option<&AssumeRole>,
     ) -> aws_sdk_ecr::Client {
+        if let Some(client) = &self.ecr_override {
+            return client.clone();
+        }
         let access = self.registry_access(&registry.account, &registry.region);
         let config = match access.and_then(|a| a.keys.as_ref()) {
             Some(keys) => self.config_with_keys(&registry.region, keys),

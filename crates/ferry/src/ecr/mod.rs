@@ -315,3 +315,6 @@ where
 {
     e.as_service_error().and_then(|s| s.code()) == Some(code)
 }
+
+#[cfg(test)]
+mod tests;
