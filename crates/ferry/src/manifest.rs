@@ -68,6 +68,10 @@ impl Descriptor {
 }
 
 /// What a manifest refers to.
+// A `Parsed` lives only while one manifest is walked, never in a collection: the size
+// difference (which depends on serde_json's map type under the features in use) costs
+// nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// An index or manifest list: child manifests.
