@@ -36,8 +36,11 @@ function list(app: App, key: string): string[] {
   return Array.isArray(value) ? value : value.split(',').filter((v) => v !== '');
 }
 
-/** Builds the example app's stacks; relative context paths are read from `root`. */
-export function ferryApp(app: App, root: string): FerryAppStacks {
+/**
+ * Builds the example app's stacks; relative context paths are read from `root`.
+ * `logIgnores`: cdk-nag also reports the suppressed findings.
+ */
+export function ferryApp(app: App, root: string, logIgnores = false): FerryAppStacks {
   const account = context<string>(app, 'hubAccount');
   const region = context<string>(app, 'hubRegion');
   const codeDir = path.resolve(root, context<string>(app, 'codeDirectory'));
@@ -95,7 +98,7 @@ export function ferryApp(app: App, root: string): FerryAppStacks {
   });
 
   void ferry;
-  checkWithNag(app);
+  checkWithNag(app, logIgnores);
   for (const stack of [hub, destination, ...forwarders, stackSet]) {
     suppressFerryFindings(stack);
   }

@@ -9,6 +9,7 @@ import { Aws, CfnOutput, Fn, Token } from 'aws-cdk-lib';
 import * as ecr from 'aws-cdk-lib/aws-ecr';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { ECR_LIST, ECR_PUSH, ECR_PUSH_AND_LIST } from './actions';
 import { inRange, matches, matchesIf, oneOf, PATTERNS, require_ } from './check';
 
 /** Tag mutability of the repositories the template creates. */
@@ -127,26 +128,14 @@ export class FerryDestination extends Construct {
           Sid: 'FerryPush',
           Effect: 'Allow',
           Principal: { AWS: pusher },
-          Action: [
-            'ecr:BatchCheckLayerAvailability',
-            'ecr:InitiateLayerUpload',
-            'ecr:UploadLayerPart',
-            'ecr:CompleteLayerUpload',
-            'ecr:PutImage',
-            'ecr:BatchGetImage',
-            'ecr:GetDownloadUrlForLayer',
-            'ecr:DescribeImages',
-            'ecr:DescribeRepositories',
-            'ecr:CreateRepository',
-            'ecr:BatchDeleteImage',
-          ],
+          Action: ECR_PUSH,
           Resource: repositories,
         },
         {
           Sid: 'FerryReconcileRead',
           Effect: 'Allow',
           Principal: { AWS: replicate !== undefined ? [replicate, reconcile] : hubRoot },
-          Action: ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage'],
+          Action: ECR_LIST,
           Resource: repositories,
         },
       ];
@@ -210,20 +199,7 @@ export class FerryDestination extends Construct {
         {
           Sid: 'PushUnderPrefix',
           Effect: 'Allow',
-          Action: [
-            'ecr:BatchCheckLayerAvailability',
-            'ecr:InitiateLayerUpload',
-            'ecr:UploadLayerPart',
-            'ecr:CompleteLayerUpload',
-            'ecr:PutImage',
-            'ecr:BatchGetImage',
-            'ecr:GetDownloadUrlForLayer',
-            'ecr:DescribeImages',
-            'ecr:DescribeRepositories',
-            'ecr:ListImages',
-            'ecr:CreateRepository',
-            'ecr:BatchDeleteImage',
-          ],
+          Action: ECR_PUSH_AND_LIST,
           Resource: repositories,
         },
       ];

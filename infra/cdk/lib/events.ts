@@ -1,4 +1,4 @@
-/** Pieces the hub and the forwarder share: the ECR event pattern and the events DLQ. */
+/** Pieces the hub and the forwarder share: the ECR event pattern, the events DLQ and its policy. */
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -15,4 +15,24 @@ export function eventsDeadLetterQueue(scope: Construct, id: string): sqs.CfnQueu
   const queue = new sqs.CfnQueue(scope, id, { sqsManagedSseEnabled: true, messageRetentionPeriod: 1209600 });
   queue.applyRemovalPolicy(RemovalPolicy.DESTROY);
   return queue;
+}
+
+/** Lets EventBridge put dead letters of the rules `sourceArn` names on `queue`. */
+export function ruleDeadLetterPolicy(scope: Construct, id: string, queue: sqs.CfnQueue, sourceArn: string | string[]): void {
+  new sqs.CfnQueuePolicy(scope, id, {
+    queues: [queue.ref],
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'EventBridgeRuleDeadLetters',
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Action: 'sqs:SendMessage',
+          Resource: queue.attrArn,
+          Condition: { ArnEquals: { 'aws:SourceArn': sourceArn } },
+        },
+      ],
+    },
+  });
 }

@@ -10,7 +10,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { matches, matchesIf, PATTERNS, require_ } from './check';
-import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue } from './events';
+import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
 
 /** Props of {@link FerryForwarder}. */
 export interface FerryForwarderProps {
@@ -98,22 +98,7 @@ export class FerryForwarder extends Construct {
         },
       ],
     });
-    new sqs.CfnQueuePolicy(this, 'DeadLetterQueuePolicy', {
-      queues: [this.deadLetterQueue.ref],
-      policyDocument: {
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Sid: 'EventBridgeRuleDeadLetters',
-            Effect: 'Allow',
-            Principal: { Service: 'events.amazonaws.com' },
-            Action: 'sqs:SendMessage',
-            Resource: this.deadLetterQueue.attrArn,
-            Condition: { ArnEquals: { 'aws:SourceArn': this.rule.attrArn } },
-          },
-        ],
-      },
-    });
+    ruleDeadLetterPolicy(this, 'DeadLetterQueuePolicy', this.deadLetterQueue, this.rule.attrArn);
     new cloudwatch.CfnAlarm(this, 'DeadLetterQueueAlarm', {
       alarmDescription:
         'ECR events of this region could not be forwarded to the Ferry hub (reconcile will catch up).',

@@ -6,6 +6,7 @@
 import { Aws, Fn } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { ECR_LIST, ECR_PUSH } from './actions';
 import { ResolvedHubProps } from './hub-props';
 
 /** A raw IAM statement (JSON, tokens allowed). */
@@ -27,21 +28,6 @@ const DESCRIPTIONS: Record<HubFunction, string> = {
   replicate: 'Ferry replicate function (jobs -> image copies)',
   reconcile: 'Ferry reconcile function (drift -> jobs)',
 };
-
-const ECR_PUSH = [
-  'ecr:BatchCheckLayerAvailability',
-  'ecr:InitiateLayerUpload',
-  'ecr:UploadLayerPart',
-  'ecr:CompleteLayerUpload',
-  'ecr:PutImage',
-  'ecr:BatchGetImage',
-  'ecr:GetDownloadUrlForLayer',
-  'ecr:DescribeImages',
-  'ecr:DescribeRepositories',
-  'ecr:CreateRepository',
-  'ecr:BatchDeleteImage',
-];
-const ECR_LIST = ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage'];
 
 function allow(sid: string, action: string | string[], resource: unknown, condition?: unknown): Statement {
   const statement: Statement = { Sid: sid, Effect: 'Allow', Action: action, Resource: resource };

@@ -150,6 +150,11 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
   oneOf(NAME, 'configParameterTier', tier, ['Standard', 'Advanced', 'Intelligent-Tiering'] as const);
   const configJson = props.config === undefined ? undefined : validateConfig(props.config);
   if (configJson !== undefined) {
+    require_(
+      NAME,
+      !configJson.includes('"externalId"'),
+      'a configuration holding an externalId belongs in a SecureString you create: set existingConfigParameterName instead of config',
+    );
     const limit = tier === 'Standard' ? 4096 : 8192;
     require_(NAME, Buffer.byteLength(configJson) <= limit, `the configuration is over ${limit} bytes (tier ${tier})`);
   }

@@ -15,7 +15,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { binaryCode, FerryBinary } from './code';
-import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue } from './events';
+import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
 import { hubAlarms, hubDashboard } from './hub-alarms';
 import { hubRole, HubFunction } from './hub-iam';
 import { FerryHubProps, ResolvedHubProps, resolveHubProps } from './hub-props';
@@ -192,22 +192,10 @@ export class FerryHub extends Construct {
       targets: [this.ruleTarget('reconcile', functions.reconcile, 900, 2)],
     });
     this.permission('ReconcileSchedulePermission', functions.reconcile, scheduleRule);
-    new sqs.CfnQueuePolicy(this, 'EventsDeadLetterQueuePolicy', {
-      queues: [this.eventsDeadLetterQueue.ref],
-      policyDocument: {
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Sid: 'EventBridgeRuleDeadLetters',
-            Effect: 'Allow',
-            Principal: { Service: 'events.amazonaws.com' },
-            Action: 'sqs:SendMessage',
-            Resource: this.eventsDeadLetterQueue.attrArn,
-            Condition: { ArnEquals: { 'aws:SourceArn': [ecrRule.attrArn, scheduleRule.attrArn] } },
-          },
-        ],
-      },
-    });
+    ruleDeadLetterPolicy(this, 'EventsDeadLetterQueuePolicy', this.eventsDeadLetterQueue, [
+      ecrRule.attrArn,
+      scheduleRule.attrArn,
+    ]);
 
     // ------------------------------------------------------------ alarms, dashboard, outputs
     const targets = {

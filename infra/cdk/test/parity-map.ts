@@ -3,10 +3,13 @@
  * parity test turns a parameter set (infra/lint-variants.yaml and the sets below) into
  * props with these tables, and fails on a parameter no table knows.
  */
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
 import { FerryDestinationProps } from '../lib/destination';
 import { FerryForwarderProps } from '../lib/forwarder';
 import { FerryHubProps } from '../lib/hub-props';
-import { ParameterValues } from './cfn';
+import { ParameterValues, readTemplate } from './cfn';
+import { REPO } from './fixture';
 
 type Kind = 'string' | 'number' | 'list' | 'boolean' | 'json';
 
@@ -96,3 +99,61 @@ export function propsFrom<P>(map: ParameterMap<P>, values: ParameterValues): Par
   }
   return props as Partial<P>;
 }
+
+/** The parameter sets of infra/lint-variants.yaml for one template. */
+export function lintVariants(template: string): Record<string, ParameterValues> {
+  const variants = readTemplate(path.join(REPO, 'infra', 'lint-variants.yaml'));
+  const out: Record<string, ParameterValues> = {};
+  for (const [name, v] of Object.entries<any>(variants)) {
+    if (v.template === template) {
+      out[`lint-variants ${name}`] = Object.fromEntries(
+        Object.entries<any>(v.parameters).map(([k, value]) => [k, String(value)]),
+      );
+    }
+  }
+  assert.ok(Object.keys(out).length > 0, `no variants of ${template}`);
+  return out;
+}
+
+const MINIMAL_HUB: ParameterValues = {
+  ReplicationConfig: '{"rules":[]}',
+  SourceRepositoryArns: 'arn:aws:ecr:us-east-1:111111111111:repository/team/*',
+};
+
+export const HUB_SETS: Record<string, ParameterValues> = {
+  minimal: MINIMAL_HUB,
+  tuned: {
+    ...MINIMAL_HUB,
+    ConfigParameterTier: 'Advanced',
+    Architecture: 'x86_64',
+    LogLevel: 'debug',
+    LogRetentionDays: '90',
+    ReplicateMemorySize: '2048',
+    ReplicateTimeout: '300',
+    ReplicateBatchSize: '5',
+    ReplicateMaximumConcurrency: '20',
+    ReplicateJobConcurrency: '8',
+    ReconcileSchedule: 'cron(0 * * * ? *)',
+    ReconcileMaxJobsPerRun: '50',
+    OrganizationAccess: 'direct',
+    OrganizationCacheSeconds: '60',
+    JobAgeAlarmSeconds: '600',
+  },
+  ...lintVariants('template.yaml'),
+};
+
+export const DESTINATION_SETS: Record<string, ParameterValues> = {
+  minimal: {
+    HubAccountId: '111111111111',
+    HubReplicateRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC',
+    HubReconcileRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF',
+    RepositoryPrefix: 'mirror',
+  },
+  ...lintVariants('destination.yaml'),
+};
+
+export const FORWARDER_SETS: Record<string, ParameterValues> = {
+  minimal: { HubRegion: 'us-east-1' },
+  ...lintVariants('forwarder.yaml'),
+};
+

@@ -18,13 +18,23 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { Construct } from 'constructs';
 import { FerryDestination } from '../lib/destination';
 import { FerryForwarder } from '../lib/forwarder';
 import { FerryHub } from '../lib/hub';
 import { FerryHubProps } from '../lib/hub-props';
 import { cdkName, outputs, ParameterValues, reader, readTemplate, resources, Template } from './cfn';
 import { fixtureCode, PACKAGE, REPO, synth } from './fixture';
-import { DESTINATION_PARAMETERS, FORWARDER_PARAMETERS, HUB_PARAMETERS, ParameterMap, propsFrom } from './parity-map';
+import {
+  DESTINATION_PARAMETERS,
+  DESTINATION_SETS,
+  FORWARDER_PARAMETERS,
+  FORWARDER_SETS,
+  HUB_PARAMETERS,
+  HUB_SETS,
+  ParameterMap,
+  propsFrom,
+} from './parity-map';
 
 const SAM_PYTHON = process.env.FERRY_SAM_PYTHON ?? '/opt/venv-sam/bin/python';
 
@@ -37,63 +47,6 @@ function samTransformed(file: string): Template {
   });
   return JSON.parse(out) as Template;
 }
-
-/** The parameter sets of infra/lint-variants.yaml for one template. */
-function lintVariants(template: string): Record<string, ParameterValues> {
-  const variants = readTemplate(path.join(REPO, 'infra', 'lint-variants.yaml'));
-  const out: Record<string, ParameterValues> = {};
-  for (const [name, v] of Object.entries<any>(variants)) {
-    if (v.template === template) {
-      out[`lint-variants ${name}`] = Object.fromEntries(
-        Object.entries<any>(v.parameters).map(([k, value]) => [k, String(value)]),
-      );
-    }
-  }
-  assert.ok(Object.keys(out).length > 0, `no variants of ${template}`);
-  return out;
-}
-
-const MINIMAL_HUB: ParameterValues = {
-  ReplicationConfig: '{"rules":[]}',
-  SourceRepositoryArns: 'arn:aws:ecr:us-east-1:111111111111:repository/team/*',
-};
-
-const HUB_SETS: Record<string, ParameterValues> = {
-  minimal: MINIMAL_HUB,
-  tuned: {
-    ...MINIMAL_HUB,
-    ConfigParameterTier: 'Advanced',
-    Architecture: 'x86_64',
-    LogLevel: 'debug',
-    LogRetentionDays: '90',
-    ReplicateMemorySize: '2048',
-    ReplicateTimeout: '300',
-    ReplicateBatchSize: '5',
-    ReplicateMaximumConcurrency: '20',
-    ReplicateJobConcurrency: '8',
-    ReconcileSchedule: 'cron(0 * * * ? *)',
-    ReconcileMaxJobsPerRun: '50',
-    OrganizationAccess: 'direct',
-    OrganizationCacheSeconds: '60',
-    JobAgeAlarmSeconds: '600',
-  },
-  ...lintVariants('template.yaml'),
-};
-
-const DESTINATION_SETS: Record<string, ParameterValues> = {
-  minimal: {
-    HubAccountId: '111111111111',
-    HubReplicateRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC',
-    HubReconcileRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF',
-    RepositoryPrefix: 'mirror',
-  },
-  ...lintVariants('destination.yaml'),
-};
-
-const FORWARDER_SETS: Record<string, ParameterValues> = {
-  minimal: { HubRegion: 'us-east-1' },
-  ...lintVariants('forwarder.yaml'),
-};
 
 /** Asserts that the two sides are equal, resource by resource, naming the first difference. */
 export function assertParity(sam: Template, values: ParameterValues, cdk: Template, prefix: string): void {
@@ -135,26 +88,30 @@ describe('parity of FerryHub with infra/template.yaml (after the SAM transform)'
   }
 });
 
-describe('parity of FerryDestination with infra/destination.yaml', () => {
-  const sam = readTemplate(path.join(REPO, 'infra', 'destination.yaml'));
-  it('maps every template parameter to a prop', () => assertMapped(sam, DESTINATION_PARAMETERS));
-  for (const [name, values] of Object.entries(DESTINATION_SETS)) {
-    it(`equals the template with the ${name} parameter set`, () => {
-      const props = propsFrom(DESTINATION_PARAMETERS, values) as any;
-      const { template } = synth((s) => new FerryDestination(s, 'Destination', props));
-      assertParity(sam, values, template.toJSON(), 'Destination');
-    });
-  }
-});
+/** The parity suite of a plain (non-SAM) template and its construct. */
+function describeParity<P>(
+  file: string,
+  map: ParameterMap<P>,
+  sets: Record<string, ParameterValues>,
+  id: string,
+  build: (scope: Construct, id: string, props: P) => void,
+): void {
+  describe(`parity of Ferry${id} with infra/${file}`, () => {
+    const sam = readTemplate(path.join(REPO, 'infra', file));
+    it('maps every template parameter to a prop', () => assertMapped(sam, map));
+    for (const [name, values] of Object.entries(sets)) {
+      it(`equals the template with the ${name} parameter set`, () => {
+        const props = propsFrom(map, values) as P;
+        const { template } = synth((s) => build(s, id, props));
+        assertParity(sam, values, template.toJSON(), id);
+      });
+    }
+  });
+}
 
-describe('parity of FerryForwarder with infra/forwarder.yaml', () => {
-  const sam = readTemplate(path.join(REPO, 'infra', 'forwarder.yaml'));
-  it('maps every template parameter to a prop', () => assertMapped(sam, FORWARDER_PARAMETERS));
-  for (const [name, values] of Object.entries(FORWARDER_SETS)) {
-    it(`equals the template with the ${name} parameter set`, () => {
-      const props = propsFrom(FORWARDER_PARAMETERS, values) as any;
-      const { template } = synth((s) => new FerryForwarder(s, 'Forwarder', props));
-      assertParity(sam, values, template.toJSON(), 'Forwarder');
-    });
-  }
+describeParity('destination.yaml', DESTINATION_PARAMETERS, DESTINATION_SETS, 'Destination', (s, id, p) => {
+  new FerryDestination(s, id, p);
+});
+describeParity('forwarder.yaml', FORWARDER_PARAMETERS, FORWARDER_SETS, 'Forwarder', (s, id, p) => {
+  new FerryForwarder(s, id, p);
 });
