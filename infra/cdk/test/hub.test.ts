@@ -5,9 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { Match } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { binaryCode } from '../lib/code';
 import { FerryHub } from '../lib/hub';
 import { FerryHubProps } from '../lib/hub-props';
-import { fixtureCode, synth } from './fixture';
+import { fixtureCode, REPO, synth } from './fixture';
 
 const SOURCES = ['arn:aws:ecr:us-east-1:111111111111:repository/team/*'];
 const DESTINATIONS = ['arn:aws:ecr:eu-west-1:222222222222:repository/mirror/*'];
@@ -277,5 +279,13 @@ describe('FerryHub', () => {
     assert.equal(assets.length, 3);
     const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'ferry-cdk-empty-'));
     assert.throws(() => hub({ code: { kind: 'prebuilt', directory: empty } }), /make package/);
+  });
+
+  it('builds from source with cargo lambda for the binary and architecture (bundling not run here)', () => {
+    const code = binaryCode({ kind: 'source', manifestPath: path.join(REPO, 'Cargo.toml') }, 'replicate', 'x86_64');
+    assert.ok(code instanceof lambda.AssetCode);
+    assert.equal(code.path, REPO);
+    const command = (code as any).options.bundling.command.join(' ');
+    assert.match(command, /cargo lambda build .*--release --x86-64 --bin replicate/);
   });
 });
