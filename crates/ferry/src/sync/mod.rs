@@ -1,6 +1,7 @@
 //! `plan`, `sync` (backfill) and `verify` (drift) over a replication config.
 
 mod listing;
+mod native;
 mod plan;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use listing::{InvalidName, ListedImage, RepoState};
+pub use native::native_overlaps;
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
 use crate::copy::CopyOptions;
