@@ -1,7 +1,7 @@
 /**
  * PARITY: the constructs synthesize what the SAM templates deploy. For each parameter set
- * (the "all features" sets of infra/lint-variants.yaml, plus a minimal and a tuned set),
- * the template (the hub after the real SAM transform, samtranslator from aws-sam-cli) with
+ * (the "all features" sets of infra/lint-variants.yaml, a minimal set of each, a tuned hub
+ * set), the template (the hub after the real SAM transform, samtranslator from aws-sam-cli) with
  * its conditions decided, and the construct with the corresponding props, must have
  *   - the same resources: names (logical IDs, the CDK path and hash removed), types, count;
  *   - per resource, equal Properties, DeletionPolicy, UpdateReplacePolicy and checkov
