@@ -388,6 +388,7 @@ fn result_for(job: &Job, status: Status) -> ReplicationResult {
         blobs_copied: 0,
         blobs_skipped: 0,
         blobs_mounted: 0,
+        referrers_rejected: Vec::new(),
         duration_ms: 0,
         latency_ms: (completed_at - job.event_time).num_milliseconds(),
         event_id: job.event_id.clone(),
@@ -448,6 +449,9 @@ fn apply(result: &mut ReplicationResult, r: &Replicated) {
         result.blobs_skipped += rep.blobs.skipped;
         result.blobs_mounted += rep.blobs.mounted;
         result.tags.extend(rep.tags.iter().cloned());
+        result
+            .referrers_rejected
+            .extend(rep.referrers_rejected.iter().cloned());
     }
     result.digest = Some(r.report.digest.to_string());
     result.superseded_by = r.superseded_by.as_ref().map(|s| s.digest.to_string());

@@ -89,6 +89,10 @@ pub struct ReplicationResult {
     pub blobs_skipped: u64,
     /// Blobs mounted from another repository of the destination registry.
     pub blobs_mounted: u64,
+    /// Referrers the destination refused (`REFERRER_REJECTED`, e.g. ECR and a referrer of
+    /// an index); the image itself was written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers_rejected: Vec<ferry::report::RejectedReferrer>,
     /// Time in the engine (copy or delete).
     pub duration_ms: u64,
     /// From the push (the event's time) to the end of the job.
@@ -273,6 +277,7 @@ pub(crate) mod tests {
             blobs_copied: 2,
             blobs_skipped: 3,
             blobs_mounted: 4,
+            referrers_rejected: Vec::new(),
             duration_ms: 5,
             latency_ms: 6,
             event_id: "e".into(),

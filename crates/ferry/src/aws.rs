@@ -86,6 +86,8 @@ pub struct AwsContext {
     /// Tests only: the ECR client every [`AwsContext::ecr`] call returns (an
     /// `aws-smithy-mocks` client standing in for an ECR API moto lacks).
     ecr_override: Option<aws_sdk_ecr::Client>,
+    /// The account of the base credentials (STS GetCallerIdentity), asked once.
+    caller: Arc<tokio::sync::OnceCell<Option<String>>>,
 }
 
 impl AwsContext {
@@ -103,6 +105,7 @@ impl AwsContext {
             derived: Arc::default(),
             registries: Arc::default(),
             ecr_override: None,
+            caller: Arc::default(),
         }
     }
 
@@ -131,6 +134,28 @@ impl AwsContext {
     pub fn registry_access(&self, account: &str, region: &str) -> Option<&RegistryAccess> {
         self.registries
             .get(&(account.to_owned(), region.to_owned()))
+    }
+
+    /// The account of the base credentials (STS GetCallerIdentity in `region`, asked once
+    /// per context); `None` when STS cannot say.
+    pub async fn caller_account(&self, region: &str) -> Option<String> {
+        self.caller
+            .get_or_init(|| async {
+                let config = self.config_for(region, None).await;
+                let out = aws_sdk_sts::Client::new(&config)
+                    .get_caller_identity()
+                    .send()
+                    .await;
+                match out {
+                    Ok(o) => o.account().map(str::to_owned),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "GetCallerIdentity failed");
+                        None
+                    }
+                }
+            })
+            .await
+            .clone()
     }
 
     /// The base config.

@@ -35,6 +35,9 @@ pub struct Replicator {
     config: Arc<ReplicationConfig>,
     /// Destination repositories known to exist (checked once per process).
     ensured: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Destination registries whose blob mounting is decided (by the config, or by the
+    /// account's `BLOB_MOUNTING` setting, read once per process).
+    mounting_known: Arc<tokio::sync::Mutex<HashSet<String>>>,
     /// Whether destinations are read (listed) through their `roleArn`. The reconcile
     /// function reads them with its own identity instead: the write role trusts only
     /// replicate, so the function that reads untrusted listings can never write.
@@ -57,11 +60,19 @@ impl Replicator {
         ecr: Option<EcrControl>,
         config: Arc<ReplicationConfig>,
     ) -> Replicator {
+        let mut known = HashSet::new();
+        for (host, registry) in &config.registries {
+            if let Some(allowed) = registry.blob_mounting {
+                copier.set_blob_mounting(host, allowed);
+                known.insert(host.clone());
+            }
+        }
         Replicator {
             copier,
             ecr,
             config,
             ensured: Arc::default(),
+            mounting_known: Arc::new(tokio::sync::Mutex::new(known)),
             list_with_roles: true,
         }
     }
@@ -125,6 +136,7 @@ impl Replicator {
         opts.referrers = target.referrers;
         let copier = self.copier.with_options(opts);
         let created = self.ensure_repository(source, target).await?;
+        self.learn_blob_mounting(target).await;
         let dst = Self::destination_ref(source, target);
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
@@ -223,6 +235,33 @@ impl Replicator {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key);
         Ok(outcome == Ensured::Created)
+    }
+
+    /// For an ECR destination registry not yet decided: read its account's
+    /// `BLOB_MOUNTING` setting (once per process, under a lock so concurrent copies ask
+    /// once) and turn mounts off where it is not enabled. Unknown leaves mounts on.
+    async fn learn_blob_mounting(&self, target: &Target) {
+        let (
+            Some(ecr),
+            Registry::Ecr {
+                registry_id,
+                region,
+            },
+        ) = (&self.ecr, &target.destination.registry)
+        else {
+            return;
+        };
+        let host = target.destination.registry_host();
+        let mut known = self.mounting_known.lock().await;
+        if !known.insert(host.clone()) {
+            return;
+        }
+        let role = role_of(&target.destination);
+        let registry = EcrRegistry::new(registry_id, region);
+        if let Some(enabled) = ecr.blob_mounting(&registry, role.as_ref()).await {
+            tracing::debug!(%host, enabled, "BLOB_MOUNTING");
+            self.copier.set_blob_mounting(&host, enabled);
+        }
     }
 
     /// Propagate a delete: remove `tag` (or, without a tag, the image `digest`) at the

@@ -86,10 +86,28 @@ pub struct CopyReport {
     pub bytes: u64,
     /// Referrer manifests (signatures, SBOMs, attestations) found for the image.
     pub referrers: u64,
+    /// Referrers the destination refused to store (the image itself was copied).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers_rejected: Vec<RejectedReferrer>,
     /// HTTP requests.
     pub requests: RequestCounts,
     /// Wall time.
     pub duration_ms: u64,
+}
+
+/// A referrer manifest the destination refused (its PUT answered 400, 405 or 415): ECR,
+/// for one, refuses a referrer whose subject is an image index (aws/containers-roadmap#2783).
+/// The image copy completes without it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedReferrer {
+    /// The referrer's digest.
+    pub digest: Digest,
+    /// Always `REFERRER_REJECTED`.
+    pub code: String,
+    /// The destination's HTTP status.
+    pub status: u16,
+    /// The destination's error message.
+    pub message: String,
 }
 
 /// Counters a copy updates from many tasks.
@@ -103,6 +121,7 @@ pub(crate) struct Tally {
     pub blobs_foreign: AtomicU64,
     pub bytes: AtomicU64,
     pub referrers: AtomicU64,
+    pub referrers_rejected: std::sync::Mutex<Vec<RejectedReferrer>>,
 }
 
 impl Tally {

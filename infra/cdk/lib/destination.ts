@@ -196,6 +196,8 @@ export class FerryDestination extends Construct {
     if (props.createAssumeRole === true) {
       const statements: unknown[] = [
         { Sid: 'EcrRegistryLogin', Effect: 'Allow', Action: 'ecr:GetAuthorizationToken', Resource: '*' },
+        // Whether this account's registry accepts blob mounts (BLOB_MOUNTING).
+        { Sid: 'ReadAccountSettings', Effect: 'Allow', Action: 'ecr:GetAccountSetting', Resource: '*' },
         {
           Sid: 'PushUnderPrefix',
           Effect: 'Allow',

@@ -137,6 +137,8 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         ),
         allow('PublishResults', 'events:PutEvents', refs.resultBusArn),
         login,
+        // Whether the hub account's registries accept blob mounts (BLOB_MOUNTING).
+        allow('ReadAccountSettings', 'ecr:GetAccountSetting', '*'),
         allow(
           'PullFromSources',
           [

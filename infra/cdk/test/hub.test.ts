@@ -135,6 +135,7 @@ describe('FerryHub', () => {
       ],
       PublishResults: ['events:PutEvents', arn(idOf(json, 'AWS::Events::EventBus', 'ResultEventBus'))],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
+      ReadAccountSettings: ['ecr:GetAccountSetting', '*'],
       PullFromSources: [
         [
           'ecr:BatchGetImage',

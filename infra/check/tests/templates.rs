@@ -882,6 +882,10 @@ fn expected_hub_statements(
         ("ReplicateRole", "EcrRegistryLogin"),
         strings(&["ecr:GetAuthorizationToken"]),
     );
+    m.insert(
+        ("ReplicateRole", "ReadAccountSettings"),
+        strings(&["ecr:GetAccountSetting"]),
+    );
     m.insert(("ReplicateRole", "PullFromSources"), pull);
     m.insert(("ReconcileRole", "SendJobs"), strings(&["sqs:SendMessage"]));
     m.insert(

@@ -14,6 +14,9 @@
 //! - **Immutable tags**: a manifest PUT by tag where the tag holds another digest gets
 //!   400 `TAG_INVALID`.
 //! - **Manifest DELETE**: 405 `UNSUPPORTED`.
+//! - **Referrers of an index** (with `reject_index_referrers`): a manifest PUT whose
+//!   `subject` is an image index or manifest list gets 405 `UNSUPPORTED`
+//!   (aws/containers-roadmap#2783).
 
 use std::time::Instant;
 
@@ -47,6 +50,8 @@ pub struct EcrMode {
     pub immutable_tags: bool,
     /// Manifest DELETE answers 405 `UNSUPPORTED`.
     pub manifest_delete_unsupported: bool,
+    /// A manifest PUT whose `subject` is an index answers 405 `UNSUPPORTED`.
+    pub reject_index_referrers: bool,
 }
 
 impl EcrMode {
@@ -60,6 +65,7 @@ impl EcrMode {
             manifest_puts_per_second: Some(10),
             immutable_tags: false,
             manifest_delete_unsupported: true,
+            reject_index_referrers: false,
         }
     }
 
@@ -220,6 +226,27 @@ pub(super) async fn apply(
                     "Rate exceeded",
                 ),
             );
+        }
+        if mode.reject_index_referrers {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, 8 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            let subject_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|m| m["subject"]["mediaType"].as_str().map(str::to_owned));
+            if subject_type.is_some_and(|t| t.contains("index") || t.contains("manifest.list")) {
+                return answer(
+                    record,
+                    "ecr-referrer-rejected",
+                    error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "UNSUPPORTED",
+                        "The referrer's subject is an image index.",
+                    ),
+                );
+            }
+            request = Request::from_parts(parts, Body::from(bytes));
         }
         if mode.immutable_tags
             && let Some((name, reference)) = manifest_target(&record.path)

@@ -63,6 +63,7 @@ impl Engine for Scripted {
                     },
                     bytes: 100,
                     referrers: 0,
+                    referrers_rejected: Vec::new(),
                     requests: Default::default(),
                     duration_ms: 1,
                 },

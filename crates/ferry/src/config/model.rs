@@ -77,6 +77,11 @@ pub struct RegistryEndpoint {
     /// host is a loopback address or `plainHttp` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_endpoint: Option<String>,
+    /// Whether to try cross-repository blob mounts at this destination registry. Default
+    /// for ECR: the account's `BLOB_MOUNTING` setting where Ferry can read it
+    /// (GetAccountSetting with credentials of that account), else try; for others: try.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_mounting: Option<bool>,
 }
 
 /// One replication rule: which repositories and tags go to which destinations.

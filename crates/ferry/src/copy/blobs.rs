@@ -94,6 +94,11 @@ impl Copier {
         if ran || holder == job.dst.repository {
             return Ok(placed);
         }
+        if !self.mounts_allowed(&job.dst.registry) {
+            let bytes = self.transfer(job, d, None).await?;
+            self.remember(&job.dst, d);
+            return Ok(Placed::Copied(bytes));
+        }
         match job.client.mount_blob(&job.dst, &d.digest, &holder).await {
             Ok(MountOutcome::Mounted) => {
                 self.remember(&job.dst, d);
@@ -141,8 +146,11 @@ impl Copier {
 
     /// Repositories of the destination registry believed to hold the blob: ones this
     /// copier put it in, and the source repository when source and destination share a
-    /// registry.
+    /// registry. None where mounts are off.
     fn mount_candidates(&self, job: &Job, d: &Descriptor) -> Vec<String> {
+        if !self.mounts_allowed(&job.dst.registry) {
+            return Vec::new();
+        }
         let holders = self.index.holders.lock().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<String> = holders
             .get(&(job.dst.registry.clone(), d.digest.clone()))

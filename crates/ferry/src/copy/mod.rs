@@ -86,6 +86,8 @@ struct BlobIndex {
     cells: Mutex<Cells>,
     registry_cells: Mutex<RegistryCells>,
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
+    /// Destination registries where no cross-repository mount is tried.
+    no_mounts: Mutex<HashSet<String>>,
 }
 
 /// Copies images. Share one `Copier` across every copy of a run: the blob index then makes
@@ -139,6 +141,32 @@ impl Copier {
     /// The options.
     pub fn options(&self) -> &CopyOptions {
         &self.options
+    }
+
+    /// Whether to try cross-repository mounts at the destination registry `host` (default:
+    /// yes). Off for an ECR registry whose account has no `BLOB_MOUNTING` setting, or where
+    /// the config says so: blobs are then uploaded without a mount attempt.
+    pub fn set_blob_mounting(&self, host: &str, allowed: bool) {
+        let mut off = self
+            .index
+            .no_mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if allowed {
+            off.remove(host);
+        } else {
+            off.insert(host.to_owned());
+        }
+    }
+
+    /// Whether mounts are tried at the destination registry `host`.
+    pub fn mounts_allowed(&self, host: &str) -> bool {
+        !self
+            .index
+            .no_mounts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(host)
     }
 
     /// A copier sharing this one's blob index, slots and manifest budget, with other
@@ -270,6 +298,12 @@ impl Copier {
                 .tally
                 .referrers
                 .load(std::sync::atomic::Ordering::Relaxed),
+            referrers_rejected: job
+                .tally
+                .referrers_rejected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             requests: RequestCounts::from_stats(job.client.stats()),
             duration_ms: started.elapsed().as_millis() as u64,
         }

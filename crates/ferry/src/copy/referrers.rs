@@ -7,7 +7,7 @@ use super::{Copier, Job};
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Parsed};
 use crate::registry::RawManifest;
-use crate::report::Tally;
+use crate::report::{RejectedReferrer, Tally};
 
 /// Tag suffixes cosign uses next to `sha256-<hex>`.
 const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
@@ -117,8 +117,38 @@ impl Copier {
             return Ok(false);
         }
         Tally::add(&job.tally.referrers, 1);
-        self.copy_manifest(job, &m, depth, false).await?;
-        Ok(true)
+        match self.copy_manifest(job, &m, depth, false).await {
+            Ok(_) => Ok(true),
+            Err(Error::Registry {
+                method,
+                url,
+                status: status @ (400 | 405 | 415),
+                message,
+                ..
+            }) if method == "PUT" && url.contains("/manifests/") => {
+                // The destination does not store this referrer (ECR: a referrer of an
+                // index). The image is still copied; the refusal is reported.
+                tracing::warn!(
+                    repository = %job.dst.repository,
+                    referrer = %d.digest,
+                    status,
+                    %message,
+                    "referrer rejected by the destination"
+                );
+                job.tally
+                    .referrers_rejected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(RejectedReferrer {
+                        digest: d.digest.clone(),
+                        code: "REFERRER_REJECTED".into(),
+                        status,
+                        message,
+                    });
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_tag_if_needed(&self, job: &Job, tag: &str, m: &RawManifest) -> Result<(), Error> {

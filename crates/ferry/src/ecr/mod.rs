@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::reference::EcrRegistry;
 
 mod native;
+mod settings;
 
 /// Settings copied from a source repository to a repository Ferry creates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

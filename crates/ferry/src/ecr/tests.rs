@@ -61,3 +61,56 @@ async fn repository_settings_read_the_mutability_exclusions() {
     assert!(!settings.tag_immutable("latest"));
     assert_eq!(rule.num_calls(), 1);
 }
+
+/// A role of the registry's own account (111111111111).
+fn own_role() -> AssumeRole {
+    AssumeRole {
+        role_arn: "arn:aws:iam::111111111111:role/ferry-writer".into(),
+        external_id: None,
+    }
+}
+
+// moto 5.2 has no GetAccountSetting.
+#[tokio::test]
+async fn blob_mounting_follows_the_account_setting_read_with_that_accounts_credentials() {
+    use aws_sdk_ecr::operation::get_account_setting::GetAccountSettingOutput;
+    for (value, expected) in [("ENABLED", Some(true)), ("DISABLED", Some(false))] {
+        let rule = mock!(aws_sdk_ecr::Client::get_account_setting)
+            .match_requests(|r| r.name() == Some("BLOB_MOUNTING"))
+            .then_output(move || {
+                GetAccountSettingOutput::builder()
+                    .name("BLOB_MOUNTING")
+                    .value(value)
+                    .build()
+            });
+        let ecr = control(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]));
+        assert_eq!(
+            ecr.blob_mounting(&registry(), Some(&own_role())).await,
+            expected
+        );
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    // A role of another account would read that account's setting: not asked at all.
+    let rule = mock!(aws_sdk_ecr::Client::get_account_setting)
+        .then_output(|| GetAccountSettingOutput::builder().value("ENABLED").build());
+    let ecr = control(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]));
+    let other = AssumeRole {
+        role_arn: "arn:aws:iam::999999999999:role/ferry-writer".into(),
+        external_id: None,
+    };
+    assert_eq!(ecr.blob_mounting(&registry(), Some(&other)).await, None);
+    assert_eq!(rule.num_calls(), 0);
+
+    // An error (no permission, an API the region lacks) is "unknown", never "off".
+    let denied = mock!(aws_sdk_ecr::Client::get_account_setting).then_error(|| {
+        aws_sdk_ecr::operation::get_account_setting::GetAccountSettingError::unhandled(
+            "AccessDeniedException",
+        )
+    });
+    let ecr = control(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&denied]));
+    assert_eq!(
+        ecr.blob_mounting(&registry(), Some(&own_role())).await,
+        None
+    );
+}

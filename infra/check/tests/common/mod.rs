@@ -227,6 +227,10 @@ pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
         "registry-wide login token; IAM supports no resource for it",
     ),
     (
+        "ecr:GetAccountSetting",
+        "account-level ECR setting (BLOB_MOUNTING), read-only; IAM supports no resource for it",
+    ),
+    (
         "xray:PutTraceSegments",
         "X-Ray supports no resource-level permissions (only with TracingMode Active)",
     ),
