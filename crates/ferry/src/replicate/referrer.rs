@@ -29,10 +29,13 @@ impl Replicator {
         options: Option<CopyOptions>,
     ) -> Result<Replicated, Error> {
         let started = Instant::now();
-        let digest = source.digest.clone().ok_or_else(|| Error::InvalidReference {
-            input: source.to_string(),
-            reason: "a referrer job names a digest".into(),
-        })?;
+        let digest = source
+            .digest
+            .clone()
+            .ok_or_else(|| Error::InvalidReference {
+                input: source.to_string(),
+                reason: "a referrer job names a digest".into(),
+            })?;
         let src_repo = Repo::new(&source.registry, &source.repository);
         let client = self.copier().client();
         let subject = match client.get_manifest_opt(&src_repo, digest.as_str()).await? {
@@ -51,7 +54,12 @@ impl Replicator {
             digest: None,
         };
         let dst_repo = Repo::new(&dst.registry, &dst.repository);
-        if !target.referrers || client.head_manifest(&dst_repo, subject.as_str()).await?.is_none() {
+        if !target.referrers
+            || client
+                .head_manifest(&dst_repo, subject.as_str())
+                .await?
+                .is_none()
+        {
             tracing::info!(source = %image, destination = %dst, "referrer not copied: its subject is not at the destination (its own copy brings it)");
             return Ok(Replicated {
                 report: CopyReport {
