@@ -80,7 +80,7 @@ pub struct RegistryEndpoint {
 }
 
 /// One replication rule: which repositories and tags go to which destinations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rule {
     /// Where selected images are copied.
@@ -122,20 +122,6 @@ impl Rule {
     /// Whether the rule says `referrers: true` in so many words (not by default).
     pub fn referrers_explicit(&self) -> bool {
         self.referrers == Some(true)
-    }
-}
-
-impl Default for Rule {
-    fn default() -> Self {
-        Self {
-            destinations: Vec::new(),
-            repository_filters: Vec::new(),
-            tag_filters: Vec::new(),
-            exclude_tag_filters: Vec::new(),
-            untagged: false,
-            referrers: None,
-            deletes: false,
-        }
     }
 }
 
