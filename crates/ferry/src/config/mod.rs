@@ -32,6 +32,7 @@ mod destination;
 mod error;
 mod filter;
 mod model;
+mod native;
 mod organization;
 mod parse;
 mod partition;
@@ -49,6 +50,7 @@ pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
 pub use model::{DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec};
+pub use native::{NativeOverlap, NativeRule};
 pub use organization::{
     AccountQuery, AccountScope, AccountState, OrgAccount, OrgAccounts, Resolution,
     ResolvedOrganization, Skipped,

@@ -2,6 +2,7 @@
 
 mod ecr_notes;
 mod listing;
+mod native;
 mod plan;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use serde::Serialize;
 pub use ecr_notes::{CacheLeftOut, SelfSigned};
 pub(crate) use listing::wildcard;
 pub use listing::{InvalidName, ListedImage, RepoState};
+pub use native::native_overlaps;
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
 use crate::copy::CopyOptions;
