@@ -39,7 +39,10 @@ pub fn targets(
     tag: Option<&str>,
     action: JobAction,
 ) -> Result<Vec<Target>, PipelineError> {
-    let found = if action == JobAction::Delete && tag.is_none() {
+    // A digest-only delete, and a referrer (whose subject's tags are not known here: its
+    // job copies only where the subject already is), apply to every rule selecting the
+    // repository.
+    let found = if (action == JobAction::Delete && tag.is_none()) || action == JobAction::Referrer {
         let mut all = config.clone();
         for r in &mut all.rules {
             r.untagged = true;
@@ -51,7 +54,11 @@ pub fn targets(
     let found = found.map_err(|e| PipelineError::Config(e.to_string()))?;
     Ok(found
         .into_iter()
-        .filter(|t| action == JobAction::Copy || t.deletes)
+        .filter(|t| match action {
+            JobAction::Copy => true,
+            JobAction::Delete => t.deletes,
+            JobAction::Referrer => t.referrers,
+        })
         .collect())
 }
 

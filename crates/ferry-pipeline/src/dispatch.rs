@@ -4,6 +4,14 @@
 //! - Only `SUCCESS` PUSH events, and DELETE events for rules with `deletes`, make jobs.
 //! - Digest-only pushes (each child of a multi-arch push) make jobs only for rules with
 //!   `untagged`.
+//! - An ECR Referrer Action PUSH (a signature ECR managed signing pushed after the image,
+//!   or any late referrer) makes one `referrer` job per target of every rule that selects
+//!   the repository and copies referrers, whatever its tag filters: the subject's tags are
+//!   not in the event. `replicate` resolves the subject at the source and copies its
+//!   referrers only to a destination that already holds the subject, so the subject's
+//!   rules decide where a signature goes; where the subject is not there yet, the
+//!   subject's own copy brings it. The digest-only ECR Image Action push of the same
+//!   signature stays under the `untagged` rule above.
 //! - Only events from the config's source: the fields of `source` the config names must
 //!   match the event's account and region, and the ones it leaves out (a bare
 //!   `describe-registry` output names no region) are bound from the event, so
@@ -43,6 +51,9 @@ pub enum Ignored {
     NoRule,
     /// A delete, and no selecting rule has `deletes`.
     NoDeleteRule,
+    /// A referrer push (ECR Referrer Action), and no rule selecting the repository
+    /// copies referrers.
+    NoReferrerRule,
     /// The event is from a registry the config does not replicate from.
     NotSource,
     /// The push is Ferry's own copy (loop guard).
@@ -155,11 +166,20 @@ pub fn jobs_for(
     };
     let config = config.as_ref();
     let kind = match action.action_type {
+        ActionType::Push if action.referrer => JobAction::Referrer,
         ActionType::Push => JobAction::Copy,
+        // A referrer's delete follows its subject (deleting an image removes its
+        // referrers at ECR); a referrer deleted alone is not propagated.
+        ActionType::Delete if action.referrer => return Ok(Err(Ignored::ActionType)),
         ActionType::Delete => JobAction::Delete,
         ActionType::UpdateStorageClass | ActionType::Other => return Ok(Err(Ignored::ActionType)),
     };
-    let targets = targets(config, &action.repository, action.tag.as_deref(), kind)?;
+    let tag = if kind == JobAction::Referrer {
+        None
+    } else {
+        action.tag.as_deref()
+    };
+    let targets = targets(config, &action.repository, tag, kind)?;
     if own_copy(
         config,
         &action.registry,
@@ -171,7 +191,7 @@ pub fn jobs_for(
     let source = JobSource {
         registry: action.registry.host(),
         repository: action.repository.clone(),
-        tag: action.tag.clone(),
+        tag: tag.map(str::to_string),
         digest: action.digest.clone(),
     };
     let targets: Vec<Target> = targets
@@ -188,6 +208,9 @@ pub fn jobs_for(
                 Ignored::NoDeleteRule
             }
             (JobAction::Copy, None) => Ignored::Untagged,
+            (JobAction::Referrer, _) if any_rule(config, &action.repository, None) => {
+                Ignored::NoReferrerRule
+            }
             _ => Ignored::NoRule,
         }));
     }
@@ -279,6 +302,7 @@ mod tests {
             repository: repository.into(),
             tag: tag.map(str::to_string),
             digest: Some(Digest::of(b"x")),
+            referrer: false,
         }
     }
 
@@ -407,6 +431,81 @@ mod tests {
             Err(Ignored::NotSource),
             "another account's push is never copied under this account's names"
         );
+    }
+
+    #[tokio::test]
+    async fn a_signature_push_reaches_every_destination_of_its_repository() {
+        // The recorded ECR Referrer Action (testdata/events), moved to this test's source.
+        let mut event: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../testdata/events/ecr-referrer-action.json"
+        ))
+        .unwrap();
+        event["account"] = serde_json::json!("111111111111");
+        // The rules' tag filters do not apply (the subject's tags are not in the event);
+        // a rule with `referrers: false` gets no job.
+        let c = ReplicationConfig::from_json(
+            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                "rules": [
+                  {"destinations": [{"registryId": "111111111111", "region": "eu-west-1"},
+                                    {"registryId": "222222222222", "region": "us-west-2"}],
+                   "repositoryFilters": [{"filter": "team/", "filterType": "PREFIX_MATCH"}],
+                   "tagFilters": [{"filter": "release-", "filterType": "PREFIX_MATCH"}]},
+                  {"destinations": [{"registryId": "333333333333", "region": "us-west-2"}],
+                   "repositoryFilters": [{"filter": "team/", "filterType": "PREFIX_MATCH"}],
+                   "referrers": false},
+                  {"destinations": [{"registryId": "444444444444", "region": "us-west-2"}],
+                   "repositoryFilters": [{"filter": "other/", "filterType": "PREFIX_MATCH"}]}
+                ]}"#,
+        )
+        .unwrap();
+        let queue = crate::queue::MemoryQueue::default();
+        let metrics = Metrics::memory();
+        let d = dispatch(event.clone(), &c, &queue, &metrics).await.unwrap();
+        let mut got: Vec<(String, &'static str)> = d
+            .jobs
+            .iter()
+            .map(|j| (j.destination(), j.action.as_str()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/api".to_string(),
+                    "referrer"
+                ),
+                (
+                    "222222222222.dkr.ecr.us-west-2.amazonaws.com/team/api".to_string(),
+                    "referrer"
+                ),
+            ]
+        );
+        assert!(d.jobs.iter().all(|j| j.source.tag.is_none()
+            && j.source.digest.as_ref().map(|x| x.as_str())
+                == event["detail"]["image-digest"].as_str()));
+        // Every job it makes is one the config authorizes (replicate checks again).
+        for j in &d.jobs {
+            let t = crate::authorize::authorize(j, &c).unwrap();
+            assert!(t.referrers);
+        }
+        // A forged referrer job to the destination whose rule has `referrers: false` is
+        // refused.
+        let no_referrers = c
+            .destinations_for("team/api", Some("v1"))
+            .unwrap()
+            .into_iter()
+            .find(|t| !t.referrers)
+            .unwrap();
+        let mut forged = d.jobs[0].clone();
+        forged.target = crate::job::JobTarget::from_target(&no_referrers);
+        assert_eq!(
+            crate::authorize::authorize(&forged, &c).unwrap_err().code,
+            "not-configured"
+        );
+        // A repository no rule with referrers selects: no job.
+        event["detail"]["repository-name"] = serde_json::json!("solo/app");
+        let d = dispatch(event, &c, &queue, &metrics).await.unwrap();
+        assert_eq!(d.ignored, Some(Ignored::NoRule));
     }
 
     #[tokio::test]

@@ -1,5 +1,11 @@
-//! The EventBridge "ECR Image Action" event, typed (`aws_lambda_events` has no type for
-//! its detail), and its validation into an [`ImageAction`] the dispatcher can act on.
+//! The EventBridge "ECR Image Action" and "ECR Referrer Action" events, typed
+//! (`aws_lambda_events` has no type for their detail), and their validation into an
+//! [`ImageAction`] the dispatcher can act on.
+//!
+//! An ECR Referrer Action (a signature ECR managed signing pushed, or any referrer) has the
+//! detail of an Image Action. Its `image-digest` names the referrer (or, read either way,
+//! its subject): the job it makes is resolved at the source by `replicate`, which copies
+//! the subject's referrers only where the subject already is.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -16,6 +22,8 @@ pub const ECR_MAX_TAG_LEN: usize = 300;
 pub const ECR_SOURCE: &str = "aws.ecr";
 /// `detail-type` of ECR's push, delete and storage-class events.
 pub const ECR_IMAGE_ACTION: &str = "ECR Image Action";
+/// `detail-type` of ECR's referrer events (signatures, attestations pushed to a subject).
+pub const ECR_REFERRER_ACTION: &str = "ECR Referrer Action";
 
 /// `action-type` of an ECR Image Action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +100,9 @@ pub struct ImageAction {
     pub tag: Option<String>,
     /// The digest (required for PUSH and DELETE).
     pub digest: Option<Digest>,
+    /// An ECR Referrer Action: `digest` is a referrer (or its subject), not an image to
+    /// copy by the rules' tag filters.
+    pub referrer: bool,
 }
 
 /// What an incoming event is.
@@ -130,14 +141,15 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
     };
     let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_value(value)
         .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
-    if envelope.source != ECR_SOURCE || envelope.detail_type != ECR_IMAGE_ACTION {
+    let referrer = envelope.detail_type == ECR_REFERRER_ACTION;
+    if envelope.source != ECR_SOURCE || !(envelope.detail_type == ECR_IMAGE_ACTION || referrer) {
         return Ok(Incoming::Other {
             id,
             kind: format!("{} / {}", envelope.source, envelope.detail_type),
         });
     }
     let detail: EcrImageAction = serde_json::from_value(envelope.detail.clone())
-        .map_err(|e| malformed(format!("bad ECR Image Action detail: {e}")))?;
+        .map_err(|e| malformed(format!("bad {} detail: {e}", envelope.detail_type)))?;
     let event_id = envelope
         .id
         .clone()
@@ -187,6 +199,7 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
         repository: detail.repository_name,
         tag: detail.image_tag,
         digest,
+        referrer,
     }))
 }
 
@@ -239,6 +252,39 @@ mod tests {
         assert!(matches!(
             parse_event(serde_json::from_str(text).unwrap()).unwrap(),
             Incoming::Image(_)
+        ));
+    }
+
+    #[test]
+    fn the_referrer_action_sample_parses_as_a_referrer() {
+        // Built from the published event schema (testdata/events/README.md).
+        let text = include_str!("../../../testdata/events/ecr-referrer-action.json");
+        let Incoming::Image(a) = parse_event(serde_json::from_str(text).unwrap()).unwrap() else {
+            panic!("not an image action")
+        };
+        assert!(a.referrer);
+        assert_eq!(a.action_type, ActionType::Push);
+        assert_eq!(a.repository, "team/api");
+        assert_eq!(
+            a.digest.as_ref().map(|d| d.as_str()),
+            Some("sha256:3b7e1f0a5c2d4e6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7")
+        );
+        // Its fields are checked like an Image Action's.
+        let mut hostile: serde_json::Value = serde_json::from_str(text).unwrap();
+        hostile["detail"]["repository-name"] = json!("team/api/../../other");
+        assert!(matches!(
+            parse_event(hostile),
+            Err(PipelineError::Malformed { .. })
+        ));
+        let mut hostile: serde_json::Value = serde_json::from_str(text).unwrap();
+        hostile["detail"]["image-digest"] = json!("sha256:../../x");
+        assert!(matches!(
+            parse_event(hostile),
+            Err(PipelineError::Malformed { .. })
+        ));
+        assert!(!matches!(
+            parse_event(sample()).unwrap(),
+            Incoming::Image(ImageAction { referrer: true, .. })
         ));
     }
 

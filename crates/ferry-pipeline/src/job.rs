@@ -24,14 +24,18 @@ pub enum JobAction {
     Copy,
     /// Delete the tag (or, without a tag, the image by digest).
     Delete,
+    /// Bring the referrers of an image (the digest: a referrer, or its subject) to a
+    /// destination that already holds the image (an ECR Referrer Action).
+    Referrer,
 }
 
 impl JobAction {
-    /// `copy` or `delete`.
+    /// `copy`, `delete` or `referrer`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobAction::Copy => "copy",
             JobAction::Delete => "delete",
+            JobAction::Referrer => "referrer",
         }
     }
 }
@@ -153,8 +157,11 @@ impl Job {
         let job: Job =
             serde_json::from_value(value).map_err(|e| PipelineError::Job(e.to_string()))?;
         match (job.action, &job.source.tag, &job.source.digest) {
-            (JobAction::Copy, _, None) => {
-                return Err(PipelineError::Job("a copy needs `source.digest`".into()));
+            (JobAction::Copy | JobAction::Referrer, _, None) => {
+                return Err(PipelineError::Job(format!(
+                    "a {} job needs `source.digest`",
+                    job.action.as_str()
+                )));
             }
             (JobAction::Delete, None, None) => {
                 return Err(PipelineError::Job(

@@ -55,6 +55,17 @@ pub trait Engine: Send + Sync {
     /// Propagate the job's delete to `target`; `false` when it was skipped because the
     /// source holds the tag (or digest) again, so a late delete never removes a newer push.
     async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error>;
+    /// Bring the referrers of the job's image to `target` when the image is there (see
+    /// [`Replicator::replicate_referrer`]). Stand-ins copy.
+    async fn referrer(
+        &self,
+        job: &Job,
+        target: &Target,
+        deadline: Option<Instant>,
+        shared: &SharedReads,
+    ) -> Result<Replicated, ferry::Error> {
+        self.copy(job, target, deadline, shared).await
+    }
 }
 
 fn job_error(e: crate::error::PipelineError) -> ferry::Error {
@@ -78,6 +89,21 @@ impl Engine for Replicator {
         options.deadline = deadline;
         options.shared_reads = Some(shared.clone());
         self.replicate(&source, target, Some(options)).await
+    }
+
+    async fn referrer(
+        &self,
+        job: &Job,
+        target: &Target,
+        deadline: Option<Instant>,
+        shared: &SharedReads,
+    ) -> Result<Replicated, ferry::Error> {
+        let source = job.source_reference().map_err(job_error)?;
+        let mut options = self.copier().options().clone();
+        options.deadline = deadline;
+        options.shared_reads = Some(shared.clone());
+        self.replicate_referrer(&source, target, Some(options))
+            .await
     }
 
     async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
@@ -320,6 +346,11 @@ async fn run_one(
         JobAction::Copy => ctx
             .engine
             .copy(&job, &target, copy_until, shared)
+            .await
+            .map(|r| Done::Copied(Box::new(r))),
+        JobAction::Referrer => ctx
+            .engine
+            .referrer(&job, &target, copy_until, shared)
             .await
             .map(|r| Done::Copied(Box::new(r))),
         JobAction::Delete => ctx.engine.delete(&job, &target).await.map(|d| {

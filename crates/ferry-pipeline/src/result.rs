@@ -66,7 +66,7 @@ pub struct ResultDestination {
 pub struct ReplicationResult {
     /// SUCCEEDED, SKIPPED, FAILED, CONFLICT or REJECTED.
     pub status: Status,
-    /// `copy` or `delete`.
+    /// `copy`, `delete` or `referrer`.
     pub action: JobAction,
     /// The source image.
     pub source: JobSource,

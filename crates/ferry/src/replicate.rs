@@ -2,7 +2,9 @@
 //! exists, copy, and never move a destination tag back to an older digest. Shared by
 //! `ferry sync` and the Lambda `replicate` function, so both behave the same.
 
-use std::collections::HashSet;
+mod referrer;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::aws::AssumeRole;
@@ -42,6 +44,8 @@ pub struct Replicator {
     /// function reads them with its own identity instead: the write role trusts only
     /// replicate, so the function that reads untrusted listings can never write.
     list_with_roles: bool,
+    /// Destination registries' managed signing configurations (read once per process).
+    signing: Arc<tokio::sync::Mutex<HashMap<String, Option<crate::ecr::SigningConfig>>>>,
 }
 
 /// The role a destination names, for assume-role mode.
@@ -74,6 +78,7 @@ impl Replicator {
             ensured: Arc::default(),
             mounting_known: Arc::new(tokio::sync::Mutex::new(known)),
             list_with_roles: true,
+            signing: Arc::default(),
         }
     }
 
@@ -134,6 +139,12 @@ impl Replicator {
     ) -> Result<Replicated, Error> {
         let mut opts = options.unwrap_or_else(|| self.copier.options().clone());
         opts.referrers = target.referrers;
+        if opts.ecr.is_none() {
+            opts.ecr = self.ecr.clone();
+        }
+        if target.referrers && !target.referrers_explicit {
+            opts.skip_signatures = self.destination_signs(target).await.is_some();
+        }
         let copier = self.copier.with_options(opts);
         let created = self.ensure_repository(source, target).await?;
         self.learn_blob_mounting(target).await;
@@ -183,6 +194,40 @@ impl Replicator {
             superseded_by: None,
             created_repository: created,
         })
+    }
+
+    /// The AWS Signer profile with which an ECR destination signs the images pushed to
+    /// `target.repository` itself (ECR managed signing), if it does. Read once per
+    /// destination registry with the destination's role; a configuration that cannot be
+    /// read counts as none (the source's signatures are then copied, as without it).
+    pub async fn destination_signs(&self, target: &Target) -> Option<String> {
+        let ecr = self.ecr.as_ref()?;
+        let Registry::Ecr {
+            registry_id,
+            region,
+        } = &target.destination.registry
+        else {
+            return None;
+        };
+        let host = target.destination.registry_host();
+        let mut cache = self.signing.lock().await;
+        if !cache.contains_key(&host) {
+            let registry = EcrRegistry::new(registry_id, region);
+            let role = role_of(&target.destination);
+            let config = match ecr.signing_configuration(&registry, role.as_ref()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(registry = %host, error = %e, "managed signing configuration not read: the source's signatures are copied");
+                    None
+                }
+            };
+            cache.insert(host.clone(), config);
+        }
+        cache
+            .get(&host)
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.profile_for(&target.repository))
+            .map(str::to_string)
     }
 
     /// Make sure an ECR destination repository exists, with the source repository's

@@ -474,7 +474,7 @@ fn dispatch_rule_matches_successful_pushes_and_deletes_only() {
     let rule = r.props("EcrImageActionRule");
     let pattern = json!({
         "source": ["aws.ecr"],
-        "detail-type": ["ECR Image Action"],
+        "detail-type": ["ECR Image Action", "ECR Referrer Action"],
         "detail": {"result": ["SUCCESS"], "action-type": ["PUSH", "DELETE"]},
     });
     assert_eq!(rule["EventPattern"], pattern);

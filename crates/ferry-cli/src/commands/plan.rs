@@ -60,6 +60,12 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
                     i.destination_display()
                 );
             }
+            for n in &plan.self_signed {
+                println!("signing  {n}");
+            }
+            for n in &plan.pull_through_left_out {
+                println!("cache    {n}");
+            }
             let s = &plan.summary;
             println!(
                 "plan: {} to copy, {} in place, {} conflicts, {} to delete, {} extra; {} to move",

@@ -110,7 +110,7 @@ pub struct Sandbox {
 pub fn ecr_rule_pattern() -> Value {
     json!({
         "source": ["aws.ecr"],
-        "detail-type": ["ECR Image Action"],
+        "detail-type": ["ECR Image Action", "ECR Referrer Action"],
         "detail": {"result": ["SUCCESS"], "action-type": ["PUSH", "DELETE"]}
     })
 }
@@ -250,6 +250,11 @@ impl Sandbox {
 
     /// Publish ECR Image Action events to the default bus (as ECR would); their ids.
     pub fn publish(&self, details: &[Value]) -> Result<Vec<String>> {
+        self.publish_as("ECR Image Action", details)
+    }
+
+    /// Publish events of `detail_type` (`ECR Referrer Action`, ...) to the default bus.
+    pub fn publish_as(&self, detail_type: &str, details: &[Value]) -> Result<Vec<String>> {
         let eb = aws_sdk_eventbridge::Client::new(&self.sdk);
         let mut ids = Vec::new();
         for chunk in details.chunks(10) {
@@ -258,7 +263,7 @@ impl Sandbox {
                 .map(|d| {
                     PutEventsRequestEntry::builder()
                         .source("aws.ecr")
-                        .detail_type("ECR Image Action")
+                        .detail_type(detail_type)
                         .detail(d.to_string())
                         .build()
                 })

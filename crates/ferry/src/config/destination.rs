@@ -183,6 +183,9 @@ pub struct Target {
     pub repository: String,
     /// Copy referrers: true when any matching rule says so.
     pub referrers: bool,
+    /// Some matching rule says `referrers: true` explicitly: then the source's signatures
+    /// are copied even to a destination that signs images itself (ECR managed signing).
+    pub referrers_explicit: bool,
     /// Propagate deletes: true when any matching rule says so.
     pub deletes: bool,
 }

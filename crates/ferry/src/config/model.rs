@@ -85,7 +85,7 @@ pub struct RegistryEndpoint {
 }
 
 /// One replication rule: which repositories and tags go to which destinations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rule {
     /// Where selected images are copied.
@@ -104,10 +104,14 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub untagged: bool,
-    /// Also copy the referrers of each image (signatures, SBOMs, attestations).
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
-    #[schemars(extend("default" = true))]
-    pub referrers: bool,
+    /// Also copy the referrers of each image (signatures, SBOMs, attestations). Default
+    /// true; but at an ECR destination with its own managed signing configuration (which
+    /// signs what Ferry pushes), the source's signatures are copied only when this is set
+    /// to `true` explicitly.
+    // Read it with `Rule::referrers`; `None` means not written (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool", extend("default" = true))]
+    pub referrers: Option<bool>,
     /// Propagate deletions of selected images to the destinations.
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
@@ -126,18 +130,15 @@ pub struct DeleteReplication {
     pub enabled: bool,
 }
 
-impl Default for Rule {
-    fn default() -> Self {
-        Self {
-            destinations: Vec::new(),
-            repository_filters: Vec::new(),
-            tag_filters: Vec::new(),
-            exclude_tag_filters: Vec::new(),
-            untagged: false,
-            referrers: true,
-            deletes: false,
-            delete_replication: None,
-        }
+impl Rule {
+    /// Whether the rule copies referrers (`referrers`, default true).
+    pub fn referrers(&self) -> bool {
+        self.referrers.unwrap_or(true)
+    }
+
+    /// Whether the rule says `referrers: true` in so many words (not by default).
+    pub fn referrers_explicit(&self) -> bool {
+        self.referrers == Some(true)
     }
 }
 

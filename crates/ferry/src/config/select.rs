@@ -93,13 +93,15 @@ impl ReplicationConfig {
                 };
                 match targets.iter_mut().find(same) {
                     Some(target) => {
-                        target.referrers |= rule.referrers;
+                        target.referrers |= rule.referrers();
+                        target.referrers_explicit |= rule.referrers_explicit();
                         target.deletes |= rule.deletes;
                     }
                     None => targets.push(Target {
                         destination,
                         repository: name,
-                        referrers: rule.referrers,
+                        referrers: rule.referrers(),
+                        referrers_explicit: rule.referrers_explicit(),
                         deletes: rule.deletes,
                     }),
                 }

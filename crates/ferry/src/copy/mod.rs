@@ -54,6 +54,14 @@ pub struct CopyOptions {
     /// replicate invocation): each source manifest, referrers listing and tag HEAD read
     /// once for all of them. `None`: every copy reads for itself.
     pub shared_reads: Option<SharedReads>,
+    /// The ECR control plane, for an ECR source's `ListImageReferrers` when its registry
+    /// endpoint has no referrers answer (before the tag-schema fallback). `None`: the
+    /// registry endpoint and the tag schema only.
+    pub ecr: Option<crate::ecr::EcrControl>,
+    /// Leave the source's signatures behind (Notation signature referrers and cosign
+    /// `.sig` tags): the destination signs images itself (ECR managed signing) and the
+    /// rule did not ask for `referrers: true` explicitly. Other referrers are copied.
+    pub skip_signatures: bool,
 }
 
 /// Default [`CopyOptions::manifest_budget`]: 64 MiB.
@@ -70,6 +78,8 @@ impl Default for CopyOptions {
             recheck_referrers: false,
             manifest_budget: MANIFEST_BUDGET,
             shared_reads: None,
+            ecr: None,
+            skip_signatures: false,
         }
     }
 }

@@ -20,13 +20,19 @@ impl Copier {
         subject: &RawManifest,
     ) -> Result<(), Error> {
         let fallback_tag = subject.digest.fallback_tag();
-        match self
+        let mut listed = self
             .source_referrers(&job.client, &job.src, &subject.digest)
-            .await?
-        {
+            .await?;
+        if listed.is_none() {
+            listed = self.ecr_referrers(job, &subject.digest).await?;
+        }
+        match listed {
             Some(listed) => {
                 let mut found = Vec::with_capacity(listed.len());
                 for d in listed {
+                    if self.skipped_signature(&d) {
+                        continue;
+                    }
                     if self.copy_referrer(job, &subject.digest, &d, 1).await? {
                         found.push(d);
                     }
@@ -53,12 +59,17 @@ impl Copier {
                         _ => Vec::new(),
                     };
                     let mut found = Vec::with_capacity(listed.len());
+                    let mut skipped = 0;
                     for d in &listed {
+                        if self.skipped_signature(d) {
+                            skipped += 1;
+                            continue;
+                        }
                         if self.copy_referrer(job, &subject.digest, d, 2).await? {
                             found.push(d.clone());
                         }
                     }
-                    if found.len() == listed.len() {
+                    if found.len() == listed.len() && skipped == 0 {
                         // Every entry refers to this image: the source's index, as it is.
                         self.put_tag_if_needed(job, &fallback_tag, &index.raw)
                             .await?;
@@ -71,6 +82,9 @@ impl Copier {
             }
         }
         for suffix in COSIGN_SUFFIXES {
+            if *suffix == "sig" && self.options().skip_signatures {
+                continue;
+            }
             let tag = format!("{fallback_tag}.{suffix}");
             if let Some(m) = self.fetch_unsized(job, &job.src, &tag, 1).await? {
                 Tally::add(&job.tally.referrers, 1);
@@ -79,6 +93,42 @@ impl Copier {
             }
         }
         Ok(())
+    }
+
+    /// Whether `d` is a signature left behind because the destination signs itself.
+    fn skipped_signature(&self, d: &Descriptor) -> bool {
+        let skip = self.options().skip_signatures
+            && d.artifact_type.as_deref() == Some(crate::ecr::NOTATION_SIGNATURE);
+        if skip {
+            tracing::info!(referrer = %d.digest, "signature not copied: the destination signs images itself");
+        }
+        skip
+    }
+
+    /// An ECR source's referrers of `digest` through `ListImageReferrers`, when the
+    /// options carry the ECR control plane and the source is an ECR registry reached at
+    /// its own host (a local endpoint override has no ECR API behind it).
+    async fn ecr_referrers(
+        &self,
+        job: &Job,
+        digest: &crate::digest::Digest,
+    ) -> Result<Option<Vec<Descriptor>>, Error> {
+        let Some(ecr) = &self.options().ecr else {
+            return Ok(None);
+        };
+        let crate::config::Registry::Ecr {
+            registry_id,
+            region,
+        } = crate::config::Registry::from_host(&job.src.registry)
+        else {
+            return Ok(None);
+        };
+        if job.client.endpoints().is_overridden(&job.src.registry) {
+            return Ok(None);
+        }
+        let registry = crate::reference::EcrRegistry::new(&registry_id, &region);
+        ecr.list_image_referrers(&registry, None, &job.src.repository, digest)
+            .await
     }
 
     /// Copy one listed referrer of `subject`, fetched at `depth` of the manifest budget;

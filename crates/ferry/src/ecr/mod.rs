@@ -1,6 +1,13 @@
 //! The ECR control plane: repository settings, create-if-missing, image listing and
 //! deletes through the AWS API (the registry endpoint does not support manifest DELETE).
 
+pub mod pull_through;
+mod referrers;
+pub mod signing;
+
+pub use referrers::MAX_REFERRER_PAGES;
+pub use signing::{NOTATION_SIGNATURE, SigningConfig, SigningRule};
+
 use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanningConfiguration,
     ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
@@ -321,3 +328,6 @@ where
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod signing_tests;

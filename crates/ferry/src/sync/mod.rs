@@ -1,5 +1,6 @@
 //! `plan`, `sync` (backfill) and `verify` (drift) over a replication config.
 
+mod ecr_notes;
 mod listing;
 mod native;
 mod plan;
@@ -10,6 +11,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
+pub use ecr_notes::{CacheLeftOut, SelfSigned};
+pub(crate) use listing::wildcard;
 pub use listing::{InvalidName, ListedImage, RepoState};
 pub use native::native_overlaps;
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};

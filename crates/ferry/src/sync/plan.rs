@@ -115,6 +115,13 @@ pub struct Plan {
     /// Names the registries listed that break the distribution grammar: reported and
     /// skipped, each once.
     pub invalid_names: Vec<InvalidName>,
+    /// Destination repositories whose ECR registry signs images itself (managed
+    /// signing), and whether the source's signatures still go there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub self_signed: Vec<super::SelfSigned>,
+    /// Pull-through cache repositories of the source left out: no rule names them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pull_through_left_out: Vec<super::CacheLeftOut>,
     /// The source manifests the plan read (to count the bytes to move), for the sync that
     /// carries it out: each is read from the source once per run.
     #[serde(skip)]
@@ -152,8 +159,12 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         .as_ref()
         .map(|s| s.repositories.clone())
         .unwrap_or_default();
+    let mut left_out = Vec::new();
     let mut repos: Vec<String> = if named.is_empty() {
-        lister.repositories(&source).await?
+        let mut listed = lister.repositories(&source).await?;
+        listed.retain(|r| config.repository_selected(r));
+        left_out = super::ecr_notes::leave_out_caches(replicator, &source, &mut listed).await;
+        listed
     } else {
         named
     };
@@ -199,6 +210,9 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             group.2.insert(img.repository.clone());
         }
     }
+
+    let self_signed =
+        super::ecr_notes::self_signed(replicator, groups.values().map(|g| &g.0)).await;
 
     // 3. Compare with each destination repository.
     let per_group: Vec<Vec<PlanItem>> = futures::stream::iter(groups.into_values())
@@ -259,6 +273,8 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         items,
         summary,
         invalid_names: lister.into_invalid(),
+        self_signed,
+        pull_through_left_out: left_out,
         shared,
     })
 }

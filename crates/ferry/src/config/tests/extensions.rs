@@ -220,3 +220,31 @@ fn all_destinations_are_listed_once() {
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].path, "rules[1].destinations[1]");
 }
+
+#[test]
+fn referrers_true_written_out_differs_from_the_default() {
+    // Managed signing: an ECR destination that signs itself gets the source's signatures
+    // only when a rule says `referrers: true` in so many words.
+    let config = crate::config::ReplicationConfig::from_json(
+        r#"{"rules": [
+            {"destinations": [{"registryId": "222222222222", "region": "us-west-2"}],
+             "repositoryFilters": [{"filter": "a", "filterType": "PREFIX_MATCH"}]},
+            {"destinations": [{"registryId": "222222222222", "region": "us-west-2"}],
+             "repositoryFilters": [{"filter": "b", "filterType": "PREFIX_MATCH"}],
+             "referrers": true},
+            {"destinations": [{"registryId": "222222222222", "region": "us-west-2"}],
+             "repositoryFilters": [{"filter": "c", "filterType": "PREFIX_MATCH"}],
+             "referrers": false}]}"#,
+    )
+    .unwrap();
+    let target = |repo: &str| config.destinations_for(repo, Some("v1")).unwrap().remove(0);
+    let (a, b, c) = (target("a"), target("b"), target("c"));
+    assert!(a.referrers && !a.referrers_explicit, "the default");
+    assert!(b.referrers && b.referrers_explicit, "written out");
+    assert!(!c.referrers && !c.referrers_explicit);
+    // The default is not written back; an explicit value is.
+    let json = serde_json::to_value(&config).unwrap();
+    assert!(json["rules"][0].get("referrers").is_none());
+    assert_eq!(json["rules"][1]["referrers"], true);
+    assert_eq!(json["rules"][2]["referrers"], false);
+}
