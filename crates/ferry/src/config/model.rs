@@ -107,6 +107,32 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub deletes: bool,
+    /// What ECR's archive storage class at the source does to the destination copies.
+    /// `ignore`: archived source images are not copied, and destination copies keep their
+    /// storage class. `follow`: archiving a source image archives its copy at each ECR
+    /// destination (UpdateImageStorageClass `ARCHIVE`), restoring it restores the copy
+    /// (`STANDARD`).
+    #[serde(default, skip_serializing_if = "ArchiveMode::is_ignore")]
+    #[schemars(extend("default" = "ignore"))]
+    pub archive: ArchiveMode,
+}
+
+/// A rule's `archive` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveMode {
+    /// Destination copies keep their storage class (the default).
+    #[default]
+    Ignore,
+    /// Destination copies are archived and restored with the source image.
+    Follow,
+}
+
+impl ArchiveMode {
+    /// Whether this is the default, `ignore`.
+    pub fn is_ignore(&self) -> bool {
+        *self == ArchiveMode::Ignore
+    }
 }
 
 impl Default for Rule {
@@ -119,6 +145,7 @@ impl Default for Rule {
             untagged: false,
             referrers: true,
             deletes: false,
+            archive: ArchiveMode::Ignore,
         }
     }
 }

@@ -6,9 +6,9 @@
 //! - A digest-only image (no tag) is selected only by rules with `untagged: true`; tag
 //!   filters do not apply to it.
 //! - Destinations of all selecting rules are unioned; one target per destination registry
-//!   and rendered repository, with `referrers` and `deletes` OR'ed over the rules that
-//!   select the image for it. A target equal to the source (same registry, same repository)
-//!   is skipped.
+//!   and rendered repository, with `referrers`, `deletes` and `archive: "follow"` OR'ed
+//!   over the rules that select the image for it. A target equal to the source (same
+//!   registry, same repository) is skipped.
 
 use super::destination::{Destination, Target};
 use super::error::ConfigError;
@@ -95,12 +95,14 @@ impl ReplicationConfig {
                     Some(target) => {
                         target.referrers |= rule.referrers;
                         target.deletes |= rule.deletes;
+                        target.archive |= !rule.archive.is_ignore();
                     }
                     None => targets.push(Target {
                         destination,
                         repository: name,
                         referrers: rule.referrers,
                         deletes: rule.deletes,
+                        archive: !rule.archive.is_ignore(),
                     }),
                 }
             }
