@@ -24,15 +24,28 @@ pub enum JobAction {
     Copy,
     /// Delete the tag (or, without a tag, the image by digest).
     Delete,
+    /// Archive the destination copy of the image `source.digest` (the source image was
+    /// archived; rules with `archive: "follow"`).
+    Archive,
+    /// Restore the destination copy of the image `source.digest` from the archive (the
+    /// source image was restored; rules with `archive: "follow"`).
+    Restore,
 }
 
 impl JobAction {
-    /// `copy` or `delete`.
+    /// `copy`, `delete`, `archive` or `restore`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobAction::Copy => "copy",
             JobAction::Delete => "delete",
+            JobAction::Archive => "archive",
+            JobAction::Restore => "restore",
         }
+    }
+
+    /// Whether the action changes the destination copy's storage class.
+    pub fn is_storage_class(self) -> bool {
+        matches!(self, JobAction::Archive | JobAction::Restore)
     }
 }
 
@@ -155,6 +168,12 @@ impl Job {
         match (job.action, &job.source.tag, &job.source.digest) {
             (JobAction::Copy, _, None) => {
                 return Err(PipelineError::Job("a copy needs `source.digest`".into()));
+            }
+            (JobAction::Archive | JobAction::Restore, _, None) => {
+                return Err(PipelineError::Job(format!(
+                    "{} needs `source.digest`",
+                    job.action.as_str()
+                )));
             }
             (JobAction::Delete, None, None) => {
                 return Err(PipelineError::Job(

@@ -187,22 +187,72 @@ impl crate::replicate::Replicator {
         digest: &Digest,
         archive: bool,
     ) -> Result<ImageStatus, Error> {
-        let (
-            crate::config::Registry::Ecr {
-                registry_id,
-                region,
-            },
-            Some(ecr),
-        ) = (&target.destination.registry, self.ecr())
-        else {
-            return Err(Error::Unsupported(format!(
-                "{} has no archive storage class (not an ECR registry)",
-                target.destination.registry_host()
-            )));
+        let (Some(reg), Some(ecr)) = (ecr_of(&target.destination.registry), self.ecr()) else {
+            return Err(no_archive(&target.destination.registry));
         };
-        let reg = EcrRegistry::new(registry_id, region);
         let role = crate::replicate::role_of(&target.destination);
         ecr.update_storage_class(&reg, role.as_ref(), &target.repository, digest, archive)
             .await
     }
+
+    /// An archive (`archive`) or restore of the image `digest` of `repository` at the ECR
+    /// registry `source`, carried to `target`, guarded by what the registries hold when it
+    /// runs: nothing happens (`false`) when the source image's status has moved on since
+    /// (a late archive of an image restored since, or the reverse), when the copy is
+    /// missing, or when it already is in the wanted class.
+    pub async fn follow_source_storage_class(
+        &self,
+        source: &crate::config::Registry,
+        repository: &str,
+        digest: &Digest,
+        target: &crate::config::Target,
+        archive: bool,
+    ) -> Result<bool, Error> {
+        let Some(ecr) = self.ecr() else {
+            return Err(no_archive(source));
+        };
+        let Some(src) = ecr_of(source) else {
+            return Err(no_archive(source));
+        };
+        let Some(dst) = ecr_of(&target.destination.registry) else {
+            return Err(no_archive(&target.destination.registry));
+        };
+        let now = ecr.image_status(&src, None, repository, digest).await?;
+        // Archived at the source: archive the copy; active or being restored: restore it.
+        if now.is_none_or(|s| (s == ImageStatus::Archived) != archive) {
+            tracing::info!(%digest, repository, source = ?now, archive, "the source's storage class moved on (or the image is gone): nothing to follow");
+            return Ok(false);
+        }
+        let role = crate::replicate::role_of(&target.destination);
+        let held = ecr
+            .image_status(&dst, role.as_ref(), &target.repository, digest)
+            .await?;
+        let already = match held {
+            None => true,
+            Some(ImageStatus::Archived) => archive,
+            Some(ImageStatus::Active | ImageStatus::Activating) => !archive,
+        };
+        if already {
+            return Ok(false);
+        }
+        self.follow_storage_class(target, digest, archive).await?;
+        Ok(true)
+    }
+}
+
+fn ecr_of(r: &crate::config::Registry) -> Option<EcrRegistry> {
+    match r {
+        crate::config::Registry::Ecr {
+            registry_id,
+            region,
+        } => Some(EcrRegistry::new(registry_id, region)),
+        crate::config::Registry::Oci { .. } => None,
+    }
+}
+
+fn no_archive(r: &crate::config::Registry) -> Error {
+    Error::Unsupported(format!(
+        "{} has no archive storage class (not an ECR registry reached through the ECR API)",
+        r.host()
+    ))
 }

@@ -322,3 +322,60 @@ async fn follow_archives_and_restores_the_destination_copies() {
     assert!(report.ok());
     assert_eq!((archive.num_calls(), restore.num_calls()), (1, 1));
 }
+
+/// DescribeImages of image 1 by digest at `account`, answering `status`.
+fn status_of(account: &'static str, status: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(move |r| {
+            r.registry_id() == Some(account)
+                && r.image_ids().first().and_then(|i| i.image_digest()) == Some(digest(1).as_str())
+        })
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .image_details(image(1, "v1", Some(status)))
+                .build()
+        })
+}
+
+/// Runs an archive (`archive`) or restore of image 1 with the source and the destination
+/// copy in the given states; returns whether it acted and how often UpdateImageStorageClass
+/// was called.
+async fn follow(source: &'static str, held: &'static str, archive: bool) -> (bool, usize) {
+    let (src, dst) = (status_of(SOURCE, source), status_of(DESTINATION, held));
+    let update = storage_class(
+        1,
+        if archive { "ARCHIVE" } else { "STANDARD" },
+        if archive { "ARCHIVED" } else { "ACTIVATING" },
+    );
+    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&src, &dst, &update]);
+    let replicator = replicator(client, "follow");
+    let target = replicator
+        .config()
+        .destinations_for("app", Some("v1"))
+        .unwrap()
+        .remove(0);
+    let acted = replicator
+        .follow_source_storage_class(
+            &crate::config::Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com"),
+            "app",
+            &digest(1),
+            &target,
+            archive,
+        )
+        .await
+        .unwrap();
+    (acted, update.num_calls())
+}
+
+// moto lacks `imageStatus` in DescribeImages and UpdateImageStorageClass.
+#[tokio::test]
+async fn a_followed_archive_or_restore_acts_only_on_what_the_registries_hold_now() {
+    assert_eq!(follow("ARCHIVED", "ACTIVE", true).await, (true, 1));
+    assert_eq!(follow("ACTIVE", "ARCHIVED", false).await, (true, 1));
+    // A late archive of an image restored since, or a late restore of one archived again.
+    assert_eq!(follow("ACTIVE", "ACTIVE", true).await, (false, 0));
+    assert_eq!(follow("ARCHIVED", "ARCHIVED", false).await, (false, 0));
+    // The copy is already where the source is.
+    assert_eq!(follow("ARCHIVED", "ARCHIVED", true).await, (false, 0));
+    assert_eq!(follow("ACTIVATING", "ACTIVATING", false).await, (false, 0));
+}
