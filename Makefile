@@ -5,7 +5,7 @@ SHELL := /bin/bash
 
 CARGO ?= cargo
 
-.PHONY: setup build lint lint-infra test demo demo-copy bench package deploy
+.PHONY: setup build lint lint-infra test-cdk test demo demo-copy bench package deploy
 
 ## setup: install every tool the tests and the demo need (idempotent, quick when done)
 setup:
@@ -31,8 +31,13 @@ lint-infra:
 		echo "lint-infra: skipped (scripts/lint-infra not there yet)"; \
 	fi
 
+## test-cdk: the CDK constructs (infra/cdk): unit, parity with the SAM templates, cdk-nag,
+## cdk synth of the example app, cfn-lint and checkov on its templates (offline, no AWS credentials)
+test-cdk:
+	scripts/test-cdk
+
 ## test: setup, lints, then the whole test suite against real local services
-test: setup lint lint-infra
+test: setup lint lint-infra test-cdk
 	$(CARGO) build -p ferry-cli
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		echo "test: cargo nextest run --workspace"; \

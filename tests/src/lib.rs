@@ -9,6 +9,7 @@
 
 pub mod docker_config;
 pub mod ecr;
+pub mod ecr_env;
 pub mod ferry;
 pub mod fixtures;
 pub mod http;

@@ -20,84 +20,13 @@ use ferry_e2e::ferry::describe;
 use ferry_e2e::fixtures::{self, Fixture};
 use ferry_e2e::imageset::{SetSpec, push_image_set};
 use ferry_e2e::moto::{DEFAULT_ACCOUNT, DEFAULT_REGION, auth_token_password};
-use ferry_e2e::proxy::{EcrMode, ExpireRule, PathKind, Proxy};
+use ferry_e2e::proxy::{EcrMode, ExpireRule, PathKind};
 use ferry_e2e::registry::Credentials;
-use ferry_e2e::{
-    DockerConfig, EcrRegistry, Moto, Registry, error_codes, parse_report, run_ferry, skopeo,
-    verify_copy,
-};
+use ferry_e2e::{Moto, Registry, error_codes, parse_report, skopeo, verify_copy};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// moto, one ECR-shaped registry, and the ECR-mode proxy in front of it.
-struct Ecr {
-    moto: Moto,
-    ecr: EcrRegistry,
-    proxy: Proxy,
-    docker: DockerConfig,
-}
-
-impl Ecr {
-    fn start(mode: impl FnOnce(EcrMode) -> EcrMode) -> Self {
-        let moto = Moto::start().expect("moto");
-        let ecr = EcrRegistry::start_default().expect("ECR-shaped registry");
-        let proxy = Proxy::start(ecr.registry()).expect("proxy");
-        proxy.set_ecr_mode(mode(EcrMode::new(
-            &ecr.ecr_host(),
-            &auth_token_password(ecr.account()),
-        )));
-        // No registry credentials anywhere: the ECR password must come from the AWS API.
-        let docker = DockerConfig::new().expect("docker config");
-        Self {
-            moto,
-            ecr,
-            proxy,
-            docker,
-        }
-    }
-
-    /// moto's AWS settings, the ECR host sent to the proxy, and an empty Docker config.
-    fn env(&self) -> Vec<(String, String)> {
-        let mut env = self.moto.aws_env();
-        env.push((
-            ferry_e2e::ecr::ENDPOINTS_ENV.to_string(),
-            format!("{}={}", self.ecr.ecr_host(), self.proxy.url()),
-        ));
-        env.push(self.docker.env());
-        env
-    }
-
-    /// `<ecr host>/REPO:TAG`.
-    fn reference(&self, repo: &str, tag: &str) -> String {
-        self.ecr.reference(repo, tag)
-    }
-
-    /// The registry behind the proxy, for direct checks.
-    fn registry(&self) -> &Registry {
-        self.ecr.registry()
-    }
-
-    fn copy(&self, src: &str, dst: &str) -> std::process::Output {
-        run_ferry(["copy", src, dst, "--output", "json"], &self.env()).expect("ferry runs")
-    }
-
-    fn sync(&self, config: &Value, extra: &[&str]) -> (std::process::Output, Value) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("ferry.json");
-        std::fs::write(&path, serde_json::to_vec(config).expect("json")).expect("write");
-        let mut args = vec![
-            "sync",
-            "-c",
-            path.to_str().expect("utf8"),
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let out = run_ferry(args, &self.env()).expect("ferry runs");
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out, report)
-    }
-}
+use ferry_e2e::ecr_env::{EcrEnv as Ecr, moto_calls_of};
 
 fn sdk_ecr(moto: &Moto) -> aws_sdk_ecr::Client {
     let creds = aws_sdk_ecr::config::Credentials::new("testing", "testing", None, None, "test");
@@ -118,15 +47,6 @@ fn u(v: &Value, path: &[&str]) -> u64 {
     }
     cur.as_u64()
         .unwrap_or_else(|| panic!("{path:?} missing in {v}"))
-}
-
-/// The moto API calls one `ferry` run makes: `run` is timed by the moto access log.
-fn moto_calls_of<T>(moto: &Moto, run: impl FnOnce() -> T) -> (T, usize) {
-    let before = moto.api_calls();
-    let out = run();
-    // The access log is written by another process: give it a moment.
-    std::thread::sleep(Duration::from_millis(200));
-    (out, moto.api_calls() - before)
 }
 
 /// 1. The proxy refuses a valid token as expired (401 with a Basic challenge): once on
@@ -155,6 +75,7 @@ fn ecr_expired_token_is_refreshed() {
         method: Some(Method::PUT),
         kind: Some(PathKind::Manifest),
         times: 1,
+        denied: false,
     });
     let (out, calls) = moto_calls_of(&env.moto, || {
         env.copy(&images[1].reference, &env.reference("team/tok1", "v1"))
@@ -200,6 +121,7 @@ fn ecr_expired_token_during_a_blob_upload_is_refreshed() {
         method: Some(Method::PUT),
         kind: Some(PathKind::BlobUpload),
         times: 1,
+        denied: false,
     });
     let (out, calls) = moto_calls_of(&env.moto, || {
         env.copy(&image.reference, &env.reference("team/upload", "v1"))

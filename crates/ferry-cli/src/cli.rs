@@ -110,6 +110,10 @@ pub struct ConfigArgs {
     /// Speak plain HTTP to every registry without an endpoint override.
     #[arg(long)]
     pub plain_http: bool,
+    /// Region of a source the document names only by account (`describe-registry`
+    /// output): default AWS_REGION, then AWS_DEFAULT_REGION.
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 /// `ferry plan` arguments.
@@ -151,10 +155,23 @@ pub struct SyncArgs {
 pub struct ValidateArgs {
     /// Config file.
     pub config: std::path::PathBuf,
+    /// Region of a source the document names only by account (`describe-registry`
+    /// output): default AWS_REGION, then AWS_DEFAULT_REGION.
+    #[arg(long)]
+    pub region: Option<String>,
     /// Also read the accounts of `organizationalUnit` / `organization` destinations from
     /// AWS Organizations and print them (needs AWS credentials).
     #[arg(long)]
     pub resolve: bool,
+    /// Also read the source registry: its native replication rules (DescribeRegistry) and
+    /// repositories; warn where a native rule and a Ferry rule write the same repository
+    /// of the same destination (needs AWS credentials).
+    #[arg(long)]
+    pub against_registry: bool,
+    /// Speak plain HTTP to every registry without an endpoint override (with
+    /// --against-registry).
+    #[arg(long)]
+    pub plain_http: bool,
 }
 
 /// `ferry copy` arguments.

@@ -244,7 +244,28 @@ pub enum Error {
     },
 }
 
+/// Whether a 403 answer is ECR's `DENIED` "Your authorization token has expired": a spent
+/// token, refreshed and retried once like a 401 (its wording is matched loosely).
+pub(crate) fn is_expired_token_denial(code: Option<&str>, message: &str) -> bool {
+    code.is_none_or(|c| c.eq_ignore_ascii_case("DENIED"))
+        && message.to_ascii_lowercase().contains("token has expired")
+}
+
 impl Error {
+    /// Whether this refusal means the registry credential expired (401, or ECR's 403
+    /// `DENIED` "token has expired"): refreshing it and trying again may succeed.
+    pub fn is_expired_credential(&self) -> bool {
+        match self {
+            Error::Auth { status: 401, .. } => true,
+            Error::Auth {
+                status: 403,
+                message,
+                ..
+            } => is_expired_token_denial(None, message),
+            _ => false,
+        }
+    }
+
     /// Whether trying the same thing again may succeed: 408, 429, 5xx, resets, timeouts and
     /// AWS throttling are retryable; every other 4xx, digest and tag problems are permanent.
     pub fn is_retryable(&self) -> bool {

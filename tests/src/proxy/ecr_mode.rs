@@ -71,7 +71,7 @@ impl EcrMode {
 }
 
 /// Refuse the next `times` requests matching `method` and `kind` that carry a valid token
-/// with 401 "expired".
+/// with 401 "expired" (or, with `denied`, 403 `DENIED` "expired").
 #[derive(Debug, Clone)]
 pub struct ExpireRule {
     /// Only this method; `None` matches any.
@@ -80,6 +80,9 @@ pub struct ExpireRule {
     pub kind: Option<PathKind>,
     /// How many requests to refuse.
     pub times: u32,
+    /// Answer 403 `DENIED` "Your authorization token has expired" with no challenge, as
+    /// ECR's registry endpoint also does, instead of 401.
+    pub denied: bool,
 }
 
 /// What ECR mode did, counted from the request log.
@@ -174,16 +177,15 @@ pub(super) async fn apply(
                 unauthorized(mode, "Not Authorized"),
             );
         }
-        if shared.take_expire(&method, kind) {
+        if let Some(denied) = shared.take_expire(&method, kind) {
             drain(request.into_body()).await;
-            return answer(
-                record,
-                "ecr-expired",
-                unauthorized(
-                    mode,
-                    "Your authorization token has expired. Reauthenticate and try again.",
-                ),
-            );
+            let message = "Your authorization token has expired. Reauthenticate and try again.";
+            let refusal = if denied {
+                error(StatusCode::FORBIDDEN, "DENIED", message)
+            } else {
+                unauthorized(mode, message)
+            };
+            return answer(record, "ecr-expired", refusal);
         }
     }
 

@@ -248,17 +248,16 @@ impl Shared {
         lock(&self.faults).ecr.clone()
     }
 
-    fn take_expire(&self, method: &Method, kind: PathKind) -> bool {
+    /// Takes one refusal of a matching [`ExpireRule`]: `Some(denied)` when there is one.
+    fn take_expire(&self, method: &Method, kind: PathKind) -> Option<bool> {
         let mut faults = lock(&self.faults);
-        let Some(rule) = faults.expire.iter_mut().find(|rule| {
+        let rule = faults.expire.iter_mut().find(|rule| {
             rule.times > 0
                 && rule.method.as_ref().is_none_or(|m| m == method)
                 && rule.kind.is_none_or(|k| k == kind)
-        }) else {
-            return false;
-        };
+        })?;
         rule.times -= 1;
-        true
+        Some(rule.denied)
     }
 
     /// This request's attempt index for its key (0 for the first).
@@ -455,6 +454,7 @@ impl Proxy {
             method: None,
             kind: None,
             times: 1,
+            denied: false,
         });
     }
 

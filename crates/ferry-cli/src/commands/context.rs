@@ -12,14 +12,49 @@ use ferry::organizations::{self, AwsOrganizations};
 use ferry::replicate::Replicator;
 use ferry::setup::{ClientSetup, bind_registries};
 
-/// Read and validate a config file; warnings go to stderr.
-pub fn load_config(path: &Path) -> Result<ReplicationConfig, ferry::Error> {
+/// Read and validate a config file; warnings go to stderr. A source named only by its
+/// account (the `registryId` of `describe-registry` output) is taken in `region`, else
+/// AWS_REGION, else AWS_DEFAULT_REGION, and stderr says so.
+pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfig, ferry::Error> {
     let text = std::fs::read_to_string(path).map_err(|source| ferry::Error::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let loaded =
-        ReplicationConfig::load(&text, None).map_err(|e| ferry::Error::Config(e.to_string()))?;
+    let invalid = |e: ferry::config::ConfigError| ferry::Error::Config(e.to_string());
+    let mut loaded = ReplicationConfig::load(&text, None).map_err(invalid)?;
+    let account_only = loaded
+        .config
+        .source
+        .as_ref()
+        .is_some_and(|s| s.registry.is_none() && s.registry_id.is_some() && s.region.is_none());
+    if account_only {
+        let (region, from) = match region {
+            Some(r) => (Some(r.to_owned()), "--region"),
+            None => match std::env::var("AWS_REGION") {
+                Ok(r) if !r.is_empty() => (Some(r), "AWS_REGION"),
+                _ => (
+                    std::env::var("AWS_DEFAULT_REGION").ok(),
+                    "AWS_DEFAULT_REGION",
+                ),
+            },
+        };
+        if let Some(region) = region.filter(|r| !r.is_empty()) {
+            let here = ferry::config::SourceSpec {
+                region: Some(region.clone()),
+                ..Default::default()
+            };
+            loaded = ReplicationConfig::load(&text, Some(&here)).map_err(invalid)?;
+            let account = loaded
+                .config
+                .source
+                .as_ref()
+                .and_then(|s| s.registry_id.clone());
+            eprintln!(
+                "source: account {} (from the document) in {region} (from {from})",
+                account.unwrap_or_default()
+            );
+        }
+    }
     for w in &loaded.warnings {
         if w.severity == Severity::Warning {
             eprintln!("warning: {w}");

@@ -10,15 +10,25 @@ use crate::output::{self, human_bytes};
 
 /// Print what a sync would do.
 pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
-    let config = context::load_config(&args.config.config)?;
+    let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let (replicator, organizations) =
         context::resolved_replicator(config, 8, args.config.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
+    let repositories = plan
+        .items
+        .iter()
+        .map(|i| i.source_repository.clone())
+        .collect();
+    let overlaps = native_warnings(&replicator, Some(repositories)).await;
     match args.output {
         OutputFormat::Json => {
             let mut value =
                 serde_json::to_value(&plan).map_err(|e| ferry::Error::Config(e.to_string()))?;
+            if !overlaps.is_empty() {
+                value["nativeOverlaps"] = serde_json::to_value(&overlaps)
+                    .map_err(|e| ferry::Error::Config(e.to_string()))?;
+            }
             if !organizations.is_empty() {
                 value["organizations"] = serde_json::to_value(&organizations)
                     .map_err(|e| ferry::Error::Config(e.to_string()))?;
@@ -77,7 +87,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
 
 /// Report drift; exit 3 when there is any.
 pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCode, ferry::Error> {
-    let config = context::load_config(&args.config)?;
+    let config = context::load_config(&args.config, args.region.as_deref())?;
     let replicator = context::replicator(config, 8, args.plain_http).await?;
     let plan = sync::plan(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
@@ -147,7 +157,7 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
 /// Validate a config file; with `--resolve`, also read the accounts of its organization
 /// destinations and print them.
 pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
-    let config = context::load_config(&args.config)?;
+    let config = context::load_config(&args.config, args.region.as_deref())?;
     let organizations = config
         .rules
         .iter()
@@ -203,7 +213,36 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
             .map_err(|e| ferry::Error::Config(e.to_string()))?;
         println!("resolved: {} destinations", all.len());
     }
+    if args.against_registry {
+        let (replicator, _) = context::resolved_replicator(config, 8, args.plain_http).await?;
+        let overlaps = native_warnings(&replicator, None).await;
+        println!(
+            "against the registry: {} overlaps with ECR native replication",
+            overlaps.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the source's native replication and the config write the same repositories: a
+/// warning each on stderr. A source whose native rules cannot be read is a warning too
+/// (the plan does not depend on it).
+async fn native_warnings(
+    replicator: &ferry::replicate::Replicator,
+    repositories: Option<Vec<String>>,
+) -> Vec<ferry::config::NativeOverlap> {
+    match sync::native_overlaps(replicator, repositories).await {
+        Ok(overlaps) => {
+            for o in &overlaps {
+                eprintln!("warning: {}", o.message());
+            }
+            overlaps
+        }
+        Err(e) => {
+            eprintln!("warning: could not read the source's native replication rules: {e}");
+            Vec::new()
+        }
+    }
 }
 
 fn short(d: &str) -> String {

@@ -13,7 +13,7 @@ use crate::output::{self, human_bytes};
 
 /// Plan, then copy and delete with bounded concurrency.
 pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
-    let config = context::load_config(&args.config.config)?;
+    let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let replicator =
         context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
     let plan = sync::plan_for_sync(&replicator).await?;

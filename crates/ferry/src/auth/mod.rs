@@ -205,6 +205,15 @@ impl Authenticator {
         }
     }
 
+    /// A fresh Basic header for `host`: a cached ECR token may have expired early or been
+    /// revoked, so a new one is minted (once for every caller that asks at the same time).
+    /// For a 401 with a Basic challenge, and ECR's 403 "token has expired".
+    pub async fn reissue(&self, host: &str, scope: &str) -> Result<Option<Secret>, Error> {
+        let key = self.key(host, scope);
+        let cred = self.credential(&key, true).await?;
+        Ok(cred.and_then(|c| c.basic_header()))
+    }
+
     /// Handle a 401 from `host` (served at `endpoint`): read the challenge, refresh what
     /// must be refreshed, and answer the header to retry with, or `None` when there is
     /// nothing better to send. A Bearer realm is fetched with `http` after the checks of
@@ -224,9 +233,7 @@ impl Authenticator {
         match challenge {
             Challenge::Basic => {
                 self.set_scheme(&key, Scheme::Basic).await;
-                // A cached ECR token may have expired early or been revoked: mint a new one.
-                let cred = self.credential(&key, true).await?;
-                Ok(cred.and_then(|c| c.basic_header()))
+                self.reissue(host, scope).await
             }
             Challenge::Bearer {
                 realm,

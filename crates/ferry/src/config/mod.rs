@@ -33,6 +33,7 @@ mod destination;
 mod error;
 mod filter;
 mod model;
+mod native;
 mod organization;
 mod parse;
 mod partition;
@@ -52,6 +53,7 @@ pub use filter::{
 pub use model::{
     ArchiveMode, DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec,
 };
+pub use native::{NativeOverlap, NativeRule};
 pub use organization::{
     AccountQuery, AccountScope, AccountState, OrgAccount, OrgAccounts, Resolution,
     ResolvedOrganization, Skipped,

@@ -107,6 +107,10 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "is_false")]
     #[schemars(extend("default" = false))]
     pub deletes: bool,
+    /// ECR native replication's `deleteReplication` (`{"enabled": true}`), accepted as
+    /// `describe-registry` prints it: enabled means `deletes: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_replication: Option<DeleteReplication>,
     /// What ECR's archive storage class at the source does to the destination copies.
     /// `ignore`: archived source images are not copied, and destination copies keep their
     /// storage class. `follow`: archiving a source image archives its copy at each ECR
@@ -115,6 +119,14 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "ArchiveMode::is_ignore")]
     #[schemars(extend("default" = "ignore"))]
     pub archive: ArchiveMode,
+}
+
+/// ECR native replication's per-rule delete replication setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteReplication {
+    /// Whether image deletions and tag removals are replicated.
+    pub enabled: bool,
 }
 
 /// A rule's `archive` setting.
@@ -145,6 +157,7 @@ impl Default for Rule {
             untagged: false,
             referrers: true,
             deletes: false,
+            delete_replication: None,
             archive: ArchiveMode::Ignore,
         }
     }
@@ -313,6 +326,10 @@ pub(crate) struct DescribeRegistryOutput {
     pub registry_id: Option<String>,
     /// The replication configuration.
     pub replication_configuration: ReplicationConfig,
+    /// Ferry's source, beside the document: completes or pins what `registryId` says
+    /// (e.g. the `region`, or `repositories`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
 }
 
 /// A Ferry replication configuration: ECR's native replication configuration (bare, or the

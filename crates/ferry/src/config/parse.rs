@@ -44,6 +44,16 @@ impl ReplicationConfig {
         let (mut config, prefix) = if object.contains_key("replicationConfiguration") {
             let document: DescribeRegistryOutput = decode(text)?;
             let mut config = document.replication_configuration;
+            match (&config.source, document.source) {
+                (None, Some(source)) => config.source = Some(source),
+                (Some(_), Some(source)) => {
+                    merge_source(&mut config, &source).map_err(|message| ConfigError::Shape {
+                        path: "source".into(),
+                        message: format!("{message} (`source` beside the document)"),
+                    })?;
+                }
+                (_, None) => {}
+            }
             if let Some(id) = document.registry_id {
                 merge_source(
                     &mut config,
@@ -61,6 +71,11 @@ impl ReplicationConfig {
         } else {
             (decode::<ReplicationConfig>(text)?, "")
         };
+        for rule in &mut config.rules {
+            if rule.delete_replication.is_some_and(|d| d.enabled) {
+                rule.deletes = true;
+            }
+        }
         if let Some(source) = default_source {
             merge_source(&mut config, source).map_err(|message| ConfigError::Shape {
                 path: child(prefix, "source"),

@@ -234,9 +234,9 @@ impl Copier {
         };
         let mut attempt = attempt;
         match job.client.retrying(&mut attempt).await {
-            // A 401 on the upload PUT (token expired mid-copy) has already refreshed the
-            // credentials: one more round with them.
-            Err(Error::Auth { status: 401, .. }) => job.client.retrying(&mut attempt).await,
+            // A 401 (or ECR's 403 "token has expired") on the upload PUT, token expired
+            // mid-copy, has already refreshed the credentials: one more round with them.
+            Err(e) if e.is_expired_credential() => job.client.retrying(&mut attempt).await,
             other => other,
         }
     }

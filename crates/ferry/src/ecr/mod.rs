@@ -16,6 +16,8 @@ use crate::digest::Digest;
 use crate::error::Error;
 use crate::reference::EcrRegistry;
 
+mod native;
+
 /// Settings copied from a source repository to a repository Ferry creates.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RepositorySettings {

@@ -143,6 +143,14 @@ impl RegistryClient {
             mount_from: None,
         };
         let (err, code) = self.status_error(&call, resp).await;
+        if status == StatusCode::FORBIDDEN
+            && own
+            && err.is_expired_credential()
+            && crate::reference::EcrRegistry::from_host(&repo.registry).is_some()
+        {
+            // ECR's 403 "token has expired": as for a 401, refresh now for the restart.
+            self.inner.auth.reissue(&repo.registry, &scope).await?;
+        }
         if code.as_deref() == Some("DIGEST_INVALID") || code.as_deref() == Some("SIZE_INVALID") {
             return Err(Error::DigestMismatch {
                 registry: repo.registry.clone(),

@@ -322,6 +322,21 @@ impl RegistryClient {
                     continue;
                 }
             }
+            // ECR's own way to say a token expired (a Bearer registry's 403 is final).
+            let ecr = crate::reference::EcrRegistry::from_host(host).is_some();
+            let resp = if status == StatusCode::FORBIDDEN && !refreshed && ecr {
+                let (resp, expired) = expired_token_answer(resp).await;
+                if expired {
+                    refreshed = true;
+                    if let Some(new) = self.inner.auth.reissue(host, &scope).await? {
+                        header = Some(new);
+                        continue;
+                    }
+                }
+                resp
+            } else {
+                resp
+            };
             if status == StatusCode::TOO_MANY_REQUESTS {
                 limit.throttled();
                 self.stats.throttle();
@@ -529,6 +544,20 @@ fn url_path(url: &str) -> &str {
 }
 
 /// Read at most `limit` bytes of a body, for error messages.
+/// Whether a 403 is ECR's `DENIED` "Your authorization token has expired", and the answer
+/// as it came (its body, capped at 8 KiB like every error body, read and put back).
+async fn expired_token_answer(resp: reqwest::Response) -> (reqwest::Response, bool) {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = read_bounded(resp, 8 * 1024).await;
+    let (code, message) = parse_error_body(&body);
+    let expired = crate::error::is_expired_token_denial(code.as_deref(), &message);
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    (reqwest::Response::from(rebuilt), expired)
+}
+
 async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod listing;
+mod native;
 mod plan;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use listing::{InvalidName, ListedImage, RepoState};
+pub use native::native_overlaps;
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
 
 use crate::copy::CopyOptions;

@@ -151,3 +151,54 @@ fn default_source_completes_the_document() {
     let error = ReplicationConfig::load(&text, Some(&other)).unwrap_err();
     assert!(error.to_string().contains("differs"), "{error}");
 }
+
+#[test]
+fn native_delete_replication_means_deletes() {
+    let text = r#"{"rules": [
+      {"destinations": [{"region": "eu-west-1", "registryId": "444455556666"}],
+       "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}],
+       "deleteReplication": {"enabled": true}},
+      {"destinations": [{"region": "ap-south-1", "registryId": "777788889999"}],
+       "deleteReplication": {"enabled": false}}
+    ]}"#;
+    let config = load(text);
+    assert!(config.rules[0].deletes);
+    assert!(!config.rules[1].deletes);
+    let eu = config.destinations_for("prod/api", Some("v1")).unwrap();
+    assert_eq!(eu.iter().filter(|t| t.deletes).count(), 1, "{eu:?}");
+    // Round trip: the document keeps its own field.
+    let raw: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        serde_json::to_value(&config).unwrap()["rules"][0]["deleteReplication"],
+        raw["rules"][0]["deleteReplication"]
+    );
+    let bad = r#"{"rules": [{"destinations": [{"region": "eu-west-1", "registryId": "444455556666"}],
+       "deleteReplication": {"enabled": true, "mode": "all"}}]}"#;
+    let error = ReplicationConfig::from_json(bad).unwrap_err().to_string();
+    assert!(error.contains("rules[0].deleteReplication"), "{error}");
+}
+
+#[test]
+fn a_source_beside_describe_registry_output_completes_it() {
+    let text = format!(
+        r#"{{"registryId": "111122223333", "source": {{"region": "us-east-1", "repositories": ["prod/api"]}},
+            "replicationConfiguration": {NATIVE}}}"#
+    );
+    let config = ReplicationConfig::from_json(&text).unwrap();
+    let source = config.source.as_ref().unwrap();
+    assert_eq!(source.registry_id.as_deref(), Some("111122223333"));
+    assert_eq!(source.region.as_deref(), Some("us-east-1"));
+    assert_eq!(source.repositories, ["prod/api"]);
+    assert_eq!(
+        config.source_registry().map(|r| r.host()),
+        Some("111122223333.dkr.ecr.us-east-1.amazonaws.com".to_string())
+    );
+    let other = format!(
+        r#"{{"registryId": "111122223333", "source": {{"registryId": "999999999999"}},
+            "replicationConfiguration": {NATIVE}}}"#
+    );
+    let error = ReplicationConfig::from_json(&other)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("differs"), "{error}");
+}

@@ -1,0 +1,22 @@
+/** ECR action lists that several statements share (in the templates' order). */
+
+/** Push, read back, create and delete under a repository pattern (FerryPush, PushToDestinations). */
+export const ECR_PUSH = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:InitiateLayerUpload',
+  'ecr:UploadLayerPart',
+  'ecr:CompleteLayerUpload',
+  'ecr:PutImage',
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:DescribeImages',
+  'ecr:DescribeRepositories',
+  'ecr:CreateRepository',
+  'ecr:BatchDeleteImage',
+];
+
+/** ECR_PUSH with ecr:ListImages after DescribeRepositories (the destination role's PushUnderPrefix). */
+export const ECR_PUSH_AND_LIST = [...ECR_PUSH.slice(0, 9), 'ecr:ListImages', ...ECR_PUSH.slice(9)];
+
+/** Read-only listing (ListSources, ListDestinations, FerryReconcileRead). */
+export const ECR_LIST = ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage'];

@@ -1,0 +1,215 @@
+/**
+ * Alarms, the optional alarm topic and the dashboard of the hub, as in infra/template.yaml.
+ */
+import { Aws, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+
+/** What the alarms watch. */
+export interface AlarmTargets {
+  readonly jobsQueueName: string;
+  readonly jobsDlqName: string;
+  readonly eventsDlqName: string;
+  readonly functionNames: { readonly dispatch: string; readonly replicate: string; readonly reconcile: string };
+  readonly jobAgeAlarmSeconds: number;
+  readonly alarmEmail?: string;
+}
+
+/** checkov waiver of the alarm topic (the template's reason, word for word). */
+export const ALARM_TOPIC_CHECKOV_SKIP = {
+  id: 'CKV_AWS_26',
+  comment:
+    'CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key alias/aws/sns (its key policy does not admit cloudwatch.amazonaws.com); the topic only carries alarm state changes, no image data.',
+};
+
+interface AlarmSpec {
+  readonly id: string;
+  readonly description: string;
+  readonly namespace: string;
+  readonly metric: string;
+  readonly dimension?: { readonly name: string; readonly value: string };
+  readonly statistic: string;
+  readonly evaluationPeriods?: number;
+  readonly threshold?: number;
+}
+
+function functionAlarms(fn: string, name: string, errors: string, throttles: string): AlarmSpec[] {
+  const dimension = { name: 'FunctionName', value: name };
+  const base = { namespace: 'AWS/Lambda', dimension, statistic: 'Sum' };
+  return [
+    { ...base, id: `${fn}ErrorsAlarm`, description: errors, metric: 'Errors' },
+    { ...base, id: `${fn}ThrottlesAlarm`, description: throttles, metric: 'Throttles' },
+  ];
+}
+
+/** The alarm topic (when alarmEmail is set) and the eleven alarms; returns the topic. */
+export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | undefined {
+  let topic: sns.CfnTopic | undefined;
+  if (t.alarmEmail !== undefined) {
+    topic = new sns.CfnTopic(scope, 'AlarmTopic', { displayName: 'Ferry alarms' });
+    topic.addMetadata('checkov', { skip: [ALARM_TOPIC_CHECKOV_SKIP] });
+    new sns.CfnSubscription(scope, 'AlarmEmailSubscription', {
+      topicArn: topic.ref,
+      protocol: 'email',
+      endpoint: t.alarmEmail,
+    });
+  }
+  const sqsMetric = { namespace: 'AWS/SQS', statistic: 'Maximum' };
+  const specs: AlarmSpec[] = [
+    {
+      ...sqsMetric,
+      id: 'JobsDeadLetterQueueAlarm',
+      description: 'Ferry jobs failed 5 times and are in the jobs dead-letter queue (inspect, then redrive).',
+      metric: 'ApproximateNumberOfMessagesVisible',
+      dimension: { name: 'QueueName', value: t.jobsDlqName },
+    },
+    {
+      ...sqsMetric,
+      id: 'EventsDeadLetterQueueAlarm',
+      description: 'ECR events or schedule ticks could not be delivered to dispatch/reconcile.',
+      metric: 'ApproximateNumberOfMessagesVisible',
+      dimension: { name: 'QueueName', value: t.eventsDlqName },
+    },
+    {
+      ...sqsMetric,
+      id: 'JobsAgeAlarm',
+      description:
+        'The oldest replication job has waited too long (replicate is failing, throttled or under-provisioned).',
+      metric: 'ApproximateAgeOfOldestMessage',
+      dimension: { name: 'QueueName', value: t.jobsQueueName },
+      evaluationPeriods: 2,
+      threshold: t.jobAgeAlarmSeconds,
+    },
+    ...functionAlarms(
+      'Dispatch',
+      t.functionNames.dispatch,
+      'The dispatch function reported errors.',
+      'The dispatch function was throttled by Lambda.',
+    ),
+    ...functionAlarms(
+      'Replicate',
+      t.functionNames.replicate,
+      'The replicate function failed whole invocations (per-job failures go back to the queue).',
+      'The replicate function was throttled by Lambda (account concurrency exhausted?).',
+    ),
+    ...functionAlarms(
+      'Reconcile',
+      t.functionNames.reconcile,
+      'The reconcile function reported errors.',
+      'The reconcile function was throttled by Lambda.',
+    ),
+    // A job the configuration does not allow, or an undecodable body: acknowledged without
+    // retry, so no DLQ or error alarm sees it; this EMF metric does.
+    {
+      id: 'RejectedJobsAlarm',
+      description:
+        'replicate rejected jobs the configuration does not allow, or undecodable job bodies (acknowledged, not retried; see the REJECTED result events and the replicate log).',
+      namespace: 'Ferry',
+      metric: 'RejectedJobs',
+      statistic: 'Sum',
+    },
+  ];
+  for (const s of specs) {
+    new cloudwatch.CfnAlarm(scope, s.id, {
+      alarmDescription: s.description,
+      namespace: s.namespace,
+      metricName: s.metric,
+      dimensions: s.dimension && [s.dimension],
+      statistic: s.statistic,
+      period: 300,
+      evaluationPeriods: s.evaluationPeriods ?? 1,
+      threshold: s.threshold ?? 0,
+      comparisonOperator: 'GreaterThanThreshold',
+      treatMissingData: 'notBreaching',
+      alarmActions: topic && [topic.ref],
+    });
+  }
+  return topic;
+}
+
+type Row = unknown[];
+
+function search(metric: string, stat: string, status?: string): string {
+  const filter = status === undefined ? '' : ` status="${status}"`;
+  return `SEARCH('{Ferry,destination,status} MetricName="${metric}"${filter}', '${stat}', 300)`;
+}
+
+function widget(x: number, y: number, title: string, metrics: Row[], extra: Record<string, unknown> = {}): unknown {
+  return {
+    type: 'metric',
+    x,
+    y,
+    width: 12,
+    height: 6,
+    properties: { title, region: Aws.REGION, view: 'timeSeries', ...extra, period: 300, metrics },
+  };
+}
+
+/** The dashboard: the EMF metrics of crates/ferry-pipeline/src/metrics.rs and the queues. */
+export function hubDashboard(scope: Construct, t: AlarmTargets): cloudwatch.CfnDashboard {
+  const statuses = ['SUCCEEDED', 'SKIPPED', 'FAILED', 'CONFLICT', 'RETRY', 'REJECTED'];
+  const sum = (id: string, label: string, metric: string, more: Record<string, unknown> = {}): Row => [
+    { id, label, ...more, expression: `SUM(${search(metric, 'Sum')})` },
+  ];
+  const queue = (metric: string, name: string, more: Record<string, unknown>): Row => [
+    'AWS/SQS',
+    metric,
+    'QueueName',
+    name,
+    more,
+  ];
+  const ferry = (metric: string, id: string, label: string): Row => ['Ferry', metric, { id, stat: 'Sum', label }];
+  const widgets = [
+    widget(
+      0,
+      0,
+      'Jobs by status',
+      statuses.map((s) => [{ id: s.toLowerCase(), label: s, expression: `SUM(${search('Jobs', 'Sum', s)})` }]),
+      { stacked: true },
+    ),
+    widget(
+      12,
+      0,
+      'Replication latency p50 / p99 by destination (ms)',
+      ['p50', 'p99'].map((p) => [{ id: p, expression: search('ReplicationLatency', p, 'SUCCEEDED') }]),
+    ),
+    widget(
+      0,
+      6,
+      'Dead-letter queue depth',
+      [
+        queue('ApproximateNumberOfMessagesVisible', t.jobsDlqName, { label: 'jobs DLQ' }),
+        queue('ApproximateNumberOfMessagesVisible', t.eventsDlqName, { label: 'events DLQ' }),
+      ],
+      { stat: 'Maximum' },
+    ),
+    widget(
+      12,
+      6,
+      'Jobs queue: depth and age of oldest job',
+      [
+        queue('ApproximateNumberOfMessagesVisible', t.jobsQueueName, { label: 'visible jobs' }),
+        queue('ApproximateAgeOfOldestMessage', t.jobsQueueName, { label: 'oldest job (s)', yAxis: 'right' }),
+      ],
+      { stat: 'Maximum' },
+    ),
+    widget(0, 12, 'Blobs and bytes', [
+      sum('copied', 'blobs copied', 'BlobsCopied'),
+      sum('skipped', 'blobs skipped (present)', 'BlobsSkipped'),
+      sum('mounted', 'blobs mounted', 'BlobsMounted'),
+      sum('bytes', 'bytes copied', 'BytesCopied', { yAxis: 'right' }),
+    ]),
+    widget(12, 12, 'Throttles, drift, malformed events, rejected jobs, invalid names', [
+      sum('throttles', 'ECR throttles', 'Throttles'),
+      ferry('Drift', 'drift', 'drift found by reconcile'),
+      ferry('MalformedEvents', 'malformed', 'malformed events'),
+      ferry('RejectedJobs', 'rejected', 'rejected jobs (not allowed by the config, undecodable)'),
+      ferry('InvalidNames', 'invalidnames', 'invalid names skipped (tags over 128 characters)'),
+    ]),
+  ];
+  return new cloudwatch.CfnDashboard(scope, 'Dashboard', {
+    dashboardName: `${Aws.STACK_NAME}-${Aws.REGION}`,
+    dashboardBody: Stack.of(scope).toJsonString({ widgets }),
+  });
+}
