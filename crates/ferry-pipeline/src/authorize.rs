@@ -17,7 +17,8 @@ use crate::job::{Job, JobAction};
 /// a `REJECTED` result event; it makes no registry or ECR request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejected {
-    /// A short stable code: `not-source`, `not-configured`, `no-deletes`, `config`.
+    /// A short stable code: `not-source`, `not-configured`, `no-deletes`, `no-archive`,
+    /// `config`.
     pub code: &'static str,
     /// What the config says, for the result event and the log.
     pub reason: String,
@@ -33,16 +34,21 @@ impl std::fmt::Display for Rejected {
 /// must already be bound to the image's registry ([`ReplicationConfig::for_source`]). A
 /// digest-only delete removes every tag of the image, so it applies to every rule selecting
 /// the repository, whatever its tag filters; other deletes only to targets with `deletes`.
+/// An archive or restore names a digest only (ECR's event has no tag), and applies to
+/// every rule selecting the repository whose target follows the archive
+/// (`archive: "follow"`).
 pub fn targets(
     config: &ReplicationConfig,
     repository: &str,
     tag: Option<&str>,
     action: JobAction,
 ) -> Result<Vec<Target>, PipelineError> {
-    // A digest-only delete, and a referrer (whose subject's tags are not known here: its
-    // job copies only where the subject already is), apply to every rule selecting the
-    // repository.
-    let found = if (action == JobAction::Delete && tag.is_none()) || action == JobAction::Referrer {
+    // A digest-only delete or storage-class change, and a referrer (whose subject's tags
+    // are not known here: its job copies only where the subject already is), apply to
+    // every rule selecting the repository.
+    let found = if ((action == JobAction::Delete || action.is_storage_class()) && tag.is_none())
+        || action == JobAction::Referrer
+    {
         let mut all = config.clone();
         for r in &mut all.rules {
             r.untagged = true;
@@ -58,6 +64,7 @@ pub fn targets(
             JobAction::Copy => true,
             JobAction::Delete => t.deletes,
             JobAction::Referrer => t.referrers,
+            JobAction::Archive | JobAction::Restore => t.archive,
         })
         .collect())
 }
@@ -104,10 +111,32 @@ pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Reject
             code: "no-deletes",
             reason: format!("the config does not propagate deletes of {image} to {place}"),
         },
+        JobAction::Archive | JobAction::Restore if followable(&bound, job, &destination) => {
+            Rejected {
+                code: "no-archive",
+                reason: format!(
+                    "the config does not follow the archive (archive: \"follow\") of {image} to {place}"
+                ),
+            }
+        }
         _ => Rejected {
             code: "not-configured",
             reason: format!("the config does not replicate {image} to {place}"),
         },
+    })
+}
+
+/// Whether a rule sends the job's repository to its destination, and would follow the
+/// archive there if it said `archive: "follow"`.
+fn followable(bound: &ReplicationConfig, job: &Job, destination: &Registry) -> bool {
+    let mut all = bound.clone();
+    for r in &mut all.rules {
+        r.archive = ferry::config::ArchiveMode::Follow;
+    }
+    targets(&all, &job.source.repository, None, job.action).is_ok_and(|ts| {
+        ts.iter().any(|t| {
+            t.destination.registry == *destination && t.repository == job.target.repository
+        })
     })
 }
 

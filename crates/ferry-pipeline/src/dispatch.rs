@@ -1,7 +1,9 @@
 //! The dispatch handler: an ECR Image Action event in, one job per destination out, sent to
 //! the FIFO jobs queue.
 //!
-//! - Only `SUCCESS` PUSH events, and DELETE events for rules with `deletes`, make jobs.
+//! - Only `SUCCESS` PUSH events, DELETE events for rules with `deletes`, and
+//!   UPDATE_STORAGE_CLASS events (archive, restore: by digest, whatever the rule's tag
+//!   filters) for rules with `archive: "follow"`, make jobs.
 //! - Digest-only pushes (each child of a multi-arch push) make jobs only for rules with
 //!   `untagged`.
 //! - An ECR Referrer Action PUSH (a signature ECR managed signing pushed after the image,
@@ -30,7 +32,7 @@ use ferry::config::{Registry, ReplicationConfig, Target};
 
 use crate::authorize::targets;
 use crate::error::PipelineError;
-use crate::event::{ActionType, ImageAction, Incoming, parse_event};
+use crate::event::{ActionType, ImageAction, Incoming, StorageClass, parse_event};
 use crate::job::{Job, JobAction, JobSource, Origin};
 use crate::metrics::{Metrics, Record, Unit};
 use crate::queue::JobQueue;
@@ -43,7 +45,7 @@ pub enum Ignored {
     NotImageAction,
     /// ECR reported `FAILURE`.
     NotSuccess,
-    /// An action type Ferry does not replicate (UPDATE_STORAGE_CLASS, ...).
+    /// An action type (or storage class) Ferry does not replicate.
     ActionType,
     /// A digest-only push and no rule with `untagged` selects it.
     Untagged,
@@ -54,6 +56,9 @@ pub enum Ignored {
     /// A referrer push (ECR Referrer Action), and no rule selecting the repository
     /// copies referrers.
     NoReferrerRule,
+    /// An archive or restore (UPDATE_STORAGE_CLASS), and no selecting rule has
+    /// `archive: "follow"`.
+    NoArchiveRule,
     /// The event is from a registry the config does not replicate from.
     NotSource,
     /// The push is Ferry's own copy (loop guard).
@@ -172,7 +177,12 @@ pub fn jobs_for(
         // referrers at ECR); a referrer deleted alone is not propagated.
         ActionType::Delete if action.referrer => return Ok(Err(Ignored::ActionType)),
         ActionType::Delete => JobAction::Delete,
-        ActionType::UpdateStorageClass | ActionType::Other => return Ok(Err(Ignored::ActionType)),
+        ActionType::UpdateStorageClass => match action.storage_class {
+            Some(StorageClass::Archive) => JobAction::Archive,
+            Some(StorageClass::Standard) => JobAction::Restore,
+            _ => return Ok(Err(Ignored::ActionType)),
+        },
+        ActionType::Other => return Ok(Err(Ignored::ActionType)),
     };
     let tag = if kind == JobAction::Referrer {
         None
@@ -206,6 +216,11 @@ pub fn jobs_for(
                 if any_rule(config, &action.repository, action.tag.as_deref()) =>
             {
                 Ignored::NoDeleteRule
+            }
+            (JobAction::Archive | JobAction::Restore, _)
+                if any_rule(config, &action.repository, None) =>
+            {
+                Ignored::NoArchiveRule
             }
             (JobAction::Copy, None) => Ignored::Untagged,
             (JobAction::Referrer, _) if any_rule(config, &action.repository, None) => {
@@ -303,6 +318,7 @@ mod tests {
             tag: tag.map(str::to_string),
             digest: Some(Digest::of(b"x")),
             referrer: false,
+            storage_class: None,
         }
     }
 
@@ -523,5 +539,58 @@ mod tests {
         assert_eq!((d.jobs.len(), d.ignored), (0, Some(Ignored::TagTooLong)));
         assert!(queue.jobs().is_empty(), "no job that could never succeed");
         assert_eq!(metrics.sum("InvalidNames", &[]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn storage_class_events_make_archive_and_restore_jobs_for_following_rules() {
+        let event = |text: &str| -> serde_json::Value {
+            let mut e: serde_json::Value = serde_json::from_str(text).unwrap();
+            e["account"] = "111111111111".into();
+            e
+        };
+        let archive = event(include_str!(
+            "../../../testdata/events/ecr-image-action-archive.json"
+        ));
+        let restore = event(include_str!(
+            "../../../testdata/events/ecr-image-action-restore.json"
+        ));
+        let queue = crate::queue::MemoryQueue::default();
+        let metrics = Metrics::memory();
+        // No rule follows the archive: no job.
+        let d = dispatch(archive.clone(), &config(""), &queue, &metrics)
+            .await
+            .unwrap();
+        assert_eq!((d.jobs.len(), d.ignored), (0, Some(Ignored::NoArchiveRule)));
+        // The first rule follows it: one job per destination of that rule, by digest (the
+        // event names no tag, and the rule's tag filters do not apply).
+        let c = config(
+            r#", "archive": "follow", "tagFilters": [{"filter": "v*", "filterType": "WILDCARD"}]"#,
+        );
+        let d = dispatch(archive, &c, &queue, &metrics).await.unwrap();
+        let jobs: Vec<_> = d.jobs.iter().map(|j| (j.action, j.destination())).collect();
+        assert_eq!(
+            jobs,
+            [
+                (
+                    JobAction::Archive,
+                    "111111111111.dkr.ecr.eu-west-1.amazonaws.com/team/api".to_string()
+                ),
+                (
+                    JobAction::Archive,
+                    "222222222222.dkr.ecr.us-west-2.amazonaws.com/team/api".to_string()
+                ),
+            ]
+        );
+        assert!(
+            d.jobs
+                .iter()
+                .all(|j| j.source.tag.is_none() && j.source.digest.is_some())
+        );
+        let d = dispatch(restore, &c, &queue, &metrics).await.unwrap();
+        assert!(d.jobs.len() == 2 && d.jobs.iter().all(|j| j.action == JobAction::Restore));
+        assert_eq!(queue.jobs().len(), 4);
+        // A job round-trips through the queue's encoding.
+        let j = &d.jobs[0];
+        assert_eq!(&Job::decode(&j.encode()).unwrap(), j);
     }
 }

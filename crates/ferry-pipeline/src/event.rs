@@ -40,6 +40,19 @@ pub enum ActionType {
     Other,
 }
 
+/// `target-storage-class` of an `UPDATE_STORAGE_CLASS` action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageClass {
+    /// The image was archived.
+    Archive,
+    /// The image was restored from the archive.
+    Standard,
+    /// A storage class this version does not know.
+    #[serde(other)]
+    Other,
+}
+
 /// The `detail` of an ECR Image Action event, field names as ECR spells them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcrImageAction {
@@ -75,6 +88,20 @@ pub struct EcrImageAction {
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_media_type: Option<String>,
+    /// `ARCHIVE` or `STANDARD`, for `UPDATE_STORAGE_CLASS`.
+    #[serde(
+        rename = "target-storage-class",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_storage_class: Option<StorageClass>,
+    /// When a restored image became pullable again (restores only).
+    #[serde(
+        rename = "last-activated-at",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_activated_at: Option<String>,
 }
 
 /// The whole event: the EventBridge envelope with the typed detail.
@@ -98,11 +125,13 @@ pub struct ImageAction {
     pub repository: String,
     /// The tag, if any.
     pub tag: Option<String>,
-    /// The digest (required for PUSH and DELETE).
+    /// The digest (required for PUSH, DELETE and UPDATE_STORAGE_CLASS).
     pub digest: Option<Digest>,
     /// An ECR Referrer Action: `digest` is a referrer (or its subject), not an image to
     /// copy by the rules' tag filters.
     pub referrer: bool,
+    /// For UPDATE_STORAGE_CLASS: the class the image moved to (`ARCHIVE` or `STANDARD`).
+    pub storage_class: Option<StorageClass>,
 }
 
 /// What an incoming event is.
@@ -187,8 +216,22 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
         Some(d) => Some(d.parse::<Digest>().map_err(|e| malformed(e.to_string()))?),
         None => None,
     };
-    if matches!(detail.action_type, ActionType::Push | ActionType::Delete) && digest.is_none() {
+    if matches!(
+        detail.action_type,
+        ActionType::Push | ActionType::Delete | ActionType::UpdateStorageClass
+    ) && digest.is_none()
+    {
         return Err(malformed("no `image-digest`".into()));
+    }
+    if detail.action_type == ActionType::UpdateStorageClass
+        && !matches!(
+            detail.target_storage_class,
+            Some(StorageClass::Archive | StorageClass::Standard)
+        )
+    {
+        return Err(malformed(
+            "UPDATE_STORAGE_CLASS without a `target-storage-class` of ARCHIVE or STANDARD".into(),
+        ));
     }
     Ok(Incoming::Image(ImageAction {
         event_id,
@@ -200,6 +243,7 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
         tag: detail.image_tag,
         digest,
         referrer,
+        storage_class: detail.target_storage_class,
     }))
 }
 
@@ -286,6 +330,45 @@ mod tests {
             parse_event(sample()).unwrap(),
             Incoming::Image(ImageAction { referrer: true, .. })
         ));
+    }
+
+    #[test]
+    fn the_recorded_storage_class_events_parse() {
+        // UPDATE_STORAGE_CLASS events shaped as AWS documents them (testdata/events/README.md).
+        for (text, class) in [
+            (
+                include_str!("../../../testdata/events/ecr-image-action-archive.json"),
+                StorageClass::Archive,
+            ),
+            (
+                include_str!("../../../testdata/events/ecr-image-action-restore.json"),
+                StorageClass::Standard,
+            ),
+        ] {
+            let Incoming::Image(a) = parse_event(serde_json::from_str(text).unwrap()).unwrap()
+            else {
+                panic!("not an image action: {text}")
+            };
+            assert_eq!(a.action_type, ActionType::UpdateStorageClass);
+            assert_eq!(a.storage_class, Some(class));
+            assert_eq!(a.tag, None, "storage-class events name a digest only");
+            assert!(a.digest.is_some() && a.succeeded);
+            assert_eq!(a.repository, "team/api");
+        }
+        let mut e: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../testdata/events/ecr-image-action-archive.json"
+        ))
+        .unwrap();
+        e["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("target-storage-class");
+        assert!(
+            parse_event(e)
+                .unwrap_err()
+                .to_string()
+                .contains("target-storage-class")
+        );
     }
 
     #[test]

@@ -27,16 +27,29 @@ pub enum JobAction {
     /// Bring the referrers of an image (the digest: a referrer, or its subject) to a
     /// destination that already holds the image (an ECR Referrer Action).
     Referrer,
+    /// Archive the destination copy of the image `source.digest` (the source image was
+    /// archived; rules with `archive: "follow"`).
+    Archive,
+    /// Restore the destination copy of the image `source.digest` from the archive (the
+    /// source image was restored; rules with `archive: "follow"`).
+    Restore,
 }
 
 impl JobAction {
-    /// `copy`, `delete` or `referrer`.
+    /// `copy`, `delete`, `referrer`, `archive` or `restore`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobAction::Copy => "copy",
             JobAction::Delete => "delete",
             JobAction::Referrer => "referrer",
+            JobAction::Archive => "archive",
+            JobAction::Restore => "restore",
         }
+    }
+
+    /// Whether the action changes the destination copy's storage class.
+    pub fn is_storage_class(self) -> bool {
+        matches!(self, JobAction::Archive | JobAction::Restore)
     }
 }
 
@@ -160,6 +173,12 @@ impl Job {
             (JobAction::Copy | JobAction::Referrer, _, None) => {
                 return Err(PipelineError::Job(format!(
                     "a {} job needs `source.digest`",
+                    job.action.as_str()
+                )));
+            }
+            (JobAction::Archive | JobAction::Restore, _, None) => {
+                return Err(PipelineError::Job(format!(
+                    "{} needs `source.digest`",
                     job.action.as_str()
                 )));
             }

@@ -49,15 +49,24 @@ impl DriftSource for Replicator {
                 Action::Copy => (JobAction::Copy, false),
                 Action::Delete => (JobAction::Delete, false),
                 Action::Conflict => (JobAction::Copy, true),
-                Action::Skip | Action::Extra => continue,
+                Action::Archive => (JobAction::Archive, false),
+                Action::Restore => (JobAction::Restore, false),
+                Action::Skip | Action::Extra | Action::Archived => continue,
             };
             out.push(DriftItem {
                 action,
                 source: JobSource {
                     registry: p.source.clone(),
                     repository: item.source_repository.clone(),
-                    tag: item.tag.clone(),
-                    digest: if action == JobAction::Copy {
+                    // A storage-class job names the image by digest alone, as ECR's event
+                    // does: one job per image however many tags it has (one deduplication
+                    // id).
+                    tag: if action.is_storage_class() {
+                        None
+                    } else {
+                        item.tag.clone()
+                    },
+                    digest: if action == JobAction::Copy || action.is_storage_class() {
                         item.digest.clone()
                     } else {
                         None

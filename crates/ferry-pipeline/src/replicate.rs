@@ -66,6 +66,16 @@ pub trait Engine: Send + Sync {
     ) -> Result<Replicated, ferry::Error> {
         self.copy(job, target, deadline, shared).await
     }
+
+    /// Make `target`'s copy of the job's digest follow the source's storage class
+    /// (archive or restore, [`JobAction::is_storage_class`]); `false` when nothing was to
+    /// change (the source moved on since, or the copy is already there or absent).
+    async fn storage_class(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
+        let _ = (job, target);
+        Err(ferry::Error::Unsupported(
+            "this engine does not change storage classes".into(),
+        ))
+    }
 }
 
 fn job_error(e: crate::error::PipelineError) -> ferry::Error {
@@ -129,6 +139,10 @@ impl Engine for Replicator {
         }
         Replicator::delete(self, target, source.tag.as_deref(), source.digest.as_ref()).await?;
         Ok(true)
+    }
+
+    async fn storage_class(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
+        archive::follow(self, job, target).await
     }
 }
 
@@ -353,13 +367,22 @@ async fn run_one(
             .referrer(&job, &target, copy_until, shared)
             .await
             .map(|r| Done::Copied(Box::new(r))),
-        JobAction::Delete => ctx.engine.delete(&job, &target).await.map(|d| {
-            if d {
-                Done::Deleted
-            } else {
-                Done::DeleteSkipped
-            }
-        }),
+        JobAction::Delete => ctx
+            .engine
+            .delete(&job, &target)
+            .await
+            .map(|d| if d { Done::Changed } else { Done::Unchanged }),
+        JobAction::Archive | JobAction::Restore => ctx
+            .engine
+            .storage_class(&job, &target)
+            .await
+            .map(|changed| {
+                if changed {
+                    Done::Changed
+                } else {
+                    Done::Unchanged
+                }
+            }),
     };
     let engine = engine_start.elapsed();
     let mut result = result_for(&job, Status::Succeeded);
@@ -372,13 +395,19 @@ async fn run_one(
                 + r.superseded_by.as_ref().map_or(0, |s| s.requests.throttled);
             (result.status, None)
         }
-        Ok(Done::Deleted) => (Status::Succeeded, None),
-        Ok(Done::DeleteSkipped) => (Status::Skipped, None),
+        Ok(Done::Changed) => (Status::Succeeded, None),
+        Ok(Done::Unchanged) => (Status::Skipped, None),
         Err(e) if e.is_retryable() => {
             throttles = u64::from(e.code() == "throttled");
             (Status::Retry, Some(e))
         }
         Err(e) if matches!(e, ferry::Error::TagConflict { .. }) => (Status::Conflict, Some(e)),
+        // Archived at the source: nothing to copy until it is restored (then a restore
+        // event, or reconcile, copies it). Acknowledged, never retried.
+        Err(e) if matches!(e, ferry::Error::Archived { .. }) => {
+            result.reason = Some(crate::result::REASON_ARCHIVED.into());
+            (Status::Skipped, Some(e))
+        }
         Err(e) => (Status::Failed, Some(e)),
     };
     result.status = status;
@@ -428,6 +457,7 @@ fn result_for(job: &Job, status: Status) -> ReplicationResult {
         origin: job.origin,
         error_code: None,
         error_message: None,
+        reason: None,
     }
 }
 
@@ -465,9 +495,11 @@ fn rejected(
 /// What the engine did.
 enum Done {
     Copied(Box<Replicated>),
-    Deleted,
-    /// The source holds the tag (or digest) again: the delete was not propagated.
-    DeleteSkipped,
+    /// Deleted, or (archive, restore) the copy's storage class changed.
+    Changed,
+    /// The source holds the tag (or digest) again: the delete was not propagated; or
+    /// (archive, restore) nothing was to change.
+    Unchanged,
 }
 
 fn apply(result: &mut ReplicationResult, r: &Replicated) {
@@ -521,5 +553,6 @@ fn emit_metrics(
     ctx.metrics.emit(rec);
 }
 
+mod archive;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,9 @@ use crate::job::{JobAction, JobSource, Origin};
 pub const RESULT_SOURCE: &str = "ferry";
 /// `detail-type` of result events.
 pub const RESULT_DETAIL_TYPE: &str = "Ferry Image Replication";
+/// `reason` of a `SKIPPED` result whose source image is archived (ECR's archive storage
+/// class): not copied, and not retried.
+pub const REASON_ARCHIVED: &str = "ARCHIVED";
 /// PutEvents takes at most this many entries.
 pub const PUT_EVENTS_MAX: usize = 10;
 
@@ -66,7 +69,7 @@ pub struct ResultDestination {
 pub struct ReplicationResult {
     /// SUCCEEDED, SKIPPED, FAILED, CONFLICT or REJECTED.
     pub status: Status,
-    /// `copy`, `delete` or `referrer`.
+    /// `copy`, `delete`, `referrer`, `archive` or `restore`.
     pub action: JobAction,
     /// The source image.
     pub source: JobSource,
@@ -111,6 +114,10 @@ pub struct ReplicationResult {
     /// Error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// Why a `SKIPPED` job wrote nothing, when it is not that the destination held the
+    /// image: `ARCHIVED` ([`REASON_ARCHIVED`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Publishes result events.
@@ -286,6 +293,7 @@ pub(crate) mod tests {
             origin: Origin::Event,
             error_code: Some("tag-conflict".into()),
             error_message: Some("m".into()),
+            reason: None,
         }
     }
 

@@ -270,6 +270,16 @@ where
         ),
         other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
     };
+    if let SdkError::ServiceError(se) = &err
+        && se.err().code() == Some("ImageArchivedException")
+    {
+        return crate::error::Error::Archived {
+            registry: service.to_string(),
+            repository: String::new(),
+            reference: operation.to_string(),
+            message,
+        };
+    }
     crate::error::Error::Aws {
         service,
         operation,

@@ -198,6 +198,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The image is in ECR's archive storage class (`ARCHIVED`, or `ACTIVATING` while it is
+    /// restored): it cannot be pulled until restored. Permanent: never retried; the
+    /// pipeline reports the job `SKIPPED` with reason `ARCHIVED`.
+    #[error(
+        "{repository}@{reference} at {registry} is archived ({message}); restore it with UpdateImageStorageClass (targetStorageClass STANDARD) to replicate it"
+    )]
+    Archived {
+        /// Registry host (or `ecr` for an ECR API answer).
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// Tag or digest (or the ECR API operation).
+        reference: String,
+        /// What the registry said.
+        message: String,
+    },
+
     /// A response body was larger than Ferry reads for that kind of document (a listing
     /// page, a referrers index, a whole listing). Permanent: the same request gets the
     /// same body.
@@ -268,6 +285,7 @@ impl Error {
             | Error::Config(_)
             | Error::Io { .. }
             | Error::Refused { .. }
+            | Error::Archived { .. }
             | Error::ResponseTooLarge { .. }
             | Error::Pagination { .. } => false,
         }
@@ -291,6 +309,7 @@ impl Error {
             Error::Io { .. } => "io",
             Error::Deadline(_) => "deadline",
             Error::Refused { .. } => "refused",
+            Error::Archived { .. } => "archived",
             Error::ResponseTooLarge { .. } => "response-too-large",
             Error::Pagination { .. } => "bad-pagination",
         }
@@ -336,6 +355,18 @@ mod tests {
         for s in [400, 401, 403, 404, 405, 409, 412, 413] {
             assert!(!registry(s).is_retryable(), "{s} should be permanent");
         }
+    }
+
+    #[test]
+    fn archived_is_permanent() {
+        let e = Error::Archived {
+            registry: "r".into(),
+            repository: "a".into(),
+            reference: "v1".into(),
+            message: "image is archived".into(),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "archived");
     }
 
     #[test]

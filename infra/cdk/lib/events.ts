@@ -3,11 +3,11 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
-/** Successful ECR pushes and deletes (ECR Image Action), the pattern of both rules. */
+/** Successful ECR pushes and deletes (ECR Image Action, and ECR Referrer Action for signatures), the pattern of both rules. */
 export const ECR_IMAGE_ACTION_PATTERN = {
   source: ['aws.ecr'],
-  'detail-type': ['ECR Image Action'],
-  detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE'] },
+  'detail-type': ['ECR Image Action', 'ECR Referrer Action'],
+  detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE', 'UPDATE_STORAGE_CLASS'] },
 };
 
 /** A standard queue (SSE-SQS, 14 days) for events an EventBridge rule could not deliver. */

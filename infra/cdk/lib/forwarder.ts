@@ -84,7 +84,7 @@ export class FerryForwarder extends Construct {
     });
     this.deadLetterQueue = eventsDeadLetterQueue(this, 'DeadLetterQueue');
     this.rule = new events.CfnRule(this, 'ForwardRule', {
-      description: "Successful ECR pushes and deletes -> the Ferry hub region's default bus",
+      description: "Successful ECR pushes, deletes and storage-class changes, and signature pushes -> the Ferry hub region's default bus",
       eventBusName: 'default',
       state: 'ENABLED',
       eventPattern: ECR_IMAGE_ACTION_PATTERN,

@@ -178,7 +178,7 @@ export class FerryHub extends Construct {
     // ------------------------------------------------------------ triggers
     const ecrRule = new events.CfnRule(this, 'EcrImageActionRule', {
       description:
-        'Successful ECR pushes and deletes (this region, and those forwarded by infra/forwarder.yaml) -> dispatch',
+        'Successful ECR pushes, deletes and storage-class changes, and signature pushes (this region, and those forwarded by infra/forwarder.yaml) -> dispatch',
       eventBusName: 'default',
       state: 'ENABLED',
       eventPattern: ECR_IMAGE_ACTION_PATTERN,

@@ -135,7 +135,7 @@ describe('FerryForwarder', () => {
     });
     const bus = { 'Fn::Sub': 'arn:${AWS::Partition}:events:us-east-1:${AWS::AccountId}:event-bus/default' };
     template.hasResourceProperties('AWS::Events::Rule', {
-      EventPattern: { source: ['aws.ecr'], 'detail-type': ['ECR Image Action'] },
+      EventPattern: { source: ['aws.ecr'], 'detail-type': ['ECR Image Action', 'ECR Referrer Action'] },
       Targets: [Match.objectLike({ Id: 'ferry-hub', Arn: bus, RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 10 } })],
     });
     template.hasResourceProperties('AWS::IAM::Role', {

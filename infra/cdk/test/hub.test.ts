@@ -207,8 +207,8 @@ describe('FerryHub', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.ecr'],
-        'detail-type': ['ECR Image Action'],
-        detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE'] },
+        'detail-type': ['ECR Image Action', 'ECR Referrer Action'],
+        detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE', 'UPDATE_STORAGE_CLASS'] },
       },
       Targets: [
         {

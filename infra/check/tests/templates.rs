@@ -469,13 +469,13 @@ fn replicate_consumes_the_jobs_queue_with_partial_batch_failures() {
 }
 
 #[test]
-fn dispatch_rule_matches_successful_pushes_and_deletes_only() {
+fn dispatch_rule_matches_successful_pushes_deletes_and_storage_class_changes_only() {
     let r = hub(&[]);
     let rule = r.props("EcrImageActionRule");
     let pattern = json!({
         "source": ["aws.ecr"],
         "detail-type": ["ECR Image Action", "ECR Referrer Action"],
-        "detail": {"result": ["SUCCESS"], "action-type": ["PUSH", "DELETE"]},
+        "detail": {"result": ["SUCCESS"], "action-type": ["PUSH", "DELETE", "UPDATE_STORAGE_CLASS"]},
     });
     assert_eq!(rule["EventPattern"], pattern);
     assert_eq!(rule["EventBusName"], json!("default"));
@@ -510,9 +510,13 @@ fn dispatch_rule_matches_successful_pushes_and_deletes_only() {
     let mut delete = push.clone();
     delete["detail"]["action-type"] = json!("DELETE");
     assert!(pattern_matches(&rule["EventPattern"], &delete));
+    // An archive or restore (rules with `archive: "follow"`).
+    let mut archive = push.clone();
+    archive["detail"]["action-type"] = json!("UPDATE_STORAGE_CLASS");
+    assert!(pattern_matches(&rule["EventPattern"], &archive));
     for (pointer, value) in [
         ("/detail/result", "FAILURE"),
-        ("/detail/action-type", "UPDATE_STORAGE_CLASS"),
+        ("/detail/action-type", "SCAN"),
         ("/detail-type", "ECR Replication Action"),
         ("/source", "aws.ecr-public"),
     ] {

@@ -55,8 +55,12 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
                     .existing
                     .as_ref()
                     .map_or(String::new(), |d| format!(" (holds {})", short(d.as_str())));
+                let archived = i
+                    .archived
+                    .as_ref()
+                    .map_or(String::new(), |a| format!(" [{a}]"));
                 println!(
-                    "{action:<8} {}  {digest}{existing}",
+                    "{action:<8} {}  {digest}{existing}{archived}",
                     i.destination_display()
                 );
             }
@@ -67,13 +71,19 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
                 println!("cache    {n}");
             }
             let s = &plan.summary;
+            let storage = if s.archive + s.restore > 0 {
+                format!(", {} to archive, {} to restore", s.archive, s.restore)
+            } else {
+                String::new()
+            };
             println!(
-                "plan: {} to copy, {} in place, {} conflicts, {} to delete, {} extra; {} to move",
+                "plan: {} to copy, {} in place, {} conflicts, {} to delete, {} extra, {} archived{storage}; {} to move",
                 s.copy,
                 s.skip,
                 s.conflict,
                 s.delete,
                 s.extra,
+                s.archived,
                 human_bytes(s.bytes_to_move)
             );
         }
@@ -88,10 +98,26 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
     let plan = sync::plan(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     let drift = sync::drift(&plan);
+    // Archived source images: neither copied nor drift, but shown.
+    let archived: Vec<serde_json::Value> = plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Archived)
+        .map(|i| {
+            serde_json::json!({
+                "destination": i.destination_display(),
+                "sourceDigest": i.digest,
+                "status": i.archived.as_ref().map(|a| a.status),
+                "lastArchivedAt": i.archived.as_ref().and_then(|a| a.last_archived_at.clone()),
+            })
+        })
+        .collect();
     match format {
-        OutputFormat::Json => {
-            output::json(&serde_json::json!({ "drift": drift, "checked": plan.items.len() }))
-        }
+        OutputFormat::Json => output::json(&serde_json::json!({
+            "drift": drift,
+            "archived": archived,
+            "checked": plan.items.len()
+        })),
         OutputFormat::Text => {
             for d in &drift {
                 let src = d
@@ -107,10 +133,23 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
                     d.kind, d.destination
                 );
             }
+            for i in plan.items.iter().filter(|i| i.action == Action::Archived) {
+                let state = i
+                    .archived
+                    .as_ref()
+                    .map_or("archived".into(), |a| a.to_string());
+                println!(
+                    "{:<9} {}  source {}  {state}",
+                    "archived",
+                    i.destination_display(),
+                    i.digest.as_ref().map_or("-".into(), |x| short(x.as_str()))
+                );
+            }
             println!(
-                "verify: {} checked, {} drifted",
+                "verify: {} checked, {} drifted, {} archived at the source (not copied)",
                 plan.items.len(),
-                drift.len()
+                drift.len(),
+                archived.len()
             );
         }
     }

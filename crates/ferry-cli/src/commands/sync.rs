@@ -21,11 +21,14 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     if args.dry_run {
         let s = &plan.summary;
         println!(
-            "dry run: {} to copy, {} in place, {} conflicts, {} to delete; {} to move",
+            "dry run: {} to copy, {} in place, {} conflicts, {} to delete, {} archived, {} to archive, {} to restore; {} to move",
             s.copy,
             s.skip,
             s.conflict,
             s.delete,
+            s.archived,
+            s.archive,
+            s.restore,
             human_bytes(s.bytes_to_move)
         );
         return Ok(ExitCode::SUCCESS);
@@ -92,6 +95,10 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
             println!("{:<12} {:>8}", "deleted", t.deleted);
             println!("{:<12} {:>8}", "conflicts", t.conflicts);
             println!("{:<12} {:>8}", "failed", t.failed);
+            println!("{:<12} {:>8}", "archived", t.archived);
+            if t.storage_class_changes > 0 {
+                println!("{:<12} {:>8}", "re-classed", t.storage_class_changes);
+            }
             println!("{:<12} {:>8}", "bytes", human_bytes(t.bytes));
             println!(
                 "{:<12} {:>8}",

@@ -7,7 +7,8 @@ use ferry::config::ReplicationConfig;
 use std::sync::Mutex;
 
 /// Answers each job by its tag: `perm` a permanent error, `busy` a retryable one,
-/// `conflict` an immutable tag; anything else succeeds.
+/// `conflict` an immutable tag, `archived` an archived source image; anything else
+/// succeeds. Archive and restore jobs are recorded and change the copy.
 #[derive(Default)]
 struct Scripted {
     calls: Mutex<Vec<String>>,
@@ -39,6 +40,12 @@ impl Engine for Scripted {
                 status: 429,
                 message: "TOOMANYREQUESTS".into(),
                 retry_after: None,
+            }),
+            "archived" => Err(ferry::Error::Archived {
+                registry: "r".into(),
+                repository: "a".into(),
+                reference: tag,
+                message: "ImageArchivedException: the image is archived".into(),
             }),
             "conflict" => Err(ferry::Error::TagConflict {
                 registry: "r".into(),
@@ -77,6 +84,19 @@ impl Engine for Scripted {
         self.calls.lock().unwrap().push(format!(
             "delete {}",
             job.source.tag.clone().unwrap_or_default()
+        ));
+        Ok(true)
+    }
+
+    async fn storage_class(&self, job: &Job, _target: &Target) -> Result<bool, ferry::Error> {
+        self.calls.lock().unwrap().push(format!(
+            "{} {}",
+            job.action.as_str(),
+            job.source
+                .digest
+                .as_ref()
+                .map(|d| d.as_str())
+                .unwrap_or("-")
         ));
         Ok(true)
     }
@@ -275,4 +295,69 @@ fn copy_deadline_margin() {
         now + Duration::from_secs(5)
     );
     assert_eq!(copy_deadline(now + Duration::from_secs(3), now), now);
+}
+
+#[tokio::test]
+async fn an_archived_source_image_is_skipped_with_reason_archived_not_retried() {
+    let engine = Arc::new(Scripted::default());
+    let (ctx, published) = ctx(engine.clone());
+    let mut event = SqsEvent::default();
+    event.records = vec![message("1", "g", job("app", "archived"))];
+    let report = replicate(event, None, &ctx).await;
+    assert_eq!(report.outcomes[0].status, Status::Skipped);
+    assert!(
+        report.response().batch_item_failures.is_empty(),
+        "acknowledged, never retried"
+    );
+    let results = published.results();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].status, Status::Skipped);
+    assert_eq!(results[0].reason.as_deref(), Some("ARCHIVED"));
+    assert_eq!(results[0].error_code.as_deref(), Some("archived"));
+    let wire = serde_json::to_value(&results[0]).unwrap();
+    assert_eq!(wire["reason"], "ARCHIVED");
+    assert_eq!(*engine.calls.lock().unwrap(), ["archived"], "tried once");
+}
+
+#[tokio::test]
+async fn archive_jobs_run_only_where_the_config_follows_the_archive() {
+    let digest = ferry::Digest::of(b"img");
+    let storage_job = |action| {
+        let mut j = job_of(action, "app", "v1");
+        j.source.tag = None;
+        j.source.digest = Some(digest.clone());
+        j.encode()
+    };
+    let engine = Arc::new(Scripted::default());
+    let (mut ctx, published) = ctx(engine.clone());
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        message("1", "g", storage_job(JobAction::Archive)),
+        message("2", "g", storage_job(JobAction::Restore)),
+    ];
+    // The config ignores the archive (the default): both rejected, nothing run.
+    let report = replicate(event.clone(), None, &ctx).await;
+    let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [Status::Rejected, Status::Rejected]);
+    assert!(engine.calls.lock().unwrap().is_empty());
+    assert!(
+        published.results().iter().all(|r| r
+            .error_message
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("no-archive:")),
+        "{:?}",
+        published.results()
+    );
+    // With archive: follow, both run, in order.
+    let mut follow = config();
+    follow.rules[0].archive = ferry::config::ArchiveMode::Follow;
+    ctx.config = Arc::new(follow);
+    let report = replicate(event, None, &ctx).await;
+    let statuses: Vec<Status> = report.outcomes.iter().map(|o| o.status).collect();
+    assert_eq!(statuses, [Status::Succeeded, Status::Succeeded]);
+    assert_eq!(
+        *engine.calls.lock().unwrap(),
+        [format!("archive {digest}"), format!("restore {digest}")]
+    );
 }

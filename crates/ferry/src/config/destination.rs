@@ -188,6 +188,9 @@ pub struct Target {
     pub referrers_explicit: bool,
     /// Propagate deletes: true when any matching rule says so.
     pub deletes: bool,
+    /// Follow the source's archive storage class (`archive: "follow"`): true when any
+    /// matching rule says so.
+    pub archive: bool,
 }
 
 /// How to reach a registry: base URL and whether plain HTTP is allowed.

@@ -25,6 +25,7 @@
 //! # Ok::<(), ferry::config::ConfigError>(())
 //! ```
 
+mod archive;
 mod arn;
 mod bind;
 mod chain;
@@ -49,7 +50,9 @@ pub use error::{ConfigError, Issue, Severity};
 pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
-pub use model::{DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec};
+pub use model::{
+    ArchiveMode, DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec,
+};
 pub use native::{NativeOverlap, NativeRule};
 pub use organization::{
     AccountQuery, AccountScope, AccountState, OrgAccount, OrgAccounts, Resolution,

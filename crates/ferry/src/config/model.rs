@@ -120,6 +120,14 @@ pub struct Rule {
     /// `describe-registry` prints it: enabled means `deletes: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_replication: Option<DeleteReplication>,
+    /// What ECR's archive storage class at the source does to the destination copies.
+    /// `ignore`: archived source images are not copied, and destination copies keep their
+    /// storage class. `follow`: archiving a source image archives its copy at each ECR
+    /// destination (UpdateImageStorageClass `ARCHIVE`), restoring it restores the copy
+    /// (`STANDARD`).
+    #[serde(default, skip_serializing_if = "ArchiveMode::is_ignore")]
+    #[schemars(extend("default" = "ignore"))]
+    pub archive: ArchiveMode,
 }
 
 /// ECR native replication's per-rule delete replication setting.
@@ -128,6 +136,24 @@ pub struct Rule {
 pub struct DeleteReplication {
     /// Whether image deletions and tag removals are replicated.
     pub enabled: bool,
+}
+
+/// A rule's `archive` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveMode {
+    /// Destination copies keep their storage class (the default).
+    #[default]
+    Ignore,
+    /// Destination copies are archived and restored with the source image.
+    Follow,
+}
+
+impl ArchiveMode {
+    /// Whether this is the default, `ignore`.
+    pub fn is_ignore(&self) -> bool {
+        *self == ArchiveMode::Ignore
+    }
 }
 
 impl Rule {

@@ -6,9 +6,9 @@
 //! - A digest-only image (no tag) is selected only by rules with `untagged: true`; tag
 //!   filters do not apply to it.
 //! - Destinations of all selecting rules are unioned; one target per destination registry
-//!   and rendered repository, with `referrers` and `deletes` OR'ed over the rules that
-//!   select the image for it. A target equal to the source (same registry, same repository)
-//!   is skipped.
+//!   and rendered repository, with `referrers`, `deletes` and `archive: "follow"` OR'ed
+//!   over the rules that select the image for it. A target equal to the source (same
+//!   registry, same repository) is skipped.
 
 use super::destination::{Destination, Target};
 use super::error::ConfigError;
@@ -96,6 +96,7 @@ impl ReplicationConfig {
                         target.referrers |= rule.referrers();
                         target.referrers_explicit |= rule.referrers_explicit();
                         target.deletes |= rule.deletes;
+                        target.archive |= !rule.archive.is_ignore();
                     }
                     None => targets.push(Target {
                         destination,
@@ -103,6 +104,7 @@ impl ReplicationConfig {
                         referrers: rule.referrers(),
                         referrers_explicit: rule.referrers_explicit(),
                         deletes: rule.deletes,
+                        archive: !rule.archive.is_ignore(),
                     }),
                 }
             }

@@ -40,6 +40,7 @@ impl ReplicationConfig {
         self.check_shared_destinations(&resolved, &mut issues);
         issues.extend(self.partition_issues(None, &resolved));
         issues.extend(chain_issues(self, &resolved));
+        issues.extend(self.archive_issues(&resolved));
         issues
     }
 

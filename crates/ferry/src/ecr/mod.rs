@@ -7,10 +7,14 @@ pub mod signing;
 
 pub use referrers::MAX_REFERRER_PAGES;
 pub use signing::{NOTATION_SIGNATURE, SigningConfig, SigningRule};
+mod archive;
+
+pub use archive::{ArchiveState, ImageStatus, is_archived_answer};
 
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageIdentifier, ImageScanningConfiguration,
-    ImageTagMutability, ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
+    DescribeImagesFilter, EncryptionConfiguration, EncryptionType, ImageIdentifier,
+    ImageScanningConfiguration, ImageStatusFilter, ImageTagMutability,
+    ImageTagMutabilityExclusionFilter, ImageTagMutabilityExclusionFilterType,
 };
 
 use crate::aws::{AssumeRole, AwsContext, sdk_error};
@@ -80,6 +84,8 @@ pub struct ImageEntry {
     pub size: Option<u64>,
     /// Manifest media type.
     pub media_type: Option<String>,
+    /// `None` for an active image; else archived (or being restored) and since when.
+    pub archived: Option<ArchiveState>,
 }
 
 /// ECR API calls for registries in any region and account.
@@ -237,8 +243,10 @@ impl EcrControl {
         Ok(out)
     }
 
-    /// Every image of a repository with its tags and digest (DescribeImages, paginated):
-    /// no HEAD per tag. A missing repository has no images.
+    /// Every image of a repository with its tags, digest and storage status
+    /// (DescribeImages with `imageStatus` `ANY`, paginated: without the filter ECR lists
+    /// only active images, and an archived source image would look deleted): no HEAD per
+    /// tag. A missing repository has no images.
     pub async fn list_images(
         &self,
         registry: &EcrRegistry,
@@ -250,6 +258,11 @@ impl EcrControl {
             .describe_images()
             .registry_id(&registry.account)
             .repository_name(repository)
+            .filter(
+                DescribeImagesFilter::builder()
+                    .image_status(ImageStatusFilter::Any)
+                    .build(),
+            )
             .max_results(1000)
             .into_paginator()
             .send();
@@ -269,6 +282,7 @@ impl EcrControl {
                     tags: d.image_tags().to_vec(),
                     size: d.image_size_in_bytes().and_then(|s| u64::try_from(s).ok()),
                     media_type: d.image_manifest_media_type().map(str::to_string),
+                    archived: ArchiveState::of(d),
                 });
             }
         }
@@ -326,6 +340,8 @@ where
     e.as_service_error().and_then(|s| s.code()) == Some(code)
 }
 
+#[cfg(test)]
+mod archive_tests;
 #[cfg(test)]
 mod tests;
 

@@ -455,6 +455,14 @@ impl RegistryClient {
             Target::Url(_) => format!("/v2/{repository}/blobs/uploads/<session>"),
         };
         let err = match status {
+            _ if crate::ecr::is_archived_answer(status, code.as_deref(), &message) => {
+                Error::Archived {
+                    registry,
+                    repository,
+                    reference: path.rsplit('/').next().unwrap_or_default().to_string(),
+                    message,
+                }
+            }
             401 | 403 => Error::Auth {
                 registry,
                 repository,

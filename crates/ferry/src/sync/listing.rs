@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::aws::AssumeRole;
 use crate::config::Registry;
 use crate::digest::Digest;
-use crate::ecr::EcrControl;
+use crate::ecr::{ArchiveState, EcrControl};
 use crate::error::Error;
 use crate::reference::{EcrRegistry, MAX_TAG_LEN, validate_repository, validate_tag};
 use crate::registry::{RegistryClient, Repo};
@@ -33,6 +33,9 @@ pub struct ListedImage {
     pub digest: Digest,
     /// Size as the registry reports it (ECR only).
     pub size: Option<u64>,
+    /// `None` for an active image; else archived (or being restored) at the source (ECR
+    /// only): not copied, not drift.
+    pub archived: Option<ArchiveState>,
 }
 
 /// What a destination repository holds.
@@ -44,6 +47,9 @@ pub struct RepoState {
     pub digests: BTreeSet<Digest>,
     /// Whether tags cannot be overwritten; the exclusion patterns of `*_WITH_EXCLUSION`.
     pub immutable: Option<(bool, Vec<String>)>,
+    /// Digests held here that are archived (or being restored): in place, never copied
+    /// over (ECR listing only).
+    pub archived: BTreeMap<Digest, ArchiveState>,
 }
 
 impl RepoState {
@@ -236,6 +242,7 @@ impl<'a> Lister<'a> {
                         tag: None,
                         digest: e.digest.clone(),
                         size: e.size,
+                        archived: e.archived.clone(),
                     });
                 }
                 for t in e.tags {
@@ -247,6 +254,7 @@ impl<'a> Lister<'a> {
                         tag: Some(t),
                         digest: e.digest.clone(),
                         size: e.size,
+                        archived: e.archived.clone(),
                     });
                 }
             }
@@ -267,6 +275,7 @@ impl<'a> Lister<'a> {
                     tag: Some(tag),
                     digest: h.digest,
                     size: None,
+                    archived: None,
                 });
             }
         }
@@ -294,6 +303,9 @@ impl<'a> Lister<'a> {
                     .filter(|t| self.tag_ok(registry, repository, t))
                 {
                     state.tags.insert(t.clone(), Some(e.digest.clone()));
+                }
+                if let Some(a) = e.archived {
+                    state.archived.insert(e.digest.clone(), a);
                 }
                 state.digests.insert(e.digest);
             }

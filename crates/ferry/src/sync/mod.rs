@@ -1,5 +1,6 @@
 //! `plan`, `sync` (backfill) and `verify` (drift) over a replication config.
 
+mod archive;
 mod ecr_notes;
 mod listing;
 mod native;
@@ -38,6 +39,14 @@ pub enum Outcome {
     Failed,
     /// Destination-only tag, left alone (deletes not propagated by the rule).
     Extra,
+    /// Archived (or being restored) at the source: not copied.
+    Archived,
+    /// The destination copy was archived, following the source (`archive: "follow"`).
+    #[serde(rename = "copy-archived")]
+    CopyArchived,
+    /// The destination copy was restored, following the source (`archive: "follow"`).
+    #[serde(rename = "copy-restored")]
+    CopyRestored,
 }
 
 /// One item's result.
@@ -66,6 +75,10 @@ pub struct SyncTotals {
     pub conflicts: usize,
     /// Failures.
     pub failed: usize,
+    /// Source images not copied because they are archived.
+    pub archived: usize,
+    /// Destination copies archived or restored to follow the source.
+    pub storage_class_changes: usize,
     /// Blob bytes moved.
     pub bytes: u64,
     /// Blobs streamed.
@@ -143,6 +156,8 @@ pub async fn sync(
             Outcome::Deleted => totals.deleted += 1,
             Outcome::Conflict => totals.conflicts += 1,
             Outcome::Failed => totals.failed += 1,
+            Outcome::Archived => totals.archived += 1,
+            Outcome::CopyArchived | Outcome::CopyRestored => totals.storage_class_changes += 1,
         }
         if let Some(rep) = &r.report {
             totals.bytes += rep.bytes;
@@ -178,6 +193,26 @@ async fn run_item(
     match item.action {
         Action::Skip => done(item, Outcome::Skipped, None, None),
         Action::Extra => done(item, Outcome::Extra, None, None),
+        Action::Archived => done(item, Outcome::Archived, None, None),
+        Action::Archive | Action::Restore => {
+            let archive = item.action == Action::Archive;
+            let Some(digest) = item.digest.clone() else {
+                return done(item, Outcome::Skipped, None, None);
+            };
+            match replicator
+                .follow_storage_class(&item.target, &digest, archive)
+                .await
+            {
+                Ok(_) if archive => done(item, Outcome::CopyArchived, None, None),
+                Ok(_) => done(item, Outcome::CopyRestored, None, None),
+                Err(e) => done(
+                    item,
+                    Outcome::Failed,
+                    None,
+                    Some(format!("{}: {e}", e.code())),
+                ),
+            }
+        }
         Action::Conflict => {
             let msg = format!(
                 "tag-conflict: {} is immutable and holds {}",
@@ -233,7 +268,9 @@ async fn run_item(
 /// One drift finding.
 #[derive(Clone, Debug, Serialize)]
 pub struct Drift {
-    /// `missing`, `different` or `extra`.
+    /// `missing`, `different`, `extra`, or (`archive: "follow"`) `archive` / `restore`
+    /// for a copy whose storage class differs from the source's. Archived source images
+    /// are no drift.
     pub kind: &'static str,
     /// Destination `registry/repository:tag`.
     pub destination: String,
@@ -250,7 +287,9 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
         .iter()
         .filter_map(|i| {
             let kind = match i.action {
-                Action::Skip => return None,
+                Action::Skip | Action::Archived => return None,
+                Action::Archive => "archive",
+                Action::Restore => "restore",
                 Action::Copy | Action::Conflict if i.existing.is_none() => "missing",
                 Action::Copy | Action::Conflict => "different",
                 Action::Delete | Action::Extra => "extra",

@@ -10,6 +10,7 @@ use crate::config::{Registry, Target};
 use crate::copy::MAX_DEPTH;
 use crate::copy::SharedReads;
 use crate::digest::Digest;
+use crate::ecr::ArchiveState;
 use crate::error::Error;
 use crate::manifest::{self, Parsed};
 use crate::reference::Reference;
@@ -31,6 +32,14 @@ pub enum Action {
     /// Present at the destination only; the rule does not propagate deletes (drift
     /// report only).
     Extra,
+    /// Archived (or being restored) at the source: not copied, not drift.
+    Archived,
+    /// Archived at the source, active at the destination, and the rule follows the
+    /// archive (`archive: "follow"`): archive the destination copy.
+    Archive,
+    /// Active at the source, archived at the destination, and the rule follows the
+    /// archive: restore the destination copy.
+    Restore,
 }
 
 /// One line of the plan.
@@ -50,6 +59,10 @@ pub struct PlanItem {
     pub digest: Option<Digest>,
     /// What the destination holds under the tag, if known.
     pub existing: Option<Digest>,
+    /// The archive state behind the action: the source image's when it is archived, else
+    /// the destination copy's when that is (`status` and `lastArchivedAt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archived: Option<ArchiveState>,
     /// The target, for executing the item.
     #[serde(skip)]
     pub target: Target,
@@ -98,6 +111,12 @@ pub struct PlanSummary {
     pub delete: usize,
     /// Destination-only tags not deleted.
     pub extra: usize,
+    /// Source images archived (or being restored): not copied.
+    pub archived: usize,
+    /// Destination copies to archive (`archive: "follow"`).
+    pub archive: usize,
+    /// Destination copies to restore (`archive: "follow"`).
+    pub restore: usize,
     /// Blob bytes the copies will move (each unique blob once per destination registry;
     /// blobs a destination already holds are counted too when unknown).
     pub bytes_to_move: u64,
@@ -266,6 +285,9 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             Action::Conflict => summary.conflict += 1,
             Action::Delete => summary.delete += 1,
             Action::Extra => summary.extra += 1,
+            Action::Archived => summary.archived += 1,
+            Action::Archive => summary.archive += 1,
+            Action::Restore => summary.restore += 1,
         }
     }
     Ok(Plan {
@@ -294,23 +316,43 @@ async fn compare(
     client: &crate::registry::RegistryClient,
 ) -> Result<Vec<PlanItem>, Error> {
     let host = target.destination.registry_host();
+    let follow = target.archive && target.destination.registry.is_ecr();
     let mut out = Vec::new();
     for img in imgs {
-        let (action, existing) = match &img.tag {
-            Some(tag) => match state.tags.get(tag) {
-                None => (Action::Copy, None),
-                Some(Some(d)) if *d == img.digest => (Action::Skip, Some(d.clone())),
-                Some(existing) if state.tag_immutable(tag) => (Action::Conflict, existing.clone()),
-                Some(existing) => (Action::Copy, existing.clone()),
+        let held = state.archived.get(&img.digest);
+        let present = state.digests.contains(&img.digest)
+            || img
+                .tag
+                .as_ref()
+                .is_some_and(|t| state.tags.get(t) == Some(&Some(img.digest.clone())));
+        let stored = super::archive::storage_action(img.archived.as_ref(), held, present, follow);
+        let (action, existing) = match (&img.tag, stored) {
+            (tag, Some(action)) => (
+                action,
+                tag.as_ref()
+                    .and_then(|t| state.tags.get(t).cloned().flatten()),
+            ),
+            (tag, None) => match tag {
+                Some(tag) => match state.tags.get(tag) {
+                    None => (Action::Copy, None),
+                    Some(Some(d)) if *d == img.digest => (Action::Skip, Some(d.clone())),
+                    Some(existing) if state.tag_immutable(tag) => {
+                        (Action::Conflict, existing.clone())
+                    }
+                    Some(existing) => (Action::Copy, existing.clone()),
+                },
+                None => {
+                    let present = state.digests.contains(&img.digest)
+                        || client
+                            .head_manifest(
+                                &Repo::new(&host, &target.repository),
+                                img.digest.as_str(),
+                            )
+                            .await?
+                            .is_some();
+                    (if present { Action::Skip } else { Action::Copy }, None)
+                }
             },
-            None => {
-                let present = state.digests.contains(&img.digest)
-                    || client
-                        .head_manifest(&Repo::new(&host, &target.repository), img.digest.as_str())
-                        .await?
-                        .is_some();
-                (if present { Action::Skip } else { Action::Copy }, None)
-            }
         };
         out.push(PlanItem {
             action,
@@ -320,6 +362,7 @@ async fn compare(
             tag: img.tag.clone(),
             digest: Some(img.digest.clone()),
             existing,
+            archived: img.archived.clone().or_else(|| held.cloned()),
             target: target.clone(),
         });
     }
@@ -382,6 +425,7 @@ fn leftovers(
             tag: Some(tag.clone()),
             digest: None,
             existing: existing.clone(),
+            archived: None,
             target: target.clone(),
         })
         .collect()

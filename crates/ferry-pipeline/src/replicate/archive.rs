@@ -1,0 +1,29 @@
+//! Archive and restore jobs (`archive: "follow"`): the destination copy follows the source
+//! image's storage class. The job only names the image; the engine decides from the
+//! registries as they are when it runs
+//! ([`Replicator::follow_source_storage_class`]), so a late job never undoes a newer change.
+
+use ferry::config::{Registry, Target};
+use ferry::replicate::Replicator;
+
+use crate::job::{Job, JobAction};
+
+/// Carry out an archive or restore job; `false` when nothing was to change.
+pub(super) async fn follow(
+    replicator: &Replicator,
+    job: &Job,
+    target: &Target,
+) -> Result<bool, ferry::Error> {
+    let Some(digest) = &job.source.digest else {
+        return Ok(false);
+    };
+    replicator
+        .follow_source_storage_class(
+            &Registry::from_host(&job.source.registry),
+            &job.source.repository,
+            digest,
+            target,
+            job.action == JobAction::Archive,
+        )
+        .await
+}
