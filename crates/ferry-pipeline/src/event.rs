@@ -333,6 +333,37 @@ mod tests {
     }
 
     #[test]
+    fn the_recorded_delete_child_push_scan_and_replication_events_are_read_as_ecr_sends_them() {
+        // Shapes as AWS documents them (testdata/events/README.md).
+        let read = |text: &str| parse_event(serde_json::from_str(text).unwrap()).unwrap();
+        let Incoming::Image(delete) = read(include_str!(
+            "../../../testdata/events/ecr-image-action-delete.json"
+        )) else {
+            panic!("the delete is an image action")
+        };
+        assert_eq!(delete.action_type, ActionType::Delete);
+        assert_eq!(delete.tag.as_deref(), Some("v1.3.0"));
+        assert!(delete.succeeded && delete.digest.is_some());
+
+        let Incoming::Image(child) = read(include_str!(
+            "../../../testdata/events/ecr-image-action-child-push.json"
+        )) else {
+            panic!("the child push is an image action")
+        };
+        assert_eq!(child.action_type, ActionType::Push);
+        assert_eq!(child.tag, None, "a child manifest is pushed by digest only");
+        assert!(child.digest.is_some());
+
+        // Scans and native replication results are not Ferry's to act on.
+        for text in [
+            include_str!("../../../testdata/events/ecr-image-scan.json"),
+            include_str!("../../../testdata/events/ecr-replication-action.json"),
+        ] {
+            assert!(matches!(read(text), Incoming::Other { .. }), "{text}");
+        }
+    }
+
+    #[test]
     fn the_recorded_storage_class_events_parse() {
         // UPDATE_STORAGE_CLASS events shaped as AWS documents them (testdata/events/README.md).
         for (text, class) in [

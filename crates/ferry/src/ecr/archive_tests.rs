@@ -211,7 +211,7 @@ fn replicator(client: aws_sdk_ecr::Client, archive: &str) -> Replicator {
 
 /// The source: v1 archived, v2 and v3 active, v4 being restored. The destination: v1
 /// active, v3 and v4 archived, no v2.
-fn registries() -> (Rule, Rule, Rule) {
+fn registries() -> (Rule, Rule, Rule, Rule, Rule) {
     (
         listing(
             SOURCE,
@@ -231,6 +231,14 @@ fn registries() -> (Rule, Rule, Rule) {
             ],
         ),
         repositories(),
+        // The plan also asks for the source's pull-through cache rules: none.
+        mock!(aws_sdk_ecr::Client::describe_pull_through_cache_rules).then_output(|| {
+            aws_sdk_ecr::operation::describe_pull_through_cache_rules::DescribePullThroughCacheRulesOutput::builder().build()
+        }),
+        // And whether the destination signs images itself: no signing configuration.
+        mock!(aws_sdk_ecr::Client::get_signing_configuration).then_output(|| {
+            aws_sdk_ecr::operation::get_signing_configuration::GetSigningConfigurationOutput::builder().build()
+        }),
     )
 }
 
@@ -244,8 +252,12 @@ fn actions(plan: &crate::sync::Plan) -> Vec<(String, Action)> {
 // moto lacks `imageStatus` in DescribeImages.
 #[tokio::test]
 async fn archived_images_are_neither_copied_nor_drift_nor_deleted() {
-    let (src, dst, repos) = registries();
-    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&src, &dst, &repos]);
+    let (src, dst, repos, cache, signing) = registries();
+    let client = mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        [&src, &dst, &repos, &cache, &signing]
+    );
     let plan = crate::sync::plan(&replicator(client, "ignore"))
         .await
         .unwrap();
@@ -282,13 +294,13 @@ async fn archived_images_are_neither_copied_nor_drift_nor_deleted() {
 // moto lacks `imageStatus` in DescribeImages and UpdateImageStorageClass.
 #[tokio::test]
 async fn follow_archives_and_restores_the_destination_copies() {
-    let (src, dst, repos) = registries();
+    let (src, dst, repos, cache, signing) = registries();
     let archive = storage_class(1, "ARCHIVE", "ARCHIVED");
     let restore = storage_class(3, "STANDARD", "ACTIVATING");
     let client = mock_client!(
         aws_sdk_ecr,
         RuleMode::MatchAny,
-        [&src, &dst, &repos, &archive, &restore]
+        [&src, &dst, &repos, &cache, &signing, &archive, &restore]
     );
     let replicator = replicator(client, "follow");
     let mut plan = crate::sync::plan(&replicator).await.unwrap();
