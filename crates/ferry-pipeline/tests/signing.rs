@@ -153,7 +153,18 @@ fn signing_replicator(sb: &Sandbox) -> Replicator {
             .repositories(Repository::builder().repository_name("team/api").build())
             .build()
     });
-    let client = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&signing, &repositories]);
+    // Replicate also asks for the destination account's BLOB_MOUNTING setting (moto lacks
+    // it too): unknown, so mounts are tried as before.
+    let mounting = mock!(aws_sdk_ecr::Client::get_account_setting).then_error(|| {
+        aws_sdk_ecr::operation::get_account_setting::GetAccountSettingError::unhandled(
+            "AccessDeniedException",
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        [&signing, &repositories, &mounting]
+    );
     let aws = AwsContext::new(sb.sdk.clone()).with_ecr_client(client);
     Replicator::new(
         sb.replicator.copier().clone(),
