@@ -119,6 +119,13 @@ fn a_listed_referrer_of_another_image_is_refused() {
             content_type: "application/vnd.oci.image.index.v1+json".into(),
             ..Canned::json(&path, &foreign)
         });
+        if how == "fallback tag" {
+            // Referrer tags are looked up only when the tag list names them.
+            proxy.answer(Canned::json(
+                "/v2/app/tags/list",
+                &json!({"name": "app", "tags": ["v1", "v2", format!("sha256-{a_hex}")]}),
+            ));
+        }
         let out = run_ferry(
             [
                 "copy",

@@ -3,6 +3,7 @@
 //! Single-flight per destination repository and digest.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use futures::{FutureExt, StreamExt};
@@ -14,6 +15,26 @@ use crate::error::Error;
 use crate::manifest::Descriptor;
 use crate::registry::{MountOutcome, RegistryClient, Repo};
 use crate::report::Tally;
+
+/// Mounts at one registry that may fail to mount before no more are tried there.
+pub(crate) const MOUNT_MISSES_ALLOWED: usize = 3;
+
+/// What a mount attempt gave.
+enum Mount {
+    /// The blob is in the repository now.
+    Mounted,
+    /// Not mounted; an upload session to use instead of a new one.
+    Session(String),
+    /// Not mounted (refused, or mounts are off at that registry).
+    No,
+}
+
+/// Mount attempts at one registry: one at a time until one has worked.
+#[derive(Default)]
+pub(crate) struct MountGate {
+    lock: tokio::sync::Mutex<()>,
+    proven: AtomicBool,
+}
 
 /// How a blob got to the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +83,11 @@ impl Copier {
         Ok(())
     }
 
+    /// One transfer per destination registry: the first repository to need the blob
+    /// checks its own copy (HEAD) and brings it in; every other repository of that
+    /// registry waits for it and mounts it from there, with no HEAD of its own (a mount of
+    /// a blob the repository already holds answers 201 too).
     async fn place_blob_once(&self, job: &Job, d: &Descriptor) -> Result<Placed, Error> {
-        if job.client.blob_exists(&job.dst, &d.digest).await?.is_some() {
-            self.remember(&job.dst, d);
-            return Ok(Placed::Present);
-        }
-        // One transfer per destination registry: the first repository to need the blob
-        // brings it in; the others mount it from there.
         let cell = {
             let mut cells = self
                 .index
@@ -85,7 +104,12 @@ impl Copier {
             .get_or_try_init(|| {
                 ran = true;
                 async {
-                    let placed = self.bring(job, d).await?;
+                    let placed = if job.client.blob_exists(&job.dst, &d.digest).await?.is_some() {
+                        self.remember(&job.dst, d);
+                        Placed::Present
+                    } else {
+                        self.bring(job, d).await?
+                    };
                     Ok::<_, Error>((job.dst.repository.clone(), placed))
                 }
             })
@@ -95,27 +119,90 @@ impl Copier {
             return Ok(placed);
         }
         if !self.mounts_allowed(&job.dst.registry) {
+            if job.client.blob_exists(&job.dst, &d.digest).await?.is_some() {
+                self.remember(&job.dst, d);
+                return Ok(Placed::Present);
+            }
             let bytes = self.transfer(job, d, None).await?;
             self.remember(&job.dst, d);
             return Ok(Placed::Copied(bytes));
         }
-        match job.client.mount_blob(&job.dst, &d.digest, &holder).await {
-            Ok(MountOutcome::Mounted) => {
+        let session = match self.mount(job, d, &holder).await? {
+            Mount::Mounted => {
                 self.remember(&job.dst, d);
-                Ok(Placed::Mounted)
+                return Ok(Placed::Mounted);
+            }
+            Mount::Session(loc) => Some(loc),
+            Mount::No => None,
+        };
+        let bytes = self.transfer(job, d, session).await?;
+        self.remember(&job.dst, d);
+        Ok(Placed::Copied(bytes))
+    }
+
+    /// Try to mount the blob from `from`. Until one mount has worked at a registry, its
+    /// mounts go one at a time, so that a registry where none works costs exactly
+    /// [`MOUNT_MISSES_ALLOWED`] of them, however many copies run at once.
+    async fn mount(&self, job: &Job, d: &Descriptor, from: &str) -> Result<Mount, Error> {
+        let host = &job.dst.registry;
+        if !self.mounts_allowed(host) {
+            return Ok(Mount::No);
+        }
+        let gate = self
+            .index
+            .mount_gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host.clone())
+            .or_default()
+            .clone();
+        let _one_at_a_time = if gate.proven.load(Ordering::Acquire) {
+            None
+        } else {
+            Some(gate.lock.lock().await)
+        };
+        if !self.mounts_allowed(host) {
+            return Ok(Mount::No);
+        }
+        match job.client.mount_blob(&job.dst, &d.digest, from).await {
+            Ok(MountOutcome::Mounted) => {
+                gate.proven.store(true, Ordering::Release);
+                Ok(Mount::Mounted)
             }
             Ok(MountOutcome::Upload(loc)) => {
-                let bytes = self.transfer(job, d, Some(loc)).await?;
-                self.remember(&job.dst, d);
-                Ok(Placed::Copied(bytes))
+                // Not mounted, but an upload session: the transfer uses it.
+                self.mount_missed(host);
+                Ok(Mount::Session(loc))
             }
             Err(e) if e.is_retryable() => Err(e),
+            // A refused mount (no access to `from`, mounting disabled) is no failure:
+            // the blob is transferred.
             Err(e) => {
                 tracing::debug!(error = %e, "mount refused");
-                let bytes = self.transfer(job, d, None).await?;
-                self.remember(&job.dst, d);
-                Ok(Placed::Copied(bytes))
+                self.mount_missed(host);
+                Ok(Mount::No)
             }
+        }
+    }
+
+    /// A mount at `host` that did not mount (an upload session instead, as ECR answers
+    /// without the `BLOB_MOUNTING` account setting, or a refusal). After
+    /// [`MOUNT_MISSES_ALLOWED`] of them no more mounts are tried there: each would cost a
+    /// request and bring nothing.
+    fn mount_missed(&self, host: &str) {
+        let misses = {
+            let mut m = self
+                .index
+                .mount_misses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(host.to_owned()).or_default();
+            *n += 1;
+            *n
+        };
+        if misses == MOUNT_MISSES_ALLOWED {
+            tracing::info!(registry = %host, misses, "cross-repository mounts do not work at this registry: no more are tried");
+            self.set_blob_mounting(host, false);
         }
     }
 
@@ -124,19 +211,16 @@ impl Copier {
     async fn bring(&self, job: &Job, d: &Descriptor) -> Result<Placed, Error> {
         let mut session = None;
         for from in self.mount_candidates(job, d) {
-            match job.client.mount_blob(&job.dst, &d.digest, &from).await {
-                Ok(MountOutcome::Mounted) => {
+            match self.mount(job, d, &from).await? {
+                Mount::Mounted => {
                     self.remember(&job.dst, d);
                     return Ok(Placed::Mounted);
                 }
-                Ok(MountOutcome::Upload(loc)) => {
+                Mount::Session(loc) => {
                     session = Some(loc);
                     break;
                 }
-                // A refused mount (no access to `from`, mounting disabled) is no failure:
-                // fall through to a transfer.
-                Err(e) if !e.is_retryable() => tracing::debug!(error = %e, "mount refused"),
-                Err(e) => return Err(e),
+                Mount::No => {}
             }
         }
         let bytes = self.transfer(job, d, session).await?;

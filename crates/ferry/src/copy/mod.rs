@@ -23,6 +23,7 @@ use crate::reference::Reference;
 use crate::registry::{RegistryClient, Repo, Stats};
 use crate::report::{CopyReport, CopyStatus, RequestCounts, Tally};
 
+use referrers::Subject;
 pub use shared::{SHARED_READS_LIMIT, SharedReads};
 
 /// How deep manifests may nest below the root (index → manifest is depth 1; referrer
@@ -98,6 +99,10 @@ struct BlobIndex {
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
     /// Destination registries where no cross-repository mount is tried.
     no_mounts: Mutex<HashSet<String>>,
+    /// Mounts that did not mount, per destination registry.
+    mount_misses: Mutex<HashMap<String, usize>>,
+    /// Per destination registry: mounts one at a time until one has worked.
+    mount_gates: Mutex<HashMap<String, Arc<blobs::MountGate>>>,
 }
 
 /// Copies images. Share one `Copier` across every copy of a run: the blob index then makes
@@ -242,14 +247,27 @@ impl Copier {
             }
         };
 
-        // 2. Is it already there?
+        // 2. Is it already there? (The plan may have just looked: then its answer.)
         let dst_ref = tag.clone().unwrap_or_else(|| digest.to_string());
-        let at_dst = job.client.head_manifest(&job.dst, &dst_ref).await?;
-        if at_dst.as_ref().map(|h| &h.digest) == Some(&digest) {
+        let known = self
+            .options
+            .shared_reads
+            .as_ref()
+            .and_then(|s| s.take_destination(&job.dst, &dst_ref));
+        let at_dst = match known {
+            Some(found) => found,
+            None => job
+                .client
+                .head_manifest(&job.dst, &dst_ref)
+                .await?
+                .map(|h| h.digest),
+        };
+        if at_dst.as_ref() == Some(&digest) {
             let mut status = CopyStatus::Skipped;
             if self.options.referrers && self.options.recheck_referrers {
                 let root = self.fetch_root(&job, &digest).await?;
-                self.copy_referrers(&job, &root.raw).await?;
+                self.copy_referrers(&job, &Subject::present(&root.raw))
+                    .await?;
                 if job.tally.manifests().copied > 0 {
                     status = CopyStatus::Copied;
                 }
@@ -257,19 +275,24 @@ impl Copier {
             return Ok(self.report(&job, src, dst, digest, tag, status, started));
         }
 
-        // 3. Content, children first, the root by digest.
+        // 3. Content, children first.
         let root = self.fetch_root(&job, &digest).await?;
-        self.copy_manifest(&job, &root, 0, tag.is_some()).await?;
+        self.copy_content(&job, &root, 0).await?;
 
-        // 4. Referrers, before the tag.
+        // 4. Referrers, before the tag; the root goes out by digest before the first one
+        //    (a registry may refuse a referrer whose subject it does not hold).
+        let subject = Subject::new(&root.raw);
         if self.options.referrers {
-            self.copy_referrers(&job, &root.raw).await?;
+            self.copy_referrers(&job, &subject).await?;
         }
 
-        // 5. The tag, last.
-        if let Some(t) = &tag {
-            job.client.put_manifest(&job.dst, t, &root.raw).await?;
+        // 5. The root, last: one PUT by tag when no referrer made it go out by digest
+        //    already (the tag still lands after everything it points at), else the tag.
+        match &tag {
+            Some(t) => job.client.put_manifest(&job.dst, t, &root.raw).await?,
+            None => subject.ensure(&job).await?,
         }
+        Tally::add(&job.tally.manifests_copied, 1);
         Ok(self.report(&job, src, dst, digest, tag, CopyStatus::Copied, started))
     }
 
@@ -331,14 +354,6 @@ impl Copier {
         check_first: bool,
     ) -> Result<(), Error> {
         let m = &held.raw;
-        if depth > MAX_DEPTH {
-            return Err(Error::InvalidManifest {
-                registry: job.src.registry.clone(),
-                repository: job.src.repository.clone(),
-                reference: m.digest.to_string(),
-                reason: format!("manifests nest deeper than {MAX_DEPTH}"),
-            });
-        }
         if check_first
             && job
                 .client
@@ -348,6 +363,31 @@ impl Copier {
         {
             Tally::add(&job.tally.manifests_skipped, 1);
             return Ok(());
+        }
+        self.copy_content(job, held, depth).await?;
+        job.client
+            .put_manifest(&job.dst, m.digest.as_str(), m)
+            .await?;
+        Tally::add(&job.tally.manifests_copied, 1);
+        Ok(())
+    }
+
+    /// Copy what a manifest points at (child manifests of an index, each with its own
+    /// content, or an image's config and layers), not the manifest itself.
+    pub(crate) async fn copy_content(
+        &self,
+        job: &Job,
+        held: &budget::Held,
+        depth: usize,
+    ) -> Result<(), Error> {
+        let m = &held.raw;
+        if depth > MAX_DEPTH {
+            return Err(Error::InvalidManifest {
+                registry: job.src.registry.clone(),
+                repository: job.src.repository.clone(),
+                reference: m.digest.to_string(),
+                reason: format!("manifests nest deeper than {MAX_DEPTH}"),
+            });
         }
         let parsed = manifest::parse(&m.bytes).map_err(|reason| Error::InvalidManifest {
             registry: job.src.registry.clone(),
@@ -403,10 +443,6 @@ impl Copier {
                     .await?;
             }
         }
-        job.client
-            .put_manifest(&job.dst, m.digest.as_str(), m)
-            .await?;
-        Tally::add(&job.tally.manifests_copied, 1);
         Ok(())
     }
 }

@@ -1,7 +1,11 @@
 //! Referrers (signatures, SBOMs, attestations): the OCI 1.1 referrers API, its tag-schema
 //! fallback (`sha256-<hex>`), and cosign's `.sig` / `.att` / `.sbom` tags.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use bytes::Bytes;
+use tokio::sync::OnceCell;
 
 use super::{Copier, Job};
 use crate::error::Error;
@@ -12,20 +16,78 @@ use crate::report::{RejectedReferrer, Tally};
 /// Tag suffixes cosign uses next to `sha256-<hex>`.
 const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
 
+/// The image whose referrers are copied. It goes to the destination by digest before its
+/// first referrer does (a registry may refuse a referrer whose subject it does not hold),
+/// and only then: an image without referrers is PUT once, by its tag.
+pub(crate) struct Subject<'a> {
+    raw: &'a RawManifest,
+    pushed: OnceCell<()>,
+}
+
+impl<'a> Subject<'a> {
+    /// A subject not yet at the destination.
+    pub(crate) fn new(raw: &'a RawManifest) -> Self {
+        Subject {
+            raw,
+            pushed: OnceCell::new(),
+        }
+    }
+
+    /// A subject the destination already holds.
+    pub(crate) fn present(raw: &'a RawManifest) -> Self {
+        Subject {
+            raw,
+            pushed: OnceCell::new_with(Some(())),
+        }
+    }
+
+    /// PUT the subject by digest, once.
+    pub(crate) async fn ensure(&self, job: &Job) -> Result<(), Error> {
+        self.pushed
+            .get_or_try_init(|| {
+                job.client
+                    .put_manifest(&job.dst, self.raw.digest.as_str(), self.raw)
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
 impl Copier {
+    /// The source repository's tags, to look referrer tags up in instead of asking for
+    /// each: the plan's listing when it read them, else (a copy without shared reads, such
+    /// as `ferry copy`) one `tags/list`. `None` when they are not known (the listing was
+    /// refused: a pull-only credential may not list): then every candidate is asked for.
+    async fn source_tags(&self, job: &Job) -> Option<Arc<BTreeSet<String>>> {
+        match &self.options().shared_reads {
+            Some(shared) => shared.tags_of(&job.src),
+            None => match job.client.list_tags(&job.src).await {
+                Ok(tags) => Some(Arc::new(tags.into_iter().collect())),
+                Err(e) => {
+                    tracing::debug!(error = %e, "tags not listed: referrer tags are asked for one by one");
+                    None
+                }
+            },
+        }
+    }
+
     /// Copy every referrer of `subject` found at the source, before the subject's tag.
     pub(crate) async fn copy_referrers(
         &self,
         job: &Job,
-        subject: &RawManifest,
+        subject: &Subject<'_>,
     ) -> Result<(), Error> {
-        let fallback_tag = subject.digest.fallback_tag();
+        let fallback_tag = subject.raw.digest.fallback_tag();
+        let subject_digest = &subject.raw.digest;
         let mut listed = self
-            .source_referrers(&job.client, &job.src, &subject.digest)
+            .source_referrers(&job.client, &job.src, subject_digest)
             .await?;
         if listed.is_none() {
-            listed = self.ecr_referrers(job, &subject.digest).await?;
+            listed = self.ecr_referrers(job, subject_digest).await?;
         }
+        // Referrer tags exist only in the tag list: with it known, ask for no other.
+        let tags = self.source_tags(job).await;
+        let listed_tag = |t: &str| tags.as_ref().is_none_or(|tags| tags.contains(t));
         match listed {
             Some(listed) => {
                 let mut found = Vec::with_capacity(listed.len());
@@ -33,14 +95,14 @@ impl Copier {
                     if self.skipped_signature(&d) {
                         continue;
                     }
-                    if self.copy_referrer(job, &subject.digest, &d, 1).await? {
+                    if self.copy_referrer(job, subject, &d, 1).await? {
                         found.push(d);
                     }
                 }
                 if !found.is_empty()
                     && job
                         .client
-                        .referrers_api(&job.dst, &subject.digest)
+                        .referrers_api(&job.dst, subject_digest)
                         .await?
                         .is_none()
                 {
@@ -50,6 +112,7 @@ impl Copier {
                         .await?;
                 }
             }
+            None if !listed_tag(&fallback_tag) => {}
             None => {
                 // The fallback index stays held at depth 1 while its referrers are
                 // copied at depth 2.
@@ -65,7 +128,7 @@ impl Copier {
                             skipped += 1;
                             continue;
                         }
-                        if self.copy_referrer(job, &subject.digest, d, 2).await? {
+                        if self.copy_referrer(job, subject, d, 2).await? {
                             found.push(d.clone());
                         }
                     }
@@ -86,8 +149,12 @@ impl Copier {
                 continue;
             }
             let tag = format!("{fallback_tag}.{suffix}");
+            if !listed_tag(&tag) {
+                continue;
+            }
             if let Some(m) = self.fetch_unsized(job, &job.src, &tag, 1).await? {
                 Tally::add(&job.tally.referrers, 1);
+                subject.ensure(job).await?;
                 self.copy_manifest(job, &m, 1, true).await?;
                 self.put_tag_if_needed(job, &tag, &m.raw).await?;
             }
@@ -138,10 +205,11 @@ impl Copier {
     async fn copy_referrer(
         &self,
         job: &Job,
-        subject: &crate::digest::Digest,
+        subject_image: &Subject<'_>,
         d: &Descriptor,
         depth: usize,
     ) -> Result<bool, Error> {
+        let subject = &subject_image.raw.digest;
         if job
             .client
             .head_manifest(&job.dst, d.digest.as_str())
@@ -167,6 +235,7 @@ impl Copier {
             return Ok(false);
         }
         Tally::add(&job.tally.referrers, 1);
+        subject_image.ensure(job).await?;
         match self.copy_manifest(job, &m, depth, false).await {
             Ok(_) => Ok(true),
             Err(Error::Registry {

@@ -15,7 +15,7 @@
 //! - It is meant to live as long as one invocation: a tag read through it is the answer of
 //!   that moment for every job of the batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,8 @@ use crate::registry::{ManifestHead, RawManifest, RegistryClient, Repo};
 /// Source registry, repository and reference.
 type Key = (String, String, String);
 type Cells<T> = Mutex<HashMap<Key, Arc<OnceCell<T>>>>;
+/// Every tag of a source registry's repository.
+type TagSets = Mutex<HashMap<(String, String), Arc<BTreeSet<String>>>>;
 
 /// Default [`SharedReads::with_limit`]: 64 MiB of manifests.
 pub const SHARED_READS_LIMIT: u64 = 64 * 1024 * 1024;
@@ -37,6 +39,10 @@ struct Inner {
     manifests: Cells<Option<RawManifest>>,
     heads: Cells<Option<ManifestHead>>,
     referrers: Cells<Option<Vec<Descriptor>>>,
+    /// Every tag of a source repository, as the plan's listing read them.
+    tags: TagSets,
+    /// What the plan found at a destination tag (`None`: absent), taken by the copy.
+    destinations: Mutex<HashMap<Key, Option<Digest>>>,
     kept: AtomicU64,
     limit: u64,
     fetched: AtomicU64,
@@ -90,6 +96,8 @@ impl SharedReads {
                 manifests: Mutex::default(),
                 heads: Mutex::default(),
                 referrers: Mutex::default(),
+                tags: Mutex::default(),
+                destinations: Mutex::default(),
                 kept: AtomicU64::new(0),
                 limit,
                 fetched: AtomicU64::new(0),
@@ -106,6 +114,60 @@ impl SharedReads {
     /// Reads answered from what another copy had read.
     pub fn served(&self) -> u64 {
         self.inner.served.load(Ordering::Relaxed)
+    }
+
+    /// Keep what a listing already read: `reference` of the source `repo` points at
+    /// `head`. Later HEADs of it through these reads are answered from it.
+    pub(crate) fn seed_head(&self, repo: &Repo, reference: &str, head: ManifestHead) {
+        self.inner
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key(repo, reference))
+            .or_insert_with(|| Arc::new(OnceCell::new_with(Some(Some(head)))));
+    }
+
+    /// Keep every tag the listing read of the source `repo`: referrer lookups by tag
+    /// (`sha256-<hex>`, cosign's `.sig`, `.att`, `.sbom`) then ask only for the ones listed.
+    pub(crate) fn seed_tags(&self, repo: &Repo, tags: BTreeSet<String>) {
+        self.inner
+            .tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                (repo.registry.clone(), repo.repository.clone()),
+                Arc::new(tags),
+            );
+    }
+
+    /// The tags of the source `repo` the listing read, if it read them.
+    pub(crate) fn tags_of(&self, repo: &Repo) -> Option<Arc<BTreeSet<String>>> {
+        self.inner
+            .tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(repo.registry.clone(), repo.repository.clone()))
+            .cloned()
+    }
+
+    /// Keep what the plan found at the destination `repo`'s `tag` (`None`: absent), for the
+    /// copy that follows to use instead of a HEAD of its own.
+    pub(crate) fn seed_destination(&self, repo: &Repo, tag: &str, digest: Option<Digest>) {
+        self.inner
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key(repo, tag), digest);
+    }
+
+    /// What the plan found at the destination `repo`'s `tag`, once (the first copy of that
+    /// tag takes it; a retry asks the registry).
+    pub(crate) fn take_destination(&self, repo: &Repo, tag: &str) -> Option<Option<Digest>> {
+        self.inner
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key(repo, tag))
     }
 
     /// Run `read` once for `key` among every caller; the others wait and get its answer.

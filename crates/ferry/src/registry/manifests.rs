@@ -379,7 +379,53 @@ impl RegistryClient {
     /// The OCI 1.1 referrers API: `Some(descriptors)` when the registry supports it,
     /// `None` when it does not (the caller falls back to the tag schema). Its pages are
     /// followed like a listing's.
+    ///
+    /// Whether the registry has the API is learnt from its first answer and remembered for
+    /// this client's life: a registry that answered "no API" (404, 400, 405, or anything
+    /// but an OCI index) is not asked again, and concurrent first questions wait for one
+    /// answer. A registry that has the API must answer 200 for every subject (OCI
+    /// distribution spec 1.1), so one "no" is final.
     pub async fn referrers_api(
+        &self,
+        repo: &Repo,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, Error> {
+        let cell = self
+            .inner
+            .referrers_support
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(repo.registry.clone())
+            .or_default()
+            .clone();
+        let mut answer = None;
+        let supported = *cell
+            .get_or_try_init(|| async {
+                let listed = self.referrers_api_once(repo, digest).await?;
+                let supported = listed.is_some();
+                answer = Some(listed);
+                Ok::<_, Error>(supported)
+            })
+            .await?;
+        match answer {
+            Some(listed) => Ok(listed),
+            None if supported => self.referrers_api_once(repo, digest).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the registry `host` is known to have no referrers API.
+    pub fn referrers_api_absent(&self, host: &str) -> bool {
+        self.inner
+            .referrers_support
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .and_then(|c| c.get().copied())
+            == Some(false)
+    }
+
+    async fn referrers_api_once(
         &self,
         repo: &Repo,
         digest: &Digest,

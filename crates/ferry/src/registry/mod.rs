@@ -120,6 +120,9 @@ struct Inner {
     endpoints: Endpoints,
     limiters: Limiters,
     options: ClientOptions,
+    /// Per registry host: whether its referrers API exists, learnt from its first answer
+    /// and kept for the client's life (a process; a Lambda container).
+    referrers_support: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 /// The registry client. Cloning is cheap; [`RegistryClient::with_stats`] gives a clone that
@@ -194,6 +197,7 @@ impl RegistryClient {
                 endpoints,
                 limiters: Limiters::new(options.max_per_host),
                 options,
+                referrers_support: Mutex::default(),
             }),
             stats: Arc::new(Stats::default()),
         })

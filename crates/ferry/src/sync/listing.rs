@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::aws::AssumeRole;
@@ -125,7 +126,13 @@ pub(crate) struct Lister<'a> {
     pub ecr: Option<&'a EcrControl>,
     /// Names refused so far in this run.
     pub invalid: Mutex<BTreeSet<InvalidName>>,
+    /// Every well-formed tag of each source repository listed so far (referrer tags
+    /// included, which no rule selects): what a copy looks referrer tags up in.
+    pub source_tags: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
+
+/// Tags of one repository resolved at once.
+const HEADS_AT_ONCE: usize = 8;
 
 impl<'a> Lister<'a> {
     /// A lister with nothing refused yet.
@@ -134,7 +141,22 @@ impl<'a> Lister<'a> {
             client,
             ecr,
             invalid: Mutex::default(),
+            source_tags: Mutex::default(),
         }
+    }
+
+    /// The tags of every source repository listed, taken out.
+    pub fn take_source_tags(&self) -> BTreeMap<String, BTreeSet<String>> {
+        std::mem::take(&mut *self.source_tags.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn keep_tags<'t>(&self, repository: &str, tags: impl Iterator<Item = &'t String>) {
+        self.source_tags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(repository.to_string())
+            .or_default()
+            .extend(tags.cloned());
     }
 
     /// The names refused, each once, in order.
@@ -249,6 +271,7 @@ impl<'a> Lister<'a> {
                     if !self.tag_ok(registry, repository, &t) {
                         continue;
                     }
+                    self.keep_tags(repository, std::iter::once(&t));
                     out.push(ListedImage {
                         repository: repository.into(),
                         tag: Some(t),
@@ -261,25 +284,34 @@ impl<'a> Lister<'a> {
             return Ok(out);
         }
         let repo = Repo::new(registry.host(), repository);
-        let mut out = Vec::new();
-        for tag in self
+        let listed: Vec<String> = self
             .client
             .list_tags(&repo)
             .await?
             .into_iter()
-            .filter(|t| self.tag_ok(registry, repository, t) && wanted(t))
-        {
-            if let Some(h) = self.client.head_manifest(&repo, &tag).await? {
-                out.push(ListedImage {
-                    repository: repository.into(),
-                    tag: Some(tag),
-                    digest: h.digest,
-                    size: None,
-                    archived: None,
-                });
-            }
-        }
-        Ok(out)
+            .filter(|t| self.tag_ok(registry, repository, t))
+            .collect();
+        self.keep_tags(repository, listed.iter());
+        let heads: Vec<Option<ListedImage>> =
+            futures::stream::iter(listed.into_iter().filter(|t| wanted(t)))
+                .map(|tag| {
+                    let repo = &repo;
+                    async move {
+                        Ok::<_, Error>(self.client.head_manifest(repo, &tag).await?.map(|h| {
+                            ListedImage {
+                                repository: repository.into(),
+                                tag: Some(tag),
+                                digest: h.digest,
+                                size: None,
+                                archived: None,
+                            }
+                        }))
+                    }
+                })
+                .buffered(HEADS_AT_ONCE)
+                .try_collect()
+                .await?;
+        Ok(heads.into_iter().flatten().collect())
     }
 
     /// A destination repository's state. Without the API only the tags in `wanted` are

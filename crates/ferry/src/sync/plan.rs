@@ -1,6 +1,6 @@
 //! The plan: every source image the rules select, compared with every destination.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -202,6 +202,22 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         .try_collect()
         .await?;
     let images: Vec<ListedImage> = listed.into_iter().flatten().collect();
+    // What the listing read, the copies need not read again: each tag's digest, and every
+    // tag of the repository (where referrer tags are looked up).
+    let shared = SharedReads::default();
+    for img in &images {
+        if let Some(tag) = &img.tag {
+            let head = crate::registry::ManifestHead {
+                digest: img.digest.clone(),
+                media_type: None,
+                size: None,
+            };
+            shared.seed_head(&Repo::new(source.host(), &img.repository), tag, head);
+        }
+    }
+    for (repository, tags) in lister.take_source_tags() {
+        shared.seed_tags(&Repo::new(source.host(), &repository), tags);
+    }
 
     // 2. Pair each with its targets, grouped by destination repository.
     type Key = (String, String);
@@ -238,6 +254,7 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         .map(|(target, imgs, src_repos)| {
             let lister = &lister;
             let source_tags = &source_tags;
+            let shared = &shared;
             async move {
                 let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
                 let role = replicator.listing_role(&target.destination);
@@ -251,6 +268,20 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
                     )
                     .await?;
                 let mut items = compare(&target, &imgs, &state, client).await?;
+                // The copy of a tag found missing (or different) here uses this answer
+                // instead of a HEAD of its own.
+                let dst_repo = Repo::new(target.destination.registry_host(), &target.repository);
+                for item in items.iter().filter(|i| i.action == Action::Copy) {
+                    if let Some(tag) = &item.tag {
+                        match state.tags.get(tag) {
+                            None => shared.seed_destination(&dst_repo, tag, None),
+                            Some(Some(d)) => {
+                                shared.seed_destination(&dst_repo, tag, Some(d.clone()))
+                            }
+                            Some(None) => {}
+                        }
+                    }
+                }
                 items.extend(leftovers(
                     replicator,
                     &target,
@@ -272,7 +303,6 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             &b.tag,
         ))
     });
-    let shared = SharedReads::default();
     let bytes_to_move = bytes_to_move(replicator, &shared, &source, &items, &images).await?;
     let mut summary = PlanSummary {
         bytes_to_move,
@@ -441,29 +471,44 @@ async fn bytes_to_move(
     images: &[ListedImage],
 ) -> Result<u64, Error> {
     let client = replicator.copier().client();
-    let mut sizes: BTreeMap<Digest, Vec<(Digest, u64)>> = BTreeMap::new();
+    // Listed sizes by digest (one pass: a scan per item would be quadratic at scale).
+    let listed: HashMap<&Digest, u64> = images
+        .iter()
+        .filter_map(|i| i.size.map(|s| (&i.digest, s)))
+        .collect();
+    let listed_size = |digest: &Digest| listed.get(digest).copied();
+    // The manifests of every image to copy without a listed size, read at once (the
+    // copies then take them from the shared reads), not one after the other.
+    let mut wanted: BTreeMap<Digest, String> = BTreeMap::new();
+    for item in items.iter().filter(|i| i.action == Action::Copy) {
+        if let Some(digest) = &item.digest
+            && listed_size(digest).is_none()
+        {
+            wanted
+                .entry(digest.clone())
+                .or_insert_with(|| item.source_repository.clone());
+        }
+    }
+    let sizes: BTreeMap<Digest, Vec<(Digest, u64)>> = futures::stream::iter(wanted)
+        .map(|(digest, repository)| async move {
+            let repo = Repo::new(source.host(), &repository);
+            let blobs = blob_sizes(client, shared, &repo, &digest).await?;
+            Ok::<_, Error>((digest, blobs))
+        })
+        .buffered(LISTING_CONCURRENCY)
+        .try_collect()
+        .await?;
     let mut seen: HashSet<(String, Digest)> = HashSet::new();
     let mut total = 0u64;
     for item in items.iter().filter(|i| i.action == Action::Copy) {
         let Some(digest) = &item.digest else { continue };
-        if let Some(size) = images
-            .iter()
-            .find(|i| &i.digest == digest)
-            .and_then(|i| i.size)
-        {
+        if let Some(size) = listed_size(digest) {
             if seen.insert((item.destination_registry.clone(), digest.clone())) {
                 total += size;
             }
             continue;
         }
-        if !sizes.contains_key(digest) {
-            let repo = Repo::new(source.host(), &item.source_repository);
-            sizes.insert(
-                digest.clone(),
-                blob_sizes(client, shared, &repo, digest).await?,
-            );
-        }
-        for (blob, size) in &sizes[digest] {
+        for (blob, size) in sizes.get(digest).into_iter().flatten() {
             if seen.insert((item.destination_registry.clone(), blob.clone())) {
                 total += size;
             }
