@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod registry;
 pub mod scenario;
 pub mod skopeo;
+pub mod synthetic;
 pub mod verify;
 
 pub use docker_config::DockerConfig;
