@@ -1,5 +1,6 @@
 //! The OCI Distribution client: one pooled HTTP client for every registry, with auth,
-//! per-host AIMD limits, request counting, and retries (backon) in this one layer.
+//! per-host AIMD limits, ECR's request quotas per host and API class ([`quota`]), request
+//! counting, and retries (backon) in this one layer.
 
 mod blobs;
 mod endpoints;
@@ -8,9 +9,10 @@ mod manifests;
 pub mod netguard;
 mod origin;
 mod pagination;
+pub mod quota;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +25,14 @@ pub use endpoints::{ENDPOINTS_ENV, Endpoints, is_loopback};
 pub use limiter::Limiters;
 pub use manifests::{ManifestHead, RawManifest};
 pub use pagination::{MAX_LISTING_BYTES, MAX_LISTING_PAGE_BYTES, MAX_LISTING_PAGES, next_page};
+pub use quota::ApiClass;
 pub use stats::Stats;
 
 use crate::auth::{Authenticator, Secret};
 use crate::error::{Error, is_retryable_status};
+use limiter::{HostLimit, Permit};
 use netguard::AddrClass;
+use quota::{Endpoint, Quota, Quotas};
 
 /// A repository in a registry: where requests go.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +84,10 @@ pub struct ClientOptions {
     /// The slowest transfer rate a blob deadline allows for, in bytes per second.
     /// Default [`BLOB_MIN_RATE`].
     pub blob_min_rate: u64,
+    /// Request rates (per second) by registry host and ECR API class, instead of ECR's
+    /// defaults ([`ApiClass::ecr_default`]) at an ECR host, class by class; a host that
+    /// is not ECR has a quota only for the classes given here.
+    pub rates: BTreeMap<String, BTreeMap<ApiClass, u32>>,
 }
 
 /// Default [`ClientOptions::request_deadline`]: 5 minutes.
@@ -101,6 +110,7 @@ impl Default for ClientOptions {
             request_deadline: REQUEST_DEADLINE,
             blob_deadline: BLOB_DEADLINE,
             blob_min_rate: BLOB_MIN_RATE,
+            rates: BTreeMap::new(),
         }
     }
 }
@@ -119,6 +129,8 @@ struct Inner {
     auth: Authenticator,
     endpoints: Endpoints,
     limiters: Limiters,
+    /// Request quotas by host and API class, shared by every copy of the process.
+    quotas: Quotas,
     options: ClientOptions,
 }
 
@@ -176,6 +188,19 @@ pub(crate) enum Target {
     Url(String),
 }
 
+impl Target {
+    /// What the call addresses, for its quota class.
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            Target::Repo(p) if p.starts_with("manifests/") => Endpoint::Manifest,
+            Target::Repo(p) if p.starts_with("blobs/uploads") => Endpoint::Upload,
+            Target::Repo(p) if p.starts_with("blobs/") => Endpoint::Blob,
+            Target::Url(u) if url_path(u).contains("/blobs/uploads/") => Endpoint::Upload,
+            _ => Endpoint::Other,
+        }
+    }
+}
+
 impl RegistryClient {
     /// A client with its own pooled HTTP connections (rustls).
     pub fn new(
@@ -193,6 +218,7 @@ impl RegistryClient {
                 auth,
                 endpoints,
                 limiters: Limiters::new(options.max_per_host),
+                quotas: Quotas::new(options.rates.clone()),
                 options,
             }),
             stats: Arc::new(Stats::default()),
@@ -215,6 +241,37 @@ impl RegistryClient {
     /// The endpoint map.
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints
+    }
+
+    /// The request rate `host` is held to for `class`, if it has a quota (ECR's default
+    /// at an ECR host unless [`ClientOptions::rates`] says otherwise).
+    pub fn quota_rate(&self, host: &str, class: ApiClass) -> Option<u32> {
+        self.inner.quotas.rate(host, class)
+    }
+
+    /// Wait for what a request to `host` needs before it goes out: with [`Slot::Take`]
+    /// its turn and token of the host's quota for its class (if any) and a slot of
+    /// `limit`; with [`Slot::Held`] only the token. The quota, for resends.
+    async fn admit(
+        &self,
+        host: &str,
+        method: &Method,
+        endpoint: Endpoint,
+        limit: &Arc<HostLimit>,
+        slot: Slot,
+    ) -> (Option<Permit>, Option<Arc<Quota>>) {
+        let quota = ApiClass::classify(method, endpoint)
+            .and_then(|class| self.inner.quotas.quota(host, class));
+        let permit = match (slot, &quota) {
+            (Slot::Take, Some(q)) => Some(q.admit(limit).await),
+            (Slot::Take, None) => Some(limit.acquire().await),
+            (Slot::Held, Some(q)) => {
+                q.reserve().await;
+                None
+            }
+            (Slot::Held, None) => None,
+        };
+        (permit, quota)
     }
 
     /// ECR tokens this client minted for `host` so far (one per registry and role while
@@ -268,10 +325,9 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, Error> {
         let host = &call.repo.registry;
         let limit = self.inner.limiters.host(host);
-        let _permit = match slot {
-            Slot::Take => Some(limit.acquire().await),
-            Slot::Held => None,
-        };
+        let (_permit, quota) = self
+            .admit(host, &call.method, call.target.endpoint(), &limit, slot)
+            .await;
         let scope = Self::scope(call);
         let url = self.url(call);
         let parsed = url::Url::parse(&url)
@@ -285,7 +341,14 @@ impl RegistryClient {
             None
         };
         let mut refreshed = !own;
+        let mut resend = false;
         loop {
+            // A resend (after a 401) is one more request against the quota.
+            if std::mem::replace(&mut resend, true)
+                && let Some(q) = &quota
+            {
+                q.reserve().await;
+            }
             let mut req = client
                 .request(call.method.clone(), parsed.clone())
                 .headers(call.headers.clone());
