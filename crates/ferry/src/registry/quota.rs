@@ -231,12 +231,15 @@ impl Quota {
     }
 }
 
+/// A host's bucket for a class, or none (no quota).
+type Bucketed = Option<Arc<Quota>>;
+
 /// The quotas of every host: ECR's defaults for ECR hosts, overridden class by class by
 /// [`super::ClientOptions::rates`]; other hosts have quotas only for the classes set there.
 #[derive(Debug, Default)]
 pub(crate) struct Quotas {
     overrides: BTreeMap<String, BTreeMap<ApiClass, u32>>,
-    buckets: Mutex<HashMap<(String, ApiClass), Option<Arc<Quota>>>>,
+    buckets: Mutex<HashMap<(String, ApiClass), Bucketed>>,
 }
 
 impl Quotas {
