@@ -256,8 +256,10 @@ fn absolute(base: &str, location: &str) -> String {
 
 /// 4. 14 multi-arch images (two of them signed) synced with 8 in flight need over 60
 ///    manifest PUTs in a burst; the proxy accepts 10 per second and answers the rest 429
-///    `TOOMANYREQUESTS` (ECR's error body, no `Retry-After`). The sync converges in one
-///    run and the engine saw every 429.
+///    `TOOMANYREQUESTS` (ECR's error body, no `Retry-After`). The engine keeps ECR's
+///    quotas itself (`ecr_quotas.rs`), so the config claims a raised PutImage quota of
+///    100/s that the registry does not grant: the unexpected 429s are the AIMD limiter's
+///    and the retries'. The sync converges in one run and the engine saw every 429.
 #[test]
 fn ecr_manifest_put_throttling_backs_off_and_converges() {
     let env = Ecr::start(|m| m);
@@ -281,7 +283,8 @@ fn ecr_manifest_put_throttling_backs_off_and_converges() {
         "rules": [{
             "repositoryFilters": [{"filter": "burst", "filterType": "PREFIX_MATCH"}],
             "destinations": [{"registryId": DEFAULT_ACCOUNT, "region": DEFAULT_REGION}]
-        }]
+        }],
+        "registries": {env.ecr.ecr_host(): {"rates": {"putImage": 100}}}
     });
     let started = Instant::now();
     let (out, report) = env.sync(&config, &["--concurrency", "8"]);

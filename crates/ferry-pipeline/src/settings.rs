@@ -257,6 +257,46 @@ mod tests {
         assert!(err.contains("needs AWS credentials"), "{err}");
     }
 
+    /// The functions' clients keep the same quotas as the CLI's: ECR's defaults, and the
+    /// config's `registries.<host>.rates` over them (replicate and reconcile alike).
+    #[tokio::test]
+    async fn the_functions_clients_keep_the_configs_request_rates() {
+        use ferry::registry::ApiClass;
+        let dr = "111122223333.dkr.ecr.us-west-2.amazonaws.com";
+        let config = Arc::new(
+            parse_config(
+                &format!(
+                    r#"{{"source": {{"registryId": "111122223333", "region": "us-east-1"}},
+                        "registries": {{"{dr}": {{"rates": {{"putImage": 25}}}}}},
+                        "rules": [{{"destinations": [{{"registryId": "111122223333", "region": "us-west-2"}}]}}]}}"#
+                ),
+                "FERRY_CONFIG",
+            )
+            .expect("config"),
+        );
+        let aws = AwsContext::new(
+            aws_config::SdkConfig::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        );
+        let source = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
+        for replicator in [
+            build_replicator(config.clone(), aws.clone())
+                .await
+                .expect("replicator"),
+            build_reading_replicator(config.clone(), aws.clone())
+                .await
+                .expect("reading replicator"),
+        ] {
+            let client = replicator.copier().client();
+            assert_eq!(client.quota_rate(dr, ApiClass::PutImage), Some(25));
+            assert_eq!(client.quota_rate(dr, ApiClass::BatchGetImage), Some(2_000));
+            assert_eq!(client.quota_rate(source, ApiClass::PutImage), Some(10));
+            assert_eq!(client.quota_rate("ghcr.io", ApiClass::PutImage), None);
+        }
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(parse_usize(ENV_JOB_CONCURRENCY, None, 4).unwrap(), 4);

@@ -8,9 +8,9 @@ use crate::auth::{
     Authenticator, AwsEcrTokens, Credential, CredentialSource, DockerConfig, EcrTokenSource, Secret,
 };
 use crate::aws::{AccessKeys, AwsContext, RegistryAccess};
-use crate::config::{Registry, ReplicationConfig, RepositoryTemplate};
+use crate::config::{ApiRates, Registry, ReplicationConfig, RepositoryTemplate};
 use crate::error::Error;
-use crate::registry::{ClientOptions, Endpoints, RegistryClient};
+use crate::registry::{ApiClass, ClientOptions, Endpoints, RegistryClient};
 use crate::replicate::role_of;
 
 /// Where credentials and endpoints come from.
@@ -36,7 +36,7 @@ impl ClientSetup {
     }
 
     /// Build the client for a replication config: also its `registries` endpoint
-    /// overrides, its destinations' roles (ECR tokens minted with the assumed role) and
+    /// overrides and request rates, its destinations' roles (ECR tokens minted with the assumed role) and
     /// their Secrets Manager credentials. ECR registries with `credentialsSecretArn` or an
     /// `apiEndpoint` mint their tokens through `aws` bound by [`bind_registries`] (done
     /// here when the caller has not): pass the same bound context to the ECR control
@@ -102,7 +102,21 @@ impl ClientSetup {
                 CredentialSource::Static(secret_credential(aws, arn).await?),
             ));
         }
-        self.assemble(tokens, routes, endpoints)
+        let mut options = self.options.clone();
+        for (host, e) in &config.registries {
+            if let Some(rates) = &e.rates {
+                options
+                    .rates
+                    .entry(host.clone())
+                    .or_default()
+                    .extend(rate_classes(rates));
+            }
+        }
+        ClientSetup {
+            options,
+            ..self.clone()
+        }
+        .assemble(tokens, routes, endpoints)
     }
 
     fn assemble(
@@ -123,6 +137,14 @@ impl ClientSetup {
         }
         RegistryClient::new(auth, endpoints, self.options.clone())
     }
+}
+
+/// A registry's `rates` by API class.
+fn rate_classes(rates: &ApiRates) -> impl Iterator<Item = (ApiClass, u32)> {
+    rates
+        .given()
+        .into_iter()
+        .filter_map(|(key, rate)| ApiClass::from_config_key(key).map(|class| (class, rate)))
 }
 
 fn needs_aws<'a>(aws: Option<&'a AwsContext>, path: &str) -> Result<&'a AwsContext, Error> {
@@ -261,6 +283,24 @@ pub(crate) fn access_keys(text: &Secret, arn: &str) -> Result<AccessKeys, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_configured_rate_reaches_its_api_class() {
+        let rates = ApiRates {
+            put_image: Some(1),
+            initiate_layer_upload: Some(2),
+            upload_layer_part: Some(3),
+            complete_layer_upload: Some(4),
+            batch_check_layer_availability: Some(5),
+            get_download_url_for_layer: Some(6),
+            batch_get_image: Some(7),
+        };
+        let classes: BTreeMap<ApiClass, u32> = rate_classes(&rates).collect();
+        assert_eq!(classes.len(), ApiClass::ALL.len(), "{classes:?}");
+        assert_eq!(classes[&ApiClass::PutImage], 1);
+        assert_eq!(classes[&ApiClass::BatchGetImage], 7);
+        assert_eq!(rate_classes(&ApiRates::default()).count(), 0);
+    }
 
     #[test]
     fn access_keys_are_read_and_never_printed() {

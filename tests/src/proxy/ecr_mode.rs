@@ -9,8 +9,15 @@
 //!   request carrying `Authorization`.
 //! - **Chunked upload**: PATCH answers 201 (not 202); the body of every PATCH after the
 //!   first of a session is dropped while the answer claims it was stored.
-//! - **Manifest PUT throttling**: a token bucket of N PUTs per second (burst N) per
-//!   registry; above it 429 `TOOMANYREQUESTS` with ECR's error body and no `Retry-After`.
+//! - **Request quotas** ([`EcrQuotas`]): a token bucket per ECR API action, each
+//!   registry request counted against its action's (manifest PUT → PutImage, upload
+//!   POST → InitiateLayerUpload, PATCH → UploadLayerPart, upload PUT →
+//!   CompleteLayerUpload, blob HEAD → BatchCheckLayerAvailability, blob GET →
+//!   GetDownloadUrlForLayer, manifest GET/HEAD → BatchGetImage) at ECR's default rates
+//!   unless set otherwise. ECR does not document its burst: each bucket holds one
+//!   second's worth and starts full. Above it 429 `TOOMANYREQUESTS` with ECR's error body
+//!   and no `Retry-After`. [`super::Proxy::ecr_admitted`] gives when each request an
+//!   action's bucket let through arrived.
 //! - **Immutable tags**: a manifest PUT by tag where the tag holds another digest gets
 //!   400 `TAG_INVALID`.
 //! - **Manifest DELETE**: 405 `UNSUPPORTED`.
@@ -18,7 +25,8 @@
 //!   `subject` is an image index or manifest list gets 405 `UNSUPPORTED`
 //!   (aws/containers-roadmap#2783).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -31,6 +39,7 @@ use super::forward::{BodyPlan, drain, header_text, plain, relay_with_status, sen
 use super::{PathKind, RequestRecord, Shared, lock};
 use crate::http::MANIFEST_ACCEPT;
 use crate::skopeo::sha256_digest;
+pub use ferry::registry::ApiClass;
 
 /// Which ECR behaviours the proxy plays.
 #[derive(Debug, Clone)]
@@ -44,8 +53,9 @@ pub struct EcrMode {
     pub redirect_blobs: bool,
     /// PATCH answers 201 and drops the body of every PATCH after a session's first.
     pub broken_chunked_upload: bool,
-    /// Manifest PUTs per second (and burst) before 429 `TOOMANYREQUESTS`.
-    pub manifest_puts_per_second: Option<u32>,
+    /// Requests per second (and burst) per ECR API action before 429 `TOOMANYREQUESTS`;
+    /// `None`: no quota at all.
+    pub quotas: Option<EcrQuotas>,
     /// Tags cannot be moved: 400 `TAG_INVALID`.
     pub immutable_tags: bool,
     /// Manifest DELETE answers 405 `UNSUPPORTED`.
@@ -55,14 +65,14 @@ pub struct EcrMode {
 }
 
 impl EcrMode {
-    /// Every behaviour on (ECR's 10 manifest PUTs per second), tags mutable.
+    /// Every behaviour on (ECR's default request quotas), tags mutable.
     pub fn new(registry_host: &str, password: &str) -> Self {
         Self {
             registry_host: registry_host.to_string(),
             password: Some(password.to_string()),
             redirect_blobs: true,
             broken_chunked_upload: true,
-            manifest_puts_per_second: Some(10),
+            quotas: Some(EcrQuotas::default()),
             immutable_tags: false,
             manifest_delete_unsupported: true,
             reject_index_referrers: false,
@@ -74,6 +84,61 @@ impl EcrMode {
         self.immutable_tags = true;
         self
     }
+
+    /// The same, with `api` allowing `rate` requests per second (quotas on).
+    pub fn with_rate(mut self, api: ApiClass, rate: u32) -> Self {
+        self.quotas = Some(self.quotas.unwrap_or_default().with(api, rate));
+        self
+    }
+}
+
+/// Requests per second per ECR API action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrQuotas {
+    rates: HashMap<ApiClass, u32>,
+}
+
+impl Default for EcrQuotas {
+    /// ECR's documented defaults.
+    fn default() -> Self {
+        Self {
+            rates: ApiClass::ALL
+                .into_iter()
+                .map(|api| (api, api.ecr_default()))
+                .collect(),
+        }
+    }
+}
+
+impl EcrQuotas {
+    /// The same, with `api` at `rate` per second.
+    pub fn with(mut self, api: ApiClass, rate: u32) -> Self {
+        self.rates.insert(api, rate.max(1));
+        self
+    }
+
+    /// The rate of `api`.
+    pub fn rate(&self, api: ApiClass) -> u32 {
+        self.rates
+            .get(&api)
+            .copied()
+            .unwrap_or_else(|| api.ecr_default())
+    }
+}
+
+/// The ECR API action a request to the registry endpoint counts against (the proxy's own
+/// reading of `docs/ecr-notes.md`, not the engine's).
+pub fn api_of(method: &str, kind: PathKind) -> Option<ApiClass> {
+    Some(match (method, kind) {
+        ("PUT", PathKind::Manifest) => ApiClass::PutImage,
+        ("GET" | "HEAD", PathKind::Manifest) => ApiClass::BatchGetImage,
+        ("POST", PathKind::BlobUpload) => ApiClass::InitiateLayerUpload,
+        ("PATCH", PathKind::BlobUpload) => ApiClass::UploadLayerPart,
+        ("PUT", PathKind::BlobUpload) => ApiClass::CompleteLayerUpload,
+        ("HEAD", PathKind::Blob) => ApiClass::BatchCheckLayerAvailability,
+        ("GET", PathKind::Blob) => ApiClass::GetDownloadUrlForLayer,
+        _ => return None,
+    })
 }
 
 /// Refuse the next `times` requests matching `method` and `kind` that carry a valid token
@@ -98,8 +163,11 @@ pub struct EcrCounts {
     pub unauthorized: usize,
     /// 401 for an "expired" token.
     pub expired: usize,
-    /// 429 `TOOMANYREQUESTS` for manifest PUTs over the rate.
+    /// 429 `TOOMANYREQUESTS` for requests over their action's rate (every action).
     pub throttled: usize,
+    /// The same by action, in the order of [`ApiClass::ALL`] (see
+    /// [`EcrCounts::throttled_of`]).
+    pub throttled_by_api: [usize; ApiClass::ALL.len()],
     /// 400 `TAG_INVALID` for immutable tags.
     pub tag_invalid: usize,
     /// 405 `UNSUPPORTED` for manifest DELETEs.
@@ -117,7 +185,12 @@ impl EcrCounts {
             match record.fault {
                 Some("ecr-unauthorized") => counts.unauthorized += 1,
                 Some("ecr-expired") => counts.expired += 1,
-                Some("ecr-throttled") => counts.throttled += 1,
+                Some("ecr-throttled") => {
+                    counts.throttled += 1;
+                    if let Some(api) = api_of(&record.method, record.kind) {
+                        counts.throttled_by_api[index(api)] += 1;
+                    }
+                }
                 Some("ecr-tag-invalid") => counts.tag_invalid += 1,
                 Some("ecr-delete-unsupported") => counts.delete_unsupported += 1,
                 Some("ecr-patch-201") => counts.patches_forwarded += 1,
@@ -126,6 +199,43 @@ impl EcrCounts {
             }
         }
         counts
+    }
+
+    /// 429s for requests counted against `api`.
+    pub fn throttled_of(&self, api: ApiClass) -> usize {
+        self.throttled_by_api[index(api)]
+    }
+}
+
+fn index(api: ApiClass) -> usize {
+    ApiClass::ALL
+        .iter()
+        .position(|a| *a == api)
+        .unwrap_or_default()
+}
+
+impl super::Proxy {
+    /// When each request that `api`'s bucket let through arrived (since the proxy
+    /// started, as [`RequestRecord::at`]), in order, since the last
+    /// [`super::Proxy::reset_counts`]: every request of that action the ECR mode did not
+    /// refuse before its bucket (credentials, expiry, unsupported DELETE) or throttle.
+    pub fn ecr_admitted(&self, api: ApiClass) -> Vec<Duration> {
+        lock(&self.shared.log)
+            .iter()
+            .filter(|r| api_of(&r.method, r.kind) == Some(api))
+            .filter(|r| {
+                !matches!(
+                    r.fault,
+                    Some(
+                        "ecr-throttled"
+                            | "ecr-unauthorized"
+                            | "ecr-expired"
+                            | "ecr-delete-unsupported"
+                    )
+                )
+            })
+            .map(|r| r.at)
+            .collect()
     }
 }
 
@@ -142,8 +252,8 @@ pub(super) struct Session {
 #[derive(Debug, Default)]
 pub(super) struct EcrState {
     pub(super) sessions: std::collections::HashMap<String, Session>,
-    /// Manifest PUT tokens left and when they were last refilled.
-    pub(super) bucket: Option<(f64, Instant)>,
+    /// Tokens left per action and when they were last refilled.
+    pub(super) buckets: HashMap<ApiClass, (f64, Instant)>,
 }
 
 /// What to do after ECR mode looked at a request.
@@ -207,26 +317,28 @@ pub(super) async fn apply(
         );
     }
 
+    if let Some(quotas) = &mode.quotas
+        && let Some(api) = api_of(method.as_str(), kind)
+        && !take_token(shared, api, quotas.rate(api))
+    {
+        drain(request.into_body()).await;
+        return answer(
+            record,
+            "ecr-throttled",
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                "Rate exceeded",
+            ),
+        );
+    }
+
     if mode.broken_chunked_upload && method == Method::PATCH && kind == PathKind::BlobUpload {
         return Flow::Answer(patch(shared, record, request).await);
     }
 
     let mut request = request;
     if method == Method::PUT && kind == PathKind::Manifest {
-        if let Some(rate) = mode.manifest_puts_per_second
-            && !take_put_token(shared, rate)
-        {
-            drain(request.into_body()).await;
-            return answer(
-                record,
-                "ecr-throttled",
-                error(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "TOOMANYREQUESTS",
-                    "Rate exceeded",
-                ),
-            );
-        }
         if mode.reject_index_referrers {
             let (parts, body) = request.into_parts();
             let bytes = axum::body::to_bytes(body, 8 * 1024 * 1024)
@@ -321,11 +433,12 @@ async fn tag_digest(
         .map(str::to_string)
 }
 
-fn take_put_token(shared: &Shared, rate: u32) -> bool {
+/// One token of `api`'s bucket (one second's worth, starting full), if there is one.
+fn take_token(shared: &Shared, api: ApiClass, rate: u32) -> bool {
     let rate = f64::from(rate.max(1));
     let mut state = lock(&shared.ecr_state);
     let now = Instant::now();
-    let (tokens, last) = state.bucket.get_or_insert((rate, now));
+    let (tokens, last) = state.buckets.entry(api).or_insert((rate, now));
     *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
     *last = now;
     if *tokens >= 1.0 {

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 pub use canned::Canned;
 pub use chaos::{FaultKind, FaultPlan};
-pub use ecr_mode::{EcrCounts, EcrMode, ExpireRule};
+pub use ecr_mode::{ApiClass, EcrCounts, EcrMode, EcrQuotas, ExpireRule, api_of};
 pub use hostile::{BearerMode, ForeignRequest, HostileMode, TokenReply};
 pub use limits::{LimitsMode, Listing, ListingRule, SlowBody, Throttle};
 

@@ -51,7 +51,7 @@ pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
 pub use model::{
-    ArchiveMode, DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec,
+    ApiRates, ArchiveMode, DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec,
 };
 pub use native::{NativeOverlap, NativeRule};
 pub use organization::{

@@ -82,6 +82,72 @@ pub struct RegistryEndpoint {
     /// (GetAccountSetting with credentials of that account), else try; for others: try.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_mounting: Option<bool>,
+    /// Request rates (per second) this registry allows per ECR API action, for an account
+    /// with raised quotas: each replaces ECR's default for its action (PutImage 10,
+    /// InitiateLayerUpload 100, UploadLayerPart 500, CompleteLayerUpload 100,
+    /// BatchCheckLayerAvailability 1,000, GetDownloadUrlForLayer 3,000, BatchGetImage
+    /// 2,000), which apply to every ECR registry. A registry that is not ECR has a quota
+    /// only for the actions given here (manifest PUT: `putImage`, upload POST:
+    /// `initiateLayerUpload`, PATCH: `uploadLayerPart`, upload PUT:
+    /// `completeLayerUpload`, blob HEAD: `batchCheckLayerAvailability`, blob GET:
+    /// `getDownloadUrlForLayer`, manifest GET and HEAD: `batchGetImage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<ApiRates>,
+}
+
+/// Requests per second by ECR API action; each one optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiRates {
+    /// Manifest PUTs per second (ECR default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub put_image: Option<u32>,
+    /// Upload POSTs (mounts included) per second (ECR default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub initiate_layer_upload: Option<u32>,
+    /// Upload PATCHes per second (ECR default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub upload_layer_part: Option<u32>,
+    /// Upload PUTs per second (ECR default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub complete_layer_upload: Option<u32>,
+    /// Blob HEADs per second (ECR default 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub batch_check_layer_availability: Option<u32>,
+    /// Blob GETs per second (ECR default 3,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub get_download_url_for_layer: Option<u32>,
+    /// Manifest GETs and HEADs per second (ECR default 2,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub batch_get_image: Option<u32>,
+}
+
+impl ApiRates {
+    /// Every rate given, by its camelCase key (`putImage`), in document order.
+    pub fn given(&self) -> Vec<(&'static str, u32)> {
+        [
+            ("putImage", self.put_image),
+            ("initiateLayerUpload", self.initiate_layer_upload),
+            ("uploadLayerPart", self.upload_layer_part),
+            ("completeLayerUpload", self.complete_layer_upload),
+            (
+                "batchCheckLayerAvailability",
+                self.batch_check_layer_availability,
+            ),
+            ("getDownloadUrlForLayer", self.get_download_url_for_layer),
+            ("batchGetImage", self.batch_get_image),
+        ]
+        .into_iter()
+        .filter_map(|(key, rate)| rate.map(|r| (key, r)))
+        .collect()
+    }
 }
 
 /// One replication rule: which repositories and tags go to which destinations.

@@ -375,6 +375,14 @@ impl ReplicationConfig {
                 );
             }
             let registry = Registry::from_host(host);
+            for (key, rate) in endpoint.rates.iter().flat_map(|r| r.given()) {
+                if rate == 0 {
+                    issues.push(Issue::error(
+                        child(&child(&path, "rates"), key),
+                        "must be at least 1 (requests per second)",
+                    ));
+                }
+            }
             if let Some(url) = &endpoint.api_endpoint {
                 let at = child(&path, "apiEndpoint");
                 if registry.is_ecr() {

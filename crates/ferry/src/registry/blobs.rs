@@ -93,7 +93,15 @@ impl RegistryClient {
         let (client, own) =
             self.client_for(&repo.registry, &self.endpoint(&repo.registry)?, &parsed)?;
         let limit = self.inner.limiters.host(&repo.registry);
-        let _permit = limit.acquire().await;
+        let (_permit, _) = self
+            .admit(
+                &repo.registry,
+                &Method::PUT,
+                super::quota::Endpoint::Upload,
+                &limit,
+                Slot::Take,
+            )
+            .await;
         let scope = format!("repository:{}:pull,push", repo.repository);
         // The upload client (no read timeout, the blob deadline instead) on the
         // registry's own origin; another origin's guarded client otherwise.

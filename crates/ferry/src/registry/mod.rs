@@ -1,5 +1,6 @@
 //! The OCI Distribution client: one pooled HTTP client for every registry, with auth,
-//! per-host AIMD limits, request counting, and retries (backon) in this one layer.
+//! per-host AIMD limits, ECR's request quotas per host and API class ([`quota`]), request
+//! counting, and retries (backon) in this one layer.
 
 mod blobs;
 mod endpoints;
@@ -8,9 +9,11 @@ mod manifests;
 pub mod netguard;
 mod origin;
 mod pagination;
+pub mod quota;
+mod response;
 mod stats;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +26,17 @@ pub use endpoints::{ENDPOINTS_ENV, Endpoints, is_loopback};
 pub use limiter::Limiters;
 pub use manifests::{ManifestHead, RawManifest};
 pub use pagination::{MAX_LISTING_BYTES, MAX_LISTING_PAGE_BYTES, MAX_LISTING_PAGES, next_page};
+pub use quota::ApiClass;
+pub use response::describe_reqwest;
+pub(crate) use response::{parse_retry_after, read_capped};
 pub use stats::Stats;
 
 use crate::auth::{Authenticator, Secret};
 use crate::error::{Error, is_retryable_status};
+use limiter::{HostLimit, Permit};
 use netguard::AddrClass;
+use quota::{Endpoint, Quota, Quotas};
+use response::{expired_token_answer, parse_error_body, read_bounded, url_path};
 
 /// A repository in a registry: where requests go.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,6 +88,10 @@ pub struct ClientOptions {
     /// The slowest transfer rate a blob deadline allows for, in bytes per second.
     /// Default [`BLOB_MIN_RATE`].
     pub blob_min_rate: u64,
+    /// Request rates (per second) by registry host and ECR API class, instead of ECR's
+    /// defaults ([`ApiClass::ecr_default`]) at an ECR host, class by class; a host that
+    /// is not ECR has a quota only for the classes given here.
+    pub rates: BTreeMap<String, BTreeMap<ApiClass, u32>>,
 }
 
 /// Default [`ClientOptions::request_deadline`]: 5 minutes.
@@ -101,6 +114,7 @@ impl Default for ClientOptions {
             request_deadline: REQUEST_DEADLINE,
             blob_deadline: BLOB_DEADLINE,
             blob_min_rate: BLOB_MIN_RATE,
+            rates: BTreeMap::new(),
         }
     }
 }
@@ -119,6 +133,8 @@ struct Inner {
     auth: Authenticator,
     endpoints: Endpoints,
     limiters: Limiters,
+    /// Request quotas by host and API class, shared by every copy of the process.
+    quotas: Quotas,
     options: ClientOptions,
     /// Per registry host: whether its referrers API exists, learnt from its first answer
     /// and kept for the client's life (a process; a Lambda container).
@@ -179,6 +195,19 @@ pub(crate) enum Target {
     Url(String),
 }
 
+impl Target {
+    /// What the call addresses, for its quota class.
+    fn endpoint(&self) -> Endpoint {
+        match self {
+            Target::Repo(p) if p.starts_with("manifests/") => Endpoint::Manifest,
+            Target::Repo(p) if p.starts_with("blobs/uploads") => Endpoint::Upload,
+            Target::Repo(p) if p.starts_with("blobs/") => Endpoint::Blob,
+            Target::Url(u) if url_path(u).contains("/blobs/uploads/") => Endpoint::Upload,
+            _ => Endpoint::Other,
+        }
+    }
+}
+
 impl RegistryClient {
     /// A client with its own pooled HTTP connections (rustls).
     pub fn new(
@@ -196,6 +225,7 @@ impl RegistryClient {
                 auth,
                 endpoints,
                 limiters: Limiters::new(options.max_per_host),
+                quotas: Quotas::new(options.rates.clone()),
                 options,
                 referrers_support: Mutex::default(),
             }),
@@ -219,6 +249,37 @@ impl RegistryClient {
     /// The endpoint map.
     pub fn endpoints(&self) -> &Endpoints {
         &self.inner.endpoints
+    }
+
+    /// The request rate `host` is held to for `class`, if it has a quota (ECR's default
+    /// at an ECR host unless [`ClientOptions::rates`] says otherwise).
+    pub fn quota_rate(&self, host: &str, class: ApiClass) -> Option<u32> {
+        self.inner.quotas.rate(host, class)
+    }
+
+    /// Wait for what a request to `host` needs before it goes out: with [`Slot::Take`]
+    /// its turn and token of the host's quota for its class (if any) and a slot of
+    /// `limit`; with [`Slot::Held`] only the token. The quota, for resends.
+    async fn admit(
+        &self,
+        host: &str,
+        method: &Method,
+        endpoint: Endpoint,
+        limit: &Arc<HostLimit>,
+        slot: Slot,
+    ) -> (Option<Permit>, Option<Arc<Quota>>) {
+        let quota = ApiClass::classify(method, endpoint)
+            .and_then(|class| self.inner.quotas.quota(host, class));
+        let permit = match (slot, &quota) {
+            (Slot::Take, Some(q)) => Some(q.admit(limit).await),
+            (Slot::Take, None) => Some(limit.acquire().await),
+            (Slot::Held, Some(q)) => {
+                q.reserve().await;
+                None
+            }
+            (Slot::Held, None) => None,
+        };
+        (permit, quota)
     }
 
     /// ECR tokens this client minted for `host` so far (one per registry and role while
@@ -272,10 +333,9 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, Error> {
         let host = &call.repo.registry;
         let limit = self.inner.limiters.host(host);
-        let _permit = match slot {
-            Slot::Take => Some(limit.acquire().await),
-            Slot::Held => None,
-        };
+        let (_permit, quota) = self
+            .admit(host, &call.method, call.target.endpoint(), &limit, slot)
+            .await;
         let scope = Self::scope(call);
         let url = self.url(call);
         let parsed = url::Url::parse(&url)
@@ -289,7 +349,14 @@ impl RegistryClient {
             None
         };
         let mut refreshed = !own;
+        let mut resend = false;
         loop {
+            // A resend (after a 401) is one more request against the quota.
+            if std::mem::replace(&mut resend, true)
+                && let Some(q) = &quota
+            {
+                q.reserve().await;
+            }
             let mut req = client
                 .request(call.method.clone(), parsed.clone())
                 .headers(call.headers.clone());
@@ -510,168 +577,5 @@ impl RegistryClient {
         scope: &str,
     ) -> Result<Option<Secret>, Error> {
         self.inner.auth.header(host, scope).await
-    }
-}
-
-/// Read a whole body of at most `limit` bytes: an announced `Content-Length` over it, or
-/// more bytes than it, is `too_large(size seen)`, before anything more is read.
-pub(crate) async fn read_capped(
-    mut resp: reqwest::Response,
-    limit: u64,
-    registry: &str,
-    too_large: impl Fn(u64) -> Error,
-) -> Result<Bytes, Error> {
-    if let Some(len) = resp.content_length()
-        && len > limit
-    {
-        return Err(too_large(len));
-    }
-    let mut buf = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Unreachable {
-        registry: registry.to_string(),
-        message: describe_reqwest(&e),
-    })? {
-        let seen = buf.len() as u64 + chunk.len() as u64;
-        if seen > limit {
-            return Err(too_large(seen));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// The path of a URL, without its query (never a pre-signed query string in messages).
-fn url_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let path = rest.find('/').map_or("/", |i| &rest[i..]);
-    path.split('?').next().unwrap_or(path)
-}
-
-/// Read at most `limit` bytes of a body, for error messages.
-/// Whether a 403 is ECR's `DENIED` "Your authorization token has expired", and the answer
-/// as it came (its body, capped at 8 KiB like every error body, read and put back).
-async fn expired_token_answer(resp: reqwest::Response) -> (reqwest::Response, bool) {
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = read_bounded(resp, 8 * 1024).await;
-    let (code, message) = parse_error_body(&body);
-    let expired = crate::error::is_expired_token_denial(code.as_deref(), &message);
-    let mut rebuilt = http::Response::new(body);
-    *rebuilt.status_mut() = status;
-    *rebuilt.headers_mut() = headers;
-    (reqwest::Response::from(rebuilt), expired)
-}
-
-async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        let room = limit.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= limit {
-            break;
-        }
-    }
-    out
-}
-
-/// The first `{code, message}` of a distribution error body, else a text excerpt.
-fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Vec<Item>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Item {
-        #[serde(default)]
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    if let Ok(e) = serde_json::from_slice::<Errors>(body)
-        && let Some(first) = e.errors.into_iter().next()
-    {
-        let msg = if first.message.is_empty() {
-            first.code.clone()
-        } else {
-            format!("{}: {}", first.code, first.message)
-        };
-        return (Some(first.code), msg);
-    }
-    let text = String::from_utf8_lossy(body);
-    let excerpt: String = text.trim().chars().take(300).collect();
-    (
-        None,
-        if excerpt.is_empty() {
-            "no body".into()
-        } else {
-            excerpt
-        },
-    )
-}
-
-/// `Retry-After` in seconds (HTTP-date forms are rare on registries and ignored).
-pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(http::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// Describe a transport error without its URL (a pre-signed URL is a secret).
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut parts = Vec::new();
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "broken response body"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    };
-    parts.push(kind.to_string());
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.contains("http://") && !text.contains("https://") && !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_bodies() {
-        let (code, msg) = parse_error_body(
-            br#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'v1' already exists in the 'a' repository and cannot be overwritten because the tag is immutable."}]}"#,
-        );
-        assert_eq!(code.as_deref(), Some("TAG_INVALID"));
-        assert!(msg.starts_with("TAG_INVALID: "));
-        let (code, msg) = parse_error_body(b"404 page not found\n");
-        assert_eq!((code, msg.as_str()), (None, "404 page not found"));
-    }
-
-    #[test]
-    fn retry_after() {
-        let mut h = HeaderMap::new();
-        h.insert(http::header::RETRY_AFTER, "3".parse().expect("hv"));
-        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(
-            http::header::RETRY_AFTER,
-            "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("hv"),
-        );
-        assert_eq!(parse_retry_after(&h), None);
     }
 }

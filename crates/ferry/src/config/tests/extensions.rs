@@ -1,6 +1,6 @@
 //! Ferry's extensions: tag filters, renaming, merging, OCI registries.
 
-use super::{load, targets};
+use super::{ReplicationConfig, load, targets};
 
 const SOURCE: &str = r#""source": {"registryId": "111122223333", "region": "us-east-1"}"#;
 const DR: &str = "111122223333.dkr.ecr.us-west-2.amazonaws.com";
@@ -247,4 +247,36 @@ fn referrers_true_written_out_differs_from_the_default() {
     assert!(json["rules"][0].get("referrers").is_none());
     assert_eq!(json["rules"][1]["referrers"], true);
     assert_eq!(json["rules"][2]["referrers"], false);
+}
+
+#[test]
+fn registry_rates_are_read_and_must_be_at_least_one() {
+    let config = load(&format!(
+        r#"{{{SOURCE}, "registries": {{"{DR}": {{"rates": {{"putImage": 20, "batchGetImage": 4000}}}}}},
+            "rules": [{{"destinations": [{{"region": "us-west-2", "registryId": "111122223333"}}]}}]}}"#
+    ));
+    let rates = config.registries[DR].rates.clone().expect("rates");
+    assert_eq!(
+        rates.given(),
+        vec![("putImage", 20), ("batchGetImage", 4000)]
+    );
+    let zero = format!(
+        r#"{{{SOURCE}, "registries": {{"{DR}": {{"rates": {{"uploadLayerPart": 0}}}}}},
+            "rules": [{{"destinations": [{{"region": "us-west-2", "registryId": "111122223333"}}]}}]}}"#
+    );
+    let errors = super::findings(&zero, super::Severity::Error);
+    assert_eq!(
+        errors,
+        vec![format!(
+            "registries[\"{DR}\"].rates.uploadLayerPart: must be at least 1 (requests per second)"
+        )]
+    );
+    let unknown = format!(
+        r#"{{{SOURCE}, "registries": {{"{DR}": {{"rates": {{"PutImage": 5}}}}}},
+            "rules": [{{"destinations": [{{"region": "us-west-2", "registryId": "111122223333"}}]}}]}}"#
+    );
+    assert!(
+        ReplicationConfig::from_json(&unknown).is_err(),
+        "an unknown key is refused"
+    );
 }
