@@ -602,6 +602,10 @@ def main() -> int:
         print(f"bench: no wanproxy binary at {args.wanproxy} (cargo build -p ferry-e2e --bin wanproxy)",
               file=sys.stderr)
         return 2
+    if "wan-pipeline" in wanted and not shutil.which("moto_server"):
+        print("bench: moto_server is missing (scripts/setup installs it); the wan-pipeline scenario needs it",
+              file=sys.stderr)
+        return 2
     if "fanout" in wanted and not shutil.which("moto_server"):
         print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
               file=sys.stderr)
