@@ -210,14 +210,18 @@ class Bench:
         ok = cp.returncode == 0 and not checks.get("tags_wrong_or_missing")
         return self.record(label, wall, rss, cpu, cp, ok, src_t, [dst_t], ds, None, checks)
 
+    def on_fresh(self, f):
+        """`f(dst)` with a fresh destination registry, stopped afterwards."""
+        dst, = self.fresh()
+        try:
+            return f(dst)
+        finally:
+            dst.stop()
+            os.sync()
+
     def many(self, ds: Dataset) -> dict:
         def fresh_run(f, label):
-            dst, = self.fresh()
-            try:
-                return f(ds, dst, label)
-            finally:
-                dst.stop()
-                os.sync()
+            return self.on_fresh(lambda dst: f(ds, dst, label))
         tools = {
             "ferry sync": lambda: fresh_run(self.many_ferry, "ferry sync"),
             "skopeo sync": lambda: fresh_run(self.many_skopeo, "skopeo sync"),

@@ -181,12 +181,7 @@ class Wan:
 
     def many(self, ds: b.Dataset) -> dict:
         def fresh(f, label):
-            dst, = self.bench.fresh()
-            try:
-                return f(ds, dst, label)
-            finally:
-                dst.stop()
-                os.sync()
+            return self.bench.on_fresh(lambda dst: f(ds, dst, label))
         tools = {
             "ferry sync": lambda: fresh(self.ferry_sync, "ferry sync"),
             "skopeo sync": lambda: fresh(self.skopeo_sync, "skopeo sync"),
@@ -215,17 +210,14 @@ class Wan:
         layer = max(ds.sizes, key=ds.sizes.get)
 
         def run(label, argv, check_layer=False):
-            dst, = self.bench.fresh()
-            try:
+            def one(dst):
                 def check():
                     if check_layer:
                         status, _, _ = b.request(dst.host, "HEAD", f"/v2/{repo}/blobs/{layer}")
                         return {"layer_present": status == 200}
                     return self.bench.check_tags(ds, dst)
                 return self.through(label, ds, dst, argv, check, ferry_rep=label.startswith("ferry"))
-            finally:
-                dst.stop()
-                os.sync()
+            return self.bench.on_fresh(one)
 
         def curl(s, d):
             script = (

@@ -55,6 +55,10 @@ fn push_blob(url: &str, repo: &str, data: &[u8]) -> String {
     digest
 }
 
+fn get(url: &str) -> ferry_e2e::http::Response {
+    send(Method::GET, url, None, &[], None).unwrap_or_else(|err| panic!("GET {url}: {err:#}"))
+}
+
 fn assert_within_limit(what: &str, bucket: &BucketStats) {
     assert_eq!(
         bucket.over_limit, 0,
@@ -80,24 +84,10 @@ fn every_request_is_delayed_once_before_its_answer() {
     );
     let n = 6u32;
     for _ in 0..n {
-        let answer = send(
-            Method::GET,
-            &format!("{}/v2/", proxy.url()),
-            None,
-            &[],
-            None,
-        )
-        .expect("GET /v2/");
+        let answer = get(&format!("{}/v2/", proxy.url()));
         assert_eq!(answer.status, 200);
     }
-    let missing = send(
-        Method::GET,
-        &format!("{}/v2/nothing/manifests/latest", proxy.url()),
-        None,
-        &[],
-        None,
-    )
-    .expect("GET a missing manifest");
+    let missing = get(&format!("{}/v2/nothing/manifests/latest", proxy.url()));
     assert_eq!(missing.status, 404, "answers pass through unchanged");
 
     let stats = proxy.wan_stats();
@@ -114,14 +104,7 @@ fn every_request_is_delayed_once_before_its_answer() {
     );
 
     proxy.clear_wan();
-    send(
-        Method::GET,
-        &format!("{}/v2/", proxy.url()),
-        None,
-        &[],
-        None,
-    )
-    .expect("GET /v2/");
+    get(&format!("{}/v2/", proxy.url()));
     assert_eq!(
         proxy.wan_stats().delayed_requests,
         0,
@@ -139,14 +122,7 @@ fn blob_bodies_go_through_the_buckets_both_ways_within_rate_times_t_plus_burst()
     proxy.set_wan(mode);
     let data = bytes_of(1201, 3 * 1024 * 1024);
     let digest = push_blob(&proxy.url(), "wan/blob", &data);
-    let got = send(
-        Method::GET,
-        &format!("{}/v2/wan/blob/blobs/{digest}", proxy.url()),
-        None,
-        &[],
-        None,
-    )
-    .expect("GET blob");
+    let got = get(&format!("{}/v2/wan/blob/blobs/{digest}", proxy.url()));
     assert_eq!(got.status, 200);
     assert_eq!(
         sha256_digest(&got.body),
