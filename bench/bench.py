@@ -34,469 +34,16 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-MiB = 1 << 20
-SEED = 6  # issue #6
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from datasets import *  # noqa: E402,F401,F403  (bench/fanout.py reads them as bench.*)
+from registries import *  # noqa: E402,F401,F403
+from registries import MiB, ROOT, SEED  # noqa: E402
+from runs import *  # noqa: E402,F401,F403
+from runs import Idle  # noqa: E402
+from report import *  # noqa: E402,F401,F403
+from report import build_report, machine  # noqa: E402
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------------------
-# Registries
-# --------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-ACCESS_RE = re.compile(r'^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-)')
-
-
-@dataclass
-class Traffic:
-    """What one registry saw between two marks of its access log."""
-
-    requests: int = 0
-    by_method: dict = field(default_factory=dict)
-    blob_get_bytes: int = 0  # bytes of blob GET answers (what left the registry)
-    blob_gets: int = 0
-    uploads: dict = field(default_factory=dict)  # digest -> completed uploads (201)
-    mounts: int = 0  # cross-repository mounts answered 201
-    manifest_puts: int = 0
-    cpu_s: float = 0.0  # the registry's CPU seconds over the run
-
-    def as_json(self) -> dict:
-        return {
-            "requests": self.requests,
-            "by_method": dict(sorted(self.by_method.items())),
-            "blob_gets": self.blob_gets,
-            "blob_get_bytes": self.blob_get_bytes,
-            "uploads": sum(self.uploads.values()),
-            "mounts": self.mounts,
-            "manifest_puts": self.manifest_puts,
-            "registry_cpu_s": round(self.cpu_s, 2),
-        }
-
-
-class Registry:
-    """A `docker-registry` (CNCF distribution) with filesystem storage in its own
-    directory, on a free loopback port, access log on (it is how requests are counted)."""
-
-    def __init__(self, root: Path, name: str):
-        self.name = name
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=root))
-        self.proc = None
-        last = "never started"
-        for _ in range(5):
-            self.port = free_port()
-            config = self.dir / "config.yml"
-            config.write_text(
-                "version: 0.1\n"
-                "log:\n  level: error\n"
-                f"storage:\n  filesystem:\n    rootdirectory: {self.dir / 'storage'}\n"
-                "  delete:\n    enabled: true\n"
-                "  maintenance:\n    uploadpurging:\n      enabled: false\n"
-                f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: ferry-bench-{self.port}\n"
-            )
-            self.access = self.dir / "access.log"
-            out = open(self.access, "ab")
-            err = open(self.dir / "registry.err", "ab")
-            self.proc = subprocess.Popen(
-                ["docker-registry", "serve", str(config)],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-            out.close()
-            err.close()
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    status, _, _ = request(self.host, "GET", "/v2/")
-                    if status == 200:
-                        return
-                except OSError:
-                    pass
-                time.sleep(0.05)
-            last = (self.dir / "registry.err").read_text(errors="replace")[-500:]
-            self._kill()
-        raise RuntimeError(f"docker-registry {name} did not start: {last}")
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def mark(self) -> tuple[int, float]:
-        return self.access.stat().st_size, self.cpu()
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the registry process has used so far."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
-
-    def requests(self, since: tuple[int, float]):
-        """Requests logged since the mark `since`: (method, path, query, status, size)."""
-        with open(self.access, "rb") as f:
-            f.seek(since[0])
-            for raw in f:
-                m = ACCESS_RE.match(raw.decode("utf-8", "replace"))
-                if not m:
-                    continue
-                method, uri, status, size = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-                path, _, query = uri.partition("?")
-                yield method, path, urllib.parse.parse_qs(query), status, size
-
-    def traffic(self, since: tuple[int, float], sizes: dict, settle=True) -> Traffic:
-        """Requests logged since the mark `since`; completed uploads by digest, sized with
-        `sizes`; the registry's CPU time since then. `settle=False`: the caller has already
-        waited for the last access log lines."""
-        if settle:
-            time.sleep(0.2)  # the access log line is written after the answer
-        t = Traffic(cpu_s=self.cpu() - since[1])
-        for method, path, q, status, size in self.requests(since):
-            t.requests += 1
-            t.by_method[method] = t.by_method.get(method, 0) + 1
-            if method == "GET" and "/blobs/sha256:" in path and status in (200, 206):
-                t.blob_gets += 1
-                t.blob_get_bytes += 0 if size == "-" else int(size)
-            elif method == "PUT" and "/blobs/uploads/" in path and status == 201 and "digest" in q:
-                d = q["digest"][0]
-                t.uploads[d] = t.uploads.get(d, 0) + 1
-            elif method == "POST" and "mount" in q and status == 201:
-                t.mounts += 1
-            elif method == "PUT" and "/manifests/" in path and status == 201:
-                t.manifest_puts += 1
-        return t
-
-    def manifest_digest(self, repo: str, ref: str) -> str | None:
-        status, headers, _ = request(
-            self.host, "HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST}
-        )
-        return headers.get("docker-content-digest") if status == 200 else None
-
-    def _kill(self) -> None:
-        stop_process(self.proc)
-
-    def stop(self) -> None:
-        self._kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def stop_process(proc: subprocess.Popen | None) -> None:
-    """Terminate a server we started (SIGTERM, then SIGKILL after 10 s)."""
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def request(host, method, path, body=None, headers=None, length=None):
-    """One HTTP/1.1 request; `body` may be bytes or a binary file. Returns
-    (status, lower-cased headers, body bytes)."""
-    conn = http.client.HTTPConnection(host, timeout=600, blocksize=MiB)
-    try:
-        h = dict(headers or {})
-        if body is not None and length is not None:
-            h["Content-Length"] = str(length)
-        conn.request(method, path, body=body, headers=h)
-        r = conn.getresponse()
-        data = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-    finally:
-        conn.close()
-
-
-def push_blob(host: str, repo: str, digest: str, data=None, path: Path | None = None, size=None):
-    status, headers, _ = request(host, "HEAD", f"/v2/{repo}/blobs/{digest}")
-    if status == 200:
-        return
-    status, headers, body = request(host, "POST", f"/v2/{repo}/blobs/uploads/", body=b"", length=0)
-    if status != 202:
-        raise RuntimeError(f"POST upload {repo}: {status} {body[:200]!r}")
-    loc = urllib.parse.urlsplit(headers["location"])
-    target = f"{loc.path}?{loc.query}&digest={digest}" if loc.query else f"{loc.path}?digest={digest}"
-    hdrs = {"Content-Type": "application/octet-stream"}
-    if path is not None:
-        with open(path, "rb") as f:
-            status, _, body = request(host, "PUT", target, body=f, headers=hdrs, length=size)
-    else:
-        status, _, body = request(host, "PUT", target, body=data, headers=hdrs, length=len(data))
-    if status != 201:
-        raise RuntimeError(f"PUT blob {repo} {digest}: {status} {body[:200]!r}")
-
-
-def push_manifest(host: str, repo: str, tag: str, manifest: bytes) -> str:
-    status, headers, body = request(
-        host, "PUT", f"/v2/{repo}/manifests/{tag}", body=manifest,
-        headers={"Content-Type": OCI_MANIFEST}, length=len(manifest),
-    )
-    if status != 201:
-        raise RuntimeError(f"PUT manifest {repo}:{tag}: {status} {body[:200]!r}")
-    return headers["docker-content-digest"]
-
-
-# --------------------------------------------------------------------------------------
-# Datasets: random layers (fixed seed), each a valid gzip stream of stored blocks, so
-# that no tool recompresses them (skopeo compresses layers it detects as uncompressed).
-# --------------------------------------------------------------------------------------
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Layer:
-    digest: str
-    size: int
-    diff_id: str
-    data: bytes | None = None
-    path: Path | None = None
-
-
-def make_layer(rng: random.Random, payload: int, path: Path | None = None) -> Layer:
-    """`payload` random bytes as a gzip stream (level 0: stored blocks). In memory, or
-    streamed to `path` for big layers."""
-    comp = zlib.compressobj(level=0, wbits=31)
-    outer, inner = hashlib.sha256(), hashlib.sha256()
-    size = 0
-    chunks = []
-    out = open(path, "wb") if path else None
-    left = payload
-
-    def emit(b: bytes):
-        nonlocal size
-        if b:
-            outer.update(b)
-            size += len(b)
-            if out:
-                out.write(b)
-            else:
-                chunks.append(b)
-
-    while left:
-        n = min(left, 4 * MiB)
-        raw = rng.randbytes(n)
-        inner.update(raw)
-        emit(comp.compress(raw))
-        left -= n
-    emit(comp.flush())
-    if out:
-        out.close()
-    return Layer(
-        digest="sha256:" + outer.hexdigest(), size=size, diff_id="sha256:" + inner.hexdigest(),
-        data=None if path else b"".join(chunks), path=path,
-    )
-
-
-def image_manifest(layers: list[Layer], label: str) -> tuple[bytes, bytes]:
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Labels": {"bench": label}},
-        "rootfs": {"type": "layers", "diff_ids": [l.diff_id for l in layers]},
-    }, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
-        "layers": [{"mediaType": OCI_LAYER, "digest": l.digest, "size": l.size} for l in layers],
-    }, sort_keys=True).encode()
-    return config, manifest
-
-
-@dataclass
-class Dataset:
-    name: str
-    registry: Registry
-    tags: list  # (repo, tag, manifest digest)
-    sizes: dict  # blob digest -> size (configs and layers)
-    description: str = ""
-
-    @property
-    def unique_bytes(self) -> int:
-        return sum(self.sizes.values())
-
-    @property
-    def repos(self) -> list[str]:
-        return sorted({r for r, _, _ in self.tags})
-
-
-def push_image(reg: Registry, repo: str, tag: str, layers: list[Layer], label: str, sizes: dict) -> str:
-    config, manifest = image_manifest(layers, label)
-    for l in layers:
-        push_blob(reg.host, repo, l.digest, data=l.data, path=l.path, size=l.size)
-        sizes[l.digest] = l.size
-    push_blob(reg.host, repo, sha(config), data=config)
-    sizes[sha(config)] = len(config)
-    return push_manifest(reg.host, repo, tag, manifest)
-
-
-def big_dataset(work: Path, big_mib: int) -> Dataset:
-    reg = Registry(work, "src-big")
-    rng = random.Random(SEED)
-    path = work / "big-layer.gz"
-    log(f"generating a {big_mib} MiB layer")
-    layer = make_layer(rng, big_mib * MiB, path)
-    sizes: dict = {}
-    log("pushing it")
-    d = push_image(reg, "big/blob", "v1", [layer], "big", sizes)
-    path.unlink()
-    return Dataset("big", reg, [("big/blob", "v1", d)], sizes,
-                   f"one image: one {layer.size / MiB:.0f} MiB layer ({layer.digest[:19]}…) and a config")
-
-
-def many_dataset(work: Path, repos: int, tags: int, scale: float) -> Dataset:
-    """`repos` repositories × `tags` tags. Three base stacks shared across repositories,
-    one layer per repository shared by its tags, one small layer and a config per tag."""
-    reg = Registry(work, "src-many")
-    rng = random.Random(SEED + 1)
-    mib = lambda n: max(1, int(n * scale * MiB))  # noqa: E731
-    bases = [
-        [make_layer(rng, mib(24)), make_layer(rng, mib(8))],
-        [make_layer(rng, mib(16))],
-        [make_layer(rng, mib(12)), make_layer(rng, mib(4))],
-    ]
-    sizes: dict = {}
-    out = []
-    for r in range(repos):
-        repo = f"bench/app-{r:02d}"
-        shared = make_layer(rng, mib(2))
-        for t in range(tags):
-            tag = f"1.{t}.0"
-            own = make_layer(rng, mib(0.375))
-            layers = bases[r % len(bases)] + [shared, own]
-            out.append((repo, tag, push_image(reg, repo, tag, layers, f"{repo}:{tag}", sizes)))
-    ds = Dataset("many", reg, out, sizes)
-    referenced = sum(sum(l.size for l in bases[r % 3]) for r in range(repos)) * tags
-    ds.description = (
-        f"{repos} repositories × {tags} tags = {len(out)} tags; {len(sizes)} unique blobs, "
-        f"{ds.unique_bytes / MiB:.0f} MiB unique (base layers alone referenced "
-        f"{referenced / MiB:.0f} MiB over all tags)"
-    )
-    return ds
-
-
-def fan_dataset(work: Path, scale: float) -> Dataset:
-    reg = Registry(work, "src-fan")
-    rng = random.Random(SEED + 2)
-    layers = [make_layer(rng, max(1, int(n * scale * MiB))) for n in (96, 64, 48, 32, 16)]
-    sizes: dict = {}
-    d = push_image(reg, "fan/app", "v1", layers, "fan", sizes)
-    ds = Dataset("fan", reg, [("fan/app", "v1", d)], sizes)
-    ds.description = f"one image, {len(layers)} layers, {ds.unique_bytes / MiB:.0f} MiB"
-    return ds
-
-
-# --------------------------------------------------------------------------------------
-# Running tools
-# --------------------------------------------------------------------------------------
-
-@dataclass
-class Run:
-    tool: str
-    wall_s: float
-    rss_kib: int
-    cpu_s: float
-    ok: bool
-    traffic: dict = field(default_factory=dict)
-    idle: float | None = None  # the machine's idle share during the run
-    loadavg: float | None = None
-    ferry: dict | None = None
-    checks: dict = field(default_factory=dict)
-    note: str = ""
-
-    def as_json(self) -> dict:
-        d = {
-            "tool": self.tool, "wall_s": round(self.wall_s, 3), "peak_rss_mib": round(self.rss_kib / 1024, 1),
-            "cpu_s": round(self.cpu_s, 2), "ok": self.ok,
-            "machine_idle": None if self.idle is None else round(self.idle, 3), "loadavg_1m": self.loadavg, "traffic": self.traffic, "checks": self.checks,
-        }
-        if self.ferry is not None:
-            d["ferry_report"] = self.ferry
-        if self.note:
-            d["note"] = self.note
-        return d
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(all, idle + iowait) jiffies of the machine, from /proc/stat."""
-    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return sum(f), f[3] + f[4]
-
-
-class Idle:
-    """The machine's idle share over the last timed run: the machine is shared, and a
-    run that found no idle CPU says so."""
-
-    last: float | None = None
-
-    def __init__(self):
-        self.start = cpu_ticks()
-
-    def stop(self):
-        end = cpu_ticks()
-        total = end[0] - self.start[0]
-        Idle.last = (end[1] - self.start[1]) / total if total else None
-
-
-def timed(argv: list[str], work: Path, env=None) -> tuple[float, int, float, subprocess.CompletedProcess]:
-    """Run under /usr/bin/time -v: wall seconds (monotonic), peak RSS KiB (largest
-    process of the tree), user+sys seconds."""
-    tv = work / "time.txt"
-    cmd = ["/usr/bin/time", "-v", "-o", str(tv)] + argv
-    idle = Idle()
-    t0 = time.monotonic()
-    cp = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-    wall = time.monotonic() - t0
-    idle.stop()
-    text = tv.read_text(errors="replace")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    user = float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
-    sys_ = float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
-    return wall, rss, user + sys_, cp
-
-
-def run_parallel(argvs: list[list[str]], work: Path, width: int | None = None, env=None):
-    """Several commands, at most `width` at a time (default: all at once), each under
-    /usr/bin/time -v: wall of the whole, peak RSS of each, CPU sum, and (time file,
-    process, stdout, stderr) of each."""
-    width = width or len(argvs)
-    pending = list(enumerate(argvs))
-    running, done = [], []
-    idle = Idle()
-    t0 = time.monotonic()
-    while pending or running:
-        while pending and len(running) < width:
-            i, argv = pending.pop(0)
-            tv, out, err = (work / f"{k}-{i}.txt" for k in ("time", "out", "err"))
-            with open(out, "wb") as o, open(err, "wb") as e:
-                p = subprocess.Popen(["/usr/bin/time", "-v", "-o", str(tv)] + argv, stdout=o, stderr=e,
-                                     stdin=subprocess.DEVNULL, env=env)
-            running.append((i, tv, out, err, p))
-        time.sleep(0.005)
-        for job in [j for j in running if j[4].poll() is not None]:
-            running.remove(job)
-            done.append(job)
-    wall = time.monotonic() - t0
-    idle.stop()
-    rss, cpu, outs = [], 0.0, []
-    for _, tv, out, err, p in sorted(done, key=lambda j: j[0]):
-        text = tv.read_text(errors="replace")
-        rss.append(int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)))
-        cpu += float(re.search(r"User time \(seconds\): ([\d.]+)", text).group(1))
-        cpu += float(re.search(r"System time \(seconds\): ([\d.]+)", text).group(1))
-        outs.append((tv, p, out.read_text(errors="replace"), err.read_text(errors="replace")))
-    return wall, rss, cpu, outs
 
 
 class Bench:
@@ -665,14 +212,18 @@ class Bench:
         ok = cp.returncode == 0 and not checks.get("tags_wrong_or_missing")
         return self.record(label, wall, rss, cpu, cp, ok, src_t, [dst_t], ds, None, checks)
 
+    def on_fresh(self, f):
+        """`f(dst)` with a fresh destination registry, stopped afterwards."""
+        dst, = self.fresh()
+        try:
+            return f(dst)
+        finally:
+            dst.stop()
+            os.sync()
+
     def many(self, ds: Dataset) -> dict:
         def fresh_run(f, label):
-            dst, = self.fresh()
-            try:
-                return f(ds, dst, label)
-            finally:
-                dst.stop()
-                os.sync()
+            return self.on_fresh(lambda dst: f(ds, dst, label))
         tools = {
             "ferry sync": lambda: fresh_run(self.many_ferry, "ferry sync"),
             "skopeo sync": lambda: fresh_run(self.many_skopeo, "skopeo sync"),
@@ -782,235 +333,6 @@ class Bench:
         return runs
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def summarize(runs: list[Run]) -> dict:
-    ok = [r for r in runs if r.ok]
-    use = ok or runs
-    tr = lambda k: median([r.traffic.get(k) for r in use])  # noqa: E731
-    return {
-        "runs": len(runs),
-        "ok_runs": len(ok),
-        "wall_s": {"median": round(median([r.wall_s for r in use]), 3),
-                   "min": round(min(r.wall_s for r in use), 3), "max": round(max(r.wall_s for r in use), 3),
-                   "all": [round(r.wall_s, 3) for r in runs]},
-        "peak_rss_mib": round(median([r.rss_kib for r in use]) / 1024, 1),
-        "peak_rss_mib_max": round(max(r.rss_kib for r in use) / 1024, 1),
-        "cpu_s": round(median([r.cpu_s for r in use]), 2),
-        "requests_total": tr("requests_total"),
-        "requests_destinations": tr("requests_destinations"),
-        "bytes_from_source": tr("bytes_from_source"),
-        "bytes_to_destinations": tr("bytes_to_destinations"),
-        "blob_uploads": tr("blob_uploads"),
-        "mounts": tr("mounts"),
-        "registries_cpu_s": tr("registries_cpu_s"),
-        "machine_idle": median([r.idle for r in use]),
-        "max_uploads_of_one_blob_per_destination": max(r.traffic.get("max_uploads_of_one_blob_per_destination", 0) for r in use),
-    }
-
-
-# --------------------------------------------------------------------------------------
-# Machine description and report
-# --------------------------------------------------------------------------------------
-
-def cmd_out(argv) -> str:
-    try:
-        cp = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-        return (cp.stdout or cp.stderr).strip().splitlines()[0]
-    except (OSError, IndexError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-def machine(ferry: str) -> dict:
-    mem = "unknown"
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
-    cpu = "unknown"
-    try:
-        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
-    except (OSError, AttributeError):
-        pass
-    commit = cmd_out(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    try:
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "crates/ferry", "crates/ferry-cli", "Cargo.lock"],
-                               capture_output=True, text=True, timeout=30).stdout.split("\n")
-        commit += " + uncommitted changes in crates/ferry*" if any(x.strip() for x in dirty) else ""
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "memory": mem,
-        "kernel": platform.release(),
-        "os": cmd_out(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
-        "ferry": cmd_out([ferry, "--version"]),
-        "ferry_commit": commit,
-        "skopeo": cmd_out(["skopeo", "--version"]),
-        "curl": cmd_out(["curl", "--version"]),
-        "docker_registry": cmd_out(["docker-registry", "--version"]),
-        "python": platform.python_version(),
-        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
-    }
-
-
-def fmt_s(x):
-    return "—" if x is None else f"{x:.2f}"
-
-
-def fmt_pct(x):
-    return "—" if x is None else f"{100 * x:.0f} %"
-
-
-def fmt_mib(b):
-    return "—" if b is None else f"{b / MiB:,.0f}"
-
-
-def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
-    rows = []  # markdown rows
-    targets = []
-
-    def row(scenario, tool, s, ratio_to=None, ratio_label="", note=""):
-        ratio = ""
-        if ratio_to is not None:
-            ratio = f"{s['wall_s']['median'] / ratio_to['wall_s']['median']:.2f} × {ratio_label}"
-        rows.append(
-            f"| {scenario} | {tool} | {fmt_s(s['wall_s']['median'])} "
-            f"({fmt_s(s['wall_s']['min'])}–{fmt_s(s['wall_s']['max'])}) | {ratio} | {s['peak_rss_mib']:.1f} | "
-            f"{s['cpu_s']:.1f} | {fmt_s(s['registries_cpu_s'])} | {fmt_pct(s['machine_idle'])} | {s['requests_total']:.0f} | {fmt_mib(s['bytes_from_source'])} | "
-            f"{fmt_mib(s['bytes_to_destinations'])} | {note} |"
-        )
-
-    def target(scenario, text, value, met):
-        targets.append({"scenario": scenario, "target": text, "measured": value, "met": bool(met)})
-
-    out: dict = {"machine": info, "settings": {"runs": bench.args.runs, "seed": SEED}, "scenarios": {}}
-    for name, (ds_desc, runs) in scen.items():
-        summ = {tool: summarize(rs) for tool, rs in runs.items()}
-        out["scenarios"][name] = {
-            "dataset": ds_desc,
-            "summary": summ,
-            "runs": {tool: [r.as_json() for r in rs] for tool, rs in runs.items()},
-        }
-
-    s = out["scenarios"]
-    if "big" in s:
-        sm = s["big"]["summary"]
-        f, sk, c = sm["ferry copy"], sm["skopeo copy"], sm["curl limit (GET | PUT)"]
-        title = "big blob"
-        row(title, "curl limit (GET \\| PUT)", c, note="layer only")
-        row(title, "ferry copy", f, c, "limit")
-        row(title, "skopeo copy", sk, c, "limit")
-        fr = f["wall_s"]["median"] / c["wall_s"]["median"]
-        sr = sk["wall_s"]["median"] / c["wall_s"]["median"]
-        target(title, "Ferry ≤ 1.05 × the curl limit", f"{fr:.3f} × (skopeo {sr:.3f} ×)", fr <= 1.05 and f["ok_runs"])
-        target(title, "Ferry peak RSS ≤ 64 MiB", f"{f['peak_rss_mib_max']:.1f} MiB (largest of the runs)",
-               f["peak_rss_mib_max"] <= 64 and f["ok_runs"])
-    if "many" in s:
-        sm = s["many"]["summary"]
-        f, sk = sm["ferry sync"], sm["skopeo sync"]
-        title = "many images"
-        unique = s["many"]["dataset"]["unique_bytes"]
-        row(title, "ferry sync", f, sk, "skopeo")
-        row(title, "skopeo sync", sk, note="--src yaml (every repository, one process), no --scoped")
-        fo = sm.get("ferry sync, referrers off")
-        if fo:
-            row(title, "ferry sync, referrers off", fo, sk, "skopeo",
-                note="rule `referrers: false`: no referrer or cosign-tag lookups, like skopeo 1.9")
-        r = f["wall_s"]["median"] / sk["wall_s"]["median"]
-        target(title, "Ferry sync ≤ 0.33 × skopeo sync", f"{r:.3f} ×", r <= 0.33 and f["ok_runs"])
-        once = (f["bytes_to_destinations"] == unique and f["bytes_from_source"] == unique
-                and f["max_uploads_of_one_blob_per_destination"] == 1)
-        target(title, "unique bytes moved once per destination",
-               f"{fmt_mib(f['bytes_from_source'])} MiB read from the source, {fmt_mib(f['bytes_to_destinations'])} MiB "
-               f"uploaded, of {fmt_mib(unique)} MiB unique; each blob uploaded at most "
-               f"{f['max_uploads_of_one_blob_per_destination']} ×; skopeo read {fmt_mib(sk['bytes_from_source'])} MiB",
-               once)
-    if "warm" in s:
-        sm = s["warm"]["summary"]
-        f, sk = sm["ferry sync (warm)"], sm["skopeo sync (warm)"]
-        tags = s["warm"]["dataset"]["tags"]
-        title = "warm no-op"
-        per_dst = f["requests_destinations"] / tags
-        per_all = f["requests_total"] / tags
-        row(title, "ferry sync", f, sk, "skopeo", note=f"{per_dst:.2f} dst req/tag, {per_all:.2f} all req/tag")
-        row(title, "skopeo sync", sk, note=f"{sk['requests_destinations'] / tags:.2f} dst req/tag, "
-                                           f"{sk['requests_total'] / tags:.2f} all req/tag")
-        target(title, "≤ 1 request per tag per destination (requests the destination registry saw)",
-               f"{per_dst:.2f} at the destination ({f['requests_destinations']:.0f} for {tags} tags); "
-               f"{per_all:.2f} counting the source too", per_dst <= 1.0 and f["ok_runs"])
-        r = f["wall_s"]["median"] / sk["wall_s"]["median"]
-        target(title, "report Ferry/skopeo time", f"{r:.3f} ×", True)
-    if "fan" in s:
-        sm = s["fan"]["summary"]
-        f, fp, sk = sm["ferry sync (3 destinations)"], sm["3 × ferry copy in parallel"], sm["3 × skopeo copy, sequential"]
-        title = "fan-out ×3"
-        row(title, "ferry sync, 3 destinations", f, sk, "skopeo")
-        row(title, "3 × ferry copy in parallel", fp, sk, "skopeo")
-        row(title, "3 × skopeo copy, sequential", sk)
-        r = f["wall_s"]["median"] / sk["wall_s"]["median"]
-        target(title, "report time vs 3 sequential skopeo copies (Ferry: one `ferry sync` with 3 destinations)",
-               f"{r:.3f} × (3 parallel `ferry copy`: "
-               f"{fp['wall_s']['median'] / sk['wall_s']['median']:.3f} ×)", True)
-    fan_md: list = []
-    if "fanout" in s:
-        import fanout  # bench/fanout.py
-        fan_md = fanout.report(s["fanout"], bench.fanout_sizes, bench.args.fanout_width, row, target)
-    rows.append("| pipeline | — | see the pipeline bench (issue #6, another engineer's part) | | | | | | | | | |")
-    out["targets"] = targets
-    out["failures"] = bench.failures
-
-    md = [
-        "# Ferry benchmark",
-        "",
-        f"Measured {info['date']} by `make bench` (bench/bench.py), {bench.args.runs} runs per tool, tools "
-        "alternated (order rotated each round), medians; each run from an empty destination (a fresh "
-        "`docker-registry` on a new loopback port) except the warm scenario. Requests and bytes are "
-        "counted by the registries' access logs (source and destinations), the same way for every tool; "
-        "peak RSS and CPU by `/usr/bin/time -v`.",
-        "",
-        "## Machine",
-        "",
-        f"- {info['nproc']} CPUs ({info['cpu']}), {info['memory']} memory, kernel {info['kernel']}, {info['os']}",
-        f"- {info['ferry']} (commit {info['ferry_commit']}, release build); {info['skopeo']}; {info['curl']}; "
-        f"{info['docker_registry']}",
-        f"- load average at start {' '.join(info['loadavg_start'])}, at end {' '.join(info.get('loadavg_end', []))} "
-        "(the machine is shared: other builds ran alongside)",
-        "",
-        "## Datasets (seed 6)",
-        "",
-    ]
-    for name, sc in s.items():
-        md.append(f"- **{name}**: {sc['dataset']['description']}")
-    md += [
-        "",
-        "## Results",
-        "",
-        "| scenario | tool | wall s, median (min–max) | ratio | peak RSS MiB | CPU s | registries' CPU s | machine idle | requests | MiB from source | MiB to destinations | note |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        *rows,
-        "",
-        *fan_md,
-        "",
-        "## Targets",
-        "",
-        "| scenario | target | measured | |",
-        "|---|---|---|---|",
-    ]
-    for t in targets:
-        md.append(f"| {t['scenario']} | {t['target']} | {t['measured']} | {'met' if t['met'] else '**missed**'} |")
-    if bench.failures:
-        md += ["", "## Failures", ""] + [f"- `{x[:300]}`" for x in bench.failures]
-    md += ["", "Profiling findings and changes: bench/results/findings.md."]
-    return out, "\n".join(md) + "\n"
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ferry", default=str(ROOT / "target/release/ferry"))
@@ -1020,7 +342,17 @@ def main() -> int:
     p.add_argument("--tags", type=int, default=10)
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
-    p.add_argument("--scenarios", default=os.environ.get("BENCH_SCENARIOS", "big,many,warm,fan,fanout"))
+    p.add_argument("--scenarios", default=os.environ.get(
+        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline"),
+        help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json")
+    p.add_argument("--wanproxy", default=os.environ.get("BENCH_WANPROXY", str(ROOT / "target/release/wanproxy")),
+                   help="the WAN proxy binary (cargo build -p ferry-e2e --bin wanproxy)")
+    p.add_argument("--wan-delay-ms", type=int, default=int(os.environ.get("BENCH_WAN_DELAY_MS", 40)),
+                   help="delay per request of the WAN proxies")
+    p.add_argument("--wan-mbit", type=int, default=int(os.environ.get("BENCH_WAN_MBIT", 200)),
+                   help="bandwidth cap of the WAN proxies, per connection and per proxy")
+    p.add_argument("--wan-pipeline-pushes", type=int, default=int(os.environ.get("BENCH_WAN_PUSHES", 50)),
+                   help="pushes of the wan-pipeline scenario (scripts/pipeline-demo --latency N)")
     p.add_argument("--fanout", default=os.environ.get("BENCH_FANOUT", "25,100,250"),
                    help="destination counts of the fanout scenario (issue #10)")
     p.add_argument("--fanout-registries", type=int, default=25,
@@ -1042,6 +374,15 @@ def main() -> int:
         print(f"bench: no ferry binary at {args.ferry}", file=sys.stderr)
         return 2
     wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    wan_wanted = [x for x in wanted if x.startswith("wan-")]
+    if wan_wanted and not Path(args.wanproxy).exists():
+        print(f"bench: no wanproxy binary at {args.wanproxy} (cargo build -p ferry-e2e --bin wanproxy)",
+              file=sys.stderr)
+        return 2
+    if "wan-pipeline" in wanted and not shutil.which("moto_server"):
+        print("bench: moto_server is missing (scripts/setup installs it); the wan-pipeline scenario needs it",
+              file=sys.stderr)
+        return 2
     if "fanout" in wanted and not shutil.which("moto_server"):
         print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
               file=sys.stderr)
@@ -1092,17 +433,28 @@ def main() -> int:
                                               f"{args.fanout_registries} docker-registry processes",
                                "unique_bytes": ds.unique_bytes}, fanout.run(bench, ds, bench.fanout_sizes))
             ds.registry.stop()
+        wan_scen = {}
+        if wan_wanted:
+            import wan  # bench/wan.py
+            wan_scen = wan.run(bench, wan_wanted)
     finally:
         for r in sources:
             r.stop()
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
-    data, md = build_report(bench, info, scen)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(data, indent=1) + "\n")
-    (out / f"{args.name}.md").write_text(md)
-    print(md)
-    log(f"wrote {out / (args.name + '.md')} and .json")
+    reports = []
+    if scen or not wan_wanted:
+        reports.append((args.name, build_report(bench, info, scen)))
+    if wan_wanted:
+        import wan  # bench/wan.py
+        stem = "wan" if args.name == "latest" else f"{args.name}-wan"
+        reports.append((stem, wan.report(bench, info, wan_scen)))
+    for stem, (data, md) in reports:
+        (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+        (out / f"{stem}.md").write_text(md)
+        print(md)
+        log(f"wrote {out / (stem + '.md')} and .json")
     shutil.rmtree(bench.work, ignore_errors=True)
     return 1 if bench.failures else 0
 

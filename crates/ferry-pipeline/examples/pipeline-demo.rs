@@ -13,6 +13,11 @@
 //! `--latency N` then pushes N more images one after the other, each event published when
 //! its push completes, with dispatch and replicate polling concurrently, and reports the
 //! event-to-replica latency (p50/p99) and replicate's own overhead per job.
+//!
+//! `--wan-ms D [--wan-mbit M]` puts the test proxy's WAN mode in front of each of the three
+//! registries (the routes the pipeline's config uses): D ms per request, M Mbit/s per
+//! connection and per proxy (issue #12; `make bench`'s wan-pipeline scenario). Pushes and
+//! checks go to the registries directly.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -26,7 +31,8 @@ use anyhow::{Context, Result, bail, ensure};
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use ferry_e2e::{EcrRegistry, Fixture, fixtures, skopeo};
+use ferry_e2e::proxy::WanMode;
+use ferry_e2e::{EcrRegistry, Fixture, Proxy, fixtures, skopeo};
 use ferry_pipeline::poller::{DispatchInvoker, Invoker, Poller};
 use ferry_pipeline::replicate::{JobOutcome, ReplicateContext, replicate};
 use ferry_pipeline::{ReplicationResult, Status};
@@ -168,17 +174,61 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The value after `flag` on the command line, parsed.
+fn flag<T: std::str::FromStr>(flag: &str) -> Result<Option<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match std::env::args().skip_while(|a| a != flag).nth(1) {
+        Some(v) => Ok(Some(v.parse().with_context(|| format!("{flag} {v}"))?)),
+        None => Ok(None),
+    }
+}
+
 fn main() -> Result<()> {
-    let latency_pushes: usize = match std::env::args().skip_while(|a| a != "--latency").nth(1) {
-        Some(n) => n.parse().context("--latency N")?,
-        None => 0,
+    let latency_pushes: usize = flag("--latency")?.unwrap_or(0);
+    let wan = flag::<u64>("--wan-ms")?.map(|ms| WanMode {
+        delay: Duration::from_millis(ms),
+        ..WanMode::default()
+    });
+    let wan = match (wan, flag::<u64>("--wan-mbit")?) {
+        (Some(mode), Some(mbit)) => Some(WanMode::capped(mode.delay, mbit)),
+        (mode, _) => mode,
     };
     println!(
         "== Starting the sandbox: moto (ECR, SQS, EventBridge, STS) and three ECR-shaped registries"
     );
     let eu = EcrRegistry::start(support::ACCOUNT_A, "eu-west-1")?;
     let immutable = ImmutableProxy::start(&eu.registry().url())?;
-    let routes = BTreeMap::from([(eu.ecr_host(), immutable.url())]);
+    let mut routes = BTreeMap::from([(eu.ecr_host(), immutable.url())]);
+    // With a WAN: the source and us-west-2 started here too, each registry behind a WAN
+    // proxy, and the sandbox's own ones replaced by these below.
+    let mut wan_proxies = Vec::new();
+    let mut wan_registries = None;
+    if let Some(mode) = wan {
+        let src = EcrRegistry::start(support::ACCOUNT_A, "us-east-1")?;
+        let west = EcrRegistry::start(support::ACCOUNT_B, "us-west-2")?;
+        for (host, url) in [
+            (src.ecr_host(), src.registry().url()),
+            (eu.ecr_host(), immutable.url()),
+            (west.ecr_host(), west.registry().url()),
+        ] {
+            let proxy = Proxy::start_for(&url, None)?;
+            proxy.set_wan(mode);
+            routes.insert(host, proxy.url());
+            wan_proxies.push(proxy);
+        }
+        println!(
+            "   WAN: {} ms per request, {} per connection and per proxy, before every registry",
+            mode.delay.as_millis(),
+            mode.per_proxy_bps
+                .map_or("no bandwidth cap".to_string(), |b| format!(
+                    "{} Mbit/s",
+                    b / 1_000_000
+                ))
+        );
+        wan_registries = Some((src, west));
+    }
     let mut sb = Sandbox::start_with(
         Options {
             visibility_timeout: 30,
@@ -188,6 +238,10 @@ fn main() -> Result<()> {
         &routes,
     )?;
     sb.eu = eu;
+    if let Some((src, west)) = wan_registries {
+        sb.src = src;
+        sb.west = west;
+    }
     println!(
         "   source       {} -> {}",
         sb.src.ecr_host(),
@@ -331,6 +385,16 @@ fn main() -> Result<()> {
     if latency_pushes > 0 {
         measure(&sb, latency_pushes)?;
     }
+    for proxy in &wan_proxies {
+        let stats = proxy.wan_stats();
+        println!(
+            "   WAN proxy {}: {} requests delayed, {} bytes down, {} bytes up",
+            proxy.url(),
+            stats.delayed_requests,
+            stats.bytes_down,
+            stats.bytes_up
+        );
+    }
     println!("\n== Tearing down");
     drop(sb);
     println!("demo: OK");
@@ -343,6 +407,7 @@ fn measure(sb: &Sandbox, n: usize) -> Result<()> {
     );
     let pipeline = start_pipeline(sb);
     let mut published: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut transfer = 0u64;
     for i in 0..n {
         let f = fixtures::single_image(
             &sb.src,
@@ -350,6 +415,7 @@ fn measure(sb: &Sandbox, n: usize) -> Result<()> {
             &format!("b{i}"),
             10_000 + i as u64,
         )?;
+        transfer = transfer.max(f.blob_bytes());
         let at = Utc::now();
         let ids = sb.publish(&[detail(
             "PUSH",
@@ -418,6 +484,7 @@ fn measure(sb: &Sandbox, n: usize) -> Result<()> {
         percentile(&lat, 99.0),
         percentile(&lat, 100.0)
     );
+    println!("   transfer per image: {transfer} bytes (the largest image's blobs)");
     println!(
         "   per job: copy (engine) p50 {:.0} ms, p99 {:.0} ms",
         percentile(&engine, 50.0),

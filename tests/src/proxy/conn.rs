@@ -25,6 +25,8 @@ const RESET: u8 = 2;
 #[derive(Debug, Clone)]
 pub(super) struct ConnHandle {
     state: Arc<AtomicU8>,
+    /// This connection's WAN-mode bandwidth bucket.
+    pub(super) wan: Arc<super::wan::BucketSlot>,
 }
 
 impl ConnHandle {
@@ -72,7 +74,8 @@ impl Listener for FaultListener {
                         inner: stream,
                         state: state.clone(),
                     };
-                    return (io, ConnHandle { state });
+                    let wan = Arc::default();
+                    return (io, ConnHandle { state, wan });
                 }
                 // Out of file descriptors and the like: wait a moment, as axum does.
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
@@ -84,6 +87,7 @@ impl Listener for FaultListener {
         // Only used for logging by axum; a fresh, unused handle will do.
         Ok(ConnHandle {
             state: Arc::new(AtomicU8::new(OPEN)),
+            wan: Arc::default(),
         })
     }
 }

@@ -45,6 +45,15 @@ async fn handle(
     ConnectInfo(conn): ConnectInfo<ConnHandle>,
     request: Request,
 ) -> Response {
+    let slot = conn.wan.clone();
+    super::wan::around(shared.clone(), &slot, request, |request| {
+        answer(shared, conn, request)
+    })
+    .await
+}
+
+/// Everything but the WAN mode ([`super::wan::around`]).
+async fn answer(shared: Arc<Shared>, conn: ConnHandle, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let query = request.uri().query().map(str::to_string);

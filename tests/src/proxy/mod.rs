@@ -26,6 +26,9 @@
 //! - play a registry that tries to exhaust its client ([`Proxy::set_limits_mode`],
 //!   [`LimitsMode`]): self-linking and endless pagination, malformed `Link` headers, huge
 //!   listing bodies, slow-loris bodies, no mount support, held-back manifest GETs.
+//! - play a WAN link ([`Proxy::set_wan`], [`WanMode`]): a delay per request and token
+//!   buckets capping body bandwidth per connection and per proxy, counted in
+//!   [`Proxy::wan_stats`].
 //!
 //! Every request is recorded with its *attempt key* (method and path, upload session ids
 //! taken out: [`chaos::attempt_key`]) so tests can bound the attempts per request.
@@ -41,6 +44,7 @@ mod forward;
 mod hostile;
 pub mod limits;
 mod objstore;
+pub mod wan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,6 +56,7 @@ pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{ApiClass, EcrCounts, EcrMode, EcrQuotas, ExpireRule, api_of};
 pub use hostile::{BearerMode, ForeignRequest, HostileMode, TokenReply};
 pub use limits::{LimitsMode, Listing, ListingRule, SlowBody, Throttle};
+pub use wan::{BucketStats, WanMode, WanStats};
 
 use anyhow::{Context, Result};
 use reqwest::Method;
@@ -204,6 +209,7 @@ struct Shared {
     ecr_state: Mutex<ecr_mode::EcrState>,
     hostile: Mutex<hostile::HostileState>,
     limits: limits::LimitsState,
+    wan: wan::WanState,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -370,6 +376,7 @@ impl Proxy {
             ecr_state: Mutex::new(ecr_mode::EcrState::default()),
             hostile: Mutex::default(),
             limits: limits::LimitsState::default(),
+            wan: wan::WanState::default(),
         });
         let proxy_app = forward::router(shared.clone());
         let store_app = objstore::router(shared.clone());
@@ -462,6 +469,22 @@ impl Proxy {
     /// get 401 "expired".
     pub fn expire_token_on(&self, rule: ExpireRule) {
         lock(&self.shared.faults).expire.push(rule);
+    }
+
+    /// Plays a WAN link as `mode` says (replacing any previous WAN mode; its counts start
+    /// again). [`Proxy::heal`] leaves it on; [`Proxy::clear_wan`] turns it off.
+    pub fn set_wan(&self, mode: WanMode) {
+        self.shared.wan.set(Some(mode));
+    }
+
+    /// Turns the WAN mode off (and forgets its counts).
+    pub fn clear_wan(&self) {
+        self.shared.wan.set(None);
+    }
+
+    /// What the WAN mode delayed and throttled since it was last set.
+    pub fn wan_stats(&self) -> WanStats {
+        self.shared.wan.stats()
     }
 
     /// Removes every fault and the ECR mode: plain forwarding from now on.
