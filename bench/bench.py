@@ -343,8 +343,15 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
     p.add_argument("--scenarios", default=os.environ.get(
-        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline"),
-        help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json")
+        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale"),
+        help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json, "
+             "scale (bench/scale.py) scale.md / scale.json")
+    p.add_argument("--synthetic", default=os.environ.get("BENCH_SYNTHETIC", str(ROOT / "target/release/synthetic")),
+                   help="the generated registry of the scale scenario (cargo build -p ferry-e2e --bin synthetic)")
+    p.add_argument("--scale-repos", type=int, default=int(os.environ.get("BENCH_SCALE_REPOS", 10000)),
+                   help="repositories of the scale scenario")
+    p.add_argument("--scale-tags", type=int, default=int(os.environ.get("BENCH_SCALE_TAGS", 10)),
+                   help="tags per repository of the scale scenario")
     p.add_argument("--wanproxy", default=os.environ.get("BENCH_WANPROXY", str(ROOT / "target/release/wanproxy")),
                    help="the WAN proxy binary (cargo build -p ferry-e2e --bin wanproxy)")
     p.add_argument("--wan-delay-ms", type=int, default=int(os.environ.get("BENCH_WAN_DELAY_MS", 40)),
@@ -377,6 +384,10 @@ def main() -> int:
     wan_wanted = [x for x in wanted if x.startswith("wan-")]
     if wan_wanted and not Path(args.wanproxy).exists():
         print(f"bench: no wanproxy binary at {args.wanproxy} (cargo build -p ferry-e2e --bin wanproxy)",
+              file=sys.stderr)
+        return 2
+    if "scale" in wanted and not Path(args.synthetic).exists():
+        print(f"bench: no synthetic binary at {args.synthetic} (cargo build -p ferry-e2e --bin synthetic)",
               file=sys.stderr)
         return 2
     if "wan-pipeline" in wanted and not shutil.which("moto_server"):
@@ -433,6 +444,11 @@ def main() -> int:
                                               f"{args.fanout_registries} docker-registry processes",
                                "unique_bytes": ds.unique_bytes}, fanout.run(bench, ds, bench.fanout_sizes))
             ds.registry.stop()
+        scale_res = None
+        if "scale" in wanted:
+            import scale  # bench/scale.py
+            log(f"scenario scale: {args.scale_repos} repositories x {args.scale_tags} tags")
+            scale_res = scale.run(bench, args.scale_repos, args.scale_tags)
         wan_scen = {}
         if wan_wanted:
             import wan  # bench/wan.py
@@ -444,7 +460,15 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    if scen or not wan_wanted:
+    if scale_res is not None:
+        import scale  # bench/scale.py
+        stem = "scale" if args.name == "latest" else f"{args.name}-scale"
+        md = "\n".join([f"# Ferry at scale ({datetime.date.today()})", "",
+                        f"Machine: {info['nproc']} CPUs, load {' '.join(info['loadavg_start'])} at the start, "
+                        f"{' '.join(info['loadavg_end'])} at the end; ferry `{args.ferry}`.", "",
+                        scale.report(scale_res)])
+        reports.append((stem, ({"machine": info, "scale": scale_res}, md)))
+    if scen or not (wan_wanted or scale_res is not None):
         reports.append((args.name, build_report(bench, info, scen)))
     if wan_wanted:
         import wan  # bench/wan.py

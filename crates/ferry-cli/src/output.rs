@@ -5,11 +5,20 @@ use std::process::ExitCode;
 use ferry::CopyReport;
 use ferry::report::CopyStatus;
 
-/// Print any serialisable report as one JSON document.
+/// Print any serialisable report as one JSON document, written as it is encoded (a plan
+/// of 100,000 items is never held a second time as text).
 pub fn json<T: serde::Serialize>(value: &T) {
-    match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("error[io]: cannot encode the report: {e}"),
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            writeln!(out)
+                .and_then(|()| out.flush())
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        eprintln!("error[io]: cannot write the report: {e}");
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use ferry::config::Target;
 use ferry::replicate::Replicator;
-use ferry::sync::{Action, plan};
+use ferry::sync::{Action, plan_for_drift};
 
 use crate::error::PipelineError;
 use crate::job::{Job, JobAction, JobSource, Origin};
@@ -42,7 +42,7 @@ pub trait DriftSource {
 #[async_trait(?Send)]
 impl DriftSource for Replicator {
     async fn drift(&self) -> Result<Vec<DriftItem>, PipelineError> {
-        let p = plan(self).await?;
+        let p = plan_for_drift(self).await?;
         let mut out = Vec::new();
         for item in p.items {
             let (action, conflict) = match item.action {
@@ -72,7 +72,7 @@ impl DriftSource for Replicator {
                         None
                     },
                 },
-                target: item.target.clone(),
+                target: ferry::config::Target::clone(&item.target),
                 conflict,
             });
         }

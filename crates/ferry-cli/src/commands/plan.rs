@@ -18,22 +18,30 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let repositories = plan
         .items
         .iter()
-        .map(|i| i.source_repository.clone())
+        .map(|i| i.source_repository.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(str::to_owned)
         .collect();
     let overlaps = native_warnings(&replicator, Some(repositories)).await;
     match args.output {
         OutputFormat::Json => {
-            let mut value =
-                serde_json::to_value(&plan).map_err(|e| ferry::Error::Config(e.to_string()))?;
-            if !overlaps.is_empty() {
-                value["nativeOverlaps"] = serde_json::to_value(&overlaps)
-                    .map_err(|e| ferry::Error::Config(e.to_string()))?;
+            /// The plan with the warnings beside it, encoded straight to the output.
+            #[derive(serde::Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct PlanOutput<'a, O: serde::Serialize, G: serde::Serialize> {
+                #[serde(flatten)]
+                plan: &'a sync::Plan,
+                #[serde(skip_serializing_if = "<[_]>::is_empty")]
+                native_overlaps: &'a [O],
+                #[serde(skip_serializing_if = "<[_]>::is_empty")]
+                organizations: &'a [G],
             }
-            if !organizations.is_empty() {
-                value["organizations"] = serde_json::to_value(&organizations)
-                    .map_err(|e| ferry::Error::Config(e.to_string()))?;
-            }
-            output::json(&value)
+            output::json(&PlanOutput {
+                plan: &plan,
+                native_overlaps: &overlaps,
+                organizations: &organizations,
+            })
         }
         OutputFormat::Text => {
             for o in &organizations {
@@ -95,7 +103,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
 pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config, args.region.as_deref())?;
     let replicator = context::replicator(config, 8, args.plain_http).await?;
-    let plan = sync::plan(&replicator).await?;
+    let plan = sync::plan_for_drift(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     let drift = sync::drift(&plan);
     // Archived source images: neither copied nor drift, but shown.

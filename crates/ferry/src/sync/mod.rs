@@ -16,7 +16,7 @@ pub use ecr_notes::{CacheLeftOut, SelfSigned};
 pub(crate) use listing::wildcard;
 pub use listing::{InvalidName, ListedImage, RepoState};
 pub use native::native_overlaps;
-pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_sync};
+pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_drift, plan_for_sync};
 
 use crate::copy::CopyOptions;
 use crate::error::Error;

@@ -1,6 +1,7 @@
 //! The plan: every source image the rules select, compared with every destination.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -63,9 +64,10 @@ pub struct PlanItem {
     /// the destination copy's when that is (`status` and `lastArchivedAt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived: Option<ArchiveState>,
-    /// The target, for executing the item.
+    /// The target, for executing the item (shared by every item of its destination
+    /// repository: a plan of 100,000 images holds one per repository, not per item).
     #[serde(skip)]
-    pub target: Target,
+    pub target: Arc<Target>,
 }
 
 impl PlanItem {
@@ -153,7 +155,14 @@ const LISTING_CONCURRENCY: usize = 8;
 /// Build the plan for the replicator's config: every action, destination-only tags
 /// (deletes and extras) included.
 pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
-    plan_with(replicator, true).await
+    plan_with(replicator, true, false, true).await
+}
+
+/// Build the plan for a drift report (`verify`, reconcile): like [`plan`], without the
+/// byte estimate, which would read every manifest of every image to copy
+/// ([`PlanSummary::bytes_to_move`] is 0).
+pub async fn plan_for_drift(replicator: &Replicator) -> Result<Plan, Error> {
+    plan_with(replicator, true, false, false).await
 }
 
 /// Build the plan for a sync: like [`plan`], but when no rule propagates deletes the
@@ -161,10 +170,18 @@ pub async fn plan(replicator: &Replicator) -> Result<Plan, Error> {
 /// nothing else), so destination-only tags are not reported.
 pub async fn plan_for_sync(replicator: &Replicator) -> Result<Plan, Error> {
     let deletes = replicator.config().rules.iter().any(|r| r.deletes);
-    plan_with(replicator, deletes).await
+    plan_with(replicator, deletes, true, true).await
 }
 
-async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Error> {
+/// `for_sync`: keep what the listing read in the plan's shared reads for the copies (a
+/// plan only printed, or only compared, does not hold it). `estimate`: compute
+/// [`PlanSummary::bytes_to_move`].
+async fn plan_with(
+    replicator: &Replicator,
+    all_tags: bool,
+    for_sync: bool,
+    estimate: bool,
+) -> Result<Plan, Error> {
     let config = replicator.config();
     let source = config.source_registry().ok_or_else(|| {
         Error::Config("plan, sync and verify need a `source` (registryId and region, or registry) in the config".into())
@@ -204,8 +221,13 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
     let images: Vec<ListedImage> = listed.into_iter().flatten().collect();
     // What the listing read, the copies need not read again: each tag's digest, and every
     // tag of the repository (where referrer tags are looked up).
-    let shared = SharedReads::default();
-    for img in &images {
+    // A plan not followed by copies keeps no manifest it reads.
+    let shared = if for_sync {
+        SharedReads::default()
+    } else {
+        SharedReads::with_limit(0)
+    };
+    for img in images.iter().filter(|_| for_sync) {
         if let Some(tag) = &img.tag {
             let head = crate::registry::ManifestHead {
                 digest: img.digest.clone(),
@@ -216,17 +238,19 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
         }
     }
     for (repository, tags) in lister.take_source_tags() {
-        shared.seed_tags(&Repo::new(source.host(), &repository), tags);
+        if for_sync {
+            shared.seed_tags(&Repo::new(source.host(), &repository), tags);
+        }
     }
 
     // 2. Pair each with its targets, grouped by destination repository.
     type Key = (String, String);
     // Per destination repository: the target, its images, and every source repository
     // they come from (more than one when templates map several onto it).
-    type Group = (Target, Vec<ListedImage>, BTreeSet<String>);
+    type Group = (Arc<Target>, Vec<usize>, BTreeSet<String>);
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
     let mut source_tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for img in &images {
+    for (n, img) in images.iter().enumerate() {
         if let Some(t) = &img.tag {
             source_tags
                 .entry(img.repository.clone())
@@ -240,22 +264,24 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             let key = (t.destination.registry_host(), t.repository.clone());
             let group = groups
                 .entry(key)
-                .or_insert_with(|| (t.clone(), Vec::new(), BTreeSet::new()));
-            group.1.push(img.clone());
+                .or_insert_with(|| (Arc::new(t.clone()), Vec::new(), BTreeSet::new()));
+            group.1.push(n);
             group.2.insert(img.repository.clone());
         }
     }
 
     let self_signed =
-        super::ecr_notes::self_signed(replicator, groups.values().map(|g| &g.0)).await;
+        super::ecr_notes::self_signed(replicator, groups.values().map(|g| g.0.as_ref())).await;
 
     // 3. Compare with each destination repository.
     let per_group: Vec<Vec<PlanItem>> = futures::stream::iter(groups.into_values())
-        .map(|(target, imgs, src_repos)| {
+        .map(|(target, members, src_repos)| {
             let lister = &lister;
             let source_tags = &source_tags;
             let shared = &shared;
+            let images = &images;
             async move {
+                let imgs: Vec<&ListedImage> = members.iter().map(|&n| &images[n]).collect();
                 let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
                 let role = replicator.listing_role(&target.destination);
                 let state = lister
@@ -271,7 +297,10 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
                 // The copy of a tag found missing (or different) here uses this answer
                 // instead of a HEAD of its own.
                 let dst_repo = Repo::new(target.destination.registry_host(), &target.repository);
-                for item in items.iter().filter(|i| i.action == Action::Copy) {
+                for item in items
+                    .iter()
+                    .filter(|i| for_sync && i.action == Action::Copy)
+                {
                     if let Some(tag) = &item.tag {
                         match state.tags.get(tag) {
                             None => shared.seed_destination(&dst_repo, tag, None),
@@ -303,7 +332,11 @@ async fn plan_with(replicator: &Replicator, all_tags: bool) -> Result<Plan, Erro
             &b.tag,
         ))
     });
-    let bytes_to_move = bytes_to_move(replicator, &shared, &source, &items, &images).await?;
+    let bytes_to_move = if estimate {
+        bytes_to_move(replicator, &shared, &source, &items, &images).await?
+    } else {
+        0
+    };
     let mut summary = PlanSummary {
         bytes_to_move,
         ..Default::default()
@@ -340,8 +373,8 @@ fn plan_is_send(r: &'static Replicator) {
 }
 
 async fn compare(
-    target: &Target,
-    imgs: &[ListedImage],
+    target: &Arc<Target>,
+    imgs: &[&ListedImage],
     state: &RepoState,
     client: &crate::registry::RegistryClient,
 ) -> Result<Vec<PlanItem>, Error> {
@@ -406,7 +439,7 @@ async fn compare(
 /// which source it belonged to cannot be known.
 fn leftovers(
     replicator: &Replicator,
-    target: &Target,
+    target: &Arc<Target>,
     state: &RepoState,
     source_tags: &BTreeMap<String, BTreeSet<String>>,
     src_repos: &BTreeSet<String>,
