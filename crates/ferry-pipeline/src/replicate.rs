@@ -85,6 +85,20 @@ fn job_error(e: crate::error::PipelineError) -> ferry::Error {
     }
 }
 
+/// A job's copy options: the replicator's, with the invocation's deadline and its shared
+/// source reads.
+fn job_options(
+    replicator: &Replicator,
+    deadline: Option<Instant>,
+    shared: &SharedReads,
+) -> ferry::copy::CopyOptions {
+    ferry::copy::CopyOptions {
+        deadline,
+        shared_reads: Some(shared.clone()),
+        ..replicator.copier().options().clone()
+    }
+}
+
 #[async_trait]
 impl Engine for Replicator {
     async fn copy(
@@ -95,9 +109,7 @@ impl Engine for Replicator {
         shared: &SharedReads,
     ) -> Result<Replicated, ferry::Error> {
         let source = job.source_reference().map_err(job_error)?;
-        let mut options = self.copier().options().clone();
-        options.deadline = deadline;
-        options.shared_reads = Some(shared.clone());
+        let options = job_options(self, deadline, shared);
         self.replicate(&source, target, Some(options)).await
     }
 
@@ -109,9 +121,7 @@ impl Engine for Replicator {
         shared: &SharedReads,
     ) -> Result<Replicated, ferry::Error> {
         let source = job.source_reference().map_err(job_error)?;
-        let mut options = self.copier().options().clone();
-        options.deadline = deadline;
-        options.shared_reads = Some(shared.clone());
+        let options = job_options(self, deadline, shared);
         self.replicate_referrer(&source, target, Some(options))
             .await
     }
