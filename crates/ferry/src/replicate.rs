@@ -151,40 +151,44 @@ impl Replicator {
         let dst = Self::destination_ref(source, target);
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
+            // Does the source tag still point at the job's digest? Asked while the content
+            // is copied; only the tag waits for the answer.
             let src_repo = Repo::new(&source.registry, &source.repository);
-            let mut now = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
-            if now.as_ref() != Some(digest) {
-                // What another job of the batch read may be older than this job: ask the
-                // source itself before deciding the tag moved (and to what).
-                now = copier
-                    .head_source_fresh(&src_repo, tag)
-                    .await?
-                    .map(|h| h.digest);
-            }
-            if now.as_ref() != Some(digest) {
-                // The tag moved (or was deleted) after this job was made: copy the job's
-                // content untagged, and give the tag to whatever the source holds now.
-                let by_digest = source.with_digest(digest);
-                let untagged = Reference {
-                    tag: None,
-                    ..dst.clone()
-                };
-                let report = copier.copy(&by_digest, &untagged).await?;
-                let superseded_by = match now {
-                    Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
-                    None => None,
-                };
+            let now: std::sync::Mutex<Option<Digest>> = std::sync::Mutex::default();
+            let confirm = async {
+                let mut at = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
+                if at.as_ref() != Some(digest) {
+                    // What another job of the batch read may be older than this job: ask
+                    // the source itself before deciding the tag moved (and to what).
+                    at = copier
+                        .head_source_fresh(&src_repo, tag)
+                        .await?
+                        .map(|h| h.digest);
+                }
+                let same = at.as_ref() == Some(digest);
+                *now.lock().unwrap_or_else(|p| p.into_inner()) = at;
+                Ok(same)
+            };
+            let (report, tagged) = copier
+                .copy_confirmed(source, &dst, Box::pin(confirm))
+                .await?;
+            if tagged {
                 return Ok(Replicated {
                     report,
-                    superseded_by,
+                    superseded_by: None,
                     created_repository: created,
                 });
             }
-            // Unchanged: copy by digest and apply the tag (no second HEAD of the tag).
-            let report = copier.copy(source, &dst).await?;
+            // The tag moved (or was deleted) after this job was made: the job's content
+            // is there untagged; the tag goes to whatever the source holds now.
+            let moved_to = now.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let superseded_by = match moved_to {
+                Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
+                None => None,
+            };
             return Ok(Replicated {
                 report,
-                superseded_by: None,
+                superseded_by,
                 created_repository: created,
             });
         }
