@@ -35,12 +35,12 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use ferry_e2e::proxy::WanMode;
-use ferry_e2e::{EcrRegistry, Fixture, Proxy, fixtures, skopeo};
+use ferry_e2e::{Fixture, fixtures, skopeo};
 use ferry_pipeline::poller::{DispatchInvoker, Invoker, Poller};
 use ferry_pipeline::replicate::{JobOutcome, ReplicateContext, replicate};
 use ferry_pipeline::{ReplicationResult, Status};
 use support::conflict::ImmutableProxy;
-use support::{MotoEnvelope, Options, Sandbox, detail, push_details};
+use support::{MotoEnvelope, Options, Registries, Sandbox, detail, push_details};
 
 /// replicate in process, keeping each batch's outcomes for the overhead figures.
 struct Recording {
@@ -206,50 +206,33 @@ fn main() -> Result<()> {
     println!(
         "== Starting the sandbox: moto (ECR, SQS, EventBridge, STS) and three ECR-shaped registries"
     );
-    let eu = EcrRegistry::start(support::ACCOUNT_A, "eu-west-1")?;
-    let immutable = ImmutableProxy::start(&eu.registry().url())?;
-    let mut routes = BTreeMap::from([(eu.ecr_host(), immutable.url())]);
-    // With a WAN: the source and us-west-2 started here too, each registry behind a WAN
-    // proxy, and the sandbox's own ones replaced by these below.
-    let mut wan_proxies = Vec::new();
-    let mut wan_registries = None;
-    if let Some(mode) = wan {
-        let src = EcrRegistry::start(support::ACCOUNT_A, "us-east-1")?;
-        let west = EcrRegistry::start(support::ACCOUNT_B, "us-west-2")?;
-        for (host, url) in [
-            (src.ecr_host(), src.registry().url()),
-            (eu.ecr_host(), immutable.url()),
-            (west.ecr_host(), west.registry().url()),
-        ] {
-            let proxy = Proxy::start_for(&url, None)?;
-            proxy.set_wan(mode);
-            routes.insert(host, proxy.url());
-            wan_proxies.push(proxy);
+    let registries = Registries::start()?;
+    let immutable = ImmutableProxy::start(&registries.eu.registry().url())?;
+    let mut routes = BTreeMap::from([(registries.eu.ecr_host(), immutable.url())]);
+    let wan_proxies = match wan {
+        Some(mode) => {
+            println!(
+                "   WAN: {} ms per request, {} per connection and per proxy, before every registry",
+                mode.delay.as_millis(),
+                mode.per_proxy_bps
+                    .map_or("no bandwidth cap".to_string(), |b| format!(
+                        "{} Mbit/s",
+                        b / 1_000_000
+                    ))
+            );
+            registries.behind_wan(mode, &mut routes)?
         }
-        println!(
-            "   WAN: {} ms per request, {} per connection and per proxy, before every registry",
-            mode.delay.as_millis(),
-            mode.per_proxy_bps
-                .map_or("no bandwidth cap".to_string(), |b| format!(
-                    "{} Mbit/s",
-                    b / 1_000_000
-                ))
-        );
-        wan_registries = Some((src, west));
-    }
-    let mut sb = Sandbox::start_with(
+        None => Vec::new(),
+    };
+    let sb = Sandbox::start_over(
         Options {
             visibility_timeout: 30,
             client_retries: 3,
             ..Options::default()
         },
+        registries,
         &routes,
     )?;
-    sb.eu = eu;
-    if let Some((src, west)) = wan_registries {
-        sb.src = src;
-        sb.west = west;
-    }
     println!(
         "   source       {} -> {}",
         sb.src.ecr_host(),
