@@ -366,6 +366,9 @@ def main() -> int:
                    help="bandwidth cap of the WAN proxies, per connection and per proxy")
     p.add_argument("--wan-pipeline-pushes", type=int, default=int(os.environ.get("BENCH_WAN_PUSHES", 50)),
                    help="pushes of the wan-pipeline scenario (scripts/pipeline-demo --latency N)")
+    p.add_argument("--wan-pipeline-interval-ms", type=int, default=int(os.environ.get("BENCH_WAN_PUSH_INTERVAL_MS", 0)),
+                   help="a push every this many ms in the wan-pipeline scenario (0: each as the previous one's "
+                        "event is published)")
     p.add_argument("--fanout", default=os.environ.get("BENCH_FANOUT", "25,100,250"),
                    help="destination counts of the fanout scenario (issue #10)")
     p.add_argument("--fanout-registries", type=int, default=25,

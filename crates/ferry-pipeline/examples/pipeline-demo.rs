@@ -13,6 +13,9 @@
 //! `--latency N` then pushes N more images one after the other, each event published when
 //! its push completes, with dispatch and replicate polling concurrently, and reports the
 //! event-to-replica latency (p50/p99) and replicate's own overhead per job.
+//! `--interval-ms I` starts a push every I ms instead of back to back; `--concurrency K`
+//! (default 10, the template's `ReplicateMaximumConcurrency`) is how many replicate
+//! invocations run at once, as the SQS event source mapping scales them.
 //!
 //! `--wan-ms D [--wan-mbit M]` puts the test proxy's WAN mode in front of each of the three
 //! registries (the routes the pipeline's config uses): D ms per request, M Mbit/s per
@@ -32,12 +35,12 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use ferry_e2e::proxy::WanMode;
-use ferry_e2e::{EcrRegistry, Fixture, Proxy, fixtures, skopeo};
+use ferry_e2e::{Fixture, fixtures, skopeo};
 use ferry_pipeline::poller::{DispatchInvoker, Invoker, Poller};
 use ferry_pipeline::replicate::{JobOutcome, ReplicateContext, replicate};
 use ferry_pipeline::{ReplicationResult, Status};
 use support::conflict::ImmutableProxy;
-use support::{MotoEnvelope, Options, Sandbox, detail, push_details};
+use support::{MotoEnvelope, Options, Registries, Sandbox, detail, push_details};
 
 /// replicate in process, keeping each batch's outcomes for the overhead figures.
 struct Recording {
@@ -76,7 +79,12 @@ struct Pipeline {
     outcomes: Arc<Mutex<Vec<(JobOutcome, Duration, usize)>>>,
 }
 
-fn start_pipeline(sb: &Sandbox) -> Pipeline {
+/// Repositories the latency pushes go to, in turn.
+const REPOS: usize = 5;
+
+/// Dispatch polling the events queue, and replicate polling the jobs queue with up to
+/// `concurrency` invocations at once (the event source mapping's `MaximumConcurrency`).
+fn start_pipeline(sb: &Sandbox, concurrency: usize) -> Pipeline {
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let (config, metrics, queue) = (sb.config.clone(), sb.metrics.clone(), sb.job_queue());
@@ -97,16 +105,14 @@ fn start_pipeline(sb: &Sandbox) -> Pipeline {
     });
     let mut jobs = Poller::new(sb.sqs.clone(), &sb.jobs_queue);
     jobs.release_failed = true;
-    let invoker = Recording {
+    let invoker: Arc<dyn Invoker> = Arc::new(Recording {
         ctx: sb.replicate_ctx(None),
         outcomes: outcomes.clone(),
-    };
+    });
     let s = stop.clone();
     let replicate = sb.rt.spawn(async move {
-        while !s.load(Ordering::SeqCst) {
-            if let Err(e) = jobs.poll_once(&invoker).await {
-                eprintln!("replicate poller: {e}");
-            }
+        if let Err(e) = jobs.run(invoker, concurrency, s).await {
+            eprintln!("replicate poller: {e}");
         }
     });
     Pipeline {
@@ -187,6 +193,8 @@ where
 
 fn main() -> Result<()> {
     let latency_pushes: usize = flag("--latency")?.unwrap_or(0);
+    let interval = Duration::from_millis(flag("--interval-ms")?.unwrap_or(0));
+    let concurrency: usize = flag("--concurrency")?.unwrap_or(10);
     let wan = flag::<u64>("--wan-ms")?.map(|ms| WanMode {
         delay: Duration::from_millis(ms),
         ..WanMode::default()
@@ -198,50 +206,33 @@ fn main() -> Result<()> {
     println!(
         "== Starting the sandbox: moto (ECR, SQS, EventBridge, STS) and three ECR-shaped registries"
     );
-    let eu = EcrRegistry::start(support::ACCOUNT_A, "eu-west-1")?;
-    let immutable = ImmutableProxy::start(&eu.registry().url())?;
-    let mut routes = BTreeMap::from([(eu.ecr_host(), immutable.url())]);
-    // With a WAN: the source and us-west-2 started here too, each registry behind a WAN
-    // proxy, and the sandbox's own ones replaced by these below.
-    let mut wan_proxies = Vec::new();
-    let mut wan_registries = None;
-    if let Some(mode) = wan {
-        let src = EcrRegistry::start(support::ACCOUNT_A, "us-east-1")?;
-        let west = EcrRegistry::start(support::ACCOUNT_B, "us-west-2")?;
-        for (host, url) in [
-            (src.ecr_host(), src.registry().url()),
-            (eu.ecr_host(), immutable.url()),
-            (west.ecr_host(), west.registry().url()),
-        ] {
-            let proxy = Proxy::start_for(&url, None)?;
-            proxy.set_wan(mode);
-            routes.insert(host, proxy.url());
-            wan_proxies.push(proxy);
+    let registries = Registries::start()?;
+    let immutable = ImmutableProxy::start(&registries.eu.registry().url())?;
+    let mut routes = BTreeMap::from([(registries.eu.ecr_host(), immutable.url())]);
+    let wan_proxies = match wan {
+        Some(mode) => {
+            println!(
+                "   WAN: {} ms per request, {} per connection and per proxy, before every registry",
+                mode.delay.as_millis(),
+                mode.per_proxy_bps
+                    .map_or("no bandwidth cap".to_string(), |b| format!(
+                        "{} Mbit/s",
+                        b / 1_000_000
+                    ))
+            );
+            registries.behind_wan(mode, &mut routes)?
         }
-        println!(
-            "   WAN: {} ms per request, {} per connection and per proxy, before every registry",
-            mode.delay.as_millis(),
-            mode.per_proxy_bps
-                .map_or("no bandwidth cap".to_string(), |b| format!(
-                    "{} Mbit/s",
-                    b / 1_000_000
-                ))
-        );
-        wan_registries = Some((src, west));
-    }
-    let mut sb = Sandbox::start_with(
+        None => Vec::new(),
+    };
+    let sb = Sandbox::start_over(
         Options {
             visibility_timeout: 30,
             client_retries: 3,
             ..Options::default()
         },
+        registries,
         &routes,
     )?;
-    sb.eu = eu;
-    if let Some((src, west)) = wan_registries {
-        sb.src = src;
-        sb.west = west;
-    }
     println!(
         "   source       {} -> {}",
         sb.src.ecr_host(),
@@ -304,7 +295,7 @@ fn main() -> Result<()> {
     );
 
     println!("\n== Driving dispatch and replicate until the queues drain");
-    let pipeline = start_pipeline(&sb);
+    let pipeline = start_pipeline(&sb, concurrency);
     let expected_jobs = images.iter().map(|f| 1 + f.extra_tags.len()).sum::<usize>() * 2;
     let mut results = Vec::new();
     wait_results(&sb, &mut results, expected_jobs, Duration::from_secs(300))?;
@@ -383,7 +374,7 @@ fn main() -> Result<()> {
     );
 
     if latency_pushes > 0 {
-        measure(&sb, latency_pushes)?;
+        measure(&sb, latency_pushes, interval, concurrency)?;
     }
     for proxy in &wan_proxies {
         let stats = proxy.wan_stats();
@@ -401,22 +392,59 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn measure(sb: &Sandbox, n: usize) -> Result<()> {
+/// `n` pushes, one every `interval` (or back to back), each event published as its push
+/// completes, with the pipeline polling meanwhile.
+fn measure(sb: &Sandbox, n: usize, interval: Duration, concurrency: usize) -> Result<()> {
     println!(
-        "\n== Latency: {n} pushes, one event each as its push completes, pipeline polling concurrently"
+        "\n== Latency: {n} pushes, one event each as its push completes, {}, pipeline polling concurrently (up to {concurrency} replicate invocations at once)",
+        if interval.is_zero() {
+            "back to back".to_string()
+        } else {
+            format!("one push every {} ms", interval.as_millis())
+        }
     );
-    let pipeline = start_pipeline(sb);
+    let pipeline = start_pipeline(sb, concurrency);
+    // Each repository's first push creates it at both destinations: a warm-up, not
+    // measured (steady-state replication is into repositories that exist).
+    let warm_started = std::time::Instant::now();
+    let mut warm = Vec::new();
+    for r in 0..REPOS.min(n) {
+        let f = fixtures::single_image(&sb.src, &format!("load/app{r}"), "warm", 9_000 + r as u64)?;
+        warm.push(detail(
+            "PUSH",
+            &f.repo,
+            Some(&f.tag),
+            &f.digest,
+            &f.media_type,
+        ));
+    }
+    sb.publish(&warm)?;
+    let mut seen = Vec::new();
+    wait_results(sb, &mut seen, 2 * warm.len(), Duration::from_secs(300))?;
+    println!(
+        "   warm-up: {} repositories created at both destinations by their first push ({} ms, not measured)",
+        warm.len(),
+        warm_started.elapsed().as_millis()
+    );
+    pipeline
+        .outcomes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+
+    let started = std::time::Instant::now();
     let mut published: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut put_events = Vec::with_capacity(n);
     let mut transfer = 0u64;
     for i in 0..n {
         let f = fixtures::single_image(
             &sb.src,
-            &format!("load/app{}", i % 5),
+            &format!("load/app{}", i % REPOS),
             &format!("b{i}"),
             10_000 + i as u64,
         )?;
         transfer = transfer.max(f.blob_bytes());
-        let at = Utc::now();
+        let put = std::time::Instant::now();
         let ids = sb.publish(&[detail(
             "PUSH",
             &f.repo,
@@ -424,7 +452,13 @@ fn measure(sb: &Sandbox, n: usize) -> Result<()> {
             &f.digest,
             &f.media_type,
         )])?;
-        published.insert(ids[0].clone(), at);
+        // The clock starts when EventBridge has the event in the events queue: moto's
+        // PutEvents returns once its rule has delivered it (the time it took is printed
+        // beside the figures; in AWS that leg is EventBridge's own delivery).
+        published.insert(ids[0].clone(), Utc::now());
+        put_events.push(put.elapsed().as_secs_f64() * 1000.0);
+        let next = started + interval * (i as u32 + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
     }
     let mut results = Vec::new();
     wait_results(sb, &mut results, 2 * n, Duration::from_secs(600))?;
@@ -485,6 +519,12 @@ fn measure(sb: &Sandbox, n: usize) -> Result<()> {
         percentile(&lat, 100.0)
     );
     println!("   transfer per image: {transfer} bytes (the largest image's blobs)");
+    put_events.sort_by(f64::total_cmp);
+    println!(
+        "   before the clock: PutEvents (moto routing the event to the events queue) p50 {:.0} ms, p99 {:.0} ms",
+        percentile(&put_events, 50.0),
+        percentile(&put_events, 99.0)
+    );
     println!(
         "   per job: copy (engine) p50 {:.0} ms, p99 {:.0} ms",
         percentile(&engine, 50.0),

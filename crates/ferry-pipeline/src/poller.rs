@@ -9,11 +9,15 @@
 //! one is still marked in flight), and an explicit release avoids that.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use ferry::config::ReplicationConfig;
 
@@ -163,26 +167,106 @@ impl Poller {
 
     /// Receive one batch, invoke, delete what was acknowledged.
     pub async fn poll_once(&self, invoker: &dyn Invoker) -> Result<PollStats, PipelineError> {
+        let Some(batch) = self.receive(self.wait).await? else {
+            return Ok(PollStats::default());
+        };
+        let outcome = invoker.invoke(batch.messages.clone()).await;
+        self.settle(&batch, outcome).await
+    }
+
+    /// Run like Lambda's event source mapping with `concurrency` concurrent invocations:
+    /// receive a batch whenever an invocation is free, invoke it in its own task, settle it
+    /// when it returns; until `stop` is set, then wait for the invocations in flight.
+    /// While some are in flight the receives are short polls, 20 ms apart when empty: a
+    /// long poll of a FIFO queue whose visible messages all belong to groups in flight
+    /// makes moto busy-wait for the whole wait.
+    pub async fn run(
+        &self,
+        invoker: Arc<dyn Invoker>,
+        concurrency: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Result<PollStats, PipelineError> {
+        let concurrency = concurrency.max(1);
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let mut tasks: JoinSet<Result<PollStats, PipelineError>> = JoinSet::new();
+        let mut total = PollStats::default();
+        let mut first_error = None;
+        while !stop.load(Ordering::SeqCst) {
+            while let Some(done) = tasks.try_join_next() {
+                settle_task(done, &mut total, &mut first_error);
+            }
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let busy = !tasks.is_empty();
+            let wait = if busy { Duration::ZERO } else { self.wait };
+            let batch = match self.receive(wait).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let Some(batch) = batch else {
+                drop(slot);
+                if busy {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                continue;
+            };
+            let (poller, invoker) = (self.clone(), invoker.clone());
+            tasks.spawn(async move {
+                let _slot = slot;
+                let outcome = invoker.invoke(batch.messages.clone()).await;
+                poller.settle(&batch, outcome).await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            settle_task(done, &mut total, &mut first_error);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// One ReceiveMessage with `wait`; `None` when it brought nothing.
+    async fn receive(&self, wait: Duration) -> Result<Option<Received>, PipelineError> {
         let out = self
             .client
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(self.batch_size.clamp(1, 10))
-            .wait_time_seconds(self.wait.as_secs().min(20) as i32)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .map_err(|e| aws_error("sqs", "ReceiveMessage", e))?;
         let messages = out.messages();
         if messages.is_empty() {
-            return Ok(PollStats::default());
+            return Ok(None);
         }
-        let handles: HashMap<String, String> = messages
-            .iter()
-            .filter_map(|m| Some((m.message_id()?.to_string(), m.receipt_handle()?.to_string())))
-            .collect();
-        let batch: Vec<SqsMessage> = messages.iter().map(|m| to_lambda(m, &self.url)).collect();
-        let failed = match invoker.invoke(batch).await {
+        tracing::debug!(queue = %self.url, messages = messages.len(), "batch received");
+        Ok(Some(Received {
+            handles: messages
+                .iter()
+                .filter_map(|m| {
+                    Some((m.message_id()?.to_string(), m.receipt_handle()?.to_string()))
+                })
+                .collect(),
+            messages: messages.iter().map(|m| to_lambda(m, &self.url)).collect(),
+        }))
+    }
+
+    /// Delete what the invocation acknowledged; release the rest when asked to.
+    async fn settle(
+        &self,
+        batch: &Received,
+        outcome: Result<Vec<String>, String>,
+    ) -> Result<PollStats, PipelineError> {
+        let handles = &batch.handles;
+        let failed: Vec<String> = match outcome {
             Ok(f) if f.iter().all(|id| handles.contains_key(id)) => f,
             Ok(f) => {
                 tracing::warn!(
@@ -255,6 +339,35 @@ impl Poller {
             }
         }
         Ok(total)
+    }
+}
+
+/// One received batch: the messages as Lambda hands them over, and their receipt handles.
+struct Received {
+    messages: Vec<SqsMessage>,
+    handles: HashMap<String, String>,
+}
+
+/// Add a finished invocation's stats; keep the first error.
+fn settle_task(
+    done: Result<Result<PollStats, PipelineError>, tokio::task::JoinError>,
+    total: &mut PollStats,
+    first_error: &mut Option<PipelineError>,
+) {
+    match done {
+        Ok(Ok(s)) => *total += s,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "settling a batch failed");
+            first_error.get_or_insert(e);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "an invocation task panicked");
+            first_error.get_or_insert(PipelineError::Aws {
+                service: "lambda",
+                operation: "Invoke",
+                message: e.to_string(),
+            });
+        }
     }
 }
 

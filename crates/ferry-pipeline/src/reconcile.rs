@@ -57,7 +57,7 @@ impl DriftSource for Replicator {
                 action,
                 source: JobSource {
                     registry: p.source.clone(),
-                    repository: item.source_repository.clone(),
+                    repository: item.source_repository.to_string(),
                     // A storage-class job names the image by digest alone, as ECR's event
                     // does: one job per image however many tags it has (one deduplication
                     // id).

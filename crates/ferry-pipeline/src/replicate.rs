@@ -95,6 +95,9 @@ fn job_options(
     ferry::copy::CopyOptions {
         deadline,
         shared_reads: Some(shared.clone()),
+        // A job is made for an image the destination is missing (a push, or drift
+        // reconcile found): its manifest is read while the destination is asked.
+        expect_new: true,
         ..replicator.copier().options().clone()
     }
 }

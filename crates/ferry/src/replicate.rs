@@ -39,13 +39,41 @@ pub struct Replicator {
     ensured: Arc<Mutex<HashSet<(String, String)>>>,
     /// Destination registries whose blob mounting is decided (by the config, or by the
     /// account's `BLOB_MOUNTING` setting, read once per process).
-    mounting_known: Arc<tokio::sync::Mutex<HashSet<String>>>,
+    mounting_known: Arc<PerHost<()>>,
     /// Whether destinations are read (listed) through their `roleArn`. The reconcile
     /// function reads them with its own identity instead: the write role trusts only
     /// replicate, so the function that reads untrusted listings can never write.
     list_with_roles: bool,
     /// Destination registries' managed signing configurations (read once per process).
-    signing: Arc<tokio::sync::Mutex<HashMap<String, Option<crate::ecr::SigningConfig>>>>,
+    signing: Arc<PerHost<Option<crate::ecr::SigningConfig>>>,
+}
+
+/// Something read once per destination registry: concurrent first readers of one host
+/// wait for a single answer, and hosts never wait for each other.
+#[derive(Debug)]
+struct PerHost<T>(Mutex<HashMap<String, Arc<tokio::sync::OnceCell<T>>>>);
+
+impl<T> Default for PerHost<T> {
+    fn default() -> Self {
+        PerHost(Mutex::default())
+    }
+}
+
+impl<T> PerHost<T> {
+    /// The cell of `host`.
+    fn cell(&self, host: &str) -> Arc<tokio::sync::OnceCell<T>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(host.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Marked done without reading (the config decided).
+    fn settle(&self, host: &str, value: T) {
+        let _ = self.cell(host).set(value);
+    }
 }
 
 /// The role a destination names, for assume-role mode.
@@ -64,11 +92,11 @@ impl Replicator {
         ecr: Option<EcrControl>,
         config: Arc<ReplicationConfig>,
     ) -> Replicator {
-        let mut known = HashSet::new();
+        let known = PerHost::default();
         for (host, registry) in &config.registries {
             if let Some(allowed) = registry.blob_mounting {
                 copier.set_blob_mounting(host, allowed);
-                known.insert(host.clone());
+                known.settle(host, ());
             }
         }
         Replicator {
@@ -76,7 +104,7 @@ impl Replicator {
             ecr,
             config,
             ensured: Arc::default(),
-            mounting_known: Arc::new(tokio::sync::Mutex::new(known)),
+            mounting_known: Arc::new(known),
             list_with_roles: true,
             signing: Arc::default(),
         }
@@ -142,49 +170,62 @@ impl Replicator {
         if opts.ecr.is_none() {
             opts.ecr = self.ecr.clone();
         }
-        if target.referrers && !target.referrers_explicit {
-            opts.skip_signatures = self.destination_signs(target).await.is_some();
-        }
+        // Once per process per destination (repository): its signing, its repository,
+        // its mounting setting; at once.
+        let signs = async {
+            target.referrers
+                && !target.referrers_explicit
+                && self.destination_signs(target).await.is_some()
+        };
+        let (signs, created, ()) = futures::join!(
+            signs,
+            self.ensure_repository(source, target),
+            self.learn_blob_mounting(target)
+        );
+        opts.skip_signatures = signs;
+        let created = created?;
         let copier = self.copier.with_options(opts);
-        let created = self.ensure_repository(source, target).await?;
-        self.learn_blob_mounting(target).await;
         let dst = Self::destination_ref(source, target);
 
         if let (Some(tag), Some(digest)) = (&source.tag, &source.digest) {
+            // Does the source tag still point at the job's digest? Asked while the content
+            // is copied; only the tag waits for the answer.
             let src_repo = Repo::new(&source.registry, &source.repository);
-            let mut now = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
-            if now.as_ref() != Some(digest) {
-                // What another job of the batch read may be older than this job: ask the
-                // source itself before deciding the tag moved (and to what).
-                now = copier
-                    .head_source_fresh(&src_repo, tag)
-                    .await?
-                    .map(|h| h.digest);
-            }
-            if now.as_ref() != Some(digest) {
-                // The tag moved (or was deleted) after this job was made: copy the job's
-                // content untagged, and give the tag to whatever the source holds now.
-                let by_digest = source.with_digest(digest);
-                let untagged = Reference {
-                    tag: None,
-                    ..dst.clone()
-                };
-                let report = copier.copy(&by_digest, &untagged).await?;
-                let superseded_by = match now {
-                    Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
-                    None => None,
-                };
+            let now: std::sync::Mutex<Option<Digest>> = std::sync::Mutex::default();
+            let confirm = async {
+                let mut at = copier.head_source(&src_repo, tag).await?.map(|h| h.digest);
+                if at.as_ref() != Some(digest) {
+                    // What another job of the batch read may be older than this job: ask
+                    // the source itself before deciding the tag moved (and to what).
+                    at = copier
+                        .head_source_fresh(&src_repo, tag)
+                        .await?
+                        .map(|h| h.digest);
+                }
+                let same = at.as_ref() == Some(digest);
+                *now.lock().unwrap_or_else(|p| p.into_inner()) = at;
+                Ok(same)
+            };
+            let (report, tagged) = copier
+                .copy_confirmed(source, &dst, Box::pin(confirm))
+                .await?;
+            if tagged {
                 return Ok(Replicated {
                     report,
-                    superseded_by,
+                    superseded_by: None,
                     created_repository: created,
                 });
             }
-            // Unchanged: copy by digest and apply the tag (no second HEAD of the tag).
-            let report = copier.copy(source, &dst).await?;
+            // The tag moved (or was deleted) after this job was made: the job's content
+            // is there untagged; the tag goes to whatever the source holds now.
+            let moved_to = now.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let superseded_by = match moved_to {
+                Some(_) => Some(copier.copy(&source.with_tag(tag), &dst).await?),
+                None => None,
+            };
             return Ok(Replicated {
                 report,
-                superseded_by: None,
+                superseded_by,
                 created_repository: created,
             });
         }
@@ -210,22 +251,22 @@ impl Replicator {
             return None;
         };
         let host = target.destination.registry_host();
-        let mut cache = self.signing.lock().await;
-        if !cache.contains_key(&host) {
-            let registry = EcrRegistry::new(registry_id, region);
-            let role = role_of(&target.destination);
-            let config = match ecr.signing_configuration(&registry, role.as_ref()).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(registry = %host, error = %e, "managed signing configuration not read: the source's signatures are copied");
-                    None
+        let cell = self.signing.cell(&host);
+        let config = cell
+            .get_or_init(|| async {
+                let registry = EcrRegistry::new(registry_id, region);
+                let role = role_of(&target.destination);
+                match ecr.signing_configuration(&registry, role.as_ref()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(registry = %host, error = %e, "managed signing configuration not read: the source's signatures are copied");
+                        None
+                    }
                 }
-            };
-            cache.insert(host.clone(), config);
-        }
-        cache
-            .get(&host)
-            .and_then(|c| c.as_ref())
+            })
+            .await;
+        config
+            .as_ref()
             .and_then(|c| c.profile_for(&target.repository))
             .map(str::to_string)
     }
@@ -284,7 +325,7 @@ impl Replicator {
 
     /// For an ECR destination registry not yet decided: read its account's
     /// `BLOB_MOUNTING` setting (once per process, under a lock so concurrent copies ask
-    /// once) and turn mounts off where it is not enabled. Unknown leaves mounts on.
+    /// once, each registry on its own) and turn mounts off where it is not enabled. Unknown leaves mounts on.
     async fn learn_blob_mounting(&self, target: &Target) {
         let (
             Some(ecr),
@@ -297,16 +338,17 @@ impl Replicator {
             return;
         };
         let host = target.destination.registry_host();
-        let mut known = self.mounting_known.lock().await;
-        if !known.insert(host.clone()) {
-            return;
-        }
-        let role = role_of(&target.destination);
-        let registry = EcrRegistry::new(registry_id, region);
-        if let Some(enabled) = ecr.blob_mounting(&registry, role.as_ref()).await {
-            tracing::debug!(%host, enabled, "BLOB_MOUNTING");
-            self.copier.set_blob_mounting(&host, enabled);
-        }
+        self.mounting_known
+            .cell(&host)
+            .get_or_init(|| async {
+                let role = role_of(&target.destination);
+                let registry = EcrRegistry::new(registry_id, region);
+                if let Some(enabled) = ecr.blob_mounting(&registry, role.as_ref()).await {
+                    tracing::debug!(%host, enabled, "BLOB_MOUNTING");
+                    self.copier.set_blob_mounting(&host, enabled);
+                }
+            })
+            .await;
     }
 
     /// Propagate a delete: remove `tag` (or, without a tag, the image `digest`) at the

@@ -56,7 +56,7 @@ pub use chaos::{FaultKind, FaultPlan};
 pub use ecr_mode::{ApiClass, EcrCounts, EcrMode, EcrQuotas, ExpireRule, api_of};
 pub use hostile::{BearerMode, ForeignRequest, HostileMode, TokenReply};
 pub use limits::{LimitsMode, Listing, ListingRule, SlowBody, Throttle};
-pub use wan::{BucketStats, WanMode, WanStats};
+pub use wan::{BucketStats, WanExchange, WanMode, WanStats, round_trips};
 
 use anyhow::{Context, Result};
 use reqwest::Method;

@@ -234,6 +234,51 @@ pub(super) struct WanState {
     connection_buckets: AtomicU64,
     /// Every connection bucket, kept for its stats (a few hundred bytes each).
     connections: Mutex<Vec<Arc<TokenBucket>>>,
+    /// Every request delayed, with when it came and when its answer went out.
+    exchanges: Mutex<Vec<WanExchange>>,
+}
+
+/// One request through the WAN mode: when it reached the proxy and when its answer's
+/// headers left it (after the delay), on the process's monotonic clock, so the exchanges
+/// of several proxies in one process compare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WanExchange {
+    /// HTTP method.
+    pub method: String,
+    /// Path (no query).
+    pub path: String,
+    /// When the request came.
+    pub sent: Instant,
+    /// When its answer went out.
+    pub answered: Instant,
+}
+
+/// Each exchange with its place on the longest chain of round trips that leads to it:
+/// 1 for a request sent before any answer came, else one more than the deepest exchange
+/// answered before it was sent. With a delay much longer than the local work, requests
+/// sent together land on one step, so the last request's step counts the sequential
+/// round trips of the work, as an order of events, not a time. Sorted by `sent`.
+pub fn round_trips(exchanges: &[WanExchange]) -> Vec<(WanExchange, usize)> {
+    let mut sorted = exchanges.to_vec();
+    sorted.sort_by_key(|e| e.sent);
+    let mut out: Vec<(WanExchange, usize)> = Vec::with_capacity(sorted.len());
+    for e in sorted {
+        let step = 1 + out
+            .iter()
+            .filter(|(q, _)| q.answered <= e.sent)
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or(0);
+        out.push((e, step));
+    }
+    out
+}
+
+impl super::Proxy {
+    /// Every request the WAN mode delayed since it was last set ([`round_trips`]).
+    pub fn wan_exchanges(&self) -> Vec<WanExchange> {
+        lock(&self.shared.wan.exchanges).clone()
+    }
 }
 
 impl WanState {
@@ -246,6 +291,7 @@ impl WanState {
         self.bytes_down.store(0, Ordering::SeqCst);
         self.connection_buckets.store(0, Ordering::SeqCst);
         lock(&self.connections).clear();
+        lock(&self.exchanges).clear();
         *lock(&self.proxy_bucket.0) = None;
     }
 
@@ -302,6 +348,11 @@ where
     let Some(mode) = state.wan.mode() else {
         return answer(request).await;
     };
+    let sent = Instant::now();
+    let (method, path) = (
+        request.method().to_string(),
+        request.uri().path().to_string(),
+    );
     let buckets = state.wan.buckets(&mode, conn);
     let request = if buckets.is_empty() {
         request
@@ -316,6 +367,12 @@ where
     let slept = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     state.wan.delayed_requests.fetch_add(1, Ordering::SeqCst);
     state.wan.delayed_nanos.fetch_add(slept, Ordering::SeqCst);
+    lock(&state.wan.exchanges).push(WanExchange {
+        method,
+        path,
+        sent,
+        answered: Instant::now(),
+    });
     if buckets.is_empty() {
         return response;
     }

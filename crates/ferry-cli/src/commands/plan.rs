@@ -18,7 +18,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let repositories = plan
         .items
         .iter()
-        .map(|i| i.source_repository.as_str())
+        .map(|i| &*i.source_repository)
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .map(str::to_owned)
@@ -105,7 +105,7 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
     let replicator = context::replicator(config, 8, args.plain_http).await?;
     let plan = sync::plan_for_drift(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
-    let drift = sync::drift(&plan);
+    let drifted = sync::drift_iter(&plan).count();
     // Archived source images: neither copied nor drift, but shown.
     let archived: Vec<serde_json::Value> = plan
         .items
@@ -121,13 +121,12 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
         })
         .collect();
     match format {
-        OutputFormat::Json => output::json(&serde_json::json!({
-            "drift": drift,
-            "archived": archived,
-            "checked": plan.items.len()
-        })),
+        OutputFormat::Json => output::json(&VerifyReport {
+            plan: &plan,
+            archived: &archived,
+        }),
         OutputFormat::Text => {
-            for d in &drift {
+            for d in sync::drift_iter(&plan) {
                 let src = d
                     .source_digest
                     .as_ref()
@@ -156,16 +155,40 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
             println!(
                 "verify: {} checked, {} drifted, {} archived at the source (not copied)",
                 plan.items.len(),
-                drift.len(),
+                drifted,
                 archived.len()
             );
         }
     }
-    Ok(if drift.is_empty() {
+    Ok(if drifted == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `verify`'s JSON report, written straight from the plan: its drift items are made one
+/// at a time as they are written, never all held beside the plan.
+struct VerifyReport<'a> {
+    plan: &'a sync::Plan,
+    archived: &'a [serde_json::Value],
+}
+
+impl serde::Serialize for VerifyReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        struct Drift<'a>(&'a sync::Plan);
+        impl serde::Serialize for Drift<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(sync::drift_iter(self.0))
+            }
+        }
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("drift", &Drift(self.plan))?;
+        m.serialize_entry("archived", self.archived)?;
+        m.serialize_entry("checked", &self.plan.items.len())?;
+        m.end()
+    }
 }
 
 /// Validate a config file; with `--resolve`, also read the accounts of its organization

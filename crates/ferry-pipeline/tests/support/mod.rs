@@ -5,6 +5,9 @@
 #![allow(dead_code)] // Each test binary uses its own part.
 
 pub mod conflict;
+mod registries;
+
+pub use registries::Registries;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -123,14 +126,22 @@ impl Sandbox {
 
     /// Start; `routes` sends a destination's ECR host to another URL (a fault proxy).
     pub fn start_with(options: Options, routes: &BTreeMap<String, String>) -> Result<Sandbox> {
+        Self::start_over(options, Registries::start()?, routes)
+    }
+
+    /// Start over registries already running (proxies may stand in front of them: `routes`
+    /// sends an ECR host to another URL).
+    pub fn start_over(
+        options: Options,
+        registries: Registries,
+        routes: &BTreeMap<String, String>,
+    ) -> Result<Sandbox> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let moto = Moto::start()?;
-        let src = EcrRegistry::start(ACCOUNT_A, "us-east-1")?;
-        let eu = EcrRegistry::start(ACCOUNT_A, "eu-west-1")?;
-        let west = EcrRegistry::start(ACCOUNT_B, "us-west-2")?;
+        let Registries { src, eu, west } = registries;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

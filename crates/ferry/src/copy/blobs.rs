@@ -1,5 +1,6 @@
 //! Putting one blob in place at the destination: HEAD, else mount from a repository of
-//! the destination registry known to hold it, else stream it (GET → POST → one PUT).
+//! the destination registry known to hold it, else stream it (GET and POST at once, then
+//! one PUT).
 //! Single-flight per destination repository and digest.
 
 use std::sync::Arc;
@@ -263,8 +264,8 @@ impl Copier {
         }
     }
 
-    /// Stream the blob: GET at the source, POST an upload session, one PUT with the whole
-    /// verified body. Retried as a whole; a digest mismatch is final.
+    /// Stream the blob: GET at the source while an upload session is POSTed, then one PUT
+    /// with the whole verified body. Retried as a whole; a digest mismatch is final.
     async fn transfer(
         &self,
         job: &Job,
@@ -288,11 +289,18 @@ impl Copier {
         let attempt = || {
             let given = session.take();
             async move {
-                let location = match given {
-                    Some(l) => l,
-                    None => job.client.start_upload(&job.dst).await?,
+                // The upload session and the source's answer at once: one round trip,
+                // not two (each request gives its slot back once answered).
+                let location = async {
+                    match given {
+                        Some(l) => Ok(l),
+                        None => job.client.start_upload(&job.dst).await,
+                    }
                 };
-                let resp = job.client.get_blob(&job.src, &d.digest, 0, d.size).await?;
+                let (location, resp) = futures::try_join!(
+                    location,
+                    job.client.get_blob(&job.src, &d.digest, 0, d.size)
+                )?;
                 let first = body_stream(resp, &job.src.registry);
                 let failure = FailureSlot::default();
                 let body = verify::verified(

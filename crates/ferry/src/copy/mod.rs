@@ -63,6 +63,10 @@ pub struct CopyOptions {
     /// `.sig` tags): the destination signs images itself (ECR managed signing) and the
     /// rule did not ask for `referrers: true` explicitly. Other referrers are copied.
     pub skip_signatures: bool,
+    /// The image is expected not to be at the destination yet (the event of a fresh
+    /// push): its manifest is read while the destination is asked whether it holds it,
+    /// one round trip sooner when it does not, one GET more when it does.
+    pub expect_new: bool,
 }
 
 /// Default [`CopyOptions::manifest_budget`]: 64 MiB.
@@ -81,8 +85,31 @@ impl Default for CopyOptions {
             shared_reads: None,
             ecr: None,
             skip_signatures: false,
+            expect_new: false,
         }
     }
+}
+
+/// The answer a tag waits for in [`Copier::copy_confirmed`]: may it be applied?
+pub type Confirm<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, Error>> + Send + 'a>>;
+
+/// Where a copy's walk left it.
+enum Walked {
+    /// The destination already holds the image.
+    Present {
+        /// The image.
+        digest: Digest,
+        /// Skipped, or copied when referrers added since were copied.
+        status: CopyStatus,
+    },
+    /// Everything but the root's own PUT is at the destination.
+    Ready {
+        /// The root manifest.
+        root: budget::Held,
+        /// Whether it already went out by digest (before a referrer).
+        pushed: bool,
+    },
 }
 
 /// One single-flight cell per destination repository and blob.
@@ -204,10 +231,34 @@ impl Copier {
     /// HEAD the destination tag.
     pub async fn copy(&self, src: &Reference, dst: &Reference) -> Result<CopyReport, Error> {
         let span = tracing::info_span!("copy", source = %src, destination = %dst);
-        self.copy_inner(src, dst).instrument(span).await
+        let (report, _) = self.copy_inner(src, dst, None).instrument(span).await?;
+        Ok(report)
     }
 
-    async fn copy_inner(&self, src: &Reference, dst: &Reference) -> Result<CopyReport, Error> {
+    /// [`Copier::copy`] whose tag is applied only if `confirm` says so: `confirm` runs
+    /// while the content is copied, and only the tag waits for its answer. `false` leaves
+    /// the image at the destination by digest only, untagged (the report names no tag).
+    /// The second value is whether the tag was applied.
+    pub async fn copy_confirmed(
+        &self,
+        src: &Reference,
+        dst: &Reference,
+        confirm: Confirm<'_>,
+    ) -> Result<(CopyReport, bool), Error> {
+        let span = tracing::info_span!("copy", source = %src, destination = %dst);
+        let (report, confirmed) = self
+            .copy_inner(src, dst, Some(confirm))
+            .instrument(span)
+            .await?;
+        Ok((report, confirmed.unwrap_or(true)))
+    }
+
+    async fn copy_inner(
+        &self,
+        src: &Reference,
+        dst: &Reference,
+        confirm: Option<Confirm<'_>>,
+    ) -> Result<(CopyReport, Option<bool>), Error> {
         let started = Instant::now();
         let stats = Arc::new(Stats::child(self.client.stats()));
         let job = Job {
@@ -230,7 +281,42 @@ impl Copier {
                 reason: "the destination digest differs from the source digest".into(),
             });
         }
+        let confirm = async {
+            match confirm {
+                Some(c) => c.await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (confirmed, walked) = futures::join!(confirm, self.walk(&job, src, tag.as_deref()));
+        let confirmed = confirmed?;
+        let walked = walked?;
+        let tag = tag.filter(|_| confirmed != Some(false));
+        let (digest, status) = match walked {
+            Walked::Present { digest, status } => (digest, status),
+            Walked::Ready { root, pushed } => {
+                // The root, last: one PUT by tag when no referrer made it go out by digest
+                // already (the tag still lands after everything it points at), else the
+                // tag; untagged, by digest once.
+                match &tag {
+                    Some(t) => job.client.put_manifest(&job.dst, t, &root.raw).await?,
+                    None if !pushed => {
+                        job.client
+                            .put_manifest(&job.dst, root.raw.digest.as_str(), &root.raw)
+                            .await?
+                    }
+                    None => {}
+                }
+                Tally::add(&job.tally.manifests_copied, 1);
+                (root.raw.digest.clone(), CopyStatus::Copied)
+            }
+        };
+        let report = self.report(&job, src, dst, digest, tag, status, started);
+        Ok((report, confirmed))
+    }
 
+    /// Everything of a copy but the root's own PUT: where the source points, whether the
+    /// destination already holds it, the content children first, the referrers.
+    async fn walk(&self, job: &Job, src: &Reference, tag: Option<&str>) -> Result<Walked, Error> {
         // 1. Where does the source point now?
         let digest = match &src.digest {
             Some(d) => d.clone(),
@@ -247,53 +333,68 @@ impl Copier {
             }
         };
 
-        // 2. Is it already there? (The plan may have just looked: then its answer.)
-        let dst_ref = tag.clone().unwrap_or_else(|| digest.to_string());
+        // 2. Is it already there? (The plan may have just looked: then its answer.) An
+        //    image expected to be new has its manifest read meanwhile.
+        let dst_ref = tag.map_or_else(|| digest.to_string(), str::to_string);
         let known = self
             .options
             .shared_reads
             .as_ref()
             .and_then(|s| s.take_destination(&job.dst, &dst_ref));
-        let at_dst = match known {
-            Some(found) => found,
-            None => job
-                .client
-                .head_manifest(&job.dst, &dst_ref)
-                .await?
-                .map(|h| h.digest),
+        let (at_dst, early) = match known {
+            Some(found) => (found, None),
+            None if self.options.expect_new => {
+                let (at, root) = futures::join!(
+                    job.client.head_manifest(&job.dst, &dst_ref),
+                    self.fetch_root(job, &digest)
+                );
+                (at?.map(|h| h.digest), Some(root))
+            }
+            None => (
+                job.client
+                    .head_manifest(&job.dst, &dst_ref)
+                    .await?
+                    .map(|h| h.digest),
+                None,
+            ),
         };
         if at_dst.as_ref() == Some(&digest) {
             let mut status = CopyStatus::Skipped;
             if self.options.referrers && self.options.recheck_referrers {
-                let root = self.fetch_root(&job, &digest).await?;
-                self.copy_referrers(&job, &Subject::present(&root.raw))
+                let root = match early {
+                    Some(root) => root?,
+                    None => self.fetch_root(job, &digest).await?,
+                };
+                self.copy_referrers(job, &Subject::present(&root.raw))
                     .await?;
                 if job.tally.manifests().copied > 0 {
                     status = CopyStatus::Copied;
                 }
             }
-            return Ok(self.report(&job, src, dst, digest, tag, status, started));
+            return Ok(Walked::Present { digest, status });
         }
 
-        // 3. Content, children first.
-        let root = self.fetch_root(&job, &digest).await?;
-        self.copy_content(&job, &root, 0).await?;
-
-        // 4. Referrers, before the tag; the root goes out by digest before the first one
-        //    (a registry may refuse a referrer whose subject it does not hold).
+        // 3. Content, children first; meanwhile, what referrers the source holds.
+        let root = match early {
+            Some(root) => root?,
+            None => self.fetch_root(job, &digest).await?,
+        };
         let subject = Subject::new(&root.raw);
         if self.options.referrers {
-            self.copy_referrers(&job, &subject).await?;
+            let (content, found) = futures::join!(
+                self.copy_content(job, &root, 0),
+                self.discover_referrers(job, &digest)
+            );
+            content?;
+            // 4. Referrers, before the tag; the root goes out by digest before the first
+            //    one (a registry may refuse a referrer whose subject it does not hold).
+            self.copy_discovered(job, &subject, found?).await?;
+        } else {
+            self.copy_content(job, &root, 0).await?;
         }
-
-        // 5. The root, last: one PUT by tag when no referrer made it go out by digest
-        //    already (the tag still lands after everything it points at), else the tag.
-        match &tag {
-            Some(t) => job.client.put_manifest(&job.dst, t, &root.raw).await?,
-            None => subject.ensure(&job).await?,
-        }
-        Tally::add(&job.tally.manifests_copied, 1);
-        Ok(self.report(&job, src, dst, digest, tag, CopyStatus::Copied, started))
+        let pushed = subject.is_pushed();
+        drop(subject);
+        Ok(Walked::Ready { root, pushed })
     }
 
     /// The root manifest by digest, held in the budget at depth 0.

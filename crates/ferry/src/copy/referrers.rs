@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 
-use super::{Copier, Job};
+use super::{Copier, Job, budget};
+use crate::digest::Digest;
 use crate::error::Error;
 use crate::manifest::{self, Descriptor, Parsed};
 use crate::registry::RawManifest;
@@ -41,6 +42,11 @@ impl<'a> Subject<'a> {
         }
     }
 
+    /// Whether the subject went out by digest already.
+    pub(crate) fn is_pushed(&self) -> bool {
+        self.pushed.initialized()
+    }
+
     /// PUT the subject by digest, once.
     pub(crate) async fn ensure(&self, job: &Job) -> Result<(), Error> {
         self.pushed
@@ -51,6 +57,16 @@ impl<'a> Subject<'a> {
             .await
             .map(|_| ())
     }
+}
+
+/// What the source holds of one subject's referrers, read before any is copied.
+pub(crate) struct Discovered {
+    /// The referrers API's (or ECR's `ListImageReferrers`) listing, when one answered.
+    listed: Option<Vec<Descriptor>>,
+    /// Else the tag-schema fallback index, when the source holds one.
+    fallback: Option<budget::Held>,
+    /// Cosign's tags the source holds, with their manifests.
+    cosign: Vec<(String, budget::Held)>,
 }
 
 impl Copier {
@@ -77,19 +93,70 @@ impl Copier {
         job: &Job,
         subject: &Subject<'_>,
     ) -> Result<(), Error> {
+        let found = self.discover_referrers(job, &subject.raw.digest).await?;
+        self.copy_discovered(job, subject, found).await
+    }
+
+    /// Read what the source holds of `subject`'s referrers, without writing anything: a
+    /// copy runs this while the subject's own content is copied. The listing (referrers
+    /// API, else ECR's) and the tag list are asked at once; then the fallback index (only
+    /// when nothing listed them) and cosign's tags at once. Referrer tags exist only in
+    /// the tag list: with it known, no other is asked for.
+    pub(crate) async fn discover_referrers(
+        &self,
+        job: &Job,
+        subject: &Digest,
+    ) -> Result<Discovered, Error> {
+        let fallback_tag = subject.fallback_tag();
+        let listing = async {
+            match self
+                .source_referrers(&job.client, &job.src, subject)
+                .await?
+            {
+                Some(listed) => Ok(Some(listed)),
+                None => self.ecr_referrers(job, subject).await,
+            }
+        };
+        let (listed, tags) = futures::join!(listing, self.source_tags(job));
+        let listed = listed?;
+        let listed_tag = |t: &str| tags.as_ref().is_none_or(|tags| tags.contains(t));
+        let fallback = async {
+            if listed.is_some() || !listed_tag(&fallback_tag) {
+                return Ok(None);
+            }
+            // Held at depth 1 while its referrers are copied at depth 2.
+            self.fetch_unsized(job, &job.src, &fallback_tag, 1).await
+        };
+        let cosign = futures::future::try_join_all(
+            COSIGN_SUFFIXES
+                .iter()
+                .filter(|s| !(**s == "sig" && self.options().skip_signatures))
+                .map(|s| format!("{fallback_tag}.{s}"))
+                .filter(|t| listed_tag(t))
+                .map(|tag| async move {
+                    let m = self.fetch_unsized(job, &job.src, &tag, 1).await?;
+                    Ok::<_, Error>(m.map(|m| (tag, m)))
+                }),
+        );
+        let (fallback, cosign) = futures::try_join!(fallback, cosign)?;
+        Ok(Discovered {
+            listed,
+            fallback,
+            cosign: cosign.into_iter().flatten().collect(),
+        })
+    }
+
+    /// Copy what [`Copier::discover_referrers`] found, before the subject's tag.
+    pub(crate) async fn copy_discovered(
+        &self,
+        job: &Job,
+        subject: &Subject<'_>,
+        found: Discovered,
+    ) -> Result<(), Error> {
         let fallback_tag = subject.raw.digest.fallback_tag();
         let subject_digest = &subject.raw.digest;
-        let mut listed = self
-            .source_referrers(&job.client, &job.src, subject_digest)
-            .await?;
-        if listed.is_none() {
-            listed = self.ecr_referrers(job, subject_digest).await?;
-        }
-        // Referrer tags exist only in the tag list: with it known, ask for no other.
-        let tags = self.source_tags(job).await;
-        let listed_tag = |t: &str| tags.as_ref().is_none_or(|tags| tags.contains(t));
-        match listed {
-            Some(listed) => {
+        match (found.listed, found.fallback) {
+            (Some(listed), _) => {
                 let mut found = Vec::with_capacity(listed.len());
                 for d in listed {
                     if self.skipped_signature(&d) {
@@ -112,52 +179,39 @@ impl Copier {
                         .await?;
                 }
             }
-            None if !listed_tag(&fallback_tag) => {}
-            None => {
-                // The fallback index stays held at depth 1 while its referrers are
-                // copied at depth 2.
-                if let Some(index) = self.fetch_unsized(job, &job.src, &fallback_tag, 1).await? {
-                    let listed = match manifest::parse(&index.raw.bytes) {
-                        Ok(Parsed::Index { manifests, .. }) => manifests,
-                        _ => Vec::new(),
-                    };
-                    let mut found = Vec::with_capacity(listed.len());
-                    let mut skipped = 0;
-                    for d in &listed {
-                        if self.skipped_signature(d) {
-                            skipped += 1;
-                            continue;
-                        }
-                        if self.copy_referrer(job, subject, d, 2).await? {
-                            found.push(d.clone());
-                        }
+            (None, Some(index)) => {
+                let listed = match manifest::parse(&index.raw.bytes) {
+                    Ok(Parsed::Index { manifests, .. }) => manifests,
+                    _ => Vec::new(),
+                };
+                let mut found = Vec::with_capacity(listed.len());
+                let mut skipped = 0;
+                for d in &listed {
+                    if self.skipped_signature(d) {
+                        skipped += 1;
+                        continue;
                     }
-                    if found.len() == listed.len() && skipped == 0 {
-                        // Every entry refers to this image: the source's index, as it is.
-                        self.put_tag_if_needed(job, &fallback_tag, &index.raw)
-                            .await?;
-                    } else if !found.is_empty() {
-                        // Never list at the destination what was refused.
-                        self.merge_fallback_index(job, &fallback_tag, &found)
-                            .await?;
+                    if self.copy_referrer(job, subject, d, 2).await? {
+                        found.push(d.clone());
                     }
                 }
+                if found.len() == listed.len() && skipped == 0 {
+                    // Every entry refers to this image: the source's index, as it is.
+                    self.put_tag_if_needed(job, &fallback_tag, &index.raw)
+                        .await?;
+                } else if !found.is_empty() {
+                    // Never list at the destination what was refused.
+                    self.merge_fallback_index(job, &fallback_tag, &found)
+                        .await?;
+                }
             }
+            (None, None) => {}
         }
-        for suffix in COSIGN_SUFFIXES {
-            if *suffix == "sig" && self.options().skip_signatures {
-                continue;
-            }
-            let tag = format!("{fallback_tag}.{suffix}");
-            if !listed_tag(&tag) {
-                continue;
-            }
-            if let Some(m) = self.fetch_unsized(job, &job.src, &tag, 1).await? {
-                Tally::add(&job.tally.referrers, 1);
-                subject.ensure(job).await?;
-                self.copy_manifest(job, &m, 1, true).await?;
-                self.put_tag_if_needed(job, &tag, &m.raw).await?;
-            }
+        for (tag, m) in &found.cosign {
+            Tally::add(&job.tally.referrers, 1);
+            subject.ensure(job).await?;
+            self.copy_manifest(job, m, 1, true).await?;
+            self.put_tag_if_needed(job, tag, &m.raw).await?;
         }
         Ok(())
     }

@@ -283,23 +283,26 @@ pub struct Drift {
 /// Drift between source and destinations: missing, different, or extra at the
 /// destination.
 pub fn drift(plan: &Plan) -> Vec<Drift> {
-    plan.items
-        .iter()
-        .filter_map(|i| {
-            let kind = match i.action {
-                Action::Skip | Action::Archived => return None,
-                Action::Archive => "archive",
-                Action::Restore => "restore",
-                Action::Copy | Action::Conflict if i.existing.is_none() => "missing",
-                Action::Copy | Action::Conflict => "different",
-                Action::Delete | Action::Extra => "extra",
-            };
-            Some(Drift {
-                kind,
-                destination: i.destination_display(),
-                source_digest: i.digest.clone(),
-                destination_digest: i.existing.clone(),
-            })
+    drift_iter(plan).collect()
+}
+
+/// [`drift`], one item at a time (a report of 100,000 images need not hold a second copy
+/// of the plan).
+pub fn drift_iter(plan: &Plan) -> impl Iterator<Item = Drift> + '_ {
+    plan.items.iter().filter_map(|i| {
+        let kind = match i.action {
+            Action::Skip | Action::Archived => return None,
+            Action::Archive => "archive",
+            Action::Restore => "restore",
+            Action::Copy | Action::Conflict if i.existing.is_none() => "missing",
+            Action::Copy | Action::Conflict => "different",
+            Action::Delete | Action::Extra => "extra",
+        };
+        Some(Drift {
+            kind,
+            destination: i.destination_display(),
+            source_digest: i.digest.clone(),
+            destination_digest: i.existing.clone(),
         })
-        .collect()
+    })
 }

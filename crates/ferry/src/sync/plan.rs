@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use super::listing::{InvalidName, ListedImage, Lister, RepoState};
 use crate::config::{Registry, Target};
@@ -49,11 +50,14 @@ pub struct PlanItem {
     /// The action.
     pub action: Action,
     /// Source repository.
-    pub source_repository: String,
+    #[serde(serialize_with = "shared_str")]
+    pub source_repository: Arc<str>,
     /// Destination registry host.
-    pub destination_registry: String,
+    #[serde(serialize_with = "shared_str")]
+    pub destination_registry: Arc<str>,
     /// Destination repository.
-    pub destination_repository: String,
+    #[serde(serialize_with = "shared_str")]
+    pub destination_repository: Arc<str>,
     /// Tag (`None`: untagged image).
     pub tag: Option<String>,
     /// Source digest (absent for deletes and extras).
@@ -70,12 +74,17 @@ pub struct PlanItem {
     pub target: Arc<Target>,
 }
 
+/// A name shared by the items of one repository, written as the string it is.
+fn shared_str<S: serde::Serializer>(name: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name)
+}
+
 impl PlanItem {
     /// The source reference (tag and digest) of a copy.
     pub fn source_ref(&self, source_registry: &str) -> Reference {
         Reference {
             registry: source_registry.to_string(),
-            repository: self.source_repository.clone(),
+            repository: self.source_repository.to_string(),
             tag: self.tag.clone(),
             digest: self.digest.clone(),
         }
@@ -249,13 +258,14 @@ async fn plan_with(
     // they come from (more than one when templates map several onto it).
     type Group = (Arc<Target>, Vec<usize>, BTreeSet<String>);
     let mut groups: BTreeMap<Key, Group> = BTreeMap::new();
-    let mut source_tags: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Every source tag by repository, borrowed from the listing (not a second copy).
+    let mut source_tags: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (n, img) in images.iter().enumerate() {
         if let Some(t) = &img.tag {
             source_tags
-                .entry(img.repository.clone())
+                .entry(img.repository.as_str())
                 .or_default()
-                .insert(t.clone());
+                .insert(t.as_str());
         }
         let targets = config
             .destinations_for(&img.repository, img.tag.as_deref())
@@ -324,7 +334,12 @@ async fn plan_with(
         .buffered(LISTING_CONCURRENCY)
         .try_collect()
         .await?;
-    let mut items: Vec<PlanItem> = per_group.into_iter().flatten().collect();
+    // One allocation of the final size (a collect of the flattened groups would grow by
+    // doubling, a third of it unused at 100,000 items).
+    let mut items: Vec<PlanItem> = Vec::with_capacity(per_group.iter().map(Vec::len).sum());
+    for group in per_group {
+        items.extend(group);
+    }
     items.sort_by(|a, b| {
         (&a.destination_registry, &a.destination_repository, &a.tag).cmp(&(
             &b.destination_registry,
@@ -379,8 +394,12 @@ async fn compare(
     client: &crate::registry::RegistryClient,
 ) -> Result<Vec<PlanItem>, Error> {
     let host = target.destination.registry_host();
+    // One copy of each name per destination repository, shared by its items.
+    let (registry, repository): (Arc<str>, Arc<str>) =
+        (host.as_str().into(), target.repository.as_str().into());
+    let mut source_name: Option<Arc<str>> = None;
     let follow = target.archive && target.destination.registry.is_ecr();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(imgs.len());
     for img in imgs {
         let held = state.archived.get(&img.digest);
         let present = state.digests.contains(&img.digest)
@@ -417,11 +436,15 @@ async fn compare(
                 }
             },
         };
+        let source_repository = match &source_name {
+            Some(n) if **n == *img.repository => n.clone(),
+            _ => source_name.insert(img.repository.as_str().into()).clone(),
+        };
         out.push(PlanItem {
             action,
-            source_repository: img.repository.clone(),
-            destination_registry: host.clone(),
-            destination_repository: target.repository.clone(),
+            source_repository,
+            destination_registry: registry.clone(),
+            destination_repository: repository.clone(),
             tag: img.tag.clone(),
             digest: Some(img.digest.clone()),
             existing,
@@ -441,7 +464,7 @@ fn leftovers(
     replicator: &Replicator,
     target: &Arc<Target>,
     state: &RepoState,
-    source_tags: &BTreeMap<String, BTreeSet<String>>,
+    source_tags: &BTreeMap<&str, BTreeSet<&str>>,
     src_repos: &BTreeSet<String>,
 ) -> Vec<PlanItem> {
     let host = target.destination.registry_host();
@@ -452,7 +475,7 @@ fn leftovers(
     let held = |tag: &str| {
         src_repos
             .iter()
-            .any(|r| source_tags.get(r).is_some_and(|s| s.contains(tag)))
+            .any(|r| source_tags.get(r.as_str()).is_some_and(|s| s.contains(tag)))
     };
     let Some(src_repo) = src_repos.first() else {
         return Vec::new();
@@ -482,9 +505,9 @@ fn leftovers(
             } else {
                 Action::Extra
             },
-            source_repository: src_repo.clone(),
-            destination_registry: host.clone(),
-            destination_repository: target.repository.clone(),
+            source_repository: src_repo.as_str().into(),
+            destination_registry: host.as_str().into(),
+            destination_repository: target.repository.as_str().into(),
             tag: Some(tag.clone()),
             digest: None,
             existing: existing.clone(),
@@ -510,40 +533,54 @@ async fn bytes_to_move(
         .filter_map(|i| i.size.map(|s| (&i.digest, s)))
         .collect();
     let listed_size = |digest: &Digest| listed.get(digest).copied();
-    // The manifests of every image to copy without a listed size, read at once (the
-    // copies then take them from the shared reads), not one after the other.
-    let mut wanted: BTreeMap<Digest, String> = BTreeMap::new();
-    for item in items.iter().filter(|i| i.action == Action::Copy) {
-        if let Some(digest) = &item.digest
-            && listed_size(digest).is_none()
-        {
-            wanted
-                .entry(digest.clone())
-                .or_insert_with(|| item.source_repository.clone());
-        }
-    }
-    let sizes: BTreeMap<Digest, Vec<(Digest, u64)>> = futures::stream::iter(wanted)
-        .map(|(digest, repository)| async move {
-            let repo = Repo::new(source.host(), &repository);
-            let blobs = blob_sizes(client, shared, &repo, &digest).await?;
-            Ok::<_, Error>((digest, blobs))
-        })
-        .buffered(LISTING_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut seen: HashSet<(String, Digest)> = HashSet::new();
+    // Each (destination registry, blob) once, kept as 64 bits of a SHA-256 of the pair
+    // rather than its strings: at 100,000 images this set is the estimate's whole memory.
+    // (Two pairs colliding would undercount one blob of an estimate: at a million pairs,
+    // a chance in ten million.)
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut first = |registry: &str, digest: &Digest| {
+        let hash = Sha256::new()
+            .chain_update(registry.as_bytes())
+            .chain_update([0u8])
+            .chain_update(digest.as_str().as_bytes())
+            .finalize();
+        let mut key = [0u8; 8];
+        key.copy_from_slice(&hash[..8]);
+        seen.insert(u64::from_le_bytes(key))
+    };
     let mut total = 0u64;
+    // Images without a listed size: which destination registries need each, and the
+    // source repository to read it from. Their manifests are read at once (the copies
+    // then take them from the shared reads), each folded in as it comes, not kept.
+    let mut wanted: BTreeMap<Digest, (Arc<str>, Vec<Arc<str>>)> = BTreeMap::new();
     for item in items.iter().filter(|i| i.action == Action::Copy) {
         let Some(digest) = &item.digest else { continue };
-        if let Some(size) = listed_size(digest) {
-            if seen.insert((item.destination_registry.clone(), digest.clone())) {
-                total += size;
+        match listed_size(digest) {
+            Some(size) => {
+                if first(&item.destination_registry, digest) {
+                    total += size;
+                }
             }
-            continue;
+            None => wanted
+                .entry(digest.clone())
+                .or_insert_with(|| (item.source_repository.clone(), Vec::new()))
+                .1
+                .push(item.destination_registry.clone()),
         }
-        for (blob, size) in sizes.get(digest).into_iter().flatten() {
-            if seen.insert((item.destination_registry.clone(), blob.clone())) {
-                total += size;
+    }
+    let mut sizes = futures::stream::iter(wanted)
+        .map(|(digest, (repository, registries))| async move {
+            let repo = Repo::new(source.host(), &*repository);
+            let blobs = blob_sizes(client, shared, &repo, &digest).await?;
+            Ok::<_, Error>((registries, blobs))
+        })
+        .buffered(LISTING_CONCURRENCY);
+    while let Some((registries, blobs)) = sizes.try_next().await? {
+        for registry in registries {
+            for (blob, size) in &blobs {
+                if first(&registry, blob) {
+                    total += size;
+                }
             }
         }
     }
