@@ -343,9 +343,15 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
     p.add_argument("--scenarios", default=os.environ.get(
-        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale"),
+        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale,coldstart"),
         help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json, "
-             "scale (bench/scale.py) scale.md / scale.json")
+             "scale (bench/scale.py) scale.md / scale.json, coldstart (bench/coldstart.py) "
+             "coldstart.md / coldstart.json")
+    p.add_argument("--functions", default=os.environ.get("BENCH_FUNCTIONS", str(ROOT / "target/release")),
+                   help="directory of the release Lambda binaries dispatch, replicate, reconcile "
+                        "(cargo build --release -p ferry-fn-dispatch -p ferry-fn-replicate -p ferry-fn-reconcile)")
+    p.add_argument("--coldstart-runs", type=int, default=int(os.environ.get("BENCH_COLDSTART_RUNS", 10)),
+                   help="cold starts per function and config source of the coldstart scenario")
     p.add_argument("--synthetic", default=os.environ.get("BENCH_SYNTHETIC", str(ROOT / "target/release/synthetic")),
                    help="the generated registry of the scale scenario (cargo build -p ferry-e2e --bin synthetic)")
     p.add_argument("--scale-repos", type=int, default=int(os.environ.get("BENCH_SCALE_REPOS", 10000)),
@@ -397,6 +403,12 @@ def main() -> int:
         print("bench: moto_server is missing (scripts/setup installs it); the wan-pipeline scenario needs it",
               file=sys.stderr)
         return 2
+    if "coldstart" in wanted:
+        missing = [f for f in ("dispatch", "replicate", "reconcile") if not (Path(args.functions) / f).exists()]
+        if missing or not shutil.which("moto_server"):
+            print(f"bench: the coldstart scenario needs moto_server and the release binaries {missing} in "
+                  f"{args.functions} (scripts/bench builds them)", file=sys.stderr)
+            return 2
     if "fanout" in wanted and not shutil.which("moto_server"):
         print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
               file=sys.stderr)
@@ -452,6 +464,11 @@ def main() -> int:
             import scale  # bench/scale.py
             log(f"scenario scale: {args.scale_repos} repositories x {args.scale_tags} tags")
             scale_res = scale.run(bench, args.scale_repos, args.scale_tags)
+        coldstart_res = None
+        if "coldstart" in wanted:
+            import coldstart  # bench/coldstart.py
+            log(f"scenario coldstart: {args.coldstart_runs} cold starts per function and config source")
+            coldstart_res = coldstart.run(bench, Path(args.functions).resolve(), args.coldstart_runs)
         wan_scen = {}
         if wan_wanted:
             import wan  # bench/wan.py
@@ -471,7 +488,11 @@ def main() -> int:
                         f"{' '.join(info['loadavg_end'])} at the end; ferry `{args.ferry}`.", "",
                         scale.report(scale_res)])
         reports.append((stem, ({"machine": info, "scale": scale_res}, md)))
-    if scen or not (wan_wanted or scale_res is not None):
+    if coldstart_res is not None:
+        import coldstart  # bench/coldstart.py
+        stem = "coldstart" if args.name == "latest" else f"{args.name}-coldstart"
+        reports.append((stem, coldstart.report(info, coldstart_res, args.functions)))
+    if scen or not (wan_wanted or scale_res is not None or coldstart_res is not None):
         reports.append((args.name, build_report(bench, info, scen)))
     if wan_wanted:
         import wan  # bench/wan.py

@@ -12,6 +12,7 @@ mod pagination;
 pub mod quota;
 mod response;
 mod stats;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

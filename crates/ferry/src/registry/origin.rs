@@ -102,8 +102,9 @@ impl RegistryClient {
     }
 }
 
-/// The HTTP client with this engine's settings (rustls, timeouts, no automatic
-/// redirects), resolving names through `resolver` if given.
+/// The HTTP client with this engine's settings (rustls with the process's shared TLS
+/// settings, see [`super::tls`]; timeouts, no automatic redirects), resolving names
+/// through `resolver` if given.
 /// `read_timeout`: false for the upload client, since in `reqwest` the read timeout also
 /// runs while a request body is still being sent (a PUT longer than it would fail); the
 /// blob deadline bounds uploads instead. Every request has a total deadline
@@ -114,6 +115,7 @@ pub(super) fn build_http(
     read_timeout: bool,
 ) -> Result<reqwest::Client, Error> {
     let mut b = reqwest::Client::builder()
+        .tls_backend_preconfigured(super::tls::shared()?)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_deadline)
         .redirect(reqwest::redirect::Policy::none())
