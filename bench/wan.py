@@ -54,14 +54,19 @@ class WanProxy:
 
     count = 0
 
-    def __init__(self, binary: str, upstream: b.Registry, work: Path, delay_ms: int, mbit: int):
+    def __init__(self, binary: str, upstream, work: Path, delay_ms: int, mbit: int | None,
+                 extra: tuple[str, ...] = ()):
+        """`upstream`: anything with a `host` (`127.0.0.1:PORT`); `mbit` None: no cap;
+        `extra`: more flags (`--ecr-quotas`)."""
         WanProxy.count += 1
-        self.counts_path = work / f"wanproxy-{upstream.port}-{WanProxy.count}.json"
-        self.err = work / f"wanproxy-{upstream.port}-{WanProxy.count}.err"
+        stem = f"wanproxy-{upstream.host.rsplit(':', 1)[-1]}-{WanProxy.count}"
+        self.counts_path = work / f"{stem}.json"
+        self.err = work / f"{stem}.err"
+        cap = ["--bandwidth-mbit", str(mbit)] if mbit else []
         with open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
                 [binary, "--upstream", f"http://{upstream.host}", "--delay-ms", str(delay_ms),
-                 "--bandwidth-mbit", str(mbit), "--counts", str(self.counts_path)],
+                 *cap, *extra, "--counts", str(self.counts_path)],
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
                 start_new_session=True,
             )

@@ -219,5 +219,30 @@ fn moto_command(port: u16) -> Command {
         }
     };
     command.args(["-H", "127.0.0.1", "-p", &port]);
+    command.env("PYTHONPATH", python_path());
     command
+}
+
+/// `tests/moto` (its `sitecustomize.py` caches the JSONPath parses moto's EventBridge
+/// otherwise rebuilds a parser for on every event it routes; see that file) before any
+/// PYTHONPATH already set.
+fn python_path() -> std::ffi::OsString {
+    let ours = process::workspace_root().join("tests").join("moto");
+    let mut paths = vec![ours];
+    if let Some(given) = std::env::var_os("PYTHONPATH") {
+        paths.extend(std::env::split_paths(&given));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moto_starts_with_the_jsonpath_cache_first_on_its_python_path() {
+        let first = std::env::split_paths(&python_path()).next().unwrap();
+        let site = std::fs::read_to_string(first.join("sitecustomize.py")).unwrap();
+        assert!(site.contains("lru_cache"), "{}", first.display());
+    }
 }

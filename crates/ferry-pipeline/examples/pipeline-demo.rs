@@ -36,21 +36,93 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use ferry_e2e::proxy::WanMode;
 use ferry_e2e::{Fixture, fixtures, skopeo};
+use ferry_pipeline::job::Job;
 use ferry_pipeline::poller::{DispatchInvoker, Invoker, Poller};
 use ferry_pipeline::replicate::{JobOutcome, ReplicateContext, replicate};
 use ferry_pipeline::{ReplicationResult, Status};
 use support::conflict::ImmutableProxy;
 use support::{MotoEnvelope, Options, Registries, Sandbox, detail, push_details};
 
+/// When each event and job reached each stage, keyed by event id (and destination).
+#[derive(Default)]
+struct Timeline {
+    /// event id -> when dispatch was handed the event.
+    dispatched: BTreeMap<String, DateTime<Utc>>,
+    /// (event id, destination registry) -> when the job reached the jobs queue and
+    /// replicate.
+    received: BTreeMap<(String, String), JobSeen>,
+}
+
+/// When a job reached the jobs queue (moto's `SentTimestamp`) and replicate.
+struct JobSeen {
+    sent: DateTime<Utc>,
+    received: DateTime<Utc>,
+}
+
+type SharedTimeline = Arc<Mutex<Timeline>>;
+
+fn lock(t: &SharedTimeline) -> std::sync::MutexGuard<'_, Timeline> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// dispatch in process, noting when each event was handed over.
+struct DispatchRecording<I> {
+    inner: I,
+    timeline: SharedTimeline,
+}
+
+#[async_trait]
+impl<I: Invoker> Invoker for DispatchRecording<I> {
+    async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let now = Utc::now();
+        {
+            let mut t = lock(&self.timeline);
+            for m in &messages {
+                let id = m
+                    .body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                    .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string));
+                if let Some(id) = id {
+                    t.dispatched.insert(id, now);
+                }
+            }
+        }
+        self.inner.invoke(messages).await
+    }
+}
+
 /// replicate in process, keeping each batch's outcomes for the overhead figures.
 struct Recording {
     ctx: ReplicateContext,
     outcomes: Arc<Mutex<Vec<(JobOutcome, Duration, usize)>>>,
+    timeline: SharedTimeline,
 }
 
 #[async_trait]
 impl Invoker for Recording {
     async fn invoke(&self, messages: Vec<SqsMessage>) -> Result<Vec<String>, String> {
+        let now = Utc::now();
+        {
+            let mut t = lock(&self.timeline);
+            for m in &messages {
+                let Ok(job) = Job::decode(m.body.as_deref().unwrap_or_default()) else {
+                    continue;
+                };
+                let sent = m
+                    .attributes
+                    .get("SentTimestamp")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or(job.enqueued_at);
+                t.received
+                    .entry((job.event_id, job.target.registry))
+                    .or_insert(JobSeen {
+                        sent,
+                        received: now,
+                    });
+            }
+        }
         let mut event = SqsEvent::default();
         event.records = messages;
         let deadline = Some(std::time::Instant::now() + Duration::from_secs(300));
@@ -77,6 +149,7 @@ struct Pipeline {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     outcomes: Arc<Mutex<Vec<(JobOutcome, Duration, usize)>>>,
+    timeline: SharedTimeline,
 }
 
 /// Repositories the latency pushes go to, in turn.
@@ -87,16 +160,21 @@ const REPOS: usize = 5;
 fn start_pipeline(sb: &Sandbox, concurrency: usize) -> Pipeline {
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let timeline = SharedTimeline::default();
     let (config, metrics, queue) = (sb.config.clone(), sb.metrics.clone(), sb.job_queue());
     let mut events = Poller::new(sb.sqs.clone(), &sb.events_queue);
     events.wait = Duration::from_secs(1);
     let s = stop.clone();
+    let t = timeline.clone();
     let dispatch = sb.rt.spawn(async move {
-        let invoker = MotoEnvelope(DispatchInvoker {
-            config: &config,
-            queue: &queue,
-            metrics: &metrics,
-        });
+        let invoker = DispatchRecording {
+            inner: MotoEnvelope(DispatchInvoker {
+                config: &config,
+                queue: &queue,
+                metrics: &metrics,
+            }),
+            timeline: t,
+        };
         while !s.load(Ordering::SeqCst) {
             if let Err(e) = events.poll_once(&invoker).await {
                 eprintln!("dispatch poller: {e}");
@@ -108,6 +186,7 @@ fn start_pipeline(sb: &Sandbox, concurrency: usize) -> Pipeline {
     let invoker: Arc<dyn Invoker> = Arc::new(Recording {
         ctx: sb.replicate_ctx(None),
         outcomes: outcomes.clone(),
+        timeline: timeline.clone(),
     });
     let s = stop.clone();
     let replicate = sb.rt.spawn(async move {
@@ -119,6 +198,7 @@ fn start_pipeline(sb: &Sandbox, concurrency: usize) -> Pipeline {
         stop,
         tasks: vec![dispatch, replicate],
         outcomes,
+        timeline,
     }
 }
 
@@ -467,6 +547,7 @@ fn measure(sb: &Sandbox, n: usize, interval: Duration, concurrency: usize) -> Re
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    let timeline = std::mem::take(&mut *lock(&pipeline.timeline));
     pipeline.finish(sb);
 
     let mut lat: Vec<f64> = results
@@ -519,6 +600,7 @@ fn measure(sb: &Sandbox, n: usize, interval: Duration, concurrency: usize) -> Re
         percentile(&lat, 100.0)
     );
     println!("   transfer per image: {transfer} bytes (the largest image's blobs)");
+    print_stages(&results, &published, &timeline);
     put_events.sort_by(f64::total_cmp);
     println!(
         "   before the clock: PutEvents (moto routing the event to the events queue) p50 {:.0} ms, p99 {:.0} ms",
@@ -541,4 +623,64 @@ fn measure(sb: &Sandbox, n: usize, interval: Duration, concurrency: usize) -> Re
         percentile(&publish, 99.0)
     );
     Ok(())
+}
+
+/// Where each job's time went, stage by stage (p50 / p99 / max of each), and the stages of
+/// the slowest jobs.
+fn print_stages(
+    results: &[ReplicationResult],
+    published: &BTreeMap<String, DateTime<Utc>>,
+    timeline: &Timeline,
+) {
+    let ms = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        (b - a).num_microseconds().unwrap_or(0) as f64 / 1000.0
+    };
+    // [events queue -> dispatch, dispatch -> job sent, job sent -> replicate, replicate -> done]
+    let mut rows: Vec<(f64, [f64; 4])> = Vec::new();
+    for r in results {
+        let (Some(p), Some(d), Some(seen)) = (
+            published.get(&r.event_id),
+            timeline.dispatched.get(&r.event_id),
+            timeline
+                .received
+                .get(&(r.event_id.clone(), r.destination.registry.clone())),
+        ) else {
+            continue;
+        };
+        rows.push((
+            ms(*p, r.completed_at),
+            [
+                ms(*p, *d),
+                ms(*d, seen.sent),
+                ms(seen.sent, seen.received),
+                ms(seen.received, r.completed_at),
+            ],
+        ));
+    }
+    let names = [
+        "events queue -> dispatch",
+        "dispatch -> job in the jobs queue",
+        "jobs queue -> replicate",
+        "replicate -> replica (copy)",
+    ];
+    // The first stage starts when PutEvents returned: dispatch may have the event a few ms
+    // before moto's answer arrives (a negative time).
+    println!("   stages ({} jobs timed): p50 / p99 / max ms", rows.len());
+    for (i, name) in names.iter().enumerate() {
+        let mut v: Vec<f64> = rows.iter().map(|(_, s)| s[i]).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "     {name:<36} {:>6.0} / {:>6.0} / {:>6.0}",
+            percentile(&v, 50.0),
+            percentile(&v, 99.0),
+            percentile(&v, 100.0)
+        );
+    }
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (total, s) in rows.iter().take(3) {
+        println!(
+            "     slow job: {total:.0} ms = {:.0} + {:.0} + {:.0} + {:.0}",
+            s[0], s[1], s[2], s[3]
+        );
+    }
 }
