@@ -269,7 +269,10 @@ class Wan:
         pe = re.search(r"PutEvents \(moto routing the event to the events queue\) p50 (\d+) ms, p99 (\d+) ms", cp.stdout)
         eng = re.search(r"per job: copy \(engine\) p50 (\d+) ms, p99 (\d+) ms", cp.stdout)
         load = float(Path("/proc/loadavg").read_text().split()[0])
-        out = {"ok": cp.returncode == 0 and m is not None, "wall_s": round(wall, 1),
+        stages = [{"stage": x.group(1), "p50_ms": int(x.group(2)), "p99_ms": int(x.group(3)),
+                   "max_ms": int(x.group(4))}
+                  for x in re.finditer(r"^ {5}(\S.*?\S) +(-?\d+) / +(-?\d+) / +(-?\d+)$", cp.stdout, re.M)]
+        out = {"ok": cp.returncode == 0 and m is not None, "stages": stages, "wall_s": round(wall, 1),
                "machine_idle": b.Idle.last, "loadavg_1m": load,
                "p50_ms": int(m.group(1)) if m else None, "p99_ms": int(m.group(2)) if m else None,
                "max_ms": int(m.group(3)) if m else None,
@@ -428,6 +431,14 @@ def report(bench: b.Bench, info: dict, scen: dict) -> tuple[dict, str]:
         *[f"| {t['scenario']} | {t['target']} | {t['measured']} | {'met' if t['met'] else '**missed**'} |"
           for t in targets],
     ]
+    stages = s.get("wan-pipeline", {}).get("result", {}).get("stages")
+    if stages:
+        md += ["", "## wan-pipeline: where each job's time went", "",
+               "From PutEvents' return (the clock's start) to the replica's tag, per job "
+               "(`scripts/pipeline-demo` prints it); the first stage can be negative: dispatch may "
+               "have the event before moto's PutEvents answer arrives.", "",
+               "| stage | p50 ms | p99 ms | max ms |", "|---|---|---|---|",
+               *[f"| {x['stage']} | {x['p50_ms']} | {x['p99_ms']} | {x['max_ms']} |" for x in stages]]
     if bench.failures:
         md += ["", "## Failures", ""] + [f"- `{x[:300]}`" for x in bench.failures]
     return out, "\n".join(md) + "\n"
