@@ -314,11 +314,55 @@ impl Poller {
                 });
             }
         }
+        if self.release_failed && !failed.is_empty() {
+            self.release(handles, &failed).await?;
+        }
         Ok(PollStats {
             received: handles.len(),
             acked,
             failed: failed.len(),
         })
+    }
+
+    /// Make the `failed` messages visible again at once (ChangeMessageVisibility 0).
+    async fn release(
+        &self,
+        handles: &HashMap<String, String>,
+        failed: &[String],
+    ) -> Result<(), PipelineError> {
+        let entries = failed
+            .iter()
+            .filter_map(|id| handles.get(id))
+            .enumerate()
+            .map(|(i, handle)| {
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(0)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PipelineError::Aws {
+                service: "sqs",
+                operation: "ChangeMessageVisibilityBatch",
+                message: e.to_string(),
+            })?;
+        let out = self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| aws_error("sqs", "ChangeMessageVisibilityBatch", e))?;
+        match out.failed().first() {
+            Some(f) => Err(PipelineError::Aws {
+                service: "sqs",
+                operation: "ChangeMessageVisibilityBatch",
+                message: format!("{}: {}", f.code(), f.message().unwrap_or_default()),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Poll until `idle` consecutive receives come back empty (or `max_polls` in all).

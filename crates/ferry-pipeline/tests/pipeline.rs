@@ -530,3 +530,45 @@ fn reconcile_repairs_a_dropped_event() {
         .unwrap();
     assert_eq!((again.drift, again.enqueued), (0, 0));
 }
+
+#[test]
+fn a_released_failure_is_retried_at_once_not_after_the_visibility_timeout() {
+    let west_registry = EcrRegistry::start(support::ACCOUNT_B, "us-west-2").unwrap();
+    let proxy = Proxy::start(west_registry.registry()).unwrap();
+    let routes = BTreeMap::from([(west_registry.ecr_host(), proxy.url())]);
+    // A visibility timeout far longer than the drain below waits.
+    let options = Options {
+        visibility_timeout: 120,
+        ..Options::default()
+    };
+    let mut sb = Sandbox::start_with(options, &routes).unwrap();
+    sb.west = west_registry;
+    let f = fixtures::single_image(&sb.src, "team/api", "v1", 61).unwrap();
+    sb.publish(&[detail(
+        "PUSH",
+        "team/api",
+        Some("v1"),
+        &f.digest,
+        &f.media_type,
+    )])
+    .unwrap();
+    sb.run_dispatch().unwrap();
+    // Both attempts (client retries: 1) of the first manifest PUT at us-west-2 fail.
+    proxy.inject(InjectRule {
+        method: Some(reqwest::Method::PUT),
+        kind: Some(PathKind::Manifest),
+        status: 503,
+        retry_after: None,
+        times: 2,
+    });
+    // Three empty one-second receives end the drain: the job can only be done by then if
+    // its failure was made visible again at once.
+    let stats = sb.run_replicate(3).unwrap();
+    assert_eq!(stats.failed, 1, "{stats:?}");
+    assert_eq!(stats.acked, 2, "{stats:?}");
+    assert_eq!(
+        digest_at(&sb.west, "team/api", "v1"),
+        Some(f.digest.clone())
+    );
+    assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), 0);
+}

@@ -92,7 +92,7 @@ impl RegistryClient {
         let parsed = self.upload_url(repo, &url, "PUT")?;
         let (client, own) =
             self.client_for(&repo.registry, &self.endpoint(&repo.registry)?, &parsed)?;
-        let limit = self.inner.limiters.host(&repo.registry);
+        let limit = self.host_limit(&repo.registry);
         let (_permit, _) = self
             .admit(
                 &repo.registry,

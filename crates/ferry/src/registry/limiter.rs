@@ -96,24 +96,29 @@ impl HostLimit {
 #[derive(Debug)]
 pub struct Limiters {
     max: usize,
+    paced_max: usize,
     hosts: Mutex<HashMap<String, Arc<HostLimit>>>,
 }
 
 impl Limiters {
-    /// Limits starting (and capped) at `max` concurrent requests per host.
-    pub fn new(max: usize) -> Limiters {
+    /// Limits starting (and capped) at `max` concurrent requests per host, and at
+    /// `paced_max` per host whose requests quotas pace.
+    pub fn new(max: usize, paced_max: usize) -> Limiters {
         Limiters {
             max: max.max(1),
+            paced_max: paced_max.max(1),
             hosts: Mutex::default(),
         }
     }
 
-    /// The limit for a host.
-    pub fn host(&self, host: &str) -> Arc<HostLimit> {
+    /// The limit for a host; `paced`: a quota paces each of its request classes (the
+    /// first call for a host decides).
+    pub fn host(&self, host: &str, paced: bool) -> Arc<HostLimit> {
+        let max = if paced { self.paced_max } else { self.max };
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         hosts
             .entry(host.to_string())
-            .or_insert_with(|| Arc::new(HostLimit::new(self.max)))
+            .or_insert_with(|| Arc::new(HostLimit::new(max)))
             .clone()
     }
 }
@@ -124,8 +129,9 @@ mod tests {
 
     #[tokio::test]
     async fn aimd() {
-        let l = Limiters::new(8);
-        let h = l.host("a");
+        let l = Limiters::new(8, 64);
+        assert_eq!(l.host("paced", true).limit(), 64);
+        let h = l.host("a", false);
         assert_eq!(h.limit(), 8);
         h.throttled();
         assert_eq!(h.limit(), 4);
@@ -145,8 +151,8 @@ mod tests {
 
     #[tokio::test]
     async fn blocks_at_the_limit() {
-        let l = Limiters::new(1);
-        let h = l.host("a");
+        let l = Limiters::new(1, 1);
+        let h = l.host("a", false);
         let p = h.acquire().await;
         let h2 = h.clone();
         let waiter = tokio::spawn(async move { h2.acquire().await });

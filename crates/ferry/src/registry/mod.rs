@@ -73,6 +73,11 @@ pub struct ClientOptions {
     pub read_timeout: Duration,
     /// Starting (and maximum) concurrent requests per registry host.
     pub max_per_host: usize,
+    /// The same for a host whose every request class a quota paces (ECR, or a registry
+    /// given all seven `rates`): its token buckets keep the rate, so more requests may be
+    /// in flight over a long round trip. 96 at 40 ms is 2,400/s, above BatchGetImage's
+    /// 2,000/s, where 16 would be 400/s.
+    pub max_per_paced_host: usize,
     /// Attempts after the first, for each request.
     pub max_retries: usize,
     /// First backoff delay.
@@ -109,6 +114,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
             max_per_host: 16,
+            max_per_paced_host: 96,
             max_retries: 5,
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
@@ -225,7 +231,7 @@ impl RegistryClient {
                 outbound: Mutex::default(),
                 auth,
                 endpoints,
-                limiters: Limiters::new(options.max_per_host),
+                limiters: Limiters::new(options.max_per_host, options.max_per_paced_host),
                 quotas: Quotas::new(options.rates.clone()),
                 options,
                 referrers_support: Mutex::default(),
@@ -323,6 +329,12 @@ impl RegistryClient {
         self.attempt_with(call, body, Slot::Take, None).await
     }
 
+    /// `host`'s concurrency limit: the paced one where a quota paces each request class.
+    pub(crate) fn host_limit(&self, host: &str) -> Arc<limiter::HostLimit> {
+        let paced = self.inner.quotas.paces_every_class(host);
+        self.inner.limiters.host(host, paced)
+    }
+
     /// [`RegistryClient::attempt`] with a choice of slot and a total deadline other than
     /// [`ClientOptions::request_deadline`].
     async fn attempt_with(
@@ -333,7 +345,7 @@ impl RegistryClient {
         deadline: Option<Duration>,
     ) -> Result<reqwest::Response, Error> {
         let host = &call.repo.registry;
-        let limit = self.inner.limiters.host(host);
+        let limit = self.host_limit(host);
         let (_permit, quota) = self
             .admit(host, &call.method, call.target.endpoint(), &limit, slot)
             .await;

@@ -119,7 +119,7 @@ pub(super) fn build_http(
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_deadline)
         .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(options.max_per_host)
+        .pool_max_idle_per_host(options.max_per_host.max(options.max_per_paced_host))
         .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")));
     if read_timeout {
         b = b.read_timeout(options.read_timeout);

@@ -263,6 +263,14 @@ impl Quotas {
             .filter(|rate| *rate > 0)
     }
 
+    /// Whether a quota paces each request class of `host` (every ECR registry; another
+    /// only when its config gives all seven rates).
+    pub(crate) fn paces_every_class(&self, host: &str) -> bool {
+        ApiClass::ALL
+            .into_iter()
+            .all(|class| self.rate(host, class).is_some())
+    }
+
     /// The bucket of `host` for `class` (one per process), if it has a quota.
     pub(crate) fn quota(&self, host: &str, class: ApiClass) -> Option<Arc<Quota>> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,5 +386,21 @@ mod tests {
         let b = quotas.quota(ecr, ApiClass::PutImage).expect("quota");
         assert!(Arc::ptr_eq(&a, &b), "one bucket per host and class");
         assert!(quotas.quota("ghcr.io", ApiClass::PutImage).is_none());
+    }
+
+    #[test]
+    fn a_host_is_paced_when_every_request_class_has_a_quota() {
+        let all: BTreeMap<ApiClass, u32> = ApiClass::ALL.into_iter().map(|c| (c, 5)).collect();
+        let quotas = Quotas::new(BTreeMap::from([
+            (
+                "ghcr.io".to_string(),
+                BTreeMap::from([(ApiClass::PutImage, 5)]),
+            ),
+            ("harbor.example".to_string(), all),
+        ]));
+        assert!(quotas.paces_every_class("123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+        assert!(quotas.paces_every_class("harbor.example"));
+        assert!(!quotas.paces_every_class("ghcr.io"));
+        assert!(!quotas.paces_every_class("127.0.0.1:5000"));
     }
 }

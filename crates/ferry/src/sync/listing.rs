@@ -132,7 +132,7 @@ pub(crate) struct Lister<'a> {
 }
 
 /// Tags of one repository resolved at once.
-const HEADS_AT_ONCE: usize = 8;
+const HEADS_AT_ONCE: usize = 16;
 
 impl<'a> Lister<'a> {
     /// A lister with nothing refused yet.

@@ -158,8 +158,9 @@ pub struct Plan {
     pub(crate) shared: SharedReads,
 }
 
-/// How many destination repositories are read at once.
-const LISTING_CONCURRENCY: usize = 8;
+/// How many repositories are read at once (the per-host limits and quotas bound the
+/// requests: this only keeps enough of them waiting to fill those over a long round trip).
+const LISTING_CONCURRENCY: usize = 32;
 
 /// Build the plan for the replicator's config: every action, destination-only tags
 /// (deletes and extras) included.
