@@ -161,12 +161,13 @@ fn a_raised_put_image_rate_in_the_config_raises_the_allowance() {
         run.window,
         run.use_of_allowance * 100.0
     );
-    // Over 15/s: far above ECR's default of 10/s (plus its burst of one), so the
+    // Over 12/s: ECR's default of 10/s (plus its burst of one token) cannot give that:
+    // 60 PUTs at the default take at least 5.8 s, a use of at most 0.51 of 20/s, so the
     // configured rate was used. (Only 60 images, 50 ms apart: on a busy machine the next
-    // manifest is not always ready in time, so this asserts the raise with a margin; the
-    // >= 90 % use is the 200-image test's.)
+    // manifest is not always ready in time, which lowers the figure — a CI run saw 0.746
+    // — so this asserts the raise, not the use; the >= 90 % use is the 200-image test's.)
     assert!(
-        run.use_of_allowance >= 0.75,
+        run.use_of_allowance >= 0.60,
         "use of 20/s {:.3} (n = {}, window {:?})",
         run.use_of_allowance,
         run.puts,
