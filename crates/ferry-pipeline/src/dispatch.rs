@@ -28,7 +28,7 @@
 
 use serde::Serialize;
 
-use ferry::config::{Registry, ReplicationConfig, Target};
+use ferry::config::{Registry, ReplicationConfig, SourceParts, Target};
 
 use crate::authorize::targets;
 use crate::error::PipelineError;
@@ -166,6 +166,7 @@ pub fn jobs_for(
     }
     // Fields of `source` the config names must match the event's registry; the ones it
     // leaves out are the event's own (never another account's).
+    let loaded = config;
     let Some(config) = config.for_source(&action.registry) else {
         return Ok(Err(Ignored::NotSource));
     };
@@ -191,7 +192,7 @@ pub fn jobs_for(
     };
     let targets = targets(config, &action.repository, tag, kind)?;
     if own_copy(
-        config,
+        loaded,
         &action.registry,
         &action.repository,
         action.tag.as_deref(),
@@ -252,8 +253,15 @@ fn any_rule(config: &ReplicationConfig, repository: &str, tag: Option<&str>) -> 
 }
 
 /// Whether `repository` in `registry` is where the rules copy some source repository: then
-/// a push there is Ferry's own copy. The source repository is recovered by inverting each
-/// destination's `repositoryName` template.
+/// a push there is Ferry's own copy. The source repository (and, where the configuration
+/// leaves the source to be bound from each event, the source account and region) is
+/// recovered by inverting each destination's `repositoryName` template; the configuration
+/// bound to that source must send it to exactly this place.
+///
+/// `config` is the configuration as loaded (organization destinations resolved), not the
+/// one bound to the event's registry: binding drops the event's own account from the
+/// organization's destinations, and a copy *into* that account is exactly what must be
+/// recognised here, whatever account it came from.
 pub fn own_copy(
     config: &ReplicationConfig,
     registry: &Registry,
@@ -263,17 +271,46 @@ pub fn own_copy(
     let destinations = config
         .destinations()
         .map_err(|e| PipelineError::Config(e.to_string()))?;
+    let pinned = config.source.clone().unwrap_or_default();
     for d in destinations.iter().filter(|d| d.registry == *registry) {
-        let original = match &d.template {
-            None => Some(repository.to_string()),
-            Some(t) => t.source_of(repository),
+        let parts = match &d.template {
+            None => Some(SourceParts {
+                repository: repository.to_string(),
+                ..SourceParts::default()
+            }),
+            Some(t) => t.source_parts_of(repository),
         };
-        let Some(original) = original else { continue };
+        let Some(parts) = parts else { continue };
+        // The registry the copy came from: the source as the config names it, completed by
+        // what the name says of it, else by the event's own registry.
+        let from = match (config.source_registry(), registry) {
+            (Some(source), _) => source,
+            (
+                None,
+                Registry::Ecr {
+                    registry_id,
+                    region,
+                },
+            ) => Registry::Ecr {
+                registry_id: parts
+                    .registry_id
+                    .or(pinned.registry_id.clone())
+                    .unwrap_or_else(|| registry_id.clone()),
+                region: parts
+                    .region
+                    .or(pinned.region.clone())
+                    .unwrap_or_else(|| region.clone()),
+            },
+            (None, Registry::Oci { .. }) => registry.clone(),
+        };
         // The same name in the same registry is only a copy when the source is elsewhere.
-        if original == repository && config.source_registry().is_none_or(|s| s == *registry) {
+        if parts.repository == repository && from == *registry {
             continue;
         }
-        let Ok(targets) = config.destinations_for(&original, tag) else {
+        let Some(bound) = config.bind_source(&from) else {
+            continue;
+        };
+        let Ok(targets) = bound.destinations_for(&parts.repository, tag) else {
             continue;
         };
         if targets
@@ -285,6 +322,9 @@ pub fn own_copy(
     }
     Ok(false)
 }
+
+#[cfg(test)]
+mod loop_tests;
 
 #[cfg(test)]
 mod tests {

@@ -30,6 +30,22 @@ impl ReplicationConfig {
     /// # Ok::<(), ferry::config::ConfigError>(())
     /// ```
     pub fn for_source(&self, registry: &Registry) -> Option<Cow<'_, ReplicationConfig>> {
+        let bound = self.bind_source(registry)?;
+        let account = match registry {
+            Registry::Ecr { registry_id, .. } if self.source_registry().is_none() => registry_id,
+            _ => return Some(bound),
+        };
+        let mut config = bound.into_owned();
+        config.drop_resolved_account(account);
+        Some(Cow::Owned(config))
+    }
+
+    /// The configuration with its `source` completed from `registry`, as
+    /// [`ReplicationConfig::for_source`] but keeping every destination: also those resolved
+    /// from an organization in `registry`'s own account. This is the configuration that
+    /// says where images of *other* sources go, so the loop guard asks it whether an image
+    /// in `registry` is Ferry's own copy.
+    pub fn bind_source(&self, registry: &Registry) -> Option<Cow<'_, ReplicationConfig>> {
         let spec = self.source.clone().unwrap_or_default();
         let bound = match (&spec.registry, registry) {
             (Some(host), _) => {
@@ -68,9 +84,6 @@ impl ReplicationConfig {
             }
         };
         let mut config = self.clone();
-        if let Some(account) = &bound.registry_id {
-            config.drop_resolved_account(account);
-        }
         config.source = Some(bound);
         Some(Cow::Owned(config))
     }

@@ -17,6 +17,7 @@ use super::destination::Destination;
 use super::error::Issue;
 use super::filter::RepositoryFilterType;
 use super::model::{ReplicationConfig, Rule};
+use super::template::RepositoryTemplate;
 
 const SAMPLE: &str = "sample";
 
@@ -67,6 +68,70 @@ pub(crate) fn chain_issues(
                         ),
                     ),
                 });
+            }
+        }
+    }
+    issues
+}
+
+/// Warnings for organization destinations of a configuration whose source account is bound
+/// from each event (no `source.registryId`): every account they write into may forward its
+/// own pushes too, so each copy comes back as a push of that account.
+/// - Renamed copies (`golden/{repository}`) that a rule selects again are recognised by the
+///   loop guard as Ferry's own and never copied on; but an account's own push to such a name
+///   is taken for a copy too, and not replicated.
+/// - Copies under the source's name are offered to every other account again (each holds
+///   the image already, so nothing is written, but each copy makes jobs).
+///
+/// Pinning `source.registryId` (or narrowing the repository filters) ends both.
+pub(crate) fn organization_loop_issues(config: &ReplicationConfig) -> Vec<Issue> {
+    let source = config.source.as_ref();
+    if source.is_some_and(|s| s.registry.is_some() || s.registry_id.is_some()) {
+        return Vec::new();
+    }
+    let mut issues = Vec::new();
+    for (r, rule) in config.rules.iter().enumerate() {
+        for (d, spec) in rule.destinations.iter().enumerate() {
+            if !spec.is_organization() {
+                continue;
+            }
+            let template = match spec
+                .repository_name
+                .as_deref()
+                .map(RepositoryTemplate::parse)
+            {
+                None => None,
+                Some(Ok(t)) => Some(t.bind_known(Some("123456789012"), Some("us-east-1"))),
+                Some(Err(_)) => continue,
+            };
+            for original in sample_names(rule) {
+                let copy = template
+                    .as_ref()
+                    .map_or_else(|| original.clone(), |t| t.render(&original));
+                let Some(k) = config
+                    .rules
+                    .iter()
+                    .position(|again| again.repository_selected(&copy))
+                else {
+                    continue;
+                };
+                let path = format!("rules[{r}].destinations[{d}]");
+                let message = if copy == original {
+                    format!(
+                        "replication chain: with no `source.registryId`, every account of the organization is also a \
+                         source, and `{original}` arrives in each as `{copy}`, which rules[{k}] offers to every \
+                         other account again; pin `source.registryId` to the account that publishes"
+                    )
+                } else {
+                    format!(
+                        "replication loop cut: with no `source.registryId`, every account of the organization is also a \
+                         source, and `{original}` arrives in each as `{copy}`, which rules[{k}] selects again; Ferry \
+                         takes pushes to such names for its own copies and never replicates them, so an account's own \
+                         push to `{copy}` is not replicated either; pin `source.registryId` or narrow the repository filters"
+                    )
+                };
+                issues.push(Issue::warning(&path, message));
+                break;
             }
         }
     }

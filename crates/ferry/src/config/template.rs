@@ -28,6 +28,17 @@ static REPOSITORY_NAME: LazyLock<Regex> = LazyLock::new(|| {
 
 const PLACEHOLDERS: [&str; 3] = ["repository", "registryId", "region"];
 
+/// What a rendered name says of its source: see [`RepositoryTemplate::source_parts_of`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceParts {
+    /// The source repository.
+    pub repository: String,
+    /// The source account, where the template names it and leaves it unbound.
+    pub registry_id: Option<String>,
+    /// The source region, where the template names it and leaves it unbound.
+    pub region: Option<String>,
+}
+
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Part {
@@ -151,6 +162,60 @@ impl RepositoryTemplate {
         let start = pieces[0].len();
         let y = name.get(start..start + rest / n)?;
         (pieces.join(y) == name).then(|| y.to_string())
+    }
+
+    /// The ways `name` can be rendered by this template: the source repository, and the
+    /// source registry's account ID and region where the template leaves them unbound (a
+    /// configuration whose source is learnt from each event). `None` when no source renders
+    /// as `name`. With the source registry bound this is [`RepositoryTemplate::source_of`].
+    pub fn source_parts_of(&self, name: &str) -> Option<SourceParts> {
+        if !self.uses_source_registry() {
+            return self.source_of(name).map(|repository| SourceParts {
+                repository,
+                registry_id: None,
+                region: None,
+            });
+        }
+        if !self.uses_repository() {
+            return None;
+        }
+        let mut pattern = String::from("^");
+        let mut kinds = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => pattern.push_str(&regex::escape(text)),
+                Part::Repository => {
+                    pattern.push_str("(.+)");
+                    kinds.push(Part::Repository);
+                }
+                Part::RegistryId => {
+                    pattern.push_str("([0-9]{12})");
+                    kinds.push(Part::RegistryId);
+                }
+                Part::Region => {
+                    pattern.push_str("([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2})");
+                    kinds.push(Part::Region);
+                }
+            }
+        }
+        pattern.push('$');
+        let captures = Regex::new(&pattern).ok()?.captures(name)?;
+        let mut parts = SourceParts::default();
+        for (i, kind) in kinds.iter().enumerate() {
+            let value = captures.get(i + 1)?.as_str().to_owned();
+            let slot = match kind {
+                Part::Repository => &mut parts.repository,
+                Part::RegistryId => parts.registry_id.get_or_insert_with(String::new),
+                _ => parts.region.get_or_insert_with(String::new),
+            };
+            // A placeholder used twice must render the same text both times.
+            if slot.is_empty() {
+                *slot = value;
+            } else if *slot != value {
+                return None;
+            }
+        }
+        Some(parts)
     }
 
     /// An anchored regular expression of every name the template can render: `{repository}`
@@ -279,6 +344,35 @@ mod tests {
             !Regex::new(&t("a.b/{repository}").name_pattern())
                 .unwrap()
                 .is_match("aXb/x")
+        );
+    }
+
+    #[test]
+    fn inversion_recovers_unbound_source_placeholders() {
+        let t = |text: &str| RepositoryTemplate::parse(text).unwrap();
+        let parts = t("m/{registryId}/{region}/{repository}")
+            .source_parts_of("m/111122223333/eu-west-1/team/api")
+            .unwrap();
+        assert_eq!(parts.repository, "team/api");
+        assert_eq!(parts.registry_id.as_deref(), Some("111122223333"));
+        assert_eq!(parts.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            t("m/{registryId}/{repository}").source_parts_of("m/team/api"),
+            None,
+            "no account in the name"
+        );
+        let bound = t("golden/{repository}")
+            .source_parts_of("golden/app")
+            .unwrap();
+        assert_eq!(
+            (bound.repository.as_str(), bound.registry_id),
+            ("app", None)
+        );
+        assert_eq!(
+            t("{registryId}/{registryId}/{repository}")
+                .source_parts_of("111122223333/444455556666/app"),
+            None,
+            "one placeholder, two values"
         );
     }
 

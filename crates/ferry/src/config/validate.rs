@@ -8,7 +8,7 @@
 use super::arn::{
     arn_partition, check_external_id, check_kms_key, check_role_arn, check_secret_arn,
 };
-use super::chain::chain_issues;
+use super::chain::{chain_issues, organization_loop_issues};
 use super::destination::Destination;
 use super::error::Issue;
 use super::filter::{RepositoryFilterType, TagFilter, TagFilterType};
@@ -40,6 +40,7 @@ impl ReplicationConfig {
         self.check_shared_destinations(&resolved, &mut issues);
         issues.extend(self.partition_issues(None, &resolved));
         issues.extend(chain_issues(self, &resolved));
+        issues.extend(organization_loop_issues(self));
         issues.extend(self.archive_issues(&resolved));
         issues
     }

@@ -304,6 +304,43 @@ fn chains_onward_are_warnings() {
 }
 
 #[test]
+fn organization_destinations_of_an_unbound_source_are_checked_for_loops() {
+    let config = |source: &str, name: &str| {
+        format!(
+            r#"{{{source} "rules": [{{"destinations": [
+                {{"organization": true, "regions": ["us-east-1"]{name}}}]}}]}}"#
+        )
+    };
+    let renamed = config("", r#", "repositoryName": "golden/{repository}""#);
+    let warnings = findings(&renamed, Warning);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with(
+            "rules[0].destinations[0]: replication loop cut: with no `source.registryId`"
+        ),
+        "{}",
+        warnings[0]
+    );
+    let same_name = findings(&config("", ""), Warning);
+    assert!(
+        same_name.len() == 1 && same_name[0].contains("replication chain"),
+        "{same_name:#?}"
+    );
+    // A pinned source account is never a destination of its own organization destinations.
+    let pinned = config(
+        r#""source": {"registryId": "111122223333"},"#,
+        r#", "repositoryName": "golden/{repository}""#,
+    );
+    assert!(
+        findings(&pinned, Warning)
+            .iter()
+            .all(|w| !w.contains("replication")),
+        "{:#?}",
+        findings(&pinned, Warning)
+    );
+}
+
+#[test]
 fn renames_outside_the_filters_are_fine() {
     let json = format!(
         r#"{{{SOURCE}, "rules": [
