@@ -150,7 +150,48 @@ impl Engine for Replicator {
         if still {
             return Ok(false);
         }
-        Replicator::delete(self, target, source.tag.as_deref(), source.digest.as_ref()).await?;
+        // Fan-in: another source repository the rules send to the same destination
+        // repository still holds the image (or the tag): the copy is its too, and stays.
+        let registry = ferry::config::Registry::from_host(&source.registry);
+        let others = self
+            .config()
+            .for_source(&registry)
+            .map(|bound| {
+                bound.other_sources_of(
+                    &target.destination.registry,
+                    &target.repository,
+                    source.tag.as_deref(),
+                    &source.repository,
+                    &[],
+                )
+            })
+            .unwrap_or_default();
+        for other in others {
+            let repo = ferry::registry::Repo::new(&source.registry, &other);
+            let reference = match (&source.tag, &source.digest) {
+                (Some(tag), _) => tag.clone(),
+                (None, Some(d)) => d.to_string(),
+                (None, None) => continue,
+            };
+            if self
+                .copier()
+                .client()
+                .head_manifest(&repo, &reference)
+                .await?
+                .is_some()
+            {
+                tracing::info!(destination = %job.destination(), held_by = %other, "delete not propagated: another source of this destination still holds it");
+                return Ok(false);
+            }
+        }
+        Replicator::delete(
+            self,
+            target,
+            source.tag.as_deref(),
+            source.digest.as_ref(),
+            &[],
+        )
+        .await?;
         Ok(true)
     }
 
@@ -419,6 +460,11 @@ async fn run_one(
         // event, or reconcile, copies it). Acknowledged, never retried.
         Err(e) if matches!(e, ferry::Error::Archived { .. }) => {
             result.reason = Some(crate::result::REASON_ARCHIVED.into());
+            (Status::Skipped, Some(e))
+        }
+        // A tag other tags share, at a registry that cannot untag: left in place.
+        Err(e) if matches!(e, ferry::Error::UntagUnsupported { .. }) => {
+            result.reason = Some(crate::result::REASON_UNTAG_UNSUPPORTED.into());
             (Status::Skipped, Some(e))
         }
         Err(e) => (Status::Failed, Some(e)),

@@ -230,6 +230,27 @@ pub enum Error {
         limit: u64,
     },
 
+    /// A tag delete at a registry that deletes manifests, not tags (the OCI distribution
+    /// API): other tags of the destination repository point at the same manifest, so
+    /// deleting it would remove them too. Permanent: the manifest is left in place.
+    #[error(
+        "{repository}:{tag} at {registry} was left in place: this registry deletes manifests, not tags, and {} other tag(s) ({}) point at {digest}",
+        others.len(),
+        others.join(", ")
+    )]
+    UntagUnsupported {
+        /// Registry host.
+        registry: String,
+        /// Repository.
+        repository: String,
+        /// The tag the source removed.
+        tag: String,
+        /// The manifest it points at.
+        digest: String,
+        /// The destination's other tags that point at it (at most a few are named).
+        others: Vec<String>,
+    },
+
     /// A listing's `Link` pagination could not be followed: a malformed header, a link
     /// to another origin or repository, a page already read, or more pages than Ferry
     /// follows. Permanent: the listing is not used rather than used truncated.
@@ -287,7 +308,8 @@ impl Error {
             | Error::Refused { .. }
             | Error::Archived { .. }
             | Error::ResponseTooLarge { .. }
-            | Error::Pagination { .. } => false,
+            | Error::Pagination { .. }
+            | Error::UntagUnsupported { .. } => false,
         }
     }
 
@@ -312,6 +334,7 @@ impl Error {
             Error::Archived { .. } => "archived",
             Error::ResponseTooLarge { .. } => "response-too-large",
             Error::Pagination { .. } => "bad-pagination",
+            Error::UntagUnsupported { .. } => "untag-unsupported",
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod referrer;
 
+use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -239,7 +240,8 @@ impl Replicator {
 
     /// The AWS Signer profile with which an ECR destination signs the images pushed to
     /// `target.repository` itself (ECR managed signing), if it does. Read once per
-    /// destination registry with the destination's role; a configuration that cannot be
+    /// destination registry with the destination's role (a reading replicator: its own
+    /// identity); a configuration that cannot be
     /// read counts as none (the source's signatures are then copied, as without it).
     pub async fn destination_signs(&self, target: &Target) -> Option<String> {
         let ecr = self.ecr.as_ref()?;
@@ -255,7 +257,9 @@ impl Replicator {
         let config = cell
             .get_or_init(|| async {
                 let registry = EcrRegistry::new(registry_id, region);
-                let role = role_of(&target.destination);
+                // A reading replicator (reconcile) reads with its own identity, never
+                // through the destination's write role.
+                let role = self.listing_role(&target.destination);
                 match ecr.signing_configuration(&registry, role.as_ref()).await {
                     Ok(c) => c,
                     Err(e) => {
@@ -352,12 +356,17 @@ impl Replicator {
     }
 
     /// Propagate a delete: remove `tag` (or, without a tag, the image `digest`) at the
-    /// target. ECR destinations use BatchDeleteImage; other registries the OCI DELETE.
+    /// target, and nothing else. ECR destinations untag with BatchDeleteImage. Other
+    /// registries delete manifests, not tags (the OCI DELETE by digest removes every tag of
+    /// that manifest): the manifest is deleted only when no other tag of the destination
+    /// repository points at it, besides those in `deleting` (tags this same run deletes);
+    /// otherwise [`Error::UntagUnsupported`] and it stays.
     pub async fn delete(
         &self,
         target: &Target,
         tag: Option<&str>,
         digest: Option<&Digest>,
+        deleting: &[String],
     ) -> Result<(), Error> {
         let dst = Repo::new(target.destination.registry_host(), &target.repository);
         match (&target.destination.registry, &self.ecr) {
@@ -375,23 +384,69 @@ impl Replicator {
             }
             _ => {
                 let client = self.copier.client();
-                // OCI has no tag delete: delete the manifest the tag points at, only if it
-                // is the digest the event named (or any, when none was named).
+                // Only the manifest the tag points at, and only if it is the digest the
+                // event named (or any, when none was named).
                 let at = match tag {
                     Some(t) => client.head_manifest(&dst, t).await?.map(|h| h.digest),
                     None => digest.cloned(),
                 };
-                match at {
-                    Some(d) if digest.is_none_or(|want| *want == d) => {
-                        client.delete_manifest(&dst, &d).await?;
-                        Ok(())
+                let Some(d) = at.filter(|d| digest.is_none_or(|want| want == d)) else {
+                    return Ok(());
+                };
+                if let Some(tag) = tag {
+                    let others = self.other_tags_at(&dst, tag, &d, deleting).await?;
+                    if !others.is_empty() {
+                        return Err(Error::UntagUnsupported {
+                            registry: dst.registry.clone(),
+                            repository: dst.repository.clone(),
+                            tag: tag.to_string(),
+                            digest: d.to_string(),
+                            others,
+                        });
                     }
-                    _ => Ok(()),
                 }
+                client.delete_manifest(&dst, &d).await?;
+                Ok(())
             }
         }
     }
+
+    /// Tags of `dst` other than `tag` and `deleting` that point at `digest` (at most
+    /// [`MAX_NAMED_OTHERS`] named; the search stops there).
+    async fn other_tags_at(
+        &self,
+        dst: &Repo,
+        tag: &str,
+        digest: &Digest,
+        deleting: &[String],
+    ) -> Result<Vec<String>, Error> {
+        let client = self.copier.client();
+        let tags = client.list_tags(dst).await?;
+        let candidates = tags
+            .into_iter()
+            .filter(|t| t != tag && !deleting.iter().any(|d| d == t));
+        let mut heads = futures::stream::iter(candidates)
+            .map(|t| async move {
+                let head = client.head_manifest(dst, &t).await;
+                (t, head)
+            })
+            .buffer_unordered(8);
+        let mut others = Vec::new();
+        while let Some((t, head)) = heads.next().await {
+            if head?.is_some_and(|h| h.digest == *digest) {
+                others.push(t);
+                if others.len() >= MAX_NAMED_OTHERS {
+                    break;
+                }
+            }
+        }
+        others.sort();
+        Ok(others)
+    }
 }
+
+/// How many other tags of a manifest a refused tag delete names.
+const MAX_NAMED_OTHERS: usize = 5;
 
 #[cfg(test)]
 mod tests {
@@ -433,5 +488,112 @@ mod tests {
                 .listing_role(&destination)
                 .is_none()
         );
+    }
+
+    /// A stand-in for STS and ECR on loopback (no real part answers both here with the
+    /// roles of a test config): every request is answered 400, and AssumeRole calls are
+    /// counted.
+    async fn counting_aws() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let assumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = assumed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    // The whole request: headers, then `content-length` bytes of body.
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            break;
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&seen).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + length {
+                            if text.contains("AssumeRole") {
+                                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            break;
+                        }
+                    }
+                    let body = r#"{"__type":"AccessDeniedException","message":"stand-in"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (url, assumed)
+    }
+
+    #[tokio::test]
+    async fn reading_the_signing_configuration_never_assumes_a_write_role() {
+        let config = ReplicationConfig::from_json(
+            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2",
+                   "roleArn": "arn:aws:iam::222222222222:role/ferry-destination-us-west-2"}]}]}"#,
+        )
+        .unwrap();
+        let target = config
+            .destinations_for("app", Some("v1"))
+            .unwrap()
+            .remove(0);
+        let (url, assumed) = counting_aws().await;
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .load()
+            .await;
+        let replicator = |reading: bool| {
+            let client = RegistryClient::new(
+                Authenticator::anonymous(),
+                Endpoints::new(),
+                ClientOptions::default(),
+            )
+            .unwrap();
+            let r = Replicator::new(
+                Copier::new(client, CopyOptions::default()),
+                Some(EcrControl::new(crate::aws::AwsContext::new(base.clone()))),
+                Arc::new(config.clone()),
+            );
+            if reading {
+                r.reading_without_roles()
+            } else {
+                r
+            }
+        };
+        // Reconcile's replicator: its own identity, no AssumeRole at all.
+        let limit = std::time::Duration::from_secs(60);
+        let reading = replicator(true);
+        let signs = tokio::time::timeout(limit, reading.destination_signs(&target)).await;
+        assert_eq!(signs.expect("answered"), None);
+        assert_eq!(assumed.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The copying replicator reads through the write role (the stand-in counts it).
+        let copying = replicator(false);
+        let signs = tokio::time::timeout(limit, copying.destination_signs(&target)).await;
+        assert_eq!(signs.expect("answered"), None);
+        assert!(assumed.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     }
 }

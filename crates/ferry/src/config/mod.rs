@@ -31,6 +31,7 @@ mod bind;
 mod chain;
 mod destination;
 mod error;
+mod fan_in;
 mod filter;
 mod model;
 mod native;
@@ -60,7 +61,7 @@ pub use organization::{
 };
 pub use parse::Loaded;
 pub use registry::Registry;
-pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, check_repository_name};
+pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, SourceParts, check_repository_name};
 pub use validate::{ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES};
 
 /// The JSON schema of the configuration document (both accepted shapes), generated from the

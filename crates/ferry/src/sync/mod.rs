@@ -6,6 +6,7 @@ mod listing;
 mod native;
 mod plan;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +48,10 @@ pub enum Outcome {
     /// The destination copy was restored, following the source (`archive: "follow"`).
     #[serde(rename = "copy-restored")]
     CopyRestored,
+    /// A tag the source removed, left in place: the destination deletes manifests, not
+    /// tags, and other tags still point at its manifest.
+    #[serde(rename = "untag-unsupported")]
+    UntagUnsupported,
 }
 
 /// One item's result.
@@ -71,6 +76,9 @@ pub struct SyncTotals {
     pub skipped: usize,
     /// Tags deleted.
     pub deleted: usize,
+    /// Tags the source removed that were left in place (the destination cannot untag
+    /// without removing other tags of the same manifest).
+    pub untag_unsupported: usize,
     /// Immutable-tag conflicts.
     pub conflicts: usize,
     /// Failures.
@@ -134,13 +142,29 @@ pub async fn sync(
         shared_reads: Some(plan.shared.clone()),
         ..replicator.copier().options().clone()
     };
+    // Tags deleted in this run, by destination repository: a tag delete at a registry
+    // that deletes whole manifests does not count them as tags that still need it.
+    let mut deletes: HashMap<String, Vec<String>> = HashMap::new();
+    for item in plan.items.iter().filter(|i| i.action == Action::Delete) {
+        if let Some(tag) = &item.tag {
+            deletes
+                .entry(item.destination_repo_key())
+                .or_default()
+                .push(tag.clone());
+        }
+    }
+    let deletes = &deletes;
     let results: Vec<ItemResult> = futures::stream::iter(plan.items)
         .map(|item| {
             let source = &source;
             let progress = progress.clone();
             let options = options.clone();
             async move {
-                let r = run_item(replicator, source, item, options).await;
+                let deleting = deletes
+                    .get(&item.destination_repo_key())
+                    .cloned()
+                    .unwrap_or_default();
+                let r = run_item(replicator, source, item, options, deleting).await;
                 progress(&r);
                 r
             }
@@ -153,6 +177,7 @@ pub async fn sync(
         match r.outcome {
             Outcome::Copied => totals.copied += 1,
             Outcome::Skipped | Outcome::Extra => totals.skipped += 1,
+            Outcome::UntagUnsupported => totals.untag_unsupported += 1,
             Outcome::Deleted => totals.deleted += 1,
             Outcome::Conflict => totals.conflicts += 1,
             Outcome::Failed => totals.failed += 1,
@@ -183,6 +208,7 @@ async fn run_item(
     source: &str,
     item: PlanItem,
     options: CopyOptions,
+    deleting: Vec<String>,
 ) -> ItemResult {
     let done = |item, outcome, report, error| ItemResult {
         item,
@@ -224,10 +250,21 @@ async fn run_item(
             done(item, Outcome::Conflict, None, Some(msg))
         }
         Action::Delete => match replicator
-            .delete(&item.target, item.tag.as_deref(), item.existing.as_ref())
+            .delete(
+                &item.target,
+                item.tag.as_deref(),
+                item.existing.as_ref(),
+                &deleting,
+            )
             .await
         {
             Ok(()) => done(item, Outcome::Deleted, None, None),
+            Err(e @ Error::UntagUnsupported { .. }) => done(
+                item,
+                Outcome::UntagUnsupported,
+                None,
+                Some(format!("{}: {e}", e.code())),
+            ),
             Err(e) => done(
                 item,
                 Outcome::Failed,

@@ -90,6 +90,14 @@ impl PlanItem {
         }
     }
 
+    /// `registry/repository` of the destination, without tag or digest.
+    pub fn destination_repo_key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.destination_registry, self.destination_repository
+        )
+    }
+
     /// `registry/repository:tag`.
     pub fn destination_display(&self) -> String {
         match (&self.tag, &self.digest) {
