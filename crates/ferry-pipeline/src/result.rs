@@ -17,8 +17,20 @@ pub const RESULT_DETAIL_TYPE: &str = "Ferry Image Replication";
 /// `reason` of a `SKIPPED` result whose source image is archived (ECR's archive storage
 /// class): not copied, and not retried.
 pub const REASON_ARCHIVED: &str = "ARCHIVED";
+/// `reason` of a `SKIPPED` delete: the destination deletes manifests, not tags, and other
+/// tags still point at the manifest, so the tag was left in place.
+pub const REASON_UNTAG_UNSUPPORTED: &str = "UNTAG_UNSUPPORTED";
 /// PutEvents takes at most this many entries.
 pub const PUT_EVENTS_MAX: usize = 10;
+/// PutEvents takes at most this many bytes in one request, entries counted as AWS counts
+/// them (<https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html>).
+pub const PUT_EVENTS_MAX_BYTES: usize = 256 * 1024;
+/// The longest error message a result event carries (the rest is cut, marked `…`): one
+/// registry's error body must not push a result over PutEvents' limit.
+pub const MAX_ERROR_MESSAGE: usize = 4 * 1024;
+/// The most tags and rejected referrers a result event names (the count is kept in the
+/// message of a cut list).
+pub const MAX_LISTED: usize = 100;
 
 /// How a job ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,9 +127,70 @@ pub struct ReplicationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// Why a `SKIPPED` job wrote nothing, when it is not that the destination held the
-    /// image: `ARCHIVED` ([`REASON_ARCHIVED`]).
+    /// image: `ARCHIVED` ([`REASON_ARCHIVED`]), `UNTAG_UNSUPPORTED`
+    /// ([`REASON_UNTAG_UNSUPPORTED`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl ReplicationResult {
+    /// The result with every field that comes from outside cut to a size that keeps the
+    /// event well under PutEvents' limit: the error message to [`MAX_ERROR_MESSAGE`] bytes,
+    /// the tags and rejected referrers to [`MAX_LISTED`] entries.
+    pub fn bounded(mut self) -> ReplicationResult {
+        if let Some(message) = &mut self.error_message {
+            cut(message, MAX_ERROR_MESSAGE);
+        }
+        self.tags.truncate(MAX_LISTED);
+        self.referrers_rejected.truncate(MAX_LISTED);
+        for rejected in &mut self.referrers_rejected {
+            cut(&mut rejected.message, MAX_ERROR_MESSAGE / 4);
+        }
+        self
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, ending it with `…`.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+}
+
+/// The size PutEvents counts for an entry: source, detail type, detail and resources, plus
+/// 14 bytes for the time.
+fn entry_size(entry: &aws_sdk_eventbridge::types::PutEventsRequestEntry) -> usize {
+    14 + entry.source().map_or(0, str::len)
+        + entry.detail_type().map_or(0, str::len)
+        + entry.detail().map_or(0, str::len)
+        + entry.resources().iter().map(String::len).sum::<usize>()
+}
+
+/// Groups entries of the given sizes into PutEvents requests: at most [`PUT_EVENTS_MAX`]
+/// entries and [`PUT_EVENTS_MAX_BYTES`] each, in order. An entry over the limit by itself
+/// goes alone (PutEvents refuses it alone, and nothing else with it).
+fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, size) in sizes.iter().enumerate() {
+        if i > start && (i - start == PUT_EVENTS_MAX || bytes + size > PUT_EVENTS_MAX_BYTES) {
+            out.push(start..i);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        out.push(start..sizes.len());
+    }
+    out
 }
 
 /// Publishes result events.
@@ -165,9 +238,15 @@ impl EventBridgePublisher {
 #[async_trait]
 impl ResultPublisher for EventBridgePublisher {
     async fn publish(&self, results: &[ReplicationResult]) -> Result<(), PipelineError> {
-        for chunk in results.chunks(PUT_EVENTS_MAX) {
-            let mut pending: Vec<_> = chunk.iter().map(|r| self.entry(r)).collect();
-            let mut last = String::new();
+        let entries: Vec<_> = results
+            .iter()
+            .map(|r| self.entry(&r.clone().bounded()))
+            .collect();
+        let sizes: Vec<usize> = entries.iter().map(entry_size).collect();
+        let mut unpublished = 0;
+        let mut last = String::new();
+        for range in batches(&sizes) {
+            let mut pending: Vec<_> = entries[range].to_vec();
             for attempt in 0..self.attempts {
                 if attempt > 0 {
                     tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
@@ -207,13 +286,15 @@ impl ResultPublisher for EventBridgePublisher {
                     .collect();
                 pending = failed;
             }
-            if !pending.is_empty() {
-                return Err(PipelineError::Aws {
-                    service: "events",
-                    operation: "PutEvents",
-                    message: format!("{} result events not published: {last}", pending.len()),
-                });
-            }
+            // The other requests still go: one refused entry never drops the rest.
+            unpublished += pending.len();
+        }
+        if unpublished > 0 {
+            return Err(PipelineError::Aws {
+                service: "events",
+                operation: "PutEvents",
+                message: format!("{unpublished} result events not published: {last}"),
+            });
         }
         Ok(())
     }
@@ -249,18 +330,60 @@ impl ResultPublisher for MemoryPublisher {
 /// The log field that carries a result event's JSON in the replicate function's log
 /// (read back by [`crate::results_log`]).
 pub const RESULT_LOG_FIELD: &str = "result_event";
+/// The message of the log line that carries a result event.
+pub const RESULT_LOG_MESSAGE: &str = "result event";
 
 /// Log a result event as one line (`result event`, its JSON in the
 /// [`RESULT_LOG_FIELD`] field): the replicate function's log group is where `ferry status`
 /// reads the last result back, since an EventBridge bus cannot be read.
 pub fn log_result(r: &ReplicationResult) {
     let json = serde_json::to_string(r).expect("a result always serialises");
-    tracing::info!(result_event = %json, "result event");
+    tracing::info!(result_event = %json, "{RESULT_LOG_MESSAGE}");
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_result_is_cut_and_never_takes_the_others_with_it() {
+        let mut huge = sample();
+        huge.error_message = Some("é".repeat(200 * 1024));
+        huge.tags = (0..2000).map(|i| format!("t{i}")).collect();
+        let bounded = huge.clone().bounded();
+        let message = bounded.error_message.as_deref().unwrap();
+        assert!(message.len() <= MAX_ERROR_MESSAGE && message.ends_with('…'));
+        assert_eq!(bounded.tags.len(), MAX_LISTED);
+        let small = sample();
+        assert_eq!(
+            small.clone().bounded(),
+            small,
+            "a small result is unchanged"
+        );
+
+        let publisher = EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::Config::builder()
+                    .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            "bus",
+        );
+        let size = |r: &ReplicationResult| entry_size(&publisher.entry(&r.clone().bounded()));
+        assert!(size(&huge) < 16 * 1024, "{}", size(&huge));
+        // Eleven results of 40 KB each: grouped by bytes as well as by count.
+        let sizes = [40 * 1024; 11];
+        let groups = batches(&sizes);
+        assert_eq!(groups, vec![0..6, 6..11]);
+        assert!(
+            groups
+                .iter()
+                .all(|g| sizes[g.clone()].iter().sum::<usize>() <= PUT_EVENTS_MAX_BYTES)
+        );
+        // An entry over the limit by itself goes alone; its neighbours go without it.
+        assert_eq!(batches(&[10, 300 * 1024, 10]), vec![0..1, 1..2, 2..3]);
+        assert_eq!(batches(&[1; 25]), vec![0..10, 10..20, 20..25]);
+    }
 
     /// A CONFLICT result with every field set.
     pub(crate) fn sample() -> ReplicationResult {

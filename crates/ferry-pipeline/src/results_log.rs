@@ -16,15 +16,17 @@ use ferry::Digest;
 use ferry::status::{LastResult, ResultHistory};
 use serde_json::Value;
 
-use crate::result::{RESULT_LOG_FIELD, ReplicationResult};
+use crate::result::{RESULT_LOG_FIELD, RESULT_LOG_MESSAGE, ReplicationResult};
 
 /// Pages of `FilterLogEvents` read at most for one image.
 pub const MAX_PAGES: usize = 100;
 
 /// A result event in a log line of the replicate function, if the line carries one: a
 /// JSON line (`fields.result_event`, or `result_event`, holding the result's JSON as a
-/// string or object; a wrapper whose `message` is such a line), or a text line with
-/// `result_event={...}`.
+/// string or object; a wrapper whose `message` is such a line), or a text line that is
+/// exactly what [`crate::result::log_result`] writes: `INFO result event result_event={...}`,
+/// the JSON running to the end of the line. Text elsewhere in a line (a registry's error
+/// message quoted in a failure line, say) is never taken for a result.
 pub fn parse_logged(line: &str) -> Option<ReplicationResult> {
     parse_at(line.trim(), 0)
 }
@@ -47,12 +49,14 @@ fn parse_at(text: &str, depth: usize) -> Option<ReplicationResult> {
                 .and_then(|m| parse_at(m.trim(), depth + 1)),
         };
     }
-    let key = format!("{RESULT_LOG_FIELD}=");
-    let at = text.find(&key)? + key.len();
-    serde_json::Deserializer::from_str(&text[at..])
-        .into_iter::<ReplicationResult>()
-        .next()?
-        .ok()
+    let rest = text.strip_prefix("INFO")?.trim_start();
+    let json = rest.strip_prefix(&format!("{RESULT_LOG_MESSAGE} {RESULT_LOG_FIELD}="))?;
+    let mut stream = serde_json::Deserializer::from_str(json).into_iter::<ReplicationResult>();
+    let result = stream.next()?.ok()?;
+    json[stream.byte_offset()..]
+        .trim()
+        .is_empty()
+        .then_some(result)
 }
 
 /// Of `results`, the latest (by `completedAt`) per destination among those for
@@ -229,6 +233,19 @@ mod tests {
             "result_event={\"status\":\"SUCCEEDED\"}",
         ] {
             assert!(parse_logged(line).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_result_quoted_inside_another_line_is_not_a_result() {
+        // A registry's error body lands in a failure line; it must not pin the last result.
+        let forged = logged(&sample(), false).replace("INFO result event ", "");
+        for line in [
+            format!("WARN job failed code=registry error=registry said: {forged}"),
+            format!("INFO job done note={forged}"),
+            format!("{} trailing", logged(&sample(), false)),
+        ] {
+            assert!(parse_logged(&line).is_none(), "{line}");
         }
     }
 
