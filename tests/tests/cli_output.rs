@@ -53,6 +53,10 @@ fn the_default_verbosity_prints_no_debug_line_of_any_crate() {
     assert_eq!(lines_at(&quiet, "TRACE"), Vec::<String>::new(), "{quiet}");
 
     let verbose = run(&["-v"], None);
+    assert!(
+        !verbose.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {verbose:?}"
+    );
     let debug = lines_at(&verbose, "DEBUG");
     assert!(
         debug.iter().any(|l| l.contains("ferry")),

@@ -4,9 +4,10 @@
 // it large; errors are the cold path, so returning it by value is the clearer choice.
 #![allow(clippy::result_large_err)]
 
+#[macro_use]
+mod output;
 mod cli;
 mod commands;
-mod output;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether log lines are coloured: only on a terminal, and never with `NO_COLOR` set to
+/// anything but the empty string (<https://no-color.org>).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::{EnvFilter, filter_fn};
     use tracing_subscriber::prelude::*;
@@ -55,9 +62,26 @@ fn init_tracing(verbose: u8) {
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
+                .with_ansi(colour(
+                    std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    std::env::var_os("NO_COLOR").as_deref(),
+                ))
                 .with_writer(std::io::stderr)
                 .with_filter(filter)
                 .with_filter(filter_fn(ferry::log_allowed)),
         )
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some("".as_ref())));
+        assert!(!colour(true, Some("1".as_ref())));
+        assert!(!colour(false, None));
+    }
 }

@@ -1,6 +1,42 @@
 //! Printing reports and errors.
 
+use std::borrow::Cow;
 use std::process::ExitCode;
+
+/// `println!` for text output: control characters in what registries, AWS answers or the
+/// config put into the line are escaped ([`terminal_safe`]), so no answer can move the
+/// cursor, recolour the terminal or rewrite a line.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` for text output, escaped as [`say!`].
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::output::terminal_safe(&format!($($arg)*)))
+    };
+}
+
+/// `text` with every control character but newline and tab escaped (`\u{1b}` for ESC).
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 use ferry::CopyReport;
 use ferry::report::CopyStatus;
@@ -28,41 +64,45 @@ pub fn copy_text(r: &CopyReport) {
         CopyStatus::Copied => "copied",
         CopyStatus::Skipped => "already there",
     };
-    println!("{verb}: {} -> {}", r.source, r.destination);
-    println!("  digest     {}", r.digest);
+    say!("{verb}: {} -> {}", r.source, r.destination);
+    say!("  digest     {}", r.digest);
     if !r.tags.is_empty() {
-        println!("  tags       {}", r.tags.join(", "));
+        say!("  tags       {}", r.tags.join(", "));
     }
-    println!(
+    say!(
         "  manifests  {} copied, {} skipped",
-        r.manifests.copied, r.manifests.skipped
+        r.manifests.copied,
+        r.manifests.skipped
     );
-    println!(
+    say!(
         "  blobs      {} copied, {} skipped, {} mounted, {} foreign",
-        r.blobs.copied, r.blobs.skipped, r.blobs.mounted, r.blobs.foreign
+        r.blobs.copied,
+        r.blobs.skipped,
+        r.blobs.mounted,
+        r.blobs.foreign
     );
-    println!("  bytes      {}", human_bytes(r.bytes));
-    println!("  referrers  {}", r.referrers);
+    say!("  bytes      {}", human_bytes(r.bytes));
+    say!("  referrers  {}", r.referrers);
     let methods: Vec<String> = r
         .requests
         .by_method
         .iter()
         .map(|(m, n)| format!("{m} {n}"))
         .collect();
-    println!(
+    say!(
         "  requests   {} ({}), {} retries, {} throttled",
         r.requests.total,
         methods.join(", "),
         r.requests.retries,
         r.requests.throttled
     );
-    println!("  time       {:.2} s", r.duration_ms as f64 / 1000.0);
+    say!("  time       {:.2} s", r.duration_ms as f64 / 1000.0);
 }
 
 /// Warn on stderr of every listed name that was refused and skipped.
 pub fn invalid_names(names: &[ferry::sync::InvalidName]) {
     for n in names {
-        eprintln!("warning[{}]: {n}", n.code);
+        tell!("warning[{}]: {n}", n.code);
     }
 }
 
@@ -85,7 +125,7 @@ pub fn human_bytes(n: u64) -> String {
 /// Print an error as `error[code]: message` and answer the exit code: 2 for bad input,
 /// 1 for everything else.
 pub fn fail(e: &ferry::Error) -> ExitCode {
-    eprintln!("error[{}]: {e}", e.code());
+    tell!("error[{}]: {e}", e.code());
     let hint = match e {
         ferry::Error::TagConflict { .. } => Some(
             "the destination tag is immutable; push under a new tag, or change the repository's tag mutability",
@@ -100,7 +140,7 @@ pub fn fail(e: &ferry::Error) -> ExitCode {
         _ => None,
     };
     if let Some(h) = hint {
-        eprintln!("  hint: {h}");
+        tell!("  hint: {h}");
     }
     match e {
         ferry::Error::InvalidReference { .. }
@@ -113,6 +153,19 @@ pub fn fail(e: &ferry::Error) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(
+            terminal_safe("denied \u{1b}[2J\u{1b}]0;owned\u{7}\r"),
+            "denied \\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{d}"
+        );
+        assert!(
+            !terminal_safe("\u{9b}31m").contains('\u{9b}'),
+            "C1 controls too"
+        );
+    }
 
     #[test]
     fn bytes() {

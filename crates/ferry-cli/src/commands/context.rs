@@ -49,7 +49,7 @@ pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfi
                 .source
                 .as_ref()
                 .and_then(|s| s.registry_id.clone());
-            eprintln!(
+            tell!(
                 "source: account {} (from the document) in {region} (from {from})",
                 account.unwrap_or_default()
             );
@@ -57,7 +57,7 @@ pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfi
     }
     for w in &loaded.warnings {
         if w.severity == Severity::Warning {
-            eprintln!("warning: {w}");
+            tell!("warning: {w}");
         }
     }
     Ok(loaded.config)
@@ -73,7 +73,7 @@ pub async fn replicator(
 ) -> Result<Replicator, ferry::Error> {
     let (replicator, organizations) = resolved_replicator(config, concurrency, plain_http).await?;
     for o in &organizations {
-        eprintln!("{}", organization_summary(o));
+        tell!("{}", organization_summary(o));
     }
     Ok(replicator)
 }

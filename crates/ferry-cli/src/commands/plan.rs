@@ -45,9 +45,9 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
         }
         OutputFormat::Text => {
             for o in &organizations {
-                println!("{}", context::organization_summary(o));
+                say!("{}", context::organization_summary(o));
                 let ids: Vec<&str> = o.accounts.iter().map(|a| a.id.as_str()).collect();
-                println!("  accounts: {}", ids.join(" "));
+                say!("  accounts: {}", ids.join(" "));
             }
             for i in plan
                 .items
@@ -67,16 +67,16 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
                     .archived
                     .as_ref()
                     .map_or(String::new(), |a| format!(" [{a}]"));
-                println!(
+                say!(
                     "{action:<8} {}  {digest}{existing}{archived}",
                     i.destination_display()
                 );
             }
             for n in &plan.self_signed {
-                println!("signing  {n}");
+                say!("signing  {n}");
             }
             for n in &plan.pull_through_left_out {
-                println!("cache    {n}");
+                say!("cache    {n}");
             }
             let s = &plan.summary;
             let storage = if s.archive + s.restore > 0 {
@@ -84,7 +84,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
             } else {
                 String::new()
             };
-            println!(
+            say!(
                 "plan: {} to copy, {} in place, {} conflicts, {} to delete, {} extra, {} archived{storage}; {} to move",
                 s.copy,
                 s.skip,
@@ -135,9 +135,10 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
                     .destination_digest
                     .as_ref()
                     .map_or("-".into(), |x| short(x.as_str()));
-                println!(
+                say!(
                     "{:<9} {}  source {src}  destination {dst}",
-                    d.kind, d.destination
+                    d.kind,
+                    d.destination
                 );
             }
             for i in plan.items.iter().filter(|i| i.action == Action::Archived) {
@@ -145,14 +146,14 @@ pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCo
                     .archived
                     .as_ref()
                     .map_or("archived".into(), |a| a.to_string());
-                println!(
+                say!(
                     "{:<9} {}  source {}  {state}",
                     "archived",
                     i.destination_display(),
                     i.digest.as_ref().map_or("-".into(), |x| short(x.as_str()))
                 );
             }
-            println!(
+            say!(
                 "verify: {} checked, {} drifted, {} archived at the source (not copied)",
                 plan.items.len(),
                 drifted,
@@ -219,7 +220,7 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
     } else {
         format!(" and {organizations} organization destinations (accounts read at run time)")
     };
-    println!(
+    say!(
         "{}: valid, {} rules, {} destinations{org_note}",
         args.config.display(),
         config.rules.len(),
@@ -229,13 +230,13 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
         let aws = ferry::aws::AwsContext::from_env().await;
         let resolution = context::resolve_organizations(&config, &aws).await?;
         for o in &resolution.organizations {
-            println!("{}", context::organization_summary(o));
+            say!("{}", context::organization_summary(o));
             for a in &o.accounts {
-                println!("  {}  {}", a.id, a.name);
+                say!("  {}  {}", a.id, a.name);
             }
             for (a, why) in &o.skipped {
                 let why = serde_json::to_value(why).unwrap_or_default();
-                println!(
+                say!(
                     "  {}  {}  skipped: {} ({})",
                     a.id,
                     a.name,
@@ -248,12 +249,12 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
             .config
             .destinations()
             .map_err(|e| ferry::Error::Config(e.to_string()))?;
-        println!("resolved: {} destinations", all.len());
+        say!("resolved: {} destinations", all.len());
     }
     if args.against_registry {
         let (replicator, _) = context::resolved_replicator(config, 8, args.plain_http).await?;
         let overlaps = native_warnings(&replicator, None).await;
-        println!(
+        say!(
             "against the registry: {} overlaps with ECR native replication",
             overlaps.len()
         );
@@ -271,12 +272,12 @@ async fn native_warnings(
     match sync::native_overlaps(replicator, repositories).await {
         Ok(overlaps) => {
             for o in &overlaps {
-                eprintln!("warning: {}", o.message());
+                tell!("warning: {}", o.message());
             }
             overlaps
         }
         Err(e) => {
-            eprintln!("warning: could not read the source's native replication rules: {e}");
+            tell!("warning: could not read the source's native replication rules: {e}");
             Vec::new()
         }
     }

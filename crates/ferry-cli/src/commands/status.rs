@@ -28,10 +28,10 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode, ferry::Error> {
     )
     .await?;
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     if report.destinations.is_empty() {
-        eprintln!(
+        tell!(
             "warning: the config sends {} to no destination",
             report.source.reference
         );
@@ -48,9 +48,10 @@ pub async fn run(args: StatusArgs) -> Result<ExitCode, ferry::Error> {
 }
 
 fn text(report: &StatusReport) {
-    println!(
+    say!(
         "source {}  {}",
-        report.source.reference, report.source.digest
+        report.source.reference,
+        report.source.digest
     );
     for d in &report.destinations {
         let mut line = format!(
@@ -74,13 +75,13 @@ fn text(report: &StatusReport) {
                 line.push_str(&format!(" ({code})"));
             }
         }
-        println!("{line}");
+        say!("{line}");
     }
     let counts: Vec<String> = State::ALL
         .iter()
         .map(|s| format!("{} {}", report.count(*s), s.as_str().to_lowercase()))
         .collect();
-    println!(
+    say!(
         "status: {} destinations: {}",
         report.destinations.len(),
         counts.join(", ")

@@ -20,7 +20,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     output::invalid_names(&plan.invalid_names);
     if args.dry_run {
         let s = &plan.summary;
-        println!(
+        say!(
             "dry run: {} to copy, {} in place, {} conflicts, {} to delete, {} archived, {} to archive, {} to restore; {} to move",
             s.copy,
             s.skip,
@@ -64,7 +64,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
                         .as_deref()
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default();
-                    eprintln!(
+                    tell!(
                         "{:<8} {}{err}",
                         format!("{:?}", r.outcome).to_lowercase(),
                         r.item.destination_display()
@@ -90,17 +90,20 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
         OutputFormat::Json => output::json(&report),
         OutputFormat::Text => {
             let t = &report.totals;
-            println!("{:<12} {:>8}", "copied", t.copied);
-            println!("{:<12} {:>8}", "in place", t.skipped);
-            println!("{:<12} {:>8}", "deleted", t.deleted);
-            println!("{:<12} {:>8}", "conflicts", t.conflicts);
-            println!("{:<12} {:>8}", "failed", t.failed);
-            println!("{:<12} {:>8}", "archived", t.archived);
+            say!("{:<12} {:>8}", "copied", t.copied);
+            say!("{:<12} {:>8}", "in place", t.skipped);
+            say!("{:<12} {:>8}", "deleted", t.deleted);
+            say!("{:<12} {:>8}", "conflicts", t.conflicts);
+            say!("{:<12} {:>8}", "failed", t.failed);
+            say!("{:<12} {:>8}", "archived", t.archived);
             if t.storage_class_changes > 0 {
-                println!("{:<12} {:>8}", "re-classed", t.storage_class_changes);
+                say!("{:<12} {:>8}", "re-classed", t.storage_class_changes);
             }
-            println!("{:<12} {:>8}", "bytes", human_bytes(t.bytes));
-            println!(
+            if t.untag_unsupported > 0 {
+                say!("{:<12} {:>8}", "kept tags", t.untag_unsupported);
+            }
+            say!("{:<12} {:>8}", "bytes", human_bytes(t.bytes));
+            say!(
                 "{:<12} {:>8}",
                 "blobs",
                 format!(
@@ -108,8 +111,8 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
                     t.blobs_copied, t.blobs_mounted, t.blobs_skipped
                 )
             );
-            println!("{:<12} {:>8}", "requests", report.requests.total);
-            println!(
+            say!("{:<12} {:>8}", "requests", report.requests.total);
+            say!(
                 "{:<12} {:>8}",
                 "time",
                 format!("{:.1} s", report.duration_ms as f64 / 1000.0)
@@ -119,7 +122,7 @@ pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
                 .iter()
                 .filter(|r| r.outcome == Outcome::Failed || r.outcome == Outcome::Conflict)
             {
-                eprintln!(
+                tell!(
                     "{}: {}",
                     r.item.destination_display(),
                     r.error.as_deref().unwrap_or("failed")
