@@ -13,10 +13,40 @@ export const ECR_PUSH = [
   'ecr:DescribeRepositories',
   'ecr:CreateRepository',
   'ecr:BatchDeleteImage',
+  'ecr:UpdateImageStorageClass',
+  'ecr:ListImageReferrers',
 ];
 
 /** ECR_PUSH with ecr:ListImages after DescribeRepositories (the destination role's PushUnderPrefix). */
 export const ECR_PUSH_AND_LIST = [...ECR_PUSH.slice(0, 9), 'ecr:ListImages', ...ECR_PUSH.slice(9)];
 
 /** Read-only listing (ListSources, ListDestinations, FerryReconcileRead). */
-export const ECR_LIST = ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage'];
+export const ECR_LIST = [
+  'ecr:DescribeRepositories',
+  'ecr:DescribeImages',
+  'ecr:ListImages',
+  'ecr:BatchGetImage',
+  'ecr:ListImageReferrers',
+];
+
+/** Pull from the sources (PullFromSources). */
+export const ECR_PULL = [
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:DescribeImages',
+  'ecr:DescribeRepositories',
+  'ecr:ListImages',
+  'ecr:ListImageReferrers',
+];
+
+/** Read under the prefix (the destination read role's ReadUnderPrefix). */
+export const ECR_READ = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:DescribeImages',
+  'ecr:DescribeRepositories',
+  'ecr:ListImages',
+  'ecr:ListImageReferrers',
+];

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnParameter, Stack } from 'aws-cdk-lib';
 import { FerryArchitecture, FerryCode } from './code';
 import { loadConfigFile } from './config';
 import { FerryDestination } from './destination';
@@ -63,6 +63,12 @@ export function ferryApp(app: App, root: string, logIgnores = false): FerryAppSt
     alarmEmail: app.node.tryGetContext('ferry:alarmEmail') as string | undefined,
   });
 
+  // Trusting the hub account root needs an external ID: a NoEcho parameter of each stack
+  // that deploys the destination (never a literal in a template).
+  const externalIdOf = (stack: Stack): string | undefined =>
+    app.node.tryGetContext('ferry:hubReplicateRoleArn') === undefined
+      ? new CfnParameter(stack, 'ExternalId', { type: 'String', noEcho: true }).valueAsString
+      : undefined;
   const destinationProps = {
     hubAccountId: account,
     // Role ARNs are literal text in another account's stack: the hub's roles get generated
@@ -76,7 +82,7 @@ export function ferryApp(app: App, root: string, logIgnores = false): FerryAppSt
     env: { account: context<string>(app, 'destinationAccount'), region: context<string>(app, 'destinationRegion') },
     description: 'Ferry destination (FerryDestination construct)',
   });
-  new FerryDestination(destination, 'Destination', destinationProps);
+  new FerryDestination(destination, 'Destination', { ...destinationProps, externalId: externalIdOf(destination) });
 
   const forwarders = list(app, 'forwarderRegions').map((forwarderRegion) => {
     const stack = new Stack(app, `FerryForwarder-${forwarderRegion}`, {
@@ -92,7 +98,7 @@ export function ferryApp(app: App, root: string, logIgnores = false): FerryAppSt
     description: 'Ferry destination StackSet over organizational units',
   });
   new FerryDestinationStackSet(stackSet, 'Destinations', {
-    destination: destinationProps,
+    destination: { ...destinationProps, externalId: externalIdOf(stackSet) },
     organizationalUnitIds: list(app, 'organizationalUnitIds'),
     regions: list(app, 'destinationRegions'),
   });

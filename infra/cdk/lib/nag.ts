@@ -43,13 +43,13 @@ const RULES: readonly Rule[] = [
     ],
   },
   {
-    ids: ['DispatchRole', 'ReplicateRole', 'ReconcileRole', 'AssumeRole'],
+    ids: ['DispatchRole', 'ReplicateRole', 'ReconcileRole', 'AssumeRole', 'ReadRole'],
     type: 'AWS::IAM::Role',
     suppressions: [
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'Resource "*" only for actions that have no resource type: ecr:GetAuthorizationToken, ecr:GetAccountSetting (BLOB_MOUNTING, read-only), xray:PutTraceSegments/PutTelemetryRecords (tracingMode Active), organizations:ListAccounts (and ListAccountsForParent/ListChildren, whose unit ARNs name a management account and organization ID the stack does not know; read-only, organizationAccess direct only).',
+          'Resource "*" only for actions that have no resource type: ecr:GetAuthorizationToken, ecr:GetAccountSetting (BLOB_MOUNTING, read-only), the registry-level reads ecr:GetSigningConfiguration and ecr:DescribePullThroughCacheRules, xray:PutTraceSegments/PutTelemetryRecords (tracingMode Active), organizations:ListAccounts (and ListAccountsForParent/ListChildren, whose unit ARNs name a management account and organization ID the stack does not know; read-only, organizationAccess direct only).',
         appliesTo: ['Resource::*'],
       },
       {

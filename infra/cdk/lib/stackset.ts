@@ -3,11 +3,14 @@
  * organizational units (auto-deployment to accounts that join them). The destination is
  * synthesized into its own template (no bootstrap resources, so the target accounts need
  * no CDK bootstrap) that becomes the StackSet's TemplateBody, checked by cdk-nag like
- * every other Ferry stack.
+ * every other Ferry stack. An external ID never lands in the TemplateBody: the body takes
+ * it as a NoEcho parameter, and the StackSet passes the value (pass a NoEcho CfnParameter's
+ * value as `destination.externalId` to keep it out of the outer template too).
  */
-import { App, BootstraplessSynthesizer, CfnStackSet, Stack } from 'aws-cdk-lib';
+import { App, BootstraplessSynthesizer, CfnParameter, CfnStackSet, Stack, Token } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { FerryDestination, FerryDestinationProps } from './destination';
+import { matches } from './check';
 import { checkWithNag, suppressFerryFindings } from './nag';
 
 /** Props of {@link FerryDestinationStackSet}. */
@@ -24,11 +27,22 @@ export interface FerryDestinationStackSetProps {
   readonly callAs?: 'SELF' | 'DELEGATED_ADMIN';
 }
 
-/** The destination template a StackSet deploys (JSON), nag-checked; throws on nag errors. */
+/**
+ * The destination template a StackSet deploys (JSON), nag-checked; throws on nag errors.
+ * With an external ID, the template has a NoEcho parameter `ExternalId` in its place (the
+ * value never appears in the template).
+ */
 export function destinationTemplate(props: FerryDestinationProps): Record<string, unknown> {
   const app = new App({ analyticsReporting: false });
   const stack = new Stack(app, 'FerryDestination', { synthesizer: new BootstraplessSynthesizer() });
-  new FerryDestination(stack, 'Destination', props);
+  const externalId = props.externalId
+    ? new CfnParameter(stack, 'ExternalId', {
+        type: 'String',
+        noEcho: true,
+        description: 'External ID the hub passes to assume the roles (externalId in the configuration)',
+      }).valueAsString
+    : undefined;
+  new FerryDestination(stack, 'Destination', { ...props, externalId });
   checkWithNag(app);
   suppressFerryFindings(stack);
   const artifact = app.synth().getStackByName(stack.stackName);
@@ -46,6 +60,10 @@ export class FerryDestinationStackSet extends Construct {
 
   constructor(scope: Construct, id: string, props: FerryDestinationStackSetProps) {
     super(scope, id);
+    const externalId = props.destination.externalId || undefined;
+    if (externalId !== undefined && !Token.isUnresolved(externalId)) {
+      matches('FerryDestinationStackSet', 'externalId', [externalId], /^[a-zA-Z0-9+=,.@:/_-]{2,1224}$/);
+    }
     this.stackSet = new CfnStackSet(this, 'StackSet', {
       stackSetName: props.stackSetName ?? 'ferry-destination',
       description: 'Ferry destination (FerryDestination construct) in every account of the organizational units',
@@ -59,6 +77,7 @@ export class FerryDestinationStackSet extends Construct {
         { deploymentTargets: { organizationalUnitIds: props.organizationalUnitIds }, regions: props.regions },
       ],
       templateBody: JSON.stringify(destinationTemplate(props.destination)),
+      parameters: externalId === undefined ? undefined : [{ parameterKey: 'ExternalId', parameterValue: externalId }],
     });
   }
 }

@@ -14,11 +14,25 @@ const BASE: FerryDestinationProps = {
   hubAccountId: '111111111111',
   hubReplicateRoleArn: REPLICATE,
   hubReconcileRoleArn: RECONCILE,
-  repositoryPrefix: 'mirror',
 };
 const UNDER_PREFIX = {
-  'Fn::Sub': 'arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/mirror/*',
+  'Fn::Sub': 'arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/golden/*',
 };
+/** Resource types of which an account and region has one (creating one replaces the account's). */
+const ACCOUNT_WIDE = [
+  'AWS::ECR::RegistryPolicy',
+  'AWS::ECR::RegistryScanningConfiguration',
+  'AWS::ECR::ReplicationConfiguration',
+  'AWS::ECR::PullThroughCacheRule',
+  'AWS::ECR::SigningConfiguration',
+];
+
+function types(json: any): string[] {
+  return Object.values<any>(json.Resources)
+    .map((r) => r.Type)
+    .filter((t) => t !== 'AWS::CDK::Metadata')
+    .sort();
+}
 
 function policy(json: any): Record<string, any> {
   const res = Object.values<any>(json.Resources).find((r) => r.Type === 'AWS::ECR::RegistryPolicy');
@@ -26,12 +40,27 @@ function policy(json: any): Record<string, any> {
 }
 
 describe('FerryDestination', () => {
-  it('lets the replicate role push and both hub roles read under the prefix, nobody else', () => {
+  it('with its defaults creates no account-wide resource: the creation template and two roles', () => {
     const { template } = synth((s) => new FerryDestination(s, 'Destination', BASE));
+    const found = types(template.toJSON());
+    assert.deepEqual(found, ['AWS::ECR::RepositoryCreationTemplate', 'AWS::IAM::Role', 'AWS::IAM::Role']);
+    assert.deepEqual(found.filter((t) => ACCOUNT_WIDE.includes(t)), []);
+  });
+
+  it('lets the replicate role push and both hub roles read under the prefix, nobody else', () => {
+    const { template } = synth(
+      (s) =>
+        new FerryDestination(s, 'Destination', {
+          ...BASE,
+          manageRegistryPolicy: true,
+          createAssumeRole: false,
+          registryScanType: 'BASIC',
+        }),
+    );
     const s = policy(template.toJSON());
     assert.deepEqual(Object.keys(s), ['FerryPush', 'FerryReconcileRead']);
     assert.deepEqual(s.FerryPush.Principal, { AWS: REPLICATE });
-    assert.equal(s.FerryPush.Action.length, 11);
+    assert.equal(s.FerryPush.Action.length, 13);
     assert.deepEqual(s.FerryPush.Resource, UNDER_PREFIX);
     assert.deepEqual(s.FerryReconcileRead.Principal, { AWS: [REPLICATE, RECONCILE] });
     assert.deepEqual(s.FerryReconcileRead.Action, [
@@ -39,17 +68,18 @@ describe('FerryDestination', () => {
       'ecr:DescribeImages',
       'ecr:ListImages',
       'ecr:BatchGetImage',
+      'ecr:ListImageReferrers',
     ]);
     template.resourceCountIs('AWS::IAM::Role', 0);
     template.hasResourceProperties('AWS::ECR::RepositoryCreationTemplate', {
-      Prefix: 'mirror',
+      Prefix: 'golden',
       AppliedFor: ['REPLICATION', 'CREATE_ON_PUSH'],
       ImageTagMutability: 'IMMUTABLE',
       EncryptionConfiguration: { EncryptionType: 'AES256' },
     });
     template.hasResourceProperties('AWS::ECR::RegistryScanningConfiguration', {
       ScanType: 'BASIC',
-      Rules: [{ ScanFrequency: 'SCAN_ON_PUSH', RepositoryFilters: [{ FilterType: 'WILDCARD', Filter: 'mirror/*' }] }],
+      Rules: [{ ScanFrequency: 'SCAN_ON_PUSH', RepositoryFilters: [{ FilterType: 'WILDCARD', Filter: 'golden/*' }] }],
     });
   });
 
@@ -61,6 +91,8 @@ describe('FerryDestination', () => {
           trustHubAccountRoot: true,
           repositoryPrefix: 'ROOT',
           allowNativeReplication: true,
+          manageRegistryPolicy: true,
+          externalId: 'x-1234',
         }),
     );
     const s = policy(template.toJSON());
@@ -73,15 +105,19 @@ describe('FerryDestination', () => {
       /trustHubAccountRoot/,
     );
     assert.throws(
+      () => synth((st) => new FerryDestination(st, 'D', { hubAccountId: '111111111111', trustHubAccountRoot: true })),
+      /externalId/,
+    );
+    assert.throws(
       () => synth((st) => new FerryDestination(st, 'D', { ...BASE, hubReconcileRoleArn: undefined })),
       /together/,
     );
   });
 
-  it('makes the assume-role role for the replicate role only, with the external ID', () => {
+  it('makes the write role for the replicate role only, pinned by ARN, with the external ID when given', () => {
     const { template } = synth((s) => {
       const externalId = new CfnParameter(Stack.of(s), 'ExternalId', { noEcho: true }).valueAsString;
-      new FerryDestination(s, 'Destination', { ...BASE, createAssumeRole: true, externalId });
+      new FerryDestination(s, 'Destination', { ...BASE, externalId });
     });
     template.hasResourceProperties('AWS::IAM::Role', {
       RoleName: { 'Fn::Join': ['', ['ferry-destination-', { Ref: 'AWS::Region' }]] },
@@ -92,13 +128,33 @@ describe('FerryDestination', () => {
             Effect: 'Allow',
             Principal: { AWS: REPLICATE },
             Action: 'sts:AssumeRole',
-            Condition: { StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } } },
+            Condition: {
+              ArnEquals: { 'aws:PrincipalArn': REPLICATE },
+              StringEquals: { 'sts:ExternalId': { Ref: 'ExternalId' } },
+            },
           },
         ],
       },
       Policies: [Match.objectLike({ PolicyName: 'ferry-destination' })],
     });
-    assert.throws(() => synth((s) => new FerryDestination(s, 'D', { ...BASE, createAssumeRole: true })), /externalId/);
+  });
+
+  it('lets operators assume the read role, and the write role only with operatorWriteAccess', () => {
+    const OPERATOR = 'arn:aws:iam::444444444444:role/ferry-operator';
+    const trust = (props: FerryDestinationProps, name: string): string[] => {
+      const { template } = synth((s) => new FerryDestination(s, 'Destination', props));
+      const role = Object.values<any>(template.toJSON().Resources).find(
+        (r) => r.Type === 'AWS::IAM::Role' && JSON.stringify(r.Properties.RoleName).includes(name),
+      );
+      return role.Properties.AssumeRolePolicyDocument.Statement.map((st: any) => st.Sid);
+    };
+    assert.deepEqual(trust({ ...BASE, operatorPrincipalArns: [OPERATOR] }, 'ferry-destination-read-'), ['FerryHubRead', 'OperatorRead']);
+    assert.deepEqual(trust({ ...BASE, operatorPrincipalArns: [OPERATOR] }, '"ferry-destination-"'), ['FerryHub']);
+    assert.deepEqual(
+      trust({ ...BASE, operatorPrincipalArns: [OPERATOR], operatorWriteAccess: true }, '"ferry-destination-"'),
+      ['FerryHub', 'OperatorBackfill'],
+    );
+    assert.deepEqual(trust(BASE, 'ferry-destination-read-'), ['FerryHubRead']);
   });
 
   it('becomes a service-managed StackSet over OUs whose template has no bootstrap dependency', () => {
@@ -117,13 +173,26 @@ describe('FerryDestination', () => {
       { DeploymentTargets: { OrganizationalUnitIds: ['ou-abcd-11111111'] }, Regions: ['us-west-2', 'eu-west-1'] },
     ]);
     const body = JSON.parse(set.Properties.TemplateBody);
-    const types = Object.values<any>(body.Resources).map((r) => r.Type).sort();
-    assert.deepEqual(types, [
-      'AWS::ECR::RegistryPolicy',
-      'AWS::ECR::RegistryScanningConfiguration',
-      'AWS::ECR::RepositoryCreationTemplate',
-    ]);
+    assert.deepEqual(types(body), ['AWS::ECR::RepositoryCreationTemplate', 'AWS::IAM::Role', 'AWS::IAM::Role']);
     assert.equal(body.Parameters?.BootstrapVersion, undefined);
+    assert.equal(set.Properties.Parameters, undefined);
+  });
+
+  it('keeps the external ID out of the TemplateBody: a NoEcho parameter of the body', () => {
+    const SECRET = 'ferry-secret-external-id';
+    const { template } = synth(
+      (s) =>
+        new FerryDestinationStackSet(s, 'Destinations', {
+          destination: { ...BASE, externalId: SECRET },
+          organizationalUnitIds: ['ou-abcd-11111111'],
+          regions: ['us-west-2'],
+        }),
+    );
+    const set = Object.values<any>(template.toJSON().Resources).find((r) => r.Type === 'AWS::CloudFormation::StackSet');
+    assert.ok(!set.Properties.TemplateBody.includes(SECRET), 'the external ID is in the TemplateBody');
+    const body = JSON.parse(set.Properties.TemplateBody);
+    assert.deepEqual(body.Parameters.ExternalId.NoEcho, true);
+    assert.deepEqual(set.Properties.Parameters, [{ ParameterKey: 'ExternalId', ParameterValue: SECRET }]);
   });
 });
 

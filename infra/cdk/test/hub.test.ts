@@ -119,7 +119,7 @@ describe('FerryHub', () => {
     const config = {
       'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ferry/${AWS::StackName}/config',
     };
-    const list = ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage'];
+    const list = ['ecr:DescribeRepositories', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:BatchGetImage', 'ecr:ListImageReferrers'];
     assert.deepEqual(statements(json, 'DispatchRole'), {
       WriteOwnLogs: [['logs:CreateLogStream', 'logs:PutLogEvents'], log('Dispatch')],
       ReadConfiguration: ['ssm:GetParameter', config],
@@ -136,6 +136,7 @@ describe('FerryHub', () => {
       PublishResults: ['events:PutEvents', arn(idOf(json, 'AWS::Events::EventBus', 'ResultEventBus'))],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
       ReadAccountSettings: ['ecr:GetAccountSetting', '*'],
+      ReadSigningConfiguration: ['ecr:GetSigningConfiguration', '*'],
       PullFromSources: [
         [
           'ecr:BatchGetImage',
@@ -144,6 +145,7 @@ describe('FerryHub', () => {
           'ecr:DescribeImages',
           'ecr:DescribeRepositories',
           'ecr:ListImages',
+          'ecr:ListImageReferrers',
         ],
         SOURCES,
       ],
@@ -154,6 +156,7 @@ describe('FerryHub', () => {
       SendJobs: ['sqs:SendMessage', jobs],
       AsyncDeadLetters: ['sqs:SendMessage', eventsDlq],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
+      ReadRegistrySettings: [['ecr:DescribePullThroughCacheRules', 'ecr:GetSigningConfiguration'], '*'],
       ListSources: [list, SOURCES],
     });
   });

@@ -66,6 +66,8 @@ export const DESTINATION_PARAMETERS: ParameterMap<FerryDestinationProps> = {
   CreateAssumeRole: ['createAssumeRole', 'boolean'],
   AssumeRoleName: ['assumeRoleName', 'string'],
   ExternalId: ['externalId', 'string'],
+  OperatorPrincipalArns: ['operatorPrincipalArns', 'list'],
+  OperatorWriteAccess: ['operatorWriteAccess', 'boolean'],
 };
 
 export const FORWARDER_PARAMETERS: ParameterMap<FerryForwarderProps> = {
@@ -147,7 +149,13 @@ export const DESTINATION_SETS: Record<string, ParameterValues> = {
     HubAccountId: '111111111111',
     HubReplicateRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC',
     HubReconcileRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF',
-    RepositoryPrefix: 'mirror',
+  },
+  'operators read-only, external ID': {
+    HubAccountId: '111111111111',
+    HubReplicateRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC',
+    HubReconcileRoleArn: 'arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF',
+    ExternalId: 'ferry-external-id',
+    OperatorPrincipalArns: 'arn:aws:iam::444444444444:role/ferry-operator',
   },
   ...lintVariants('destination.yaml'),
 };

@@ -201,6 +201,28 @@ pub fn applies(st: &Value, req: &Request) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// Whether an identity policy (the statements attached to one role) allows `action` on
+/// `resource`: an `Allow` statement applies and no `Deny` does. Identity statements have
+/// no `Principal`; they apply to whoever holds the role.
+pub fn identity_allows(statements: &[Value], action: &str, resource: &str) -> Result<bool, Error> {
+    let req = Request::by("arn:aws:iam::000000000000:role/holder", action, resource);
+    let mut allowed = false;
+    for st in statements {
+        let mut st = st.clone();
+        if let Some(m) = st.as_object_mut() {
+            m.insert("Principal".into(), Value::String("*".into()));
+        }
+        if applies(&st, &req)? {
+            match st["Effect"].as_str() {
+                Some("Deny") => return Ok(false),
+                Some("Allow") => allowed = true,
+                other => return err(format!("unexpected Effect {other:?}")),
+            }
+        }
+    }
+    Ok(allowed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -264,6 +264,7 @@ fn dest_with_roles(extra: &[(&'static str, &'static str)]) -> Rendered {
         &[
             ("HubReplicateRoleArn", REPLICATE_ROLE),
             ("HubReconcileRoleArn", RECONCILE_ROLE),
+            ("ManageRegistryPolicy", "true"),
         ],
     );
     destination(&with(&base, extra))
@@ -318,7 +319,14 @@ fn destination_trusts_the_hub_account_root_only_when_asked() {
     );
 
     // Explicitly asked: the account root, for pushing and reading.
-    let r = destination(&with(DEST_MIN, &[("TrustHubAccountRoot", "true")]));
+    let r = destination(&with(
+        DEST_MIN,
+        &[
+            ("TrustHubAccountRoot", "true"),
+            ("ManageRegistryPolicy", "true"),
+            ("ExternalId", "x-1234"),
+        ],
+    ));
     assert_eq!(r.rule_failures, Vec::<String>::new());
     let s = iam_statements(&r);
     for sid in ["FerryPush", "FerryReconcileRead"] {
@@ -356,8 +364,9 @@ fn native_replication_is_granted_only_when_asked() {
 }
 
 /// Actions that change a destination repository.
-const ECR_WRITE: [&str; 7] = [
+pub const ECR_WRITE: [&str; 8] = [
     "ecr:InitiateLayerUpload",
+    "ecr:UpdateImageStorageClass",
     "ecr:UploadLayerPart",
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
@@ -379,18 +388,21 @@ fn reconcile_reads_destinations_but_can_never_write_or_delete() {
     assert_eq!(trust[0]["Principal"], json!({"AWS": REPLICATE_ROLE}));
     assert_eq!(
         trust[0]["Condition"],
-        json!({"StringEquals": {"sts:ExternalId": "x-1234"}})
+        json!({
+            "ArnEquals": {"aws:PrincipalArn": REPLICATE_ROLE},
+            "StringEquals": {"sts:ExternalId": "x-1234"},
+        })
     );
     for (origin, p) in destination_principals(&r) {
         if p == RECONCILE_ROLE {
             assert!(
-                origin.starts_with("RegistryPolicy"),
+                origin.starts_with("RegistryPolicy") || origin == "ReadRole trust",
                 "{origin} trusts reconcile"
             );
         }
     }
     // The registry policy lets reconcile read under the prefix, and nothing else.
-    let repo = "arn:aws:ecr:us-east-1:111111111111:repository/mirror/app";
+    let repo = "arn:aws:ecr:us-east-1:111111111111:repository/golden/app";
     let registry: Vec<Value> = iam_statements(&r)
         .into_iter()
         .filter(|(origin, _)| origin == "RegistryPolicy")

@@ -51,7 +51,7 @@ pub fn org_reader(overrides: &[(&str, &str)]) -> Rendered {
     render(&load(ORG_READER).unwrap(), &params).unwrap()
 }
 
-pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/mirror/*,arn:aws:ecr:us-west-2:333333333333:repository/mirror/*";
+pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/golden/*,arn:aws:ecr:us-west-2:333333333333:repository/golden/*";
 pub const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
 pub const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ferry/ghcr-AbCdEf";
 pub const KMS_KEY: &str =
@@ -109,7 +109,7 @@ pub const DEST_ALL: &[(&str, &str)] = &[
         "HubReconcileRoleArn",
         "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF",
     ),
-    ("RepositoryPrefix", "mirror"),
+    ("RepositoryPrefix", "golden"),
     ("ImageTagMutability", "IMMUTABLE_WITH_EXCLUSION"),
     ("ImageTagMutabilityExclusionFilter", "dev-*"),
     (
@@ -121,15 +121,32 @@ pub const DEST_ALL: &[(&str, &str)] = &[
         "arn:aws:iam::111111111111:role/ecr-template",
     ),
     ("RegistryScanType", "ENHANCED"),
+    ("ManageRegistryPolicy", "true"),
     ("CreateAssumeRole", "true"),
     ("ExternalId", "ferry-external-id"),
     ("AllowNativeReplication", "true"),
+    ("OperatorPrincipalArns", OPERATOR),
+    ("OperatorWriteAccess", "true"),
 ];
+
+/// An operator role (ferry plan, verify, status; sync with OperatorWriteAccess).
+pub const OPERATOR: &str = "arn:aws:iam::444444444444:role/ferry-operator";
 
 /// The destination's parameters without default only (its Rules then refuse the stack:
 /// it needs the hub's role ARNs or TrustHubAccountRoot=true).
-pub const DEST_MIN: &[(&str, &str)] =
-    &[("HubAccountId", ACCOUNT_ID), ("RepositoryPrefix", "mirror")];
+pub const DEST_MIN: &[(&str, &str)] = &[("HubAccountId", ACCOUNT_ID)];
+
+/// The hub's replicate and reconcile roles as the destination tests name them.
+pub const HUB_REPLICATE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC";
+pub const HUB_RECONCILE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF";
+
+/// The destination as docs/deploy.md deploys it: the hub's role ARNs, every other
+/// parameter at its default.
+pub const DEST_DEFAULT: &[(&str, &str)] = &[
+    ("HubAccountId", ACCOUNT_ID),
+    ("HubReplicateRoleArn", HUB_REPLICATE),
+    ("HubReconcileRoleArn", HUB_RECONCILE),
+];
 
 /// The source repositories the hub may read in most tests (`SourceRepositoryArns` has no
 /// default: the operator names them).
@@ -183,14 +200,32 @@ pub const FUNCTIONS: [(&str, &str); 3] = [
     ("ReconcileFunction", "reconcile"),
 ];
 
+/// ECR actions of a push under a prefix (PushToDestinations, FerryPush).
+pub const ECR_PUSH: [&str; 13] = [
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:DescribeImages",
+    "ecr:DescribeRepositories",
+    "ecr:CreateRepository",
+    "ecr:BatchDeleteImage",
+    "ecr:UpdateImageStorageClass",
+    "ecr:ListImageReferrers",
+];
+
 /// ECR actions that replicate's source pulls need (PullFromSources).
-pub const ECR_PULL: [&str; 6] = [
+pub const ECR_PULL: [&str; 7] = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchCheckLayerAvailability",
     "ecr:DescribeImages",
     "ecr:DescribeRepositories",
     "ecr:ListImages",
+    "ecr:ListImageReferrers",
 ];
 
 /// The repository root (the parent of `infra/`).
@@ -229,6 +264,18 @@ pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
     (
         "ecr:GetAccountSetting",
         "account-level ECR setting (BLOB_MOUNTING), read-only; IAM supports no resource for it",
+    ),
+    (
+        "ecr:GetSigningConfiguration",
+        "registry-level managed signing configuration of the caller's own registry, read-only; no resource type",
+    ),
+    (
+        "ecr:DescribePullThroughCacheRules",
+        "registry-level list of the source registry's pull-through cache rules, read-only; no resource type",
+    ),
+    (
+        "organizations:DescribeOrganization",
+        "read-only; no resource type (organization reader, operators only)",
     ),
     (
         "xray:PutTraceSegments",

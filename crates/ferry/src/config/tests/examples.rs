@@ -82,11 +82,11 @@ fn organization() {
         [
             (
                 "333333333333.dkr.ecr.eu-west-1.amazonaws.com".to_string(),
-                "platform/golden/java".to_string()
+                "golden/java".to_string()
             ),
             (
                 "333333333333.dkr.ecr.us-east-1.amazonaws.com".to_string(),
-                "platform/golden/java".to_string()
+                "golden/java".to_string()
             ),
         ]
     );
@@ -104,13 +104,13 @@ fn native_replication() {
 #[test]
 fn dr_fanout() {
     let config = example("dr-fanout.json");
-    let release = config.destinations_for("prod/api", Some("v1.4.0")).unwrap();
+    let release = config.destinations_for("golden/api", Some("v1.4.0")).unwrap();
     assert_eq!(release.len(), 3);
     let backup = release
         .iter()
         .find(|t| !t.destination.registry.is_ecr())
         .unwrap();
-    assert_eq!(backup.repository, "ecr-us-east-1/prod/api");
+    assert_eq!(backup.repository, "ecr-us-east-1/golden/api");
     assert!(!backup.referrers && !backup.deletes);
     assert!(
         release
@@ -120,12 +120,12 @@ fn dr_fanout() {
     );
     assert_eq!(
         config
-            .destinations_for("prod/api", Some("v1.4.0-debug"))
+            .destinations_for("golden/api", Some("v1.4.0-debug"))
             .unwrap()
             .len(),
         2
     );
-    assert_eq!(config.destinations_for("prod/api", None).unwrap().len(), 2);
+    assert_eq!(config.destinations_for("golden/api", None).unwrap().len(), 2);
     assert!(
         config
             .destinations_for("dev/api", Some("v1.4.0"))
@@ -142,10 +142,10 @@ fn central_distribution() {
     assert!(
         hosts
             .iter()
-            .all(|(_, repository)| repository == "platform/golden/java")
+            .all(|(_, repository)| repository == "golden/java")
     );
     let all = config
-        .destinations_for("base-images/al2023", Some("stable"))
+        .destinations_for("golden/base-images/al2023", Some("stable"))
         .unwrap();
     assert!(
         all.iter()
@@ -153,7 +153,7 @@ fn central_distribution() {
     );
     assert!(
         config
-            .destinations_for("base-images/al2023", Some("stable-rc1"))
+            .destinations_for("golden/base-images/al2023", Some("stable-rc1"))
             .unwrap()
             .is_empty()
     );
