@@ -257,7 +257,8 @@ pub struct DestinationSpec {
     pub repository_name: Option<String>,
     /// IAM role to assume for writing to this ECR destination. `{accountId}` and `{region}`
     /// are the destination's (one role name for every account of an organization
-    /// destination: `arn:aws:iam::{accountId}:role/ferry-writer`).
+    /// destination: `arn:aws:iam::{accountId}:role/ferry-destination-{region}`, the role the
+    /// destination stack creates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
     /// External ID passed when assuming `roleArn`.
