@@ -104,7 +104,9 @@ fn native_replication() {
 #[test]
 fn dr_fanout() {
     let config = example("dr-fanout.json");
-    let release = config.destinations_for("golden/api", Some("v1.4.0")).unwrap();
+    let release = config
+        .destinations_for("golden/api", Some("v1.4.0"))
+        .unwrap();
     assert_eq!(release.len(), 3);
     let backup = release
         .iter()
@@ -125,7 +127,10 @@ fn dr_fanout() {
             .len(),
         2
     );
-    assert_eq!(config.destinations_for("golden/api", None).unwrap().len(), 2);
+    assert_eq!(
+        config.destinations_for("golden/api", None).unwrap().len(),
+        2
+    );
     assert!(
         config
             .destinations_for("dev/api", Some("v1.4.0"))
