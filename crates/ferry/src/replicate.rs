@@ -506,10 +506,7 @@ mod tests {
                     // The whole request: headers, then `content-length` bytes of body.
                     let mut seen = Vec::new();
                     let mut buf = [0u8; 8192];
-                    loop {
-                        let Ok(n) = socket.read(&mut buf).await else {
-                            break;
-                        };
+                    while let Ok(n) = socket.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
