@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 
 use ferry::aws::AwsContext;
+use ferry::ecr::EcrControl;
 use ferry::organizations::AwsOrganizations;
 use ferry::replicate::Replicator;
 
@@ -34,15 +35,27 @@ async fn config(aws: &AwsContext) -> Result<LiveConfig, PipelineError> {
     let ssm = aws_sdk_ssm::Client::new(aws.base());
     let document = load_config(&source, Some(&ssm)).await?;
     check_hub_partition(&document, aws.base().region().map(|r| r.as_ref()))?;
-    let live = LiveConfig::new(
-        document,
-        Arc::new(AwsOrganizations::new(aws.clone())),
-        organization_ttl()?,
-    );
-    // Read the organization once at init, so a role or permission problem fails the cold
-    // start with its message.
+    let ttl = organization_ttl()?;
+    let live = LiveConfig::new(document, Arc::new(AwsOrganizations::new(aws.clone())), ttl)
+        .with_pull_through(Arc::new(EcrControl::new(aws.clone())), ttl);
+    // Read the organization once at init. A scope that cannot be read is logged and
+    // counted: only its destinations wait for it, the rest of the config works.
     live.current().await?;
     Ok(live)
+}
+
+/// Counts the organization scopes `live` could not read (`OrganizationUnread`, alarmed on
+/// by the hub stack); their destinations are left out until they can be read.
+fn report_unread(live: &LiveConfig, metrics: &Metrics) -> Vec<String> {
+    let unread = live.unread();
+    if !unread.is_empty() {
+        metrics.emit(crate::metrics::Record::new().metric(
+            "OrganizationUnread",
+            crate::metrics::Unit::Count,
+            unread.len() as f64,
+        ));
+    }
+    unread
 }
 
 /// Every message of `event` failed (the config could not be resolved): Lambda retries
@@ -92,6 +105,7 @@ impl DispatchFunction {
     /// Handle one event.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Dispatched, PipelineError> {
         let (config, _) = self.config.current().await?;
+        report_unread(&self.config, &self.metrics);
         dispatch(event, &config, &self.queue, &self.metrics).await
     }
 }
@@ -132,8 +146,12 @@ impl ReplicateFunction {
     /// changed, then with a replicator built for the new one.
     pub async fn context(&self) -> Result<Arc<ReplicateContext>, PipelineError> {
         let (config, changed) = self.config.current().await?;
+        let unread = report_unread(&self.config, &self.metrics);
         let mut ctx = self.ctx.lock().await;
-        if let Some(current) = ctx.as_ref().filter(|_| !changed) {
+        if let Some(current) = ctx
+            .as_ref()
+            .filter(|c| !changed && c.organizations_unread == unread)
+        {
             return Ok(current.clone());
         }
         let replicator = build_replicator(config.clone(), self.aws.clone()).await?;
@@ -143,6 +161,7 @@ impl ReplicateFunction {
             results: self.results.clone(),
             metrics: self.metrics.clone(),
             concurrency: self.concurrency,
+            organizations_unread: unread,
         });
         *ctx = Some(fresh.clone());
         Ok(fresh)
@@ -202,10 +221,31 @@ impl ReconcileFunction {
     /// The reading replicator for the current config (rebuilt when it changed).
     pub async fn replicator(&self) -> Result<Arc<Replicator>, PipelineError> {
         let (config, changed) = self.config.current().await?;
+        report_unread(&self.config, &self.metrics);
         let mut current = self.replicator.lock().await;
         if let Some(r) = current.as_ref().filter(|_| !changed) {
             return Ok(r.clone());
         }
+        let config = if config.source_registry().is_some() {
+            config
+        } else {
+            let region = self
+                .aws
+                .base()
+                .region()
+                .map(|r| r.to_string())
+                .ok_or_else(|| PipelineError::Env {
+                    name: "AWS_REGION",
+                    message: "not set: reconcile cannot tell which registry it reconciles".into(),
+                })?;
+            let account = self.aws.caller_account(&region).await.ok_or_else(|| {
+                PipelineError::Config(
+                    "the config leaves its source to each event, and STS could not name the hub's own account to reconcile"
+                        .into(),
+                )
+            })?;
+            crate::reconcile::bind_to_hub(&config, &account, &region)?
+        };
         let fresh = Arc::new(build_reading_replicator(config, self.aws.clone()).await?);
         *current = Some(fresh.clone());
         Ok(fresh)

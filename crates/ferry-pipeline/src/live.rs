@@ -7,12 +7,19 @@
 //! left is no longer one (nothing is deleted there). The jobs made for resolved accounts
 //! are authorized by replicate against its own resolution, so a job for an account that is
 //! not (or no longer) in the OU is rejected like any other unconfigured target.
+//!
+//! A scope whose accounts cannot be read (no cached answer, or one older than
+//! [`organizations::DEFAULT_MAX_STALE`]) resolves to no account: only its destinations
+//! stop, the others go on, and [`LiveConfig::unread`] names it for the metric and alarm
+//! (`OrganizationUnread`) and for replicate, which retries the jobs it cannot place.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry::config::ReplicationConfig;
-use ferry::organizations::{self, AccountDirectory, CachedDirectory};
+use ferry::config::{Registry, ReplicationConfig};
+use ferry::ecr::pull_through::CachePrefixes;
+use ferry::organizations::{self, AccountDirectory, CachedDirectory, Unread};
+use ferry::reference::EcrRegistry;
 
 use crate::error::PipelineError;
 
@@ -26,6 +33,38 @@ pub struct LiveConfig {
     document: Arc<ReplicationConfig>,
     directory: Option<CachedDirectory>,
     last: tokio::sync::Mutex<Option<Arc<ReplicationConfig>>>,
+    unread: std::sync::Mutex<Vec<Unread>>,
+    caches: Option<PrefixCache>,
+}
+
+/// The source registry's pull-through cache prefixes, read again after a TTL; a failed
+/// read keeps the last answer (none at first), and is logged.
+#[derive(Debug)]
+struct PrefixCache {
+    source: Arc<dyn CachePrefixes>,
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+}
+
+impl PrefixCache {
+    async fn prefixes(&self, registry: &EcrRegistry) -> Vec<String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, prefixes)) = last.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return prefixes.clone();
+        }
+        match self.source.prefixes(registry).await {
+            Ok(prefixes) => {
+                *last = Some((std::time::Instant::now(), prefixes.clone()));
+                prefixes
+            }
+            Err(error) => {
+                tracing::warn!(registry = %registry.host(), code = error.code(), error = %error, "pull-through cache rules not read: no repository is taken for a cache repository until they are");
+                last.as_ref().map(|(_, p)| p.clone()).unwrap_or_default()
+            }
+        }
+    }
 }
 
 impl LiveConfig {
@@ -35,6 +74,8 @@ impl LiveConfig {
             document: config,
             directory: None,
             last: tokio::sync::Mutex::default(),
+            unread: std::sync::Mutex::default(),
+            caches: None,
         }
     }
 
@@ -52,6 +93,8 @@ impl LiveConfig {
             document,
             directory,
             last: tokio::sync::Mutex::default(),
+            unread: std::sync::Mutex::default(),
+            caches: None,
         }
     }
 
@@ -60,36 +103,92 @@ impl LiveConfig {
         &self.document
     }
 
+    /// The same, with the pinned ECR source's pull-through cache prefixes read through
+    /// `source` (kept for `ttl`): a repository under one is selected only by a rule that
+    /// names it, in dispatch and replicate as in `ferry plan`.
+    pub fn with_pull_through(
+        mut self,
+        source: Arc<dyn CachePrefixes>,
+        ttl: Duration,
+    ) -> LiveConfig {
+        self.caches = Some(PrefixCache {
+            source,
+            ttl,
+            last: tokio::sync::Mutex::default(),
+        });
+        self
+    }
+
     /// The config to act on now, and whether it differs from the one the previous call
     /// returned (true on the first call): a caller that built clients for the previous
     /// one (credential routes per destination) builds them again.
     pub async fn current(&self) -> Result<(Arc<ReplicationConfig>, bool), PipelineError> {
-        let Some(directory) = &self.directory else {
-            let mut last = self.last.lock().await;
+        let mut resolved = None;
+        if let Some(directory) = &self.directory {
+            let (resolution, unread) =
+                organizations::resolve_available(&self.document, directory).await?;
+            *self.unread.lock().unwrap_or_else(|p| p.into_inner()) = unread;
+            for o in &resolution.organizations {
+                tracing::debug!(
+                    path = %o.path,
+                    scope = %o.scope,
+                    accounts = o.accounts.len(),
+                    skipped = o.skipped.len(),
+                    destinations = o.destination_count(),
+                    "organization destination resolved"
+                );
+            }
+            resolved = Some(resolution.config);
+        }
+        if let (
+            Some(caches),
+            Some(Registry::Ecr {
+                registry_id,
+                region,
+            }),
+        ) = (&self.caches, self.document.source_registry())
+        {
+            let prefixes = caches
+                .prefixes(&EcrRegistry::new(&registry_id, &region))
+                .await;
+            if !prefixes.is_empty() {
+                let mut config = resolved.unwrap_or_else(|| (*self.document).clone());
+                config.pull_through_prefixes = prefixes;
+                resolved = Some(config);
+            }
+        }
+        let mut last = self.last.lock().await;
+        let Some(config) = resolved else {
             let first = last.is_none();
             *last = Some(self.document.clone());
             return Ok((self.document.clone(), first));
         };
-        let resolution = organizations::resolve(&self.document, directory).await?;
-        let mut last = self.last.lock().await;
         match last.as_ref() {
-            Some(previous) if **previous == resolution.config => Ok((previous.clone(), false)),
+            Some(previous) if **previous == config => Ok((previous.clone(), false)),
             _ => {
-                for o in &resolution.organizations {
-                    tracing::info!(
-                        path = %o.path,
-                        scope = %o.scope,
-                        accounts = o.accounts.len(),
-                        skipped = o.skipped.len(),
-                        destinations = o.destination_count(),
-                        "organization destination resolved"
-                    );
-                }
-                let config = Arc::new(resolution.config);
+                tracing::info!(
+                    destinations = config.destinations().map(|d| d.len()).unwrap_or(0),
+                    pull_through_prefixes = config.pull_through_prefixes.len(),
+                    "config resolved"
+                );
+                let config = Arc::new(config);
                 *last = Some(config.clone());
                 Ok((config, true))
             }
         }
+    }
+}
+
+impl LiveConfig {
+    /// The organization scopes the last [`LiveConfig::current`] could not read (their
+    /// destinations are left out of its config), as `scope: error` lines.
+    pub fn unread(&self) -> Vec<String> {
+        self.unread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|u| format!("{}: {}", u.query.scope, u.error))
+            .collect()
     }
 }
 
@@ -139,6 +238,119 @@ mod tests {
                 })
                 .collect())
         }
+    }
+
+    /// An organization that cannot be read.
+    #[derive(Debug)]
+    struct Down;
+
+    #[async_trait]
+    impl AccountDirectory for Down {
+        async fn accounts(&self, _: &AccountQuery) -> Result<Vec<OrgAccount>, ferry::Error> {
+            Err(ferry::Error::Aws {
+                service: "organizations",
+                operation: "ListAccounts",
+                message: "AccessDenied".into(),
+                retryable: false,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_organization_stops_only_its_own_destinations() {
+        let document = Arc::new(
+            ReplicationConfig::from_json(
+                r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                    "rules": [{"destinations": [{"organization": true, "regions": ["eu-west-1"]},
+                                                {"registryId": "111111111111", "region": "eu-west-1"}]}]}"#,
+            )
+            .unwrap(),
+        );
+        let live = LiveConfig::new(document, Arc::new(Down), Duration::ZERO);
+        let (config, _) = live.current().await.expect("the rest of the config");
+        let hosts: Vec<String> = config
+            .destinations()
+            .unwrap()
+            .iter()
+            .map(|d| d.registry_host())
+            .collect();
+        assert_eq!(hosts, ["111111111111.dkr.ecr.eu-west-1.amazonaws.com"]);
+        let unread = live.unread();
+        assert!(
+            unread.len() == 1 && unread[0].starts_with("the whole organization: aws:"),
+            "{unread:?}"
+        );
+    }
+
+    /// A source registry with one pull-through cache rule (moto has no
+    /// DescribePullThroughCacheRules; `ferry::ecr` tests the SDK side with stand-ins).
+    #[derive(Debug)]
+    struct DockerHubCache;
+
+    #[async_trait]
+    impl CachePrefixes for DockerHubCache {
+        async fn prefixes(&self, _: &EcrRegistry) -> Result<Vec<String>, ferry::Error> {
+            Ok(vec!["docker-hub".into()])
+        }
+    }
+
+    #[tokio::test]
+    async fn pull_through_cache_repositories_are_left_out_of_dispatch_and_authorize() {
+        use crate::dispatch::{Ignored, jobs_for};
+        use crate::event::{ActionType, ImageAction};
+        let document = Arc::new(
+            ReplicationConfig::from_json(
+                r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                    "rules": [{"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}"#,
+            )
+            .unwrap(),
+        );
+        let cached = "docker-hub/library/nginx";
+        let forged_target = document
+            .destinations_for(cached, Some("v1"))
+            .unwrap()
+            .remove(0);
+        let live = LiveConfig::fixed(document)
+            .with_pull_through(Arc::new(DockerHubCache), Duration::from_secs(60));
+        let (config, _) = live.current().await.unwrap();
+        let push = |repository: &str| ImageAction {
+            event_id: "ev".into(),
+            event_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            registry: Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com"),
+            action_type: ActionType::Push,
+            succeeded: true,
+            repository: repository.into(),
+            tag: Some("v1".into()),
+            digest: Some(ferry::Digest::of(b"x")),
+            referrer: false,
+            storage_class: None,
+        };
+        assert_eq!(
+            jobs_for(&push(cached), &config).unwrap(),
+            Err(Ignored::NoRule)
+        );
+        let jobs = jobs_for(&push("team/app"), &config).unwrap().unwrap();
+        assert_eq!(jobs.len(), 1, "other repositories still go");
+        // A job for the cache repository (forged, or from before the rule) is refused.
+        let forged = crate::Job::new(
+            crate::JobAction::Copy,
+            crate::JobSource {
+                registry: "111111111111.dkr.ecr.us-east-1.amazonaws.com".into(),
+                repository: cached.into(),
+                tag: Some("v1".into()),
+                digest: Some(ferry::Digest::of(b"x")),
+            },
+            &forged_target,
+            "ev",
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+            crate::job::Origin::Event,
+        );
+        assert_eq!(
+            crate::authorize::authorize(&forged, &config)
+                .unwrap_err()
+                .code,
+            "not-configured"
+        );
     }
 
     #[tokio::test]

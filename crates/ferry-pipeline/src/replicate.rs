@@ -213,6 +213,9 @@ pub struct ReplicateContext {
     pub metrics: Metrics,
     /// FIFO groups of one batch handled at once (`FERRY_JOB_CONCURRENCY`).
     pub concurrency: usize,
+    /// Organization scopes whose accounts could not be read for `config`: a job the config
+    /// does not name may be for one of their accounts, so it is retried, not rejected.
+    pub organizations_unread: Vec<String>,
 }
 
 /// How one message ended, with timings for the overhead measurement.
@@ -398,6 +401,20 @@ async fn run_one(
     };
     let target = match authorize(&job, &ctx.config) {
         Ok(t) => t,
+        Err(why) if why.code == "not-configured" && !ctx.organizations_unread.is_empty() => {
+            // Perhaps an account of an organization that cannot be read right now: the
+            // queue's redrive decides, never a rejection that drops the job.
+            let mut o = retry(
+                message_id.to_string(),
+                &format!(
+                    "not in the config while the accounts of {} cannot be read",
+                    ctx.organizations_unread.join(", ")
+                ),
+            );
+            o.total = started.elapsed();
+            emit_metrics(ctx, &job, Status::Retry, None, 0);
+            return o;
+        }
         Err(why) => return rejected(message_id, &job, &why, started, ctx),
     };
     if copy_until.is_some_and(|d| Instant::now() >= d) {

@@ -6,7 +6,11 @@
 //! The functions keep the answers for a TTL ([`CachedDirectory`], default 15 minutes), so an
 //! account added to an OU receives images within that time with no config change; each CLI
 //! run reads them afresh. When a refresh fails, the last answer is kept (and the failure
-//! logged): an Organizations outage does not stop replication to the accounts already known.
+//! logged) for at most [`DEFAULT_MAX_STALE`]: an Organizations outage does not stop
+//! replication to the accounts already known, and an answer older than that is dropped, not
+//! trusted forever (an account that left the organization a day ago receives nothing more).
+//! [`resolve_available`] resolves what can be read and names the scopes that could not be,
+//! so an unreadable organization fails only its own destinations.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,6 +28,9 @@ use crate::error::Error;
 
 /// How long the functions keep an organization's accounts.
 pub const DEFAULT_ORGANIZATION_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The oldest answer the functions fall back to when a refresh fails.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// More accounts than AWS Organizations allows in one organization (its quota is 10,000 by
 /// default): an answer past this is refused rather than held.
@@ -53,6 +60,45 @@ pub async fn resolve(
     config
         .resolve_accounts(&answers)
         .map_err(|e| Error::Config(e.to_string()))
+}
+
+/// A scope whose accounts could not be read.
+#[derive(Debug, Clone)]
+pub struct Unread {
+    /// What was asked.
+    pub query: AccountQuery,
+    /// Why it failed (its code and message).
+    pub error: String,
+}
+
+/// Resolve every organization destination of `config` through `directory`, as far as it
+/// can be read: a scope whose accounts cannot be read resolves to no account and is named
+/// in the answer, so the configuration's other destinations are unaffected.
+pub async fn resolve_available(
+    config: &ReplicationConfig,
+    directory: &dyn AccountDirectory,
+) -> Result<(Resolution, Vec<Unread>), Error> {
+    let mut answers = OrgAccounts::new();
+    let mut unread = Vec::new();
+    for query in config.account_queries() {
+        match directory.accounts(&query).await {
+            Ok(accounts) => {
+                answers.insert(query, accounts);
+            }
+            Err(error) => {
+                tracing::error!(scope = %query.scope, code = error.code(), error = %error, "the organization's accounts could not be read: its destinations are skipped until they can be");
+                unread.push(Unread {
+                    error: format!("{}: {error}", error.code()),
+                    query: query.clone(),
+                });
+                answers.insert(query, Vec::new());
+            }
+        }
+    }
+    let resolution = config
+        .resolve_accounts(&answers)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok((resolution, unread))
 }
 
 /// AWS Organizations through the SDK.
@@ -175,17 +221,26 @@ impl AccountDirectory for AwsOrganizations {
 pub struct CachedDirectory {
     inner: Arc<dyn AccountDirectory>,
     ttl: Duration,
+    max_stale: Duration,
     entries: tokio::sync::Mutex<HashMap<AccountQuery, (Instant, Vec<OrgAccount>)>>,
 }
 
 impl CachedDirectory {
-    /// Over `inner`, keeping answers for `ttl`.
+    /// Over `inner`, keeping answers for `ttl`, and falling back to the last answer when a
+    /// refresh fails for at most [`DEFAULT_MAX_STALE`].
     pub fn new(inner: Arc<dyn AccountDirectory>, ttl: Duration) -> CachedDirectory {
         CachedDirectory {
             inner,
             ttl,
+            max_stale: DEFAULT_MAX_STALE,
             entries: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// The same cache, falling back to an answer at most `max_stale` old.
+    pub fn with_max_stale(mut self, max_stale: Duration) -> CachedDirectory {
+        self.max_stale = max_stale;
+        self
     }
 }
 
@@ -204,9 +259,14 @@ impl AccountDirectory for CachedDirectory {
                 Ok(accounts)
             }
             Err(error) => match entries.get(query) {
-                Some((_, stale)) => {
+                Some((at, stale)) if at.elapsed() < self.max_stale => {
                     tracing::warn!(scope = %query.scope, error = %error, code = error.code(), "reading the organization's accounts failed: keeping the last answer");
                     Ok(stale.clone())
+                }
+                Some(_) => {
+                    tracing::error!(scope = %query.scope, error = %error, code = error.code(), "reading the organization's accounts failed and the last answer is too old to trust: dropped");
+                    entries.remove(query);
+                    Err(error)
                 }
                 None => Err(error),
             },
@@ -278,5 +338,54 @@ mod tests {
         assert_eq!(*inner.calls.lock().unwrap(), 3);
         let never = CachedDirectory::new(inner, Duration::ZERO);
         assert!(never.accounts(&query()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_answer_older_than_the_bound_is_dropped_not_trusted_forever() {
+        let inner = Arc::new(Scripted::default());
+        *inner.answer.lock().unwrap() = Some(one("111111111111"));
+        let cached = CachedDirectory::new(inner.clone(), Duration::ZERO)
+            .with_max_stale(Duration::from_millis(50));
+        assert_eq!(
+            cached.accounts(&query()).await.unwrap(),
+            one("111111111111")
+        );
+        *inner.answer.lock().unwrap() = None;
+        assert_eq!(
+            cached.accounts(&query()).await.unwrap(),
+            one("111111111111"),
+            "a recent answer is kept through an outage"
+        );
+        // The bound is a duration the cache compares, not a wall-clock assertion: wait
+        // until the answer is surely older than it.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(cached.accounts(&query()).await.is_err(), "too old: dropped");
+        assert!(
+            cached.accounts(&query()).await.is_err(),
+            "and not brought back by the next call"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_scope_resolves_to_no_account_and_is_named() {
+        let config = ReplicationConfig::from_json(
+            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
+                "rules": [{"destinations": [
+                  {"organization": true, "regions": ["eu-west-1"]},
+                  {"registryId": "222222222222", "region": "eu-west-1"}]}]}"#,
+        )
+        .unwrap();
+        let down = Scripted::default();
+        let (resolution, unread) = resolve_available(&config, &down).await.unwrap();
+        assert_eq!(unread.len(), 1);
+        assert_eq!(unread[0].query.scope, AccountScope::Organization);
+        let hosts: Vec<String> = resolution
+            .config
+            .destinations()
+            .unwrap()
+            .iter()
+            .map(|d| d.registry_host())
+            .collect();
+        assert_eq!(hosts, ["222222222222.dkr.ecr.eu-west-1.amazonaws.com"]);
     }
 }

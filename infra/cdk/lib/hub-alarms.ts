@@ -109,6 +109,16 @@ export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | und
       metric: 'RejectedJobs',
       statistic: 'Sum',
     },
+    // An organization scope whose accounts could not be read: only its destinations wait,
+    // so no function error alarm sees it; this EMF metric does.
+    {
+      id: 'OrganizationUnreadAlarm',
+      description:
+        'The accounts of an organization destination could not be read from AWS Organizations; its destinations receive nothing until they can (see the functions\' logs).',
+      namespace: 'Ferry',
+      metric: 'OrganizationUnread',
+      statistic: 'Sum',
+    },
   ];
   for (const s of specs) {
     new cloudwatch.CfnAlarm(scope, s.id, {

@@ -229,7 +229,7 @@ describe('FerryHub', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 1);
     const topic = idOf(json, 'AWS::SNS::Topic', 'AlarmTopic');
     const alarms = Object.values<any>(json.Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    assert.equal(alarms.length, 10);
+    assert.equal(alarms.length, 11);
     for (const alarm of alarms) {
       assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic }]);
     }

@@ -665,6 +665,14 @@ fn alarms_cover_dlqs_job_age_errors_throttles_and_rejected_jobs() {
             })
             .collect();
         assert_eq!(rejected.len(), 1, "one RejectedJobs alarm");
+        let unread: Vec<&Value> = r
+            .resources_of_type("AWS::CloudWatch::Alarm")
+            .map(|(_, a)| &a["Properties"])
+            .filter(|p| {
+                p["Namespace"] == json!("Ferry") && p["MetricName"] == json!("OrganizationUnread")
+            })
+            .collect();
+        assert_eq!(unread.len(), 1, "one OrganizationUnread alarm");
         for (key, value) in [
             ("Statistic", json!("Sum")),
             ("Period", json!(300)),

@@ -140,6 +140,7 @@ fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
         results: Arc::new(results.clone()),
         metrics: Metrics::memory(),
         concurrency: 2,
+        organizations_unread: Vec::new(),
     };
     (ctx, results)
 }

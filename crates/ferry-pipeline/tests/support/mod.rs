@@ -256,6 +256,7 @@ impl Sandbox {
             )),
             metrics: self.metrics.clone(),
             concurrency: self.options.concurrency,
+            organizations_unread: Vec::new(),
         }
     }
 
