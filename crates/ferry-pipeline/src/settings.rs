@@ -159,8 +159,9 @@ pub async fn build_replicator(
 }
 
 /// The reconcile function's replicator: it reads untrusted listings, so it reads the
-/// destinations with its own identity (the destination stack's registry policy lets it
-/// read) and never assumes their write roles, which trust only replicate.
+/// destinations through their read roles (`readRoleArn`, which the destination stack
+/// creates for it) or with its own identity (an opted-in registry policy lets it read), and
+/// never assumes their write roles, which trust only replicate.
 pub async fn build_reading_replicator(
     config: Arc<ReplicationConfig>,
     aws: AwsContext,

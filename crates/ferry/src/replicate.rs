@@ -42,9 +42,12 @@ pub struct Replicator {
     /// account's `BLOB_MOUNTING` setting, read once per process).
     mounting_known: Arc<PerHost<()>>,
     /// Whether destinations are read (listed) through their `roleArn`. The reconcile
-    /// function reads them with its own identity instead: the write role trusts only
-    /// replicate, so the function that reads untrusted listings can never write.
+    /// function reads them through their `readRoleArn` or its own identity instead: the
+    /// write role trusts only replicate, so the function that reads untrusted listings can
+    /// never write.
     list_with_roles: bool,
+    /// Read through `readRoleArn` before `roleArn` (the CLI's plan, verify and status).
+    prefer_read_roles: bool,
     /// Destination registries' managed signing configurations (read once per process).
     signing: Arc<PerHost<Option<crate::ecr::SigningConfig>>>,
 }
@@ -85,6 +88,14 @@ pub fn role_of(d: &Destination) -> Option<AssumeRole> {
     })
 }
 
+/// The role a destination names for reading (`readRoleArn`), if any.
+pub fn read_role_of(d: &Destination) -> Option<AssumeRole> {
+    d.read_role_arn.as_ref().map(|arn| AssumeRole {
+        role_arn: arn.clone(),
+        external_id: d.external_id.clone(),
+    })
+}
+
 impl Replicator {
     /// Over a copier (whose client knows the config's endpoints and roles), an ECR control
     /// plane (absent: no repository management) and the config.
@@ -107,24 +118,37 @@ impl Replicator {
             ensured: Arc::default(),
             mounting_known: Arc::new(known),
             list_with_roles: true,
+            prefer_read_roles: false,
             signing: Arc::default(),
         }
     }
 
-    /// A replicator that reads destinations with its own identity, never through their
-    /// write roles (the reconcile function; its client must be built likewise, see
-    /// [`crate::setup::ClientSetup::without_roles`]).
+    /// A replicator that reads destinations through their read roles (`readRoleArn`) or
+    /// with its own identity, never through their write roles (the reconcile function; its
+    /// client must be built likewise, see [`crate::setup::ClientSetup::without_roles`]).
     pub fn reading_without_roles(mut self) -> Replicator {
         self.list_with_roles = false;
         self
     }
 
-    /// The role to read (list) `destination` with.
+    /// A replicator that reads through the destinations' read roles where they name one,
+    /// else through their write roles (`ferry plan|verify|status`: an operator may be
+    /// trusted by the read role only).
+    pub fn preferring_read_roles(mut self) -> Replicator {
+        self.prefer_read_roles = true;
+        self
+    }
+
+    /// The role to read (list) `destination` with: a reading replicator, its read role or
+    /// none; one preferring read roles, its read role, else its write role; otherwise its
+    /// write role, else its read role.
     pub fn listing_role(&self, destination: &Destination) -> Option<AssumeRole> {
-        if self.list_with_roles {
-            role_of(destination)
+        if !self.list_with_roles {
+            read_role_of(destination)
+        } else if self.prefer_read_roles {
+            read_role_of(destination).or_else(|| role_of(destination))
         } else {
-            None
+            role_of(destination).or_else(|| read_role_of(destination))
         }
     }
 
@@ -449,148 +473,4 @@ impl Replicator {
 const MAX_NAMED_OTHERS: usize = 5;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::Authenticator;
-    use crate::registry::{ClientOptions, Endpoints, RegistryClient};
-
-    #[test]
-    fn a_reading_replicator_never_lists_through_write_roles() {
-        let config = ReplicationConfig::from_json(
-            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
-                "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2",
-                   "roleArn": "arn:aws:iam::222222222222:role/ferry-writer", "externalId": "ext-1"}]}]}"#,
-        )
-        .unwrap();
-        let destination = config.destinations().unwrap().remove(0);
-        let client = RegistryClient::new(
-            Authenticator::anonymous(),
-            Endpoints::new(),
-            ClientOptions::default(),
-        )
-        .unwrap();
-        let replicator = Replicator::new(
-            Copier::new(client, CopyOptions::default()),
-            None,
-            Arc::new(config),
-        );
-        assert_eq!(
-            replicator
-                .listing_role(&destination)
-                .map(|r| r.role_arn)
-                .as_deref(),
-            Some("arn:aws:iam::222222222222:role/ferry-writer"),
-            "the CLI reads through the role"
-        );
-        assert!(
-            replicator
-                .reading_without_roles()
-                .listing_role(&destination)
-                .is_none()
-        );
-    }
-
-    /// A stand-in for STS and ECR on loopback (no real part answers both here with the
-    /// roles of a test config): every request is answered 400, and AssumeRole calls are
-    /// counted.
-    async fn counting_aws() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let assumed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let count = assumed.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let count = count.clone();
-                tokio::spawn(async move {
-                    // The whole request: headers, then `content-length` bytes of body.
-                    let mut seen = Vec::new();
-                    let mut buf = [0u8; 8192];
-                    while let Ok(n) = socket.read(&mut buf).await {
-                        if n == 0 {
-                            break;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        let text = String::from_utf8_lossy(&seen).to_string();
-                        let Some(end) = text.find("\r\n\r\n") else {
-                            continue;
-                        };
-                        let length = text[..end]
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse::<usize>().ok())?
-                            })
-                            .unwrap_or(0);
-                        if seen.len() >= end + 4 + length {
-                            if text.contains("AssumeRole") {
-                                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            }
-                            break;
-                        }
-                    }
-                    let body = r#"{"__type":"AccessDeniedException","message":"stand-in"}"#;
-                    let answer = format!(
-                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        (url, assumed)
-    }
-
-    #[tokio::test]
-    async fn reading_the_signing_configuration_never_assumes_a_write_role() {
-        let config = ReplicationConfig::from_json(
-            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
-                "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2",
-                   "roleArn": "arn:aws:iam::222222222222:role/ferry-destination-us-west-2"}]}]}"#,
-        )
-        .unwrap();
-        let target = config
-            .destinations_for("app", Some("v1"))
-            .unwrap()
-            .remove(0);
-        let (url, assumed) = counting_aws().await;
-        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&url)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .load()
-            .await;
-        let replicator = |reading: bool| {
-            let client = RegistryClient::new(
-                Authenticator::anonymous(),
-                Endpoints::new(),
-                ClientOptions::default(),
-            )
-            .unwrap();
-            let r = Replicator::new(
-                Copier::new(client, CopyOptions::default()),
-                Some(EcrControl::new(crate::aws::AwsContext::new(base.clone()))),
-                Arc::new(config.clone()),
-            );
-            if reading {
-                r.reading_without_roles()
-            } else {
-                r
-            }
-        };
-        // Reconcile's replicator: its own identity, no AssumeRole at all.
-        let limit = std::time::Duration::from_secs(60);
-        let reading = replicator(true);
-        let signs = tokio::time::timeout(limit, reading.destination_signs(&target)).await;
-        assert_eq!(signs.expect("answered"), None);
-        assert_eq!(assumed.load(std::sync::atomic::Ordering::SeqCst), 0);
-        // The copying replicator reads through the write role (the stand-in counts it).
-        let copying = replicator(false);
-        let signs = tokio::time::timeout(limit, copying.destination_signs(&target)).await;
-        assert_eq!(signs.expect("answered"), None);
-        assert!(assumed.load(std::sync::atomic::Ordering::SeqCst) >= 1);
-    }
-}
+mod tests;

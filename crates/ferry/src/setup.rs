@@ -11,7 +11,7 @@ use crate::aws::{AccessKeys, AwsContext, RegistryAccess};
 use crate::config::{ApiRates, Registry, ReplicationConfig, RepositoryTemplate};
 use crate::error::Error;
 use crate::registry::{ApiClass, ClientOptions, Endpoints, RegistryClient};
-use crate::replicate::role_of;
+use crate::replicate::{read_role_of, role_of};
 
 /// Where credentials and endpoints come from.
 #[derive(Clone, Debug, Default)]
@@ -22,9 +22,12 @@ pub struct ClientSetup {
     pub endpoints: Vec<(String, String)>,
     /// Client tuning.
     pub options: ClientOptions,
-    /// Mint ECR tokens with the ambient identity only, never through a destination's
-    /// `roleArn` (a read-only client: the reconcile function).
+    /// Mint ECR tokens through a destination's `readRoleArn` or with the ambient identity,
+    /// never through its `roleArn` (a read-only client: the reconcile function).
     pub without_roles: bool,
+    /// Mint ECR tokens through a destination's `readRoleArn` where it names one, else its
+    /// `roleArn` (a client that only reads: `ferry plan|verify|status`).
+    pub prefer_read_roles: bool,
 }
 
 impl ClientSetup {
@@ -67,7 +70,16 @@ impl ClientSetup {
         // secret.
         let mut routes = Vec::new();
         for d in &destinations {
-            if let Some(role) = role_of(d).filter(|_| !self.without_roles) {
+            // A reading client mints through the destination's read role, when it names
+            // one, and never through its write role.
+            let role = if self.without_roles {
+                read_role_of(d)
+            } else if self.prefer_read_roles {
+                read_role_of(d).or_else(|| role_of(d))
+            } else {
+                role_of(d)
+            };
+            if let Some(role) = role {
                 routes.push((
                     d.registry_host(),
                     d.template.clone(),

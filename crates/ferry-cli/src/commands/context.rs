@@ -63,6 +63,16 @@ pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfi
     Ok(loaded.config)
 }
 
+/// What a command does at the destinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads (`plan`, `verify`, `status`, `validate --against-registry`): through each
+    /// destination's `readRoleArn` where it names one, else its `roleArn`.
+    Read,
+    /// Writes (`sync`): through each destination's `roleArn`.
+    Write,
+}
+
 /// The replicator for a config: registry client with the config's endpoints, roles and
 /// secrets; the ECR control plane when the config names any ECR registry. Organization
 /// destinations are resolved first (summary on stderr).
@@ -70,8 +80,10 @@ pub async fn replicator(
     config: ReplicationConfig,
     concurrency: usize,
     plain_http: bool,
+    access: Access,
 ) -> Result<Replicator, ferry::Error> {
-    let (replicator, organizations) = resolved_replicator(config, concurrency, plain_http).await?;
+    let (replicator, organizations) =
+        resolved_replicator(config, concurrency, plain_http, access).await?;
     for o in &organizations {
         tell!("{}", organization_summary(o));
     }
@@ -109,6 +121,7 @@ pub async fn resolved_replicator(
     config: ReplicationConfig,
     concurrency: usize,
     plain_http: bool,
+    access: Access,
 ) -> Result<(Replicator, Vec<ResolvedOrganization>), ferry::Error> {
     // The AWS context is loaded once, for Organizations and ECR alike.
     let mut base = None;
@@ -139,6 +152,7 @@ pub async fn resolved_replicator(
     };
     let client = ClientSetup {
         plain_http,
+        prefer_read_roles: access == Access::Read,
         ..Default::default()
     }
     .build_for_config(&config, aws.clone())
@@ -150,8 +164,10 @@ pub async fn resolved_replicator(
             ..Default::default()
         },
     );
-    Ok((
-        Replicator::new(copier, aws.map(EcrControl::new), Arc::new(config)),
-        organizations,
-    ))
+    let replicator = Replicator::new(copier, aws.map(EcrControl::new), Arc::new(config));
+    let replicator = match access {
+        Access::Read => replicator.preferring_read_roles(),
+        Access::Write => replicator,
+    };
+    Ok((replicator, organizations))
 }

@@ -12,7 +12,8 @@ use crate::output::{self, human_bytes};
 pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let (replicator, organizations) =
-        context::resolved_replicator(config, 8, args.config.plain_http).await?;
+        context::resolved_replicator(config, 8, args.config.plain_http, context::Access::Read)
+            .await?;
     let plan = sync::plan(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     let repositories = plan
@@ -102,7 +103,7 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
 /// Report drift; exit 3 when there is any.
 pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config, args.region.as_deref())?;
-    let replicator = context::replicator(config, 8, args.plain_http).await?;
+    let replicator = context::replicator(config, 8, args.plain_http, context::Access::Read).await?;
     let plan = sync::plan_for_drift(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     let drifted = sync::drift_iter(&plan).count();
@@ -252,7 +253,8 @@ pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> 
         say!("resolved: {} destinations", all.len());
     }
     if args.against_registry {
-        let (replicator, _) = context::resolved_replicator(config, 8, args.plain_http).await?;
+        let (replicator, _) =
+            context::resolved_replicator(config, 8, args.plain_http, context::Access::Read).await?;
         let overlaps = native_warnings(&replicator, None).await;
         say!(
             "against the registry: {} overlaps with ECR native replication",

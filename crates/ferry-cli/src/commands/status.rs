@@ -16,7 +16,8 @@ use crate::output;
 pub async fn run(args: StatusArgs) -> Result<ExitCode, ferry::Error> {
     let image = Reference::parse(&args.image)?;
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
-    let replicator = context::replicator(config, 8, args.config.plain_http).await?;
+    let replicator =
+        context::replicator(config, 8, args.config.plain_http, context::Access::Read).await?;
     let history = match &args.results_log_group {
         Some(group) => Some(ResultsLog::new(AwsContext::from_env().await.base(), group)),
         None => None,

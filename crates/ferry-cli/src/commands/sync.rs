@@ -14,8 +14,13 @@ use crate::output::{self, human_bytes};
 /// Plan, then copy and delete with bounded concurrency.
 pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
-    let replicator =
-        context::replicator(config, args.concurrency.into(), args.config.plain_http).await?;
+    let replicator = context::replicator(
+        config,
+        args.concurrency.into(),
+        args.config.plain_http,
+        context::Access::Write,
+    )
+    .await?;
     let plan = sync::plan_for_sync(&replicator).await?;
     output::invalid_names(&plan.invalid_names);
     if args.dry_run {

@@ -16,7 +16,9 @@ pub struct Destination {
     pub template: Option<RepositoryTemplate>,
     /// IAM role to assume for writing (ECR only).
     pub role_arn: Option<String>,
-    /// External ID for assuming `role_arn`.
+    /// IAM role to assume for reading (ECR only): reconcile and the CLI's reads.
+    pub read_role_arn: Option<String>,
+    /// External ID for assuming `role_arn` (and `read_role_arn`).
     pub external_id: Option<String>,
     /// KMS key ARN for repositories Ferry creates (ECR only).
     pub kms_key: Option<String>,
@@ -130,6 +132,7 @@ impl Destination {
         };
         Ok(Self {
             role_arn: placeholders(&spec.role_arn),
+            read_role_arn: placeholders(&spec.read_role_arn),
             kms_key: placeholders(&spec.kms_key),
             registry,
             template,

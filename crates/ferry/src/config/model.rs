@@ -26,6 +26,12 @@ pub struct ReplicationConfig {
     /// Replication rules. An image goes to a destination when any rule naming that
     /// destination selects it.
     pub rules: Vec<Rule>,
+    /// The source registry's pull-through cache prefixes, read at run time
+    /// (`DescribePullThroughCacheRules`), never part of the document: a repository under
+    /// one is selected only by a rule that names it (see `config::pull_through`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pull_through_prefixes: Vec<String>,
 }
 
 /// The registry replicated from: an ECR registry (`registryId` and `region`) or any OCI
@@ -261,7 +267,15 @@ pub struct DestinationSpec {
     /// destination stack creates).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
-    /// External ID passed when assuming `roleArn`.
+    /// IAM role to assume for *reading* this ECR destination (listing, HEAD, describe):
+    /// the reconcile function, and `ferry plan|verify|status`. `{accountId}` and
+    /// `{region}` as in `roleArn`; the destination stack creates
+    /// `arn:aws:iam::{accountId}:role/ferry-destination-read-{region}`. Without it, the CLI
+    /// reads through `roleArn` and reconcile with its own identity (then the destination's
+    /// registry policy must let it read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_role_arn: Option<String>,
+    /// External ID passed when assuming `roleArn` (and `readRoleArn`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// ARN of a KMS key in the destination region, used to encrypt repositories Ferry creates
