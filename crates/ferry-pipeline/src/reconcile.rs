@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use serde::Serialize;
 
-use ferry::config::Target;
+use ferry::config::{Registry, ReplicationConfig, Target};
 use ferry::replicate::Replicator;
 use ferry::sync::{Action, plan_for_drift};
 
@@ -77,6 +77,33 @@ impl DriftSource for Replicator {
             });
         }
         Ok(out)
+    }
+}
+
+/// The config a reconcile run plans over. A config whose source is bound from each event
+/// (a bare `describe-registry` output, or no `source`) names no registry to list, so the
+/// hub reconciles its own registry (its account and region): the registry the
+/// configuration is set on. Other registries that forward their events are reconciled by
+/// the hub of their own account and region. A config pinned to another registry is
+/// refused.
+pub fn bind_to_hub(
+    config: &std::sync::Arc<ReplicationConfig>,
+    account: &str,
+    region: &str,
+) -> Result<std::sync::Arc<ReplicationConfig>, PipelineError> {
+    if config.source_registry().is_some() {
+        return Ok(config.clone());
+    }
+    let hub = Registry::Ecr {
+        registry_id: account.to_string(),
+        region: region.to_string(),
+    };
+    match config.for_source(&hub) {
+        Some(bound) => Ok(std::sync::Arc::new(bound.into_owned())),
+        None => Err(PipelineError::Config(format!(
+            "the config's source names another registry than the hub's own ({}): pin `source` to the registry to reconcile",
+            hub.host()
+        ))),
     }
 }
 
@@ -238,5 +265,38 @@ mod tests {
             ),
             3.0
         );
+    }
+
+    #[test]
+    fn an_unpinned_config_reconciles_the_hubs_own_registry() {
+        let unpinned = std::sync::Arc::new(
+            ReplicationConfig::from_json(
+                r#"{"registryId": "111111111111", "replicationConfiguration": {"rules": [
+                    {"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}}"#,
+            )
+            .unwrap(),
+        );
+        assert!(
+            unpinned.source_registry().is_none(),
+            "the region is left to each event"
+        );
+        let bound = bind_to_hub(&unpinned, "111111111111", "us-east-1").unwrap();
+        assert_eq!(
+            bound.source_registry().map(|r| r.host()).as_deref(),
+            Some("111111111111.dkr.ecr.us-east-1.amazonaws.com")
+        );
+        let error = bind_to_hub(&unpinned, "333333333333", "us-east-1").unwrap_err();
+        assert!(error.to_string().contains("another registry"), "{error}");
+        let pinned = std::sync::Arc::new(
+            ReplicationConfig::from_json(
+                r#"{"source": {"registryId": "444444444444", "region": "eu-west-1"},
+                    "rules": [{"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}"#,
+            )
+            .unwrap(),
+        );
+        assert!(std::sync::Arc::ptr_eq(
+            &bind_to_hub(&pinned, "111111111111", "us-east-1").unwrap(),
+            &pinned
+        ));
     }
 }

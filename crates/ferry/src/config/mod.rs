@@ -38,6 +38,7 @@ mod native;
 mod organization;
 mod parse;
 mod partition;
+mod pull_through;
 mod registry;
 mod select;
 mod template;
@@ -60,9 +61,12 @@ pub use organization::{
     ResolvedOrganization, Skipped,
 };
 pub use parse::Loaded;
+pub use pull_through::{cache_prefix, rule_names_cache};
 pub use registry::Registry;
 pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, SourceParts, check_repository_name};
-pub use validate::{ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES};
+pub use validate::{
+    ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES, MAX_ORGANIZATION_REGIONS,
+};
 
 /// The JSON schema of the configuration document (both accepted shapes), generated from the
 /// types. The committed copy is `schema/ferry-config.schema.json`.

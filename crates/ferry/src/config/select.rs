@@ -9,6 +9,8 @@
 //!   and rendered repository, with `referrers`, `deletes` and `archive: "follow"` OR'ed
 //!   over the rules that select the image for it. A target equal to the source (same
 //!   registry, same repository) is skipped.
+//! - A pull-through cache repository of the source is selected only by rules that name it
+//!   (`config::pull_through`).
 
 use super::destination::{Destination, Target};
 use super::error::ConfigError;
@@ -50,16 +52,16 @@ impl ReplicationConfig {
     /// Whether any rule selects `repository`, whatever the tag (for listing repositories to
     /// reconcile).
     pub fn repository_selected(&self, repository: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| rule.repository_selected(repository))
+        self.rules.iter().any(|rule| {
+            rule.repository_selected(repository) && !self.leaves_out_cache(rule, repository)
+        })
     }
 
     /// Whether any rule selects `tag` in `repository`.
     pub fn tag_selected(&self, repository: &str, tag: &str) -> bool {
-        self.rules
-            .iter()
-            .any(|rule| rule.selects(repository, Some(tag)))
+        self.rules.iter().any(|rule| {
+            rule.selects(repository, Some(tag)) && !self.leaves_out_cache(rule, repository)
+        })
     }
 
     /// Every target the image `repository:tag` (or the digest-only image, for `None`) is
@@ -73,7 +75,7 @@ impl ReplicationConfig {
         let source = self.source_registry();
         let mut targets: Vec<Target> = Vec::new();
         for (r, rule) in self.rules.iter().enumerate() {
-            if !rule.selects(repository, tag) {
+            if !rule.selects(repository, tag) || self.leaves_out_cache(rule, repository) {
                 continue;
             }
             for (d, spec) in rule.destinations.iter().enumerate() {

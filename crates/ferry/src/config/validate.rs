@@ -25,6 +25,9 @@ pub const ECR_MAX_RULES: usize = 10;
 pub const ECR_MAX_DESTINATIONS: usize = 25;
 /// ECR's limit on repository filters per rule.
 pub const ECR_MAX_REPOSITORY_FILTERS: usize = 100;
+/// The most regions one organization destination may name (each is one destination per
+/// account; AWS has fewer regions in any partition).
+pub const MAX_ORGANIZATION_REGIONS: usize = 40;
 
 /// Repository name used to try templates.
 const SAMPLE_REPOSITORY: &str = "sample";
@@ -201,6 +204,7 @@ impl ReplicationConfig {
                 push_err(issues, &at("registry"), check_ecr_spelling(host));
                 for (field, set) in [
                     ("roleArn", spec.role_arn.is_some()),
+                    ("readRoleArn", spec.read_role_arn.is_some()),
                     ("externalId", spec.external_id.is_some()),
                     ("kmsKey", spec.kms_key.is_some()),
                     ("useCreationTemplate", spec.use_creation_template),
@@ -217,8 +221,17 @@ impl ReplicationConfig {
         if let Some(role) = &destination.role_arn {
             push_err(issues, &at("roleArn"), check_role_arn(role));
         }
+        if let Some(role) = &destination.read_role_arn {
+            push_err(issues, &at("readRoleArn"), check_role_arn(role));
+            if spec.credentials_secret_arn.is_some() && destination.registry.is_ecr() {
+                issues.push(Issue::error(
+                    at("readRoleArn"),
+                    "give either readRoleArn or credentialsSecretArn, not both: the secret's access keys are this registry's identity",
+                ));
+            }
+        }
         if let Some(id) = &spec.external_id {
-            if spec.role_arn.is_none() {
+            if spec.role_arn.is_none() && spec.read_role_arn.is_none() {
                 issues.push(Issue::error(at("externalId"), "externalId needs roleArn"));
             }
             push_err(issues, &at("externalId"), check_external_id(id));
@@ -270,6 +283,16 @@ impl ReplicationConfig {
             issues.push(Issue::error(
                 at,
                 "an organization destination needs `regions`: the regions of each account to replicate to",
+            ));
+        }
+        if regions.len() > MAX_ORGANIZATION_REGIONS {
+            issues.push(Issue::error(
+                field("regions"),
+                format!(
+                    "{} regions: an organization destination takes at most {MAX_ORGANIZATION_REGIONS} \
+                     (each is one destination per account); split it, nothing is ever cut silently",
+                    regions.len()
+                ),
             ));
         }
         for (i, region) in spec.regions.iter().enumerate() {

@@ -13,7 +13,6 @@
 //! ignored and reported), and at most [`MAX_CACHE_RULES`] are read.
 
 use crate::aws::{AssumeRole, sdk_error};
-use crate::config::{RepositoryFilterType, Rule};
 use crate::error::Error;
 use crate::reference::{EcrRegistry, validate_repository};
 
@@ -66,39 +65,27 @@ impl EcrControl {
     }
 }
 
-/// The cache prefix `repository` lies under, if any.
-pub fn cache_prefix<'a>(prefixes: &'a [String], repository: &str) -> Option<&'a str> {
-    prefixes
-        .iter()
-        .find(|p| {
-            repository
-                .strip_prefix(p.as_str())
-                .is_some_and(|rest| rest.starts_with('/'))
-        })
-        .map(String::as_str)
+pub use crate::config::{cache_prefix, rule_names_cache};
+
+/// Where the pull-through cache prefixes of a source registry come from (the functions keep
+/// them beside the configuration, so dispatch and replicate select as `ferry plan` does).
+#[async_trait::async_trait]
+pub trait CachePrefixes: Send + Sync + std::fmt::Debug {
+    /// The registry's pull-through cache prefixes.
+    async fn prefixes(&self, registry: &EcrRegistry) -> Result<Vec<String>, Error>;
 }
 
-/// Whether `rule` names the cache repository `repository` under `prefix` (see the module
-/// documentation).
-pub fn rule_names_cache(rule: &Rule, prefix: &str, repository: &str) -> bool {
-    rule.repository_filters.iter().any(|f| {
-        let literal = match f.filter_type() {
-            RepositoryFilterType::PrefixMatch => f.filter(),
-            RepositoryFilterType::Wildcard => f.filter().split('*').next().unwrap_or_default(),
-            RepositoryFilterType::Regex => return false,
-        };
-        let inside = literal == prefix
-            || literal
-                .strip_prefix(prefix)
-                .is_some_and(|rest| rest.starts_with('/'));
-        inside && f.matches(repository)
-    })
+#[async_trait::async_trait]
+impl CachePrefixes for EcrControl {
+    async fn prefixes(&self, registry: &EcrRegistry) -> Result<Vec<String>, Error> {
+        self.pull_through_prefixes(registry, None).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RepositoryFilter;
+    use crate::config::{RepositoryFilter, RepositoryFilterType, Rule};
 
     fn rule(filters: &[(&str, RepositoryFilterType)]) -> Rule {
         Rule {

@@ -64,6 +64,52 @@ fn empty_configurations_warn() {
 }
 
 #[test]
+fn an_organization_destination_over_the_region_cap_is_refused_not_cut() {
+    let regions: Vec<String> = (0..41)
+        .map(|i| format!("\"us-east-{}\"", i % 99 + 1))
+        .collect();
+    let json = format!(
+        r#"{{{SOURCE}, "rules": [{{"destinations": [
+            {{"organization": true, "regions": [{}]}}]}}]}}"#,
+        regions.join(", ")
+    );
+    let errors = findings(&json, Error);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("rules[0].destinations[0].regions: 41 regions")),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn read_roles_are_checked_like_write_roles() {
+    let json = format!(
+        r#"{{{SOURCE}, "rules": [{{"destinations": [
+            {{"region": "eu-west-1", "registryId": "444455556666",
+              "readRoleArn": "arn:aws:iam::{{accountId}}:role/ferry-destination-read-{{region}}"}},
+            {{"region": "eu-west-1", "registryId": "444455556666", "readRoleArn": "arn:aws:iam::444455556666:user/x"}},
+            {{"registry": "quay.io", "readRoleArn": "arn:aws:iam::444455556666:role/r"}},
+            {{"region": "eu-west-1", "registryId": "666677778888", "readRoleArn": "arn:aws:iam::666677778888:role/r",
+              "credentialsSecretArn": "arn:aws:secretsmanager:eu-west-1:666677778888:secret:x"}}
+        ]}}]}}"#
+    );
+    let errors = findings(&json, Error);
+    let expected_starts = [
+        "rules[0].destinations[1].readRoleArn: `arn:aws:iam::444455556666:user/x` is not a role ARN",
+        "rules[0].destinations[2].readRoleArn: applies to ECR destinations only",
+        "rules[0].destinations[3].readRoleArn: give either readRoleArn or credentialsSecretArn",
+    ];
+    assert_eq!(errors.len(), expected_starts.len(), "{errors:#?}");
+    for (error, start) in errors.iter().zip(expected_starts) {
+        assert!(
+            error.starts_with(start),
+            "{error}\n  expected to start with {start}"
+        );
+    }
+}
+
+#[test]
 fn assume_role_and_kms_checks() {
     let json = format!(
         r#"{{{SOURCE}, "rules": [{{"destinations": [
