@@ -941,6 +941,10 @@ fn expected_hub_statements(
         );
         m.insert(("ReconcileRole", "ListDestinations"), list);
         m.insert(
+            ("ReconcileRole", "AssumeDestinationReadRoles"),
+            strings(&["sts:AssumeRole"]),
+        );
+        m.insert(
             ("ReconcileRole", "ReadRegistryCredentials"),
             strings(&["secretsmanager:GetSecretValue"]),
         );
@@ -1042,6 +1046,10 @@ fn hub_statements_are_scoped_to_their_resources() {
     assert_eq!(
         res("ReplicateRole", "AssumeDestinationRoles"),
         json!([DEST_ROLES])
+    );
+    assert_eq!(
+        res("ReconcileRole", "AssumeDestinationReadRoles"),
+        json!([DEST_READ_ROLES])
     );
     assert_eq!(
         res("ReplicateRole", "ReadRegistryCredentials"),
