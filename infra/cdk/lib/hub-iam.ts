@@ -151,8 +151,10 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         ...tail(p),
       ];
     case 'reconcile':
-      // No sts:AssumeRole of a destination role: reconcile reads untrusted listings and
-      // reads destinations with this role only (their registry policy's FerryReconcileRead).
+      // Reconcile reads untrusted listings: it may assume the destinations' read roles
+      // (destinationReadRoleArns, the configuration's readRoleArn), never a write role;
+      // without them it reads destinations with this role (ListDestinations, their
+      // registry policy's FerryReconcileRead).
       return [
         ...head,
         allow('SendJobs', 'sqs:SendMessage', refs.jobsQueueArn),
@@ -163,6 +165,9 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         allow('ReadRegistrySettings', ['ecr:DescribePullThroughCacheRules', 'ecr:GetSigningConfiguration'], '*'),
         allow('ListSources', ECR_LIST, p.sourceRepositoryArns),
         ...(hasDestinations ? [allow('ListDestinations', ECR_LIST, p.destinationRepositoryArns)] : []),
+        ...(p.destinationReadRoleArns.length > 0
+          ? [allow('AssumeDestinationReadRoles', 'sts:AssumeRole', p.destinationReadRoleArns)]
+          : []),
         ...secretsAndKeys(p, configKey, false),
         ...tail(p),
       ];

@@ -62,6 +62,12 @@ export interface FerryHubProps {
   readonly destinationRepositoryArns?: string[];
   /** Destination role ARNs (patterns) replicate may assume. @default none */
   readonly destinationRoleArns?: string[];
+  /**
+   * Destination read role ARNs (patterns) reconcile may assume to list and read destinations
+   * (the configuration's readRoleArn), e.g. arn:aws:iam::*:role/ferry-destination-read-*.
+   * Reconcile never assumes a write role. @default none: reconcile assumes no destination role
+   */
+  readonly destinationReadRoleArns?: string[];
   /** Secrets Manager secrets of registry credentials. @default none */
   readonly credentialSecretArns?: string[];
   /** KMS keys of those secrets and of repositories Ferry creates. @default none */
@@ -108,6 +114,7 @@ export interface ResolvedHubProps {
   readonly sourceRepositoryArns: string[];
   readonly destinationRepositoryArns: string[];
   readonly destinationRoleArns: string[];
+  readonly destinationReadRoleArns: string[];
   readonly credentialSecretArns: string[];
   readonly kmsKeyArns: string[];
   readonly permissionsBoundaryArn?: string;
@@ -201,6 +208,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
     sourceRepositoryArns: props.sourceRepositoryArns,
     destinationRepositoryArns: props.destinationRepositoryArns ?? [],
     destinationRoleArns: props.destinationRoleArns ?? [],
+    destinationReadRoleArns: props.destinationReadRoleArns ?? [],
     credentialSecretArns: props.credentialSecretArns ?? [],
     kmsKeyArns: props.kmsKeyArns ?? [],
     permissionsBoundaryArn,

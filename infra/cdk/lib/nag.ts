@@ -61,7 +61,7 @@ const RULES: readonly Rule[] = [
       {
         id: 'AwsSolutions-IAM5',
         reason:
-          'Destination role and secret patterns given by the operator (destinationRoleArns, credentialSecretArns), e.g. arn:aws:iam::*:role/ferry-destination-* for a StackSet role in every account; the template grants exactly these.',
+          'Destination role and secret patterns given by the operator (destinationRoleArns, destinationReadRoleArns, credentialSecretArns), e.g. arn:aws:iam::*:role/ferry-destination-* (replicate) and arn:aws:iam::*:role/ferry-destination-read-* (reconcile) for a StackSet role in every account; the template grants exactly these.',
         appliesTo: [{ regex: '/^Resource::arn:(aws[a-z-]*|<AWS::Partition>):(iam|secretsmanager):.*\\*.*$/g' }],
       },
       {

@@ -191,6 +191,42 @@ describe('FerryHub', () => {
     }
   });
 
+  it('lets reconcile assume the destinations\' read roles only, and only when given', () => {
+    const writeRoles = ['arn:aws:iam::*:role/ferry-destination-*'];
+    const readRoles = ['arn:aws:iam::*:role/ferry-destination-read-*'];
+    /** The reconcile role's statements granting an sts: action. */
+    const sts = (json: any) =>
+      json.Resources[idOf(json, 'AWS::IAM::Role', 'ReconcileRole')].Properties.Policies[0].PolicyDocument.Statement.filter(
+        (s: any) => [s.Action].flat().some((a: string) => a.startsWith('sts:')),
+      );
+    // With both allow-lists: replicate assumes the destination roles, reconcile the read roles.
+    const both = hub({ destinationRoleArns: writeRoles, destinationReadRoleArns: readRoles }).json;
+    assert.deepEqual(statements(both, 'ReplicateRole').AssumeDestinationRoles, ['sts:AssumeRole', writeRoles]);
+    assert.deepEqual(sts(both), [
+      { Sid: 'AssumeDestinationReadRoles', Effect: 'Allow', Action: 'sts:AssumeRole', Resource: readRoles },
+    ]);
+    // A write role (ferry-destination-<region>) is not among them.
+    const pattern = new RegExp(`^${readRoles[0].replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`);
+    assert.ok(pattern.test('arn:aws:iam::222222222222:role/ferry-destination-read-eu-west-1'));
+    assert.ok(!pattern.test('arn:aws:iam::222222222222:role/ferry-destination-eu-west-1'));
+    // Without destinationReadRoleArns reconcile assumes nothing, whatever destinationRoleArns says.
+    assert.deepEqual(sts(hub({ destinationRoleArns: writeRoles }).json), []);
+    assert.deepEqual(sts(hub().json), []);
+    // The organization reader stays its only other sts grant.
+    const org = hub({
+      destinationReadRoleArns: readRoles,
+      organizationAccess: 'role',
+      organizationRoleArn: 'arn:aws:iam::999999999999:role/reader',
+    }).json;
+    assert.deepEqual(
+      sts(org).map((s: any) => [s.Sid, s.Resource]),
+      [
+        ['AssumeDestinationReadRoles', readRoles],
+        ['AssumeOrganizationReader', 'arn:aws:iam::999999999999:role/reader'],
+      ],
+    );
+  });
+
   it('gives every function its environment, architecture and log group', () => {
     const { json } = hub({ architecture: 'x86_64', organizationAccess: 'direct', organizationCacheSeconds: 60 });
     const env = (fn: string) => {

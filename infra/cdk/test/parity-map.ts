@@ -35,6 +35,7 @@ export const HUB_PARAMETERS: ParameterMap<FerryHubProps> = {
   SourceRepositoryArns: ['sourceRepositoryArns', 'list'],
   DestinationRepositoryArns: ['destinationRepositoryArns', 'list'],
   DestinationRoleArns: ['destinationRoleArns', 'list'],
+  DestinationReadRoleArns: ['destinationReadRoleArns', 'list'],
   CredentialSecretArns: ['credentialSecretArns', 'list'],
   KmsKeyArns: ['kmsKeyArns', 'list'],
   PermissionsBoundaryArn: ['permissionsBoundaryArn', 'string'],

@@ -179,3 +179,73 @@ fn the_table_fails_on_statements_without_the_new_actions() {
         );
     }
 }
+
+/// The ECR actions reconcile makes at a destination through its read role (`readRoleArn`):
+/// listings, manifests and blobs (GET and HEAD), referrers, the registry login and the
+/// managed signing configuration.
+const DESTINATION_READS: [&str; 9] = [
+    "ecr:DescribeImages",
+    "ecr:ListImages",
+    "ecr:BatchGetImage",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:DescribeRepositories",
+    "ecr:GetAuthorizationToken",
+    "ecr:GetSigningConfiguration",
+    "ecr:ListImageReferrers",
+];
+
+/// Reconcile reads destinations through their read role: the table has its
+/// `sts:AssumeRole` of a read role (and of no write role), the destination's read role
+/// grants every ECR read it makes there, and every ECR action reconcile makes at a
+/// destination with its own role is one of them too.
+#[test]
+fn reconcile_reads_destinations_through_the_read_role() {
+    let calls = calls();
+    let field = |c: &Value, k: &str| c[k].as_str().unwrap_or_default().to_owned();
+    let reconcile_sts: Vec<String> = calls
+        .iter()
+        .filter(|c| field(c, "role") == "ReconcileRole" && field(c, "action") == "sts:AssumeRole")
+        .map(|c| field(c, "resource"))
+        .collect();
+    assert!(
+        reconcile_sts.contains(&DEST_READ_ROLE.to_owned()),
+        "calls.json: reconcile's sts:AssumeRole of the read role: {reconcile_sts:?}"
+    );
+    assert!(!reconcile_sts.contains(&DEST_WRITE_ROLE.to_owned()));
+    let read_role = role_statements(&stack("destination"), "ReadRole");
+    let read_role: Vec<Value> = read_role.into_iter().map(|(_, s)| s).collect();
+    let repo = "arn:aws:ecr:us-east-1:111111111111:repository/golden/app";
+    for action in DESTINATION_READS {
+        assert!(
+            calls.iter().any(|c| field(c, "stack") == "destination"
+                && field(c, "role") == "ReadRole"
+                && field(c, "action") == action),
+            "calls.json: the read role's {action}"
+        );
+        let resource =
+            if action == "ecr:GetAuthorizationToken" || action == "ecr:GetSigningConfiguration" {
+                "*"
+            } else {
+                repo
+            };
+        assert!(
+            identity_allows(&read_role, action, resource).unwrap(),
+            "the destination read role does not grant {action}"
+        );
+    }
+    // What reconcile reads at a destination with its own role, it can read through the
+    // read role too.
+    for c in &calls {
+        if field(c, "role") == "ReconcileRole"
+            && field(c, "resource").contains(":222222222222:")
+            && field(c, "action").starts_with("ecr:")
+        {
+            let action = field(c, "action");
+            assert!(
+                DESTINATION_READS.contains(&action.as_str()),
+                "{action}: reconcile reads it at destinations, the read role list lacks it"
+            );
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! One naming story: every `examples/config/*.json` destination written through the
-//! destination stack uses the role that stack creates (`AssumeRoleName` default plus
-//! `-{region}`), repositories under its `RepositoryPrefix` default, and a `kmsKey` its
-//! `KmsKeyArn` pattern accepts.
+//! destination stack uses the roles that stack creates (`AssumeRoleName` default plus
+//! `-{region}` to write, `-read-{region}` to read: `roleArn` and `readRoleArn`), repositories
+//! under its `RepositoryPrefix` default, and a `kmsKey` its `KmsKeyArn` pattern accepts.
 
 mod common;
 
@@ -31,8 +31,19 @@ fn examples() -> Vec<(String, Value)> {
     out
 }
 
+/// The names the destination stack gives with its defaults.
+struct Stack {
+    /// `roleArn`: `arn:aws:iam::{accountId}:role/<AssumeRoleName>-{region}`.
+    role: String,
+    /// `readRoleArn`: `arn:aws:iam::{accountId}:role/<AssumeRoleName>-read-{region}`.
+    read_role: String,
+    prefix: String,
+    kms: regex::Regex,
+}
+
 /// Every problem of one example against the destination stack's defaults.
-fn problems(name: &str, doc: &Value, role: &str, prefix: &str, kms: &regex::Regex) -> Vec<String> {
+fn problems(name: &str, doc: &Value, stack: &Stack) -> Vec<String> {
+    let (role, read_role, prefix) = (&stack.role, &stack.read_role, &stack.prefix);
     let mut found = Vec::new();
     let source_account = doc["source"]["registryId"].as_str();
     for (r, rule) in doc["rules"].as_array().unwrap().iter().enumerate() {
@@ -51,6 +62,21 @@ fn problems(name: &str, doc: &Value, role: &str, prefix: &str, kms: &regex::Rege
                 }
                 None if cross_account && !REGISTRY_POLICY_EXAMPLES.contains(&name) => {
                     found.push(format!("{at}: another account without roleArn {role}"));
+                }
+                _ => {}
+            }
+            // Reconcile (and ferry plan, verify, status) read through the read role the
+            // stack creates beside the write role.
+            match dest["readRoleArn"].as_str() {
+                Some(arn) if arn != read_role => {
+                    found.push(format!(
+                        "{at}: readRoleArn {arn}, the stack creates {read_role}"
+                    ));
+                }
+                None if dest["roleArn"].as_str() == Some(role) => {
+                    found.push(format!(
+                        "{at}: roleArn {role} without readRoleArn {read_role}"
+                    ));
                 }
                 _ => {}
             }
@@ -83,7 +109,7 @@ fn problems(name: &str, doc: &Value, role: &str, prefix: &str, kms: &regex::Rege
                         "{accountId}",
                         dest["registryId"].as_str().unwrap_or("111111111111"),
                     );
-                if !kms.is_match(&rendered) {
+                if !stack.kms.is_match(&rendered) {
                     found.push(format!(
                         "{at}: kmsKey {key} does not match KmsKeyArn's pattern"
                     ));
@@ -94,30 +120,38 @@ fn problems(name: &str, doc: &Value, role: &str, prefix: &str, kms: &regex::Rege
     found
 }
 
-fn stack_defaults() -> (String, String, regex::Regex) {
+fn stack_defaults() -> Stack {
     let doc = load(DESTINATION).unwrap();
     let p = &doc["Parameters"];
-    let role = format!(
-        "arn:aws:iam::{{accountId}}:role/{}-{{region}}",
-        p["AssumeRoleName"]["Default"].as_str().unwrap()
-    );
+    let name = p["AssumeRoleName"]["Default"].as_str().unwrap();
     let prefix = p["RepositoryPrefix"]["Default"]
         .as_str()
         .unwrap()
         .to_owned();
     let pattern = p["KmsKeyArn"]["AllowedPattern"].as_str().unwrap();
-    (role, prefix, regex::Regex::new(pattern).unwrap())
+    Stack {
+        role: format!("arn:aws:iam::{{accountId}}:role/{name}-{{region}}"),
+        read_role: format!("arn:aws:iam::{{accountId}}:role/{name}-read-{{region}}"),
+        prefix,
+        kms: regex::Regex::new(pattern).unwrap(),
+    }
 }
 
 #[test]
 fn every_example_uses_the_destination_stack_names() {
-    let (role, prefix, kms) = stack_defaults();
-    assert_eq!(prefix, "golden");
+    let stack = stack_defaults();
+    assert_eq!(stack.prefix, "golden");
+    // The read role's name as the stack's ReadRole resource spells it.
+    let doc = load(DESTINATION).unwrap();
+    assert_eq!(
+        doc["Resources"]["ReadRole"]["Properties"]["RoleName"]["Fn::Sub"],
+        serde_json::json!("${AssumeRoleName}-read-${AWS::Region}")
+    );
     let all = examples();
     assert!(all.len() >= 5, "{} examples", all.len());
     let found: Vec<String> = all
         .iter()
-        .flat_map(|(name, doc)| problems(name, doc, &role, &prefix, &kms))
+        .flat_map(|(name, doc)| problems(name, doc, &stack))
         .collect();
     assert_eq!(found, Vec::<String>::new());
     for name in REGISTRY_POLICY_EXAMPLES {
@@ -128,24 +162,29 @@ fn every_example_uses_the_destination_stack_names() {
 /// The check fails on what the examples used to say.
 #[test]
 fn the_old_names_are_reported() {
-    let (role, prefix, kms) = stack_defaults();
+    let stack = stack_defaults();
     let old: Value = serde_json::from_str(
         r#"{"source": {"registryId": "111122223333", "region": "us-east-1"},
             "rules": [{"repositoryFilters": [{"filter": "prod/", "filterType": "PREFIX_MATCH"}],
               "destinations": [{"region": "eu-central-1", "registryId": "999988887777",
                 "repositoryName": "platform/{repository}",
                 "roleArn": "arn:aws:iam::999988887777:role/ferry-dr-writer",
+                "readRoleArn": "arn:aws:iam::{accountId}:role/ferry-destination-{region}",
                 "kmsKey": "arn:aws:kms:eu-central-1:999988887777:alias/ecr-dr"},
-               {"region": "eu-west-1", "registryId": "555566667777"}]}]}"#,
+               {"region": "eu-west-1", "registryId": "555566667777"},
+               {"region": "us-west-2", "registryId": "555566667777",
+                "roleArn": "arn:aws:iam::{accountId}:role/ferry-destination-{region}"}]}]}"#,
     )
     .unwrap();
-    let found = problems("old.json", &old, &role, &prefix, &kms);
+    let found = problems("old.json", &old, &stack);
     for needle in [
         "roleArn arn:aws:iam::999988887777:role/ferry-dr-writer",
         "repositoryName platform/{repository}",
         "repository filter prod/",
         "kmsKey arn:aws:kms:eu-central-1:999988887777:alias/ecr-dr",
         "destinations[1]: another account without roleArn",
+        "readRoleArn arn:aws:iam::{accountId}:role/ferry-destination-{region}, the stack creates",
+        "destinations[2]: roleArn arn:aws:iam::{accountId}:role/ferry-destination-{region} without readRoleArn",
     ] {
         assert!(
             found.iter().any(|f| f.contains(needle)),

@@ -43,6 +43,17 @@ fn ttl(r: &Rendered, function: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The Sid of a hub role's one sts grant besides the organization reader: replicate assumes
+/// the destination roles (`DestinationRoleArns`), reconcile only their read roles
+/// (`DestinationReadRoleArns`), dispatch none.
+fn destination_sts_sid(role: &str) -> &'static str {
+    match role {
+        "ReplicateRole" => "AssumeDestinationRoles",
+        "ReconcileRole" => "AssumeDestinationReadRoles",
+        other => panic!("{other} assumes no destination role"),
+    }
+}
+
 #[test]
 fn without_organization_access_nothing_reads_the_organization() {
     let doc = load(HUB).unwrap();
@@ -69,7 +80,11 @@ fn without_organization_access_nothing_reads_the_organization() {
         }
         for role in ROLES {
             for st in granting(&r, role, "sts") {
-                assert_eq!(st["Sid"], json!("AssumeDestinationRoles"), "{label} {role}");
+                assert_eq!(
+                    st["Sid"],
+                    json!(destination_sts_sid(role)),
+                    "{label} {role}"
+                );
             }
         }
         for (function, _) in FUNCTIONS {
@@ -163,7 +178,11 @@ fn direct_access_grants_exactly_the_three_list_actions() {
             assert_eq!(actions(&org[0]), sorted(&ORG_LIST), "{label} {role}");
             assert_eq!(org[0]["Resource"], json!("*"), "{label} {role}");
             for st in granting(&r, role, "sts") {
-                assert_eq!(st["Sid"], json!("AssumeDestinationRoles"), "{label} {role}");
+                assert_eq!(
+                    st["Sid"],
+                    json!(destination_sts_sid(role)),
+                    "{label} {role}"
+                );
             }
         }
         check_least_privilege(label, &r);

@@ -949,6 +949,10 @@ fn expected_hub_statements(
         );
         m.insert(("ReconcileRole", "ListDestinations"), list);
         m.insert(
+            ("ReconcileRole", "AssumeDestinationReadRoles"),
+            strings(&["sts:AssumeRole"]),
+        );
+        m.insert(
             ("ReconcileRole", "ReadRegistryCredentials"),
             strings(&["secretsmanager:GetSecretValue"]),
         );
@@ -1050,6 +1054,10 @@ fn hub_statements_are_scoped_to_their_resources() {
     assert_eq!(
         res("ReplicateRole", "AssumeDestinationRoles"),
         json!([DEST_ROLES])
+    );
+    assert_eq!(
+        res("ReconcileRole", "AssumeDestinationReadRoles"),
+        json!([DEST_READ_ROLES])
     );
     assert_eq!(
         res("ReplicateRole", "ReadRegistryCredentials"),

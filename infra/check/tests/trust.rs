@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ferry_infra_check::policy::{Request, applies, arn_like, substitute};
+use ferry_infra_check::policy::{Request, applies, arn_like, identity_allows, substitute};
 use ferry_infra_check::{
     Rendered, actions, as_list, get_att, iam_statements, load, reference, render, statement,
 };
@@ -439,64 +439,139 @@ fn reconcile_reads_destinations_but_can_never_write_or_delete() {
     }
 }
 
-/// Reconcile reads untrusted listings with its own identity (`build_reading_replicator`):
-/// the hub gives it no `sts:AssumeRole` of a destination role, so even with
-/// `DestinationRoleArns` it cannot obtain a destination's write/delete credentials (which
-/// replicate alone uses). Its one possible sts grant is the read-only organization reader
-/// (`OrganizationAccess=role`): `sts:AssumeRole` on exactly `OrganizationRoleArn`.
+/// Whether the reconcile role's identity policy in `r` allows `sts:AssumeRole` of `role_arn`.
+fn reconcile_may_assume(r: &Rendered, role_arn: &str) -> bool {
+    role_may_assume(r, "ReconcileRole", role_arn)
+}
+
+/// Whether the identity policy of hub role `role` in `r` allows `sts:AssumeRole` of
+/// `role_arn` (an Allow applies, no Deny does: `identity_allows`, over `applies`).
+fn role_may_assume(r: &Rendered, role: &str, role_arn: &str) -> bool {
+    let statements: Vec<Value> = iam_statements(r)
+        .into_iter()
+        .filter(|(origin, _)| origin.split('/').next() == Some(role))
+        .map(|(_, st)| st)
+        .collect();
+    identity_allows(&statements, "sts:AssumeRole", role_arn).unwrap()
+}
+
+/// The reconcile role's `Allow` statements with an `sts:` action.
+fn reconcile_sts(r: &Rendered) -> Vec<Value> {
+    iam_statements(r)
+        .into_iter()
+        .filter(|(origin, st)| {
+            origin.starts_with("ReconcileRole")
+                && st["Effect"] == json!("Allow")
+                && actions(st).iter().any(|a| a.starts_with("sts:"))
+        })
+        .map(|(_, st)| st)
+        .collect()
+}
+
+/// Reconcile reads untrusted listings: it may assume the destinations' read roles
+/// (`DestinationReadRoleArns`, the configuration's `readRoleArn`) and never a write/delete
+/// role, even when `DestinationRoleArns` (replicate's allow-list) is a pattern that matches
+/// the read roles too. Its sts grants are exactly `AssumeDestinationReadRoles` on
+/// `DestinationReadRoleArns` and, with `OrganizationAccess=role`, the read-only organization
+/// reader; with `DestinationReadRoleArns` empty it may assume no destination role at all.
 #[test]
-fn reconcile_can_assume_no_destination_role() {
-    let org = with(
-        HUB_ALL,
-        &[
-            ("OrganizationAccess", "role"),
-            ("OrganizationRoleArn", ORG_ROLE),
-        ],
+fn reconcile_can_assume_read_roles_and_no_write_role() {
+    // The example names are what the destination stack creates with its defaults.
+    assert!(arn_like(DEST_ROLES, DEST_WRITE_ROLE));
+    assert!(
+        arn_like(DEST_ROLES, DEST_READ_ROLE),
+        "replicate's pattern covers both"
     );
-    for (label, r, reader) in [
-        ("defaults", hub(&[]), None),
-        ("all features", hub(HUB_ALL), None),
-        ("secure configuration", hub_all_secure(), None),
+    assert!(arn_like(DEST_READ_ROLES, DEST_READ_ROLE));
+    assert!(!arn_like(DEST_READ_ROLES, DEST_WRITE_ROLE));
+
+    let without_read = with(HUB_ALL, &[("DestinationReadRoleArns", "")]);
+    let org = |base: &[(&'static str, &'static str)]| {
+        with(
+            base,
+            &[
+                ("OrganizationAccess", "role"),
+                ("OrganizationRoleArn", ORG_ROLE),
+            ],
+        )
+    };
+    let roles_only: &[(&str, &str)] = &[
+        ("DestinationRoleArns", DEST_ROLES),
+        ("DestinationReadRoleArns", DEST_READ_ROLES),
+    ];
+    // (label, hub, read roles granted, organization reader granted)
+    for (label, r, read, reader) in [
+        ("defaults", hub(&[]), false, false),
+        ("write and read roles only", hub(roles_only), true, false),
+        ("all features", hub(HUB_ALL), true, false),
+        ("secure configuration", hub_all_secure(), true, false),
         (
             "all features, organization reader",
-            hub(&org),
-            Some(ORG_ROLE),
+            hub(&org(HUB_ALL)),
+            true,
+            true,
         ),
         (
             "all features, organization direct",
             hub(&with(HUB_ALL, &[("OrganizationAccess", "direct")])),
-            None,
+            true,
+            false,
+        ),
+        ("no read roles", hub(&without_read), false, false),
+        (
+            "no read roles, organization reader",
+            hub(&org(&without_read)),
+            false,
+            true,
         ),
     ] {
-        let mut sts = Vec::new();
-        for (origin, st) in iam_statements(&r) {
-            if origin.starts_with("ReconcileRole")
-                && st["Effect"] == json!("Allow")
-                && actions(&st).iter().any(|a| a.starts_with("sts:"))
-            {
-                sts.push(st);
-            }
+        assert!(
+            !reconcile_may_assume(&r, DEST_WRITE_ROLE),
+            "{label}: reconcile may assume the write role"
+        );
+        assert_eq!(
+            reconcile_may_assume(&r, DEST_READ_ROLE),
+            read,
+            "{label}: reconcile and the read role"
+        );
+        assert_eq!(
+            reconcile_may_assume(&r, ORG_ROLE),
+            reader,
+            "{label}: reconcile and the organization reader"
+        );
+        let mut expected = Vec::new();
+        if read {
+            expected.push(json!({
+                "Sid": "AssumeDestinationReadRoles",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": [DEST_READ_ROLES],
+            }));
         }
-        match reader {
-            None => assert_eq!(sts, Vec::<Value>::new(), "{label}: reconcile may use sts"),
-            Some(role) => {
-                assert_eq!(sts.len(), 1, "{label}: {sts:?}");
-                assert_eq!(sts[0]["Sid"], json!("AssumeOrganizationReader"), "{label}");
-                assert_eq!(actions(&sts[0]), strings(&["sts:AssumeRole"]), "{label}");
-                assert_eq!(sts[0]["Resource"], json!(role), "{label}");
-                assert!(sts[0].get("Condition").is_none(), "{label}");
-                // No destination role matches it (the hub's DestinationRoleArns are set).
-                let destination_role = "arn:aws:iam::222222222222:role/ferry-destination-eu-west-1";
-                assert!(arn_like(DEST_ROLES, destination_role), "the example is one");
-                assert!(!arn_like(role, destination_role), "{label}");
-            }
+        if reader {
+            expected.push(json!({
+                "Sid": "AssumeOrganizationReader",
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Resource": ORG_ROLE,
+            }));
         }
+        assert_eq!(
+            reconcile_sts(&r),
+            expected,
+            "{label}: reconcile's sts grants"
+        );
         if label != "defaults" {
+            // Replicate still assumes the destination roles (the write role among them).
             let statements = iam_statements(&r);
             let st = statement(&statements, "ReplicateRole", "AssumeDestinationRoles");
             assert!(
                 st.is_some(),
                 "{label}: replicate still assumes destination roles"
+            );
+            assert!(
+                role_may_assume(&r, "ReplicateRole", DEST_WRITE_ROLE),
+                "{label}"
             );
         }
     }

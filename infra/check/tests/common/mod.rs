@@ -53,6 +53,12 @@ pub fn org_reader(overrides: &[(&str, &str)]) -> Rendered {
 
 pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/golden/*,arn:aws:ecr:us-west-2:333333333333:repository/golden/*";
 pub const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
+/// The destinations' read roles (`<AssumeRoleName>-read-<region>`) reconcile may assume.
+pub const DEST_READ_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-read-*";
+/// A destination's write role and read role (account 222222222222, eu-west-1), as the
+/// destination stack names them with its default `AssumeRoleName`.
+pub const DEST_WRITE_ROLE: &str = "arn:aws:iam::222222222222:role/ferry-destination-eu-west-1";
+pub const DEST_READ_ROLE: &str = "arn:aws:iam::222222222222:role/ferry-destination-read-eu-west-1";
 pub const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ferry/ghcr-AbCdEf";
 pub const KMS_KEY: &str =
     "arn:aws:kms:eu-west-1:222222222222:key/11111111-2222-3333-4444-555555555555";
@@ -66,6 +72,7 @@ pub const HUB_ALL: &[(&str, &str)] = &[
     ),
     ("DestinationRepositoryArns", DEST_REPOS),
     ("DestinationRoleArns", DEST_ROLES),
+    ("DestinationReadRoleArns", DEST_READ_ROLES),
     ("CredentialSecretArns", SECRET),
     ("KmsKeyArns", KMS_KEY),
     (
