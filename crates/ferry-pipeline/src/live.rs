@@ -38,7 +38,7 @@ pub struct LiveConfig {
 }
 
 /// The source registry's pull-through cache prefixes, read again after a TTL; a failed
-/// read keeps the last answer (none at first), and is logged.
+/// read keeps the last answer (none at first) for another TTL, and is logged.
 #[derive(Debug)]
 struct PrefixCache {
     source: Arc<dyn CachePrefixes>,
@@ -60,8 +60,11 @@ impl PrefixCache {
                 prefixes
             }
             Err(error) => {
-                tracing::warn!(registry = %registry.host(), code = error.code(), error = %error, "pull-through cache rules not read: no repository is taken for a cache repository until they are");
-                last.as_ref().map(|(_, p)| p.clone()).unwrap_or_default()
+                tracing::warn!(registry = %registry.host(), code = error.code(), error = %error, "pull-through cache rules not read: the last answer (or none) is kept until the next try");
+                // Asked again after the TTL, not on every event.
+                let kept = last.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
+                *last = Some((std::time::Instant::now(), kept.clone()));
+                kept
             }
         }
     }

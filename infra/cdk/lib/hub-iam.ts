@@ -124,6 +124,8 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         ...head,
         allow('SendJobs', 'sqs:SendMessage', refs.jobsQueueArn),
         allow('AsyncDeadLetters', 'sqs:SendMessage', refs.eventsDlqArn),
+        // The source registry's pull-through cache rules (registry-level, read-only).
+        allow('ReadPullThroughCacheRules', 'ecr:DescribePullThroughCacheRules', '*'),
         ...configKey,
         ...tail(p),
       ];
@@ -142,6 +144,7 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         // The managed signing configuration of a destination written with this role
         // (registry-level, read-only, no resource type).
         allow('ReadSigningConfiguration', 'ecr:GetSigningConfiguration', '*'),
+        allow('ReadPullThroughCacheRules', 'ecr:DescribePullThroughCacheRules', '*'),
         allow('PullFromSources', ECR_PULL, p.sourceRepositoryArns),
         ...(hasDestinations ? [allow('PushToDestinations', ECR_PUSH, p.destinationRepositoryArns)] : []),
         ...(p.destinationRoleArns.length > 0

@@ -52,7 +52,7 @@ describe('FerryHub', () => {
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Events::Rule': 2,
       'AWS::Lambda::Permission': 2,
-      'AWS::CloudWatch::Alarm': 10,
+      'AWS::CloudWatch::Alarm': 11,
       'AWS::CloudWatch::Dashboard': 1,
       'AWS::SNS::Topic': 0,
       'AWS::SNS::Subscription': 0,
@@ -125,6 +125,7 @@ describe('FerryHub', () => {
       ReadConfiguration: ['ssm:GetParameter', config],
       SendJobs: ['sqs:SendMessage', jobs],
       AsyncDeadLetters: ['sqs:SendMessage', eventsDlq],
+      ReadPullThroughCacheRules: ['ecr:DescribePullThroughCacheRules', '*'],
     });
     assert.deepEqual(statements(json, 'ReplicateRole'), {
       WriteOwnLogs: [['logs:CreateLogStream', 'logs:PutLogEvents'], log('Replicate')],
@@ -137,6 +138,7 @@ describe('FerryHub', () => {
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
       ReadAccountSettings: ['ecr:GetAccountSetting', '*'],
       ReadSigningConfiguration: ['ecr:GetSigningConfiguration', '*'],
+      ReadPullThroughCacheRules: ['ecr:DescribePullThroughCacheRules', '*'],
       PullFromSources: [
         [
           'ecr:BatchGetImage',

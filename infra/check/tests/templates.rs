@@ -689,6 +689,12 @@ fn alarms_cover_dlqs_job_age_errors_throttles_and_rejected_jobs() {
         );
         assert_eq!(rejected[0].get("AlarmActions"), actions.as_ref());
         seen += 1;
+        // An organization scope that cannot be read: only its destinations wait, so no
+        // function error shows it; this metric does.
+        assert_eq!(unread[0]["Threshold"], json!(0));
+        assert!(unread[0].get("Dimensions").is_none());
+        assert_eq!(unread[0].get("AlarmActions"), actions.as_ref());
+        seen += 1;
         assert_eq!(
             r.resources_of_type("AWS::CloudWatch::Alarm").count(),
             seen,
@@ -886,6 +892,12 @@ fn expected_hub_statements(
         ("DispatchRole", "AsyncDeadLetters"),
         strings(&["sqs:SendMessage"]),
     );
+    for role in ["DispatchRole", "ReplicateRole"] {
+        m.insert(
+            (role, "ReadPullThroughCacheRules"),
+            strings(&["ecr:DescribePullThroughCacheRules"]),
+        );
+    }
     m.insert(
         ("ReplicateRole", "ConsumeJobs"),
         sorted(&[

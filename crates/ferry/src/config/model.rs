@@ -347,6 +347,7 @@ impl Default for DestinationSpec {
             registry: None,
             repository_name: None,
             role_arn: None,
+            read_role_arn: None,
             external_id: None,
             kms_key: None,
             use_creation_template: false,
