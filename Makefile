@@ -38,7 +38,10 @@ test-cdk:
 
 ## test: setup, lints, then the whole test suite against real local services
 test: setup lint lint-infra test-cdk
-	$(CARGO) build -p ferry-cli
+	@# Every target of the workspace at once, with the features the test builds use (a
+	@# `-p ferry-cli` build resolves features for that package alone and rebuilds part of
+	@# the dependency graph a second time): the tests then only link.
+	$(CARGO) build --workspace --all-targets
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		echo "test: cargo nextest run --workspace"; \
 		$(CARGO) test --workspace --doc; \
