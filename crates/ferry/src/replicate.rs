@@ -82,15 +82,17 @@ impl<T> PerHost<T> {
 
 /// The role a destination names, for assume-role mode.
 pub fn role_of(d: &Destination) -> Option<AssumeRole> {
-    d.role_arn.as_ref().map(|arn| AssumeRole {
-        role_arn: arn.clone(),
-        external_id: d.external_id.clone(),
-    })
+    assumed(d.role_arn.as_ref(), d)
 }
 
 /// The role a destination names for reading (`readRoleArn`), if any.
 pub fn read_role_of(d: &Destination) -> Option<AssumeRole> {
-    d.read_role_arn.as_ref().map(|arn| AssumeRole {
+    assumed(d.read_role_arn.as_ref(), d)
+}
+
+/// `arn` assumed with the destination's external ID.
+fn assumed(arn: Option<&String>, d: &Destination) -> Option<AssumeRole> {
+    arn.map(|arn| AssumeRole {
         role_arn: arn.clone(),
         external_id: d.external_id.clone(),
     })
