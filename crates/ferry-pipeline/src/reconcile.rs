@@ -94,6 +94,13 @@ pub fn bind_to_hub(
     if config.source_registry().is_some() {
         return Ok(config.clone());
     }
+    // STS's answer becomes part of a registry host name: only a 12-digit account ID does.
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PipelineError::Config(format!(
+            "the hub's account ID {:?} from STS is not 12 digits",
+            account.escape_debug().to_string()
+        )));
+    }
     let hub = Registry::Ecr {
         registry_id: account.to_string(),
         region: region.to_string(),
@@ -285,6 +292,8 @@ mod tests {
             bound.source_registry().map(|r| r.host()).as_deref(),
             Some("111111111111.dkr.ecr.us-east-1.amazonaws.com")
         );
+        let hostile = bind_to_hub(&unpinned, "evil.example/x", "us-east-1").unwrap_err();
+        assert!(hostile.to_string().contains("not 12 digits"), "{hostile}");
         let error = bind_to_hub(&unpinned, "333333333333", "us-east-1").unwrap_err();
         assert!(error.to_string().contains("another registry"), "{error}");
         let pinned = std::sync::Arc::new(
