@@ -23,6 +23,7 @@ pub mod registry;
 pub mod scenario;
 pub mod skopeo;
 pub mod synthetic;
+pub mod tls;
 pub mod verify;
 
 pub use docker_config::DockerConfig;

@@ -268,7 +268,22 @@ fn write_htpasswd(dir: &Path, creds: &Credentials) -> Result<()> {
 }
 
 fn config_yaml(dir: &Path, port: u16, auth: bool) -> String {
-    let root = dir.join("storage");
+    storage_yaml(
+        &dir.join("storage"),
+        port,
+        auth.then(|| dir.join("htpasswd")).as_deref(),
+        None,
+    )
+}
+
+/// A registry config serving the storage at `root` on `port`, with htpasswd auth from
+/// `htpasswd` and TLS from `tls` (certificate and key files) when given.
+pub(crate) fn storage_yaml(
+    root: &Path,
+    port: u16,
+    htpasswd: Option<&Path>,
+    tls: Option<(&Path, &Path)>,
+) -> String {
     let mut yaml = format!(
         "version: 0.1
 log:
@@ -286,22 +301,30 @@ storage:
 http:
   addr: 127.0.0.1:{port}
   secret: ferry-test-secret-{port}
-validation:
+{tls}validation:
   manifests:
     urls:
       allow:
         - '^https?://'
 ",
-        root = root.display()
+        root = root.display(),
+        tls = match tls {
+            Some((certificate, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                certificate.display(),
+                key.display()
+            ),
+            None => String::new(),
+        }
     );
-    if auth {
+    if let Some(htpasswd) = htpasswd {
         yaml.push_str(&format!(
             "auth:
   htpasswd:
     realm: ferry-test
     path: {}
 ",
-            dir.join("htpasswd").display()
+            htpasswd.display()
         ));
     }
     yaml

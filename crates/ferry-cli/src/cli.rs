@@ -191,6 +191,10 @@ pub struct CopyArgs {
     /// Speak plain HTTP to every registry (loopback registries always use it).
     #[arg(long)]
     pub plain_http: bool,
+    /// Trust a private certificate authority for one registry: HOST[:PORT]=PEM_FILE
+    /// (repeatable). It is added to the system's roots for that host only.
+    #[arg(long = "ca-certificate", value_name = "HOST=PEM_FILE")]
+    pub ca_certificates: Vec<String>,
     /// Output format of the report on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -54,8 +54,10 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::filter::{EnvFilter, filter_fn};
     use tracing_subscriber::prelude::*;
     let default = match verbose {
-        0 => "warn",
-        1 => "info,ferry=debug",
+        // A refused certificate is Ferry's own `tls-untrusted` error, with the host and
+        // the reason: the platform verifier's ERROR lines only repeat it.
+        0 => "warn,rustls_platform_verifier=off",
+        1 => "info,ferry=debug,rustls_platform_verifier=off",
         _ => "debug,ferry=trace,hyper=info,h2=info,rustls=info",
     };
     let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));

@@ -16,6 +16,13 @@ pub fn init_tracing() {
                 .map(|l| l.to_lowercase())
         })
         .unwrap_or_else(|| "info".to_string());
+    // A refused certificate is reported as the job's `tls-untrusted` error; the platform
+    // verifier's own ERROR lines only repeat it (unless asked for by name).
+    let base = if base.contains("rustls_platform_verifier") {
+        base
+    } else {
+        format!("{base},rustls_platform_verifier=off")
+    };
     let filter = EnvFilter::try_new(&base).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let layer = tracing_subscriber::fmt::layer()

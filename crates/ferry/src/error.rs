@@ -149,6 +149,20 @@ pub enum Error {
         message: String,
     },
 
+    /// The registry's TLS certificate is not trusted: signed by an unknown certificate
+    /// authority, expired, or not valid for the host name. Permanent: the same handshake
+    /// gets the same certificate, so it is not retried, and nothing was sent.
+    #[error(
+        "the TLS certificate of {registry} is not trusted: {reason}; if {registry} uses a private certificate authority, add that CA's PEM certificate to registries.\"{registry}\".caCertificates in the replication config (ferry copy: --ca-certificate {registry}=ca.pem); it is trusted for that host only, beside the system's roots"
+    )]
+    TlsUntrusted {
+        /// Host whose certificate was refused (the registry, or another origin it sent
+        /// Ferry to).
+        registry: String,
+        /// Why: unknown issuer, expired, not valid for the name.
+        reason: String,
+    },
+
     /// An AWS API call (ECR control plane, STS, SQS, ...) failed.
     #[error("AWS {service} {operation} failed: {message}")]
     Aws {
@@ -306,6 +320,7 @@ impl Error {
             | Error::Config(_)
             | Error::Io { .. }
             | Error::Refused { .. }
+            | Error::TlsUntrusted { .. }
             | Error::Archived { .. }
             | Error::ResponseTooLarge { .. }
             | Error::Pagination { .. }
@@ -326,6 +341,7 @@ impl Error {
             Error::Registry { status: 429, .. } => "throttled",
             Error::Registry { .. } => "registry",
             Error::Unreachable { .. } => "unreachable",
+            Error::TlsUntrusted { .. } => "tls-untrusted",
             Error::Aws { .. } => "aws",
             Error::Config(_) => "config",
             Error::Io { .. } => "io",
@@ -378,6 +394,22 @@ mod tests {
         for s in [400, 401, 403, 404, 405, 409, 412, 413] {
             assert!(!registry(s).is_retryable(), "{s} should be permanent");
         }
+    }
+
+    #[test]
+    fn an_untrusted_certificate_is_permanent() {
+        let e = Error::TlsUntrusted {
+            registry: "harbor.corp.example".into(),
+            reason: "unknown issuer".into(),
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "tls-untrusted");
+        let text = e.to_string();
+        assert!(text.contains("harbor.corp.example"), "{text}");
+        assert!(
+            text.contains(r#"registries."harbor.corp.example".caCertificates"#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -116,6 +116,11 @@ impl ClientSetup {
         }
         let mut options = self.options.clone();
         for (host, e) in &config.registries {
+            if !e.ca_certificates.is_empty() {
+                options
+                    .ca_certificates
+                    .insert(host.clone(), e.ca_certificates.clone());
+            }
             if let Some(rates) = &e.rates {
                 options
                     .rates

@@ -28,6 +28,7 @@
 mod archive;
 mod arn;
 mod bind;
+mod ca;
 mod chain;
 mod destination;
 mod error;
@@ -47,6 +48,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use ca::{MAX_CA_CERTIFICATES, parse_ca_certificate};
 pub use destination::{Destination, Endpoint, Target};
 pub use error::{ConfigError, Issue, Severity};
 pub use filter::{

@@ -99,6 +99,12 @@ pub struct RegistryEndpoint {
     /// `getDownloadUrlForLayer`, manifest GET and HEAD: `batchGetImage`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rates: Option<ApiRates>,
+    /// Certificate authorities (inline PEM, one certificate per entry) this registry's
+    /// TLS certificate may chain to, for a registry on a private CA. Trusted for this
+    /// host only, in addition to the system's root certificates (which `SSL_CERT_FILE`
+    /// would replace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<String>,
 }
 
 /// Requests per second by ECR API action; each one optional.

@@ -398,6 +398,7 @@ impl ReplicationConfig {
                     check_endpoint(url, endpoint.plain_http),
                 );
             }
+            super::ca::check_ca_certificates(&endpoint.ca_certificates, &path, issues);
             let registry = Registry::from_host(host);
             for (key, rate) in endpoint.rates.iter().flat_map(|r| r.given()) {
                 if rate == 0 {

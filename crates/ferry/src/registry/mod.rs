@@ -98,6 +98,9 @@ pub struct ClientOptions {
     /// defaults ([`ApiClass::ecr_default`]) at an ECR host, class by class; a host that
     /// is not ECR has a quota only for the classes given here.
     pub rates: BTreeMap<String, BTreeMap<ApiClass, u32>>,
+    /// Extra certificate authorities by registry (`host[:port]`; the port is ignored):
+    /// PEM certificates trusted for that host only, beside the system's roots.
+    pub ca_certificates: BTreeMap<String, Vec<String>>,
 }
 
 /// Default [`ClientOptions::request_deadline`]: 5 minutes.
@@ -122,6 +125,7 @@ impl Default for ClientOptions {
             blob_deadline: BLOB_DEADLINE,
             blob_min_rate: BLOB_MIN_RATE,
             rates: BTreeMap::new(),
+            ca_certificates: BTreeMap::new(),
         }
     }
 }

@@ -67,6 +67,20 @@ impl RegistryClient {
         unreachable: &str,
         e: &reqwest::Error,
     ) -> Error {
+        if let Some(reason) = super::tls::untrusted_in(e) {
+            // The registry's own name (with its port: the `registries` key) when it is
+            // the registry's certificate, else the other host it sent Ferry to.
+            let host = target.host_str().unwrap_or(unreachable);
+            let registry = if super::tls::host_name(registry).eq_ignore_ascii_case(host) {
+                registry
+            } else {
+                host
+            };
+            return Error::TlsUntrusted {
+                registry: registry.to_string(),
+                reason,
+            };
+        }
         match netguard::refused_in(e) {
             Some(r) => Error::Refused {
                 registry: registry.to_string(),
@@ -115,7 +129,7 @@ pub(super) fn build_http(
     read_timeout: bool,
 ) -> Result<reqwest::Client, Error> {
     let mut b = reqwest::Client::builder()
-        .tls_backend_preconfigured(super::tls::shared()?)
+        .tls_backend_preconfigured(super::tls::for_hosts(&options.ca_certificates)?)
         .connect_timeout(options.connect_timeout)
         .timeout(options.request_deadline)
         .redirect(reqwest::redirect::Policy::none())

@@ -9,39 +9,228 @@
 //! it is redirected to. In a Lambda function's cold start that was two of its three
 //! root-certificate loads (bench/results/findings.md, "Lambda cold start").
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::Error;
 
 /// What the process's first call built (or why it could not).
-static SHARED: OnceLock<Result<rustls::ClientConfig, String>> = OnceLock::new();
+static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
 /// How many times the settings (and so the root certificates) were built.
 static BUILDS: AtomicUsize = AtomicUsize::new(0);
 
-/// The shared TLS settings; the system's root certificates are read on the first call.
-pub(super) fn shared() -> Result<rustls::ClientConfig, Error> {
+/// The settings and the platform verifier inside them.
+#[derive(Clone)]
+struct Shared {
+    config: rustls::ClientConfig,
+    platform: Arc<rustls_platform_verifier::Verifier>,
+}
+
+fn shared_parts() -> Result<Shared, Error> {
     SHARED
         .get_or_init(build)
         .clone()
         .map_err(|e| Error::Unsupported(format!("cannot build the TLS settings: {e}")))
 }
 
-fn build() -> Result<rustls::ClientConfig, String> {
+/// The TLS settings for a client whose registries trust extra certificate authorities
+/// (`registries."<host>".caCertificates`: host → PEM certificates): the shared settings
+/// when there are none; else the same settings with a verifier that also accepts, for
+/// those hosts only, a chain to one of their CAs. The system's roots stay trusted for
+/// every host: the CAs are added for their host, never instead of the system bundle.
+pub(super) fn for_hosts(
+    ca_certificates: &BTreeMap<String, Vec<String>>,
+) -> Result<rustls::ClientConfig, Error> {
+    let shared = shared_parts()?;
+    if ca_certificates.values().all(Vec::is_empty) {
+        return Ok(shared.config);
+    }
+    let provider = shared.config.crypto_provider().clone();
+    let mut extra: BTreeMap<String, Arc<WebPkiServerVerifier>> = BTreeMap::new();
+    for (host, pems) in ca_certificates.iter().filter(|(_, p)| !p.is_empty()) {
+        let mut roots = RootCertStore::empty();
+        for (i, pem) in pems.iter().enumerate() {
+            let cert = crate::config::parse_ca_certificate(pem).map_err(|reason| {
+                Error::Config(format!(
+                    "registries[{host:?}].caCertificates[{i}]: {reason}"
+                ))
+            })?;
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!(
+                    "registries[{host:?}].caCertificates[{i}]: not a usable CA certificate: {e}"
+                ))
+            })?;
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::Config(format!("registries[{host:?}].caCertificates: {e}")))?;
+        extra.insert(host_name(host).to_ascii_lowercase(), verifier);
+    }
+    let mut config = shared.config;
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(HostRoots {
+            platform: shared.platform,
+            extra,
+        }));
+    Ok(config)
+}
+
+/// The host part of a `registries` key (`host[:port]`, `[v6]:port`).
+pub(crate) fn host_name(key: &str) -> &str {
+    if let Some(rest) = key.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match key.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => key,
+    }
+}
+
+/// The verifier of a client with per-host CAs: the platform's for every host; for a host
+/// with its own CAs, a chain the platform does not know (unknown issuer) is checked again
+/// against those CAs, and that answer stands (so an expired certificate or a wrong name
+/// under a private CA is reported as such).
+#[derive(Debug)]
+struct HostRoots {
+    platform: Arc<rustls_platform_verifier::Verifier>,
+    extra: BTreeMap<String, Arc<WebPkiServerVerifier>>,
+}
+
+impl ServerCertVerifier for HostRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let platform = self.platform.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        let name = match server_name {
+            ServerName::DnsName(d) => d.as_ref().to_ascii_lowercase(),
+            ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+            _ => return platform,
+        };
+        match (platform, self.extra.get(&name)) {
+            (
+                Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
+                Some(own),
+            ) => own.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now),
+            (answer, _) => answer,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.platform.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.platform.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.platform.supported_verify_schemes()
+    }
+}
+
+/// Why a transport error is an untrusted certificate, if it is one: the reason in words
+/// (unknown issuer, expired, not valid for the name), for [`Error::TlsUntrusted`].
+pub(crate) fn untrusted_in(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(reason) = rustls_error_in(s, 4).and_then(certificate_reason) {
+            return Some(reason);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The rustls error `e` is or wraps. tokio-rustls reports a refused certificate as an
+/// `io::Error` wrapping rustls's error, hyper-rustls wraps that in another `io::Error`,
+/// and `io::Error::source` skips the error it wraps: unwrap them (at most `depth`
+/// levels).
+fn rustls_error_in<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+    depth: usize,
+) -> Option<&'a rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
+    }
+    if depth == 0 {
+        return None;
+    }
+    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error_in(inner, depth - 1)
+}
+
+/// The words for a certificate refusal; `None` for other TLS errors.
+fn certificate_reason(e: &rustls::Error) -> Option<String> {
+    let rustls::Error::InvalidCertificate(c) = e else {
+        return None;
+    };
+    Some(match c {
+        CertificateError::UnknownIssuer => {
+            "unknown issuer: it is not signed by a certificate authority Ferry trusts".into()
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the certificate has expired".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the certificate is not valid yet".into()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "the certificate is not valid for this host name".into()
+        }
+        CertificateError::Revoked => "the certificate has been revoked".into(),
+        CertificateError::BadSignature => "the certificate's signature is invalid".into(),
+        other => format!("the certificate was refused: {other}"),
+    })
+}
+
+fn build() -> Result<Shared, String> {
     BUILDS.fetch_add(1, Ordering::Relaxed);
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let verifier =
-        rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| e.to_string())?;
+    let platform = Arc::new(
+        rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| e.to_string())?,
+    );
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_custom_certificate_verifier(platform.clone())
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tls)
+    Ok(Shared {
+        config: tls,
+        platform,
+    })
 }
 
 #[cfg(test)]
@@ -50,31 +239,29 @@ mod tests {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    /// One handshake in memory between a client with the shared settings and a server
-    /// presenting `testdata/tls/self-signed.crt` (a certificate no system trusts): the
-    /// client offers `h2` and `http/1.1` and refuses the certificate.
-    #[test]
-    fn the_shared_settings_offer_h2_and_verify_the_certificate() {
-        let cert = CertificateDer::from_pem_slice(include_bytes!(
-            "../../../../testdata/tls/self-signed.crt"
-        ))
-        .expect("certificate");
-        let key = PrivateKeyDer::from_pem_slice(include_bytes!(
-            "../../../../testdata/tls/self-signed.key"
-        ))
-        .expect("key");
+    fn pem_cert(pem: &[u8]) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem).expect("certificate")
+    }
+
+    /// One handshake in memory between a client with `config` and a server presenting
+    /// `cert` (its key `key`) under `name`: the client's answer to the certificate, and
+    /// the protocol the server chose.
+    fn handshake(
+        config: rustls::ClientConfig,
+        name: &str,
+        cert: &[u8],
+        key: &[u8],
+    ) -> (Result<(), rustls::Error>, Option<Vec<u8>>) {
+        let key = PrivateKeyDer::from_pem_slice(key).expect("key");
         let mut server_config = rustls::ServerConfig::builder()
             .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
+            .with_single_cert(vec![pem_cert(cert)], key)
             .expect("server config");
         server_config.alpn_protocols = vec![b"h2".to_vec()];
         let mut server = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
-        let mut client = rustls::ClientConnection::new(
-            Arc::new(shared().expect("shared TLS settings")),
-            "ferry-self-signed.test".try_into().unwrap(),
-        )
-        .unwrap();
-        let mut refused = None;
+        let mut client =
+            rustls::ClientConnection::new(Arc::new(config), name.to_string().try_into().unwrap())
+                .unwrap();
         for _ in 0..10 {
             let mut wire = Vec::new();
             while client.wants_write() {
@@ -86,7 +273,7 @@ mod tests {
             }
             server
                 .process_new_packets()
-                .expect("the server accepts the hello");
+                .expect("the server accepts the client's messages");
             let mut wire = Vec::new();
             while server.wants_write() {
                 server.write_tls(&mut wire).unwrap();
@@ -96,19 +283,102 @@ mod tests {
                 client.read_tls(&mut read).unwrap();
             }
             if let Err(e) = client.process_new_packets() {
-                refused = Some(e);
-                break;
+                return (Err(e), server.alpn_protocol().map(<[u8]>::to_vec));
+            }
+            if !client.is_handshaking() {
+                return (Ok(()), server.alpn_protocol().map(<[u8]>::to_vec));
             }
         }
-        assert_eq!(
-            server.alpn_protocol(),
-            Some(&b"h2"[..]),
-            "the client offered h2"
+        panic!("the handshake did not finish");
+    }
+
+    const SELF_SIGNED: &[u8] = include_bytes!("../../../../testdata/tls/self-signed.crt");
+    const SELF_SIGNED_KEY: &[u8] = include_bytes!("../../../../testdata/tls/self-signed.key");
+    const CA: &str = include_str!("../../../../testdata/tls/private-ca.crt");
+    const LEAF: &[u8] = include_bytes!("../../../../testdata/tls/private-ca-leaf.crt");
+    const LEAF_KEY: &[u8] = include_bytes!("../../../../testdata/tls/private-ca-leaf.key");
+
+    fn with_ca(host: &str) -> rustls::ClientConfig {
+        for_hosts(&BTreeMap::from([(host.to_string(), vec![CA.to_string()])])).expect("settings")
+    }
+
+    fn unknown_issuer() -> Result<(), rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ))
+    }
+
+    /// The shared settings offer `h2` and `http/1.1` and refuse a certificate no system
+    /// trusts (`testdata/tls/self-signed.crt`).
+    #[test]
+    fn the_shared_settings_offer_h2_and_verify_the_certificate() {
+        let (answer, alpn) = handshake(
+            for_hosts(&BTreeMap::new()).expect("shared TLS settings"),
+            "ferry-self-signed.test",
+            SELF_SIGNED,
+            SELF_SIGNED_KEY,
         );
-        assert_eq!(
-            refused.expect("the handshake must fail"),
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]), "the client offered h2");
+        assert_eq!(answer, unknown_issuer());
+    }
+
+    /// A registry on a private CA: refused without its CA; accepted with the CA given for
+    /// its host (the port of the `registries` key aside); still refused when the CA is
+    /// given for another host; and a certificate under the trusted CA for another name is
+    /// refused for that name, not as an unknown issuer.
+    #[test]
+    fn a_private_ca_is_trusted_for_its_host_only() {
+        let (answer, _) = handshake(
+            for_hosts(&BTreeMap::new()).unwrap(),
+            "registry.test",
+            LEAF,
+            LEAF_KEY,
         );
+        assert_eq!(answer, unknown_issuer(), "no CA given");
+        let (answer, alpn) = handshake(
+            with_ca("registry.test:8443"),
+            "registry.test",
+            LEAF,
+            LEAF_KEY,
+        );
+        assert_eq!(answer, Ok(()), "the CA is given for this host");
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+        let (answer, _) = handshake(with_ca("other.test"), "registry.test", LEAF, LEAF_KEY);
+        assert_eq!(answer, unknown_issuer(), "the CA is given for another host");
+        let (answer, _) = handshake(with_ca("wrong.test"), "wrong.test", LEAF, LEAF_KEY);
+        match answer {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {}
+            other => panic!("expected not valid for the name, got {other:?}"),
+        }
+        // The CA does not vouch for a certificate it did not sign.
+        let (answer, _) = handshake(
+            with_ca("ferry-self-signed.test"),
+            "ferry-self-signed.test",
+            SELF_SIGNED,
+            SELF_SIGNED_KEY,
+        );
+        assert_eq!(answer, unknown_issuer());
+    }
+
+    #[test]
+    fn a_bad_certificate_in_the_options_is_a_config_error() {
+        let err = for_hosts(&BTreeMap::from([(
+            "registry.test".to_string(),
+            vec!["not a certificate".to_string()],
+        )]))
+        .unwrap_err();
+        assert_eq!(err.code(), "config");
+        assert!(err.to_string().contains("registry.test"), "{err}");
+    }
+
+    #[test]
+    fn host_names_of_registries_keys() {
+        assert_eq!(host_name("registry.test:8443"), "registry.test");
+        assert_eq!(host_name("registry.test"), "registry.test");
+        assert_eq!(host_name("[::1]:5000"), "::1");
+        assert_eq!(host_name("127.0.0.1:5000"), "127.0.0.1");
     }
 
     /// Every HTTP client of a registry client is built with the shared settings, so the
