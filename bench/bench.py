@@ -493,7 +493,12 @@ def main() -> int:
         stem = "coldstart" if args.name == "latest" else f"{args.name}-coldstart"
         reports.append((stem, coldstart.report(info, coldstart_res, args.functions)))
     if scen or not (wan_wanted or scale_res is not None or coldstart_res is not None):
-        reports.append((args.name, build_report(bench, info, scen)))
+        import fanout  # bench/fanout.py
+
+        def fanout_section(sc, row, target):
+            return fanout.report(sc, bench.fanout_sizes, args.fanout_width, row, target)
+
+        reports.append((args.name, build_report(bench, info, scen, {"fanout": fanout_section})))
     if wan_wanted:
         import wan  # bench/wan.py
         stem = "wan" if args.name == "latest" else f"{args.name}-wan"
