@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# The modules' imports form a DAG with this entry point on top: the scenario modules,
-# then the helpers they share.
+# The modules' imports form a DAG with this entry point on top (bench/check_imports.py,
+# `make lint`): the scenario modules, then the helpers they share.
 import coldstart  # noqa: E402  bench/coldstart.py
 import fanout  # noqa: E402  bench/fanout.py
 import scale  # noqa: E402  bench/scale.py
