@@ -15,9 +15,11 @@ setup:
 build:
 	$(CARGO) build --workspace --all-targets
 
-## lint: formatting, clippy with warnings denied, documentation with warnings denied
+## lint: formatting, clippy with warnings denied, documentation with warnings denied, and the
+## bench's Python modules importing each other without a circle
 lint:
 	$(CARGO) fmt --all -- --check
+	python3 bench/check_imports.py --quiet
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 

@@ -43,7 +43,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import bench as b  # noqa: E402  (bench.py registers itself as `bench`)
+from registries import ROOT, log, request, stop_process
+from report import fmt_pct
+from runs import Idle
+from services import Moto
 
 FUNCTIONS = ("dispatch", "replicate", "reconcile")
 PACKAGES = tuple(f"ferry-fn-{f}" for f in FUNCTIONS)
@@ -207,7 +210,7 @@ def aws_json(moto, service: str, target: str, body: dict, version: str) -> dict:
     only routes the call to `service`)."""
     auth = (f"AWS4-HMAC-SHA256 Credential=testing/20261201/{REGION}/{service}/aws4_request, "
             "SignedHeaders=host, Signature=0")
-    status, _, data = b.request(f"127.0.0.1:{moto.port}", "POST", "/", body=json.dumps(body).encode(),
+    status, _, data = request(f"127.0.0.1:{moto.port}", "POST", "/", body=json.dumps(body).encode(),
                                 headers={"X-Amz-Target": target, "Authorization": auth,
                                          "Content-Type": f"application/x-amz-json-{version}"},
                                 length=len(json.dumps(body).encode()))
@@ -248,7 +251,7 @@ def env_for(function: str, api: str, moto, home: Path, queue: str, source: str) 
 
 def event_for(function: str) -> bytes:
     if function == "dispatch":
-        return (b.ROOT / "testdata/events/ecr-image-action-push.json").read_bytes()
+        return (ROOT / "testdata/events/ecr-image-action-push.json").read_bytes()
     if function == "replicate":
         return json.dumps({"Records": []}).encode()
     return json.dumps(SCHEDULED).encode()
@@ -256,13 +259,13 @@ def event_for(function: str) -> bytes:
 
 # ---- runs ------------------------------------------------------------------------------
 
-def one(binary: Path, function: str, source: str, moto, home: Path, queue: str, log: Path) -> dict:
+def one(binary: Path, function: str, source: str, moto, home: Path, queue: str, functions_log: Path) -> dict:
     api = RuntimeApi(event_for(function), function)
     env = env_for(function, api.address, moto, home, queue, source)
-    idle = b.Idle()
+    idle = Idle()
     proc = None
     try:
-        with open(log, "ab") as out:
+        with open(functions_log, "ab") as out:
             t0 = time.monotonic()
             proc = subprocess.Popen([str(binary)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, cwd=home)
@@ -270,7 +273,7 @@ def one(binary: Path, function: str, source: str, moto, home: Path, queue: str, 
         exit_code = proc.poll()
     finally:
         if proc is not None:
-            b.stop_process(proc)
+            stop_process(proc)
         api.stop()
         idle.stop()
     ms = lambda t: None if t is None else round((t - t0) * 1000, 2)  # noqa: E731
@@ -281,7 +284,7 @@ def one(binary: Path, function: str, source: str, moto, home: Path, queue: str, 
         "outcome": api.outcome or ("exited" if exit_code is not None else "timeout"),
         "exit_before_answer": exit_code, "error_type": api.error_type,
         "answer": api.answer.decode("utf-8", "replace")[:400],
-        "machine_idle": None if b.Idle.last is None else round(b.Idle.last, 3),
+        "machine_idle": None if Idle.last is None else round(Idle.last, 3),
         "loadavg_1m": float(Path("/proc/loadavg").read_text().split()[0]),
     }
 
@@ -299,10 +302,9 @@ def summary(runs: list[dict]) -> dict:
 
 
 def run(bench, functions_dir: Path, runs: int, sources=("ssm", "inline")) -> dict:
-    from fanout import Moto  # bench/fanout.py
     moto = Moto(bench.work)
     home = Path(tempfile.mkdtemp(prefix="coldstart-home-", dir=bench.work))
-    log = bench.work / "coldstart-functions.log"
+    functions_log = bench.work / "coldstart-functions.log"
     try:
         queue = prepare(moto)["queue"]
         cases = [(f, s) for s in sources for f in FUNCTIONS]
@@ -310,16 +312,16 @@ def run(bench, functions_dir: Path, runs: int, sources=("ssm", "inline")) -> dic
         for i in range(runs):
             order = cases[i % len(cases):] + cases[:i % len(cases)]
             for f, s in order:
-                r = one(functions_dir / f, f, s, moto, home, queue, log)
+                r = one(functions_dir / f, f, s, moto, home, queue, functions_log)
                 out[f"{f} ({s})"].append(r)
                 if not r["ok"]:
                     bench.failures.append(f"coldstart {f} ({s}): {r['outcome']} {r['error_type'] or ''} "
                                           f"{r['answer'][:200]}")
-            b.log(f" coldstart round {i + 1}/{runs}: " + ", ".join(
+            log(f" coldstart round {i + 1}/{runs}: " + ", ".join(
                 f"{k} {v[-1]['init_ms']}/{v[-1]['first_event_ms']} ms" for k, v in out.items()))
         return {"runs": runs, "goal_init_ms": GOAL_INIT_MS, "moto_api_calls": moto.api_calls(),
                 "summary": {k: summary(v) for k, v in out.items()}, "all": out,
-                "functions_log_tail": log.read_text(errors="replace")[-2000:] if log.exists() else ""}
+                "functions_log_tail": functions_log.read_text(errors="replace")[-2000:] if functions_log.exists() else ""}
     finally:
         moto.stop()
         shutil.rmtree(home, ignore_errors=True)
@@ -345,7 +347,7 @@ def report(info: dict, res: dict, functions_dir: str) -> tuple[dict, str]:
         met = "—" if init is None else ("met" if init["median"] <= GOAL_INIT_MS else "**missed**")
         f = lambda x, k: "—" if x is None else f"{x[k]:.1f} ms"  # noqa: E731
         lines.append(f"| {function} | {source} | {f(init, 'median')} | {f(init, 'max')} | {f(first, 'median')} | "
-                     f"{f(first, 'max')} | {met} | {b.fmt_pct(s['machine_idle'])} | {s['loadavg_1m']} | "
+                     f"{f(first, 'max')} | {met} | {fmt_pct(s['machine_idle'])} | {s['loadavg_1m']} | "
                      f"{s['ok_runs']}/{s['runs']} |")
     lines += ["", "Events: dispatch an ECR Image Action PUSH the config matches (2 jobs sent to SQS); replicate "
               "an SQS event with zero records; reconcile a scheduled event (moto's ECR lists no repository, "

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -40,7 +41,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import bench as b
+from datasets import Dataset, make_layer, push_image
+from harness import Bench
+from registries import MiB, Registry, SEED, log
+from report import fmt_mib, fmt_s, median
+from runs import run_parallel, timed
+from services import Moto
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2", "eu-central-1")
 REPO, TAG = "fan/app", "v1"
@@ -63,67 +69,31 @@ def prefix(i: int) -> str:
     return f"d{i:03d}"
 
 
-def dataset(work: Path, scale: float) -> b.Dataset:
+def dataset(work: Path, scale: float) -> Dataset:
     """One image: layers of 64, 4 and 1 MiB (times `scale`) and a config."""
-    reg = b.Registry(work, "src-fanout")
-    rng = b.random.Random(b.SEED + 10)
-    layers = [b.make_layer(rng, max(1, int(n * scale * b.MiB))) for n in (64, 4, 1)]
+    reg = Registry(work, "src-fanout")
+    rng = random.Random(SEED + 10)
+    layers = [make_layer(rng, max(1, int(n * scale * MiB))) for n in (64, 4, 1)]
     sizes: dict = {}
-    d = b.push_image(reg, REPO, TAG, layers, "fanout", sizes)
-    ds = b.Dataset("fanout", reg, [(REPO, TAG, d)], sizes)
-    ds.description = (f"one image, {len(layers)} layers ({', '.join(f'{l.size / b.MiB:.1f}' for l in layers)} MiB) "
-                      f"and a config, {ds.unique_bytes / b.MiB:.1f} MiB")
+    d = push_image(reg, REPO, TAG, layers, "fanout", sizes)
+    ds = Dataset("fanout", reg, [(REPO, TAG, d)], sizes)
+    ds.description = (f"one image, {len(layers)} layers ({', '.join(f'{l.size / MiB:.1f}' for l in layers)} MiB) "
+                      f"and a config, {ds.unique_bytes / MiB:.1f} MiB")
     return ds
 
 
-class Moto:
-    """A `moto_server` on a free loopback port for one run; counts the AWS API calls."""
-
-    def __init__(self, work: Path):
-        self.dir = Path(tempfile.mkdtemp(prefix="moto-", dir=work))
-        self.port = b.free_port()
-        self.log = self.dir / "moto.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(self.port)],
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if b.request(f"127.0.0.1:{self.port}", "GET", "/")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"moto_server did not start: {self.log.read_text(errors='replace')[-500:]}")
-
-    def env(self) -> dict:
-        return dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{self.port}", AWS_ACCESS_KEY_ID="testing",
-                    AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1", AWS_DEFAULT_REGION="us-east-1",
-                    AWS_EC2_METADATA_DISABLED="true")
-
-    def api_calls(self) -> int:
-        """moto logs one `"POST / HTTP/1.1"` line per AWS API call."""
-        return sum(1 for line in self.log.read_text(errors="replace").splitlines() if '"POST /' in line)
-
-    def stop(self) -> None:
-        b.stop_process(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class Fanout:
-    def __init__(self, bench: b.Bench, ds: b.Dataset):
+    def __init__(self, bench: Bench, ds: Dataset):
         self.bench, self.ds = bench, ds
         self.args = bench.args
         self.work = bench.work
 
-    def registries(self, n: int) -> list[b.Registry]:
+    def registries(self, n: int) -> list[Registry]:
         count = min(n, self.args.fanout_registries)
         with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(lambda k: b.Registry(self.work, f"fan{k:02d}"), range(count)))
+            return list(pool.map(lambda k: Registry(self.work, f"fan{k:02d}"), range(count)))
 
-    def config(self, n: int, regs: list[b.Registry], ecr: bool) -> Path:
+    def config(self, n: int, regs: list[Registry], ecr: bool) -> Path:
         dests, overrides = [], {}
         for i in range(n):
             reg = regs[i % len(regs)]
@@ -204,7 +174,7 @@ class Fanout:
             marks = [self.ds.registry.mark()] + [r.mark() for r in regs]
             argv = [self.bench.ferry, "sync", "-c", str(cfg), "--output", "json",
                     "--concurrency", str(self.args.fanout_width)]
-            wall, rss, cpu, cp = b.timed(argv, self.work, env=moto.env() if moto else None)
+            wall, rss, cpu, cp = timed(argv, self.work, env=moto.env() if moto else None)
             rep = self.bench.ferry_json(cp)
             ferry = rep and {"totals": rep.get("totals"), "requests": rep.get("requests"),
                              "duration_ms": rep.get("duration_ms")}
@@ -236,7 +206,7 @@ class Fanout:
                 else:  # rootless skopeo keeps the cache under $HOME
                     argvs.append(["env", f"HOME={cache}"] + copy.split())
             marks = [self.ds.registry.mark()] + [r.mark() for r in regs]
-            wall, rss, cpu, outs = b.run_parallel(argvs, self.work, self.args.fanout_width)
+            wall, rss, cpu, outs = run_parallel(argvs, self.work, self.args.fanout_width)
             failed = [p for _, p, _, _ in outs if p.returncode != 0]
             cp = subprocess.CompletedProcess([], failed[0].returncode if failed else 0, "",
                                              "".join(e for _, p, _, e in outs if p.returncode != 0))
@@ -253,7 +223,7 @@ class Fanout:
         os.sync()
 
 
-def run(bench: b.Bench, ds: b.Dataset, sizes: list[int]) -> dict:
+def run(bench: Bench, ds: Dataset, sizes: list[int]) -> dict:
     """Every size: Ferry (ECR and OCI names) and skopeo alternated, `--fanout-runs` rounds."""
     f = Fanout(bench, ds)
     runs: dict = {}
@@ -261,7 +231,7 @@ def run(bench: b.Bench, ds: b.Dataset, sizes: list[int]) -> dict:
     bench.args.runs = bench.args.fanout_runs
     try:
         for n in sizes:
-            b.log(f" fan-out to {n} destinations on {min(n, bench.args.fanout_registries)} registries")
+            log(f" fan-out to {n} destinations on {min(n, bench.args.fanout_registries)} registries")
             tools = {
                 f"ferry sync, {n} ECR names": lambda n=n: f.ferry(n, ecr=True),
                 f"ferry sync, {n} OCI names": lambda n=n: f.ferry(n, ecr=False),
@@ -279,7 +249,7 @@ def report(sc: dict, sizes: list[int], width: int, row, target) -> list[str]:
     runs = sc["runs"]
     image = sc["dataset"]["unique_bytes"]
     md = ["", "## Fan-out", "",
-          f"Image {image / b.MiB:.1f} MiB. Ferry: one `ferry sync --concurrency {width}`; skopeo: one "
+          f"Image {image / MiB:.1f} MiB. Ferry: one `ferry sync --concurrency {width}`; skopeo: one "
           f"`skopeo copy` per destination, {width} at a time. Medians over the runs; *source reads* is MiB "
           "read from the source divided by the image's size; requests per destination are attributed by "
           "repository prefix (`/v2/` checks apart).", "",
@@ -297,8 +267,8 @@ def report(sc: dict, sizes: list[int], width: int, row, target) -> list[str]:
             s = sm[name]
             rs = runs[name]
             ok = [r for r in rs if r["ok"]] or rs
-            tr = lambda k: b.median([r["traffic"].get(k) for r in ok])  # noqa: E731
-            per = b.median([r["traffic"]["requests_per_destination"]["median"] for r in ok])
+            tr = lambda k: median([r["traffic"].get(k) for r in ok])  # noqa: E731
+            per = median([r["traffic"]["requests_per_destination"]["median"] for r in ok])
             lo = min(r["traffic"]["requests_per_destination"]["min"] for r in ok)
             hi = max(r["traffic"]["requests_per_destination"]["max"] for r in ok)
             wmin = min(r["traffic"]["bytes_written_per_destination"]["min"] for r in ok)
@@ -306,10 +276,10 @@ def report(sc: dict, sizes: list[int], width: int, row, target) -> list[str]:
             calls = tr("aws_api_calls")
             wrong = max(r["checks"].get("manifest_digest_wrong_or_missing", n) for r in rs)
             ratio = "" if name == sk_name else f"{s['wall_s']['median'] / sk['wall_s']['median']:.2f}"
-            per_w = f"{wmin / b.MiB:.1f}" if wmin == wmax else f"{wmin / b.MiB:.1f}–{wmax / b.MiB:.1f}"
+            per_w = f"{wmin / MiB:.1f}" if wmin == wmax else f"{wmin / MiB:.1f}–{wmax / MiB:.1f}"
             md.append(f"| {n} | {name.replace(f', {n}', ',') if name != sk_name else 'skopeo copy'} "
-                      f"| {b.fmt_s(s['wall_s']['median'])} | {ratio} | {tr('source_reads_of_image'):.2f} "
-                      f"| {b.fmt_mib(s['bytes_to_destinations'])} | {per_w} | {tr('source_requests'):.0f} | {per:.0f} ({lo}–{hi}) "
+                      f"| {fmt_s(s['wall_s']['median'])} | {ratio} | {tr('source_reads_of_image'):.2f} "
+                      f"| {fmt_mib(s['bytes_to_destinations'])} | {per_w} | {tr('source_requests'):.0f} | {per:.0f} ({lo}–{hi}) "
                       f"| {tr('requests_unattributed'):.0f} | {'—' if calls is None else f'{calls:.0f}'} "
                       f"| {tr('mounts'):.0f} | {wrong} of {n} |")
             row(f"fan-out ×{n}", name if name == sk_name else name.replace(f", {n}", ","), s,
@@ -317,7 +287,7 @@ def report(sc: dict, sizes: list[int], width: int, row, target) -> list[str]:
         for name in names[:2]:
             r = sm[name]["wall_s"]["median"] / sk["wall_s"]["median"]
             target(f"fan-out ×{n}", f"report {name} vs {sk_name}",
-                   f"{r:.3f} ×; source read {b.median([x['traffic']['source_reads_of_image'] for x in runs[name]]):.2f} × "
-                   f"the image (skopeo {b.median([x['traffic']['source_reads_of_image'] for x in runs[sk_name]]):.2f} ×)",
+                   f"{r:.3f} ×; source read {median([x['traffic']['source_reads_of_image'] for x in runs[name]]):.2f} × "
+                   f"the image (skopeo {median([x['traffic']['source_reads_of_image'] for x in runs[sk_name]]):.2f} ×)",
                    sm[name]["ok_runs"] > 0)
     return md

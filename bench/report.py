@@ -117,7 +117,11 @@ def fmt_mib(b):
     return "—" if b is None else f"{b / MiB:,.0f}"
 
 
-def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
+def build_report(bench: Bench, info: dict, scen: dict, sections: dict | None = None) -> tuple[dict, str]:
+    """The loopback scenarios' JSON and markdown. `sections`: scenario name → a function
+    `(scenario, row, target)` of a scenario module that adds its rows and targets and
+    returns markdown lines of its own (fanout: `fanout.report`); this module imports no
+    scenario module."""
     rows = []  # markdown rows
     targets = []
 
@@ -203,10 +207,10 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         target(title, "report time vs 3 sequential skopeo copies (Ferry: one `ferry sync` with 3 destinations)",
                f"{r:.3f} × (3 parallel `ferry copy`: "
                f"{fp['wall_s']['median'] / sk['wall_s']['median']:.3f} ×)", True)
-    fan_md: list = []
-    if "fanout" in s:
-        import fanout  # bench/fanout.py
-        fan_md = fanout.report(s["fanout"], bench.fanout_sizes, bench.args.fanout_width, row, target)
+    section_md: list = []
+    for name, section in (sections or {}).items():
+        if name in s:
+            section_md += section(s[name], row, target)
     rows.append("| pipeline | — | see the pipeline bench (issue #6, another engineer's part) | | | | | | | | | |")
     out["targets"] = targets
     out["failures"] = bench.failures
@@ -241,7 +245,7 @@ def build_report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        *fan_md,
+        *section_md,
         "",
         "## Targets",
         "",

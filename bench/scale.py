@@ -25,8 +25,9 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-import bench as b  # noqa: E402  (bench.py registers itself as `bench`)
-import wan  # bench/wan.py
+from registries import log, stop_process
+from runs import timed
+from services import WanProxy
 
 # ECR's default request rates per API action (registries.<host>.rates keys).
 ECR_RATES = {"putImage": 10, "initiateLayerUpload": 100, "uploadLayerPart": 500,
@@ -50,7 +51,7 @@ class Synthetic:
             return json.loads(r.read())["requests"]
 
     def stop(self):
-        b.stop_process(self.proc)
+        stop_process(self.proc)
 
 
 def config(work: Path, src, dst, name: str, rates: dict | None = None) -> Path:
@@ -77,10 +78,10 @@ def one(bench, binary: str, repos: int, tags: int, warm: bool, command: str,
         if ecr_delay_ms is None:
             cfg = config(bench.work, src, dst, name)
         else:
-            proxies = [wan.WanProxy(bench.args.wanproxy, reg, bench.work, ecr_delay_ms, None,
+            proxies = [WanProxy(bench.args.wanproxy, reg, bench.work, ecr_delay_ms, None,
                                     ("--ecr-quotas",)) for reg in (src, dst)]
             cfg = config(bench.work, proxies[0], proxies[1], f"{name}-ecr", ECR_RATES)
-        wall, rss, cpu, cp = b.timed([bench.ferry, command, "-c", str(cfg), "--output", "json"], bench.work)
+        wall, rss, cpu, cp = timed([bench.ferry, command, "-c", str(cfg), "--output", "json"], bench.work)
         ok = cp.returncode == 0 or (command == "verify" and not warm and cp.returncode == 3)
         summary = {}
         if cp.stdout.strip():
@@ -125,7 +126,7 @@ def run(bench, repos: int, tags: int) -> dict:
             big["baseline_rss_kib"] = base["peak_rss_kib"]
             big["rss_per_image_bytes"] = round(
                 max(0, big["peak_rss_kib"] - base["peak_rss_kib"]) * 1024 / max(1, big["images"]))
-            b.log(f"scale {command} {'warm' if warm else 'cold'}: {big['wall_s']} s, "
+            log(f"scale {command} {'warm' if warm else 'cold'}: {big['wall_s']} s, "
                   f"{big['peak_rss_kib'] / 1024:.1f} MiB peak ({big['rss_per_image_bytes']} B/image)")
             if not big["ok"]:
                 bench.failures.append(f"scale {command}: exit {big['exit']}: {big['stderr_tail']}")
@@ -134,13 +135,13 @@ def run(bench, repos: int, tags: int) -> dict:
         big = one(bench, binary, repos, tags, True, "verify", ecr_delay_ms=bench.args.wan_delay_ms)
         big["rss_per_image_bytes"] = None
         e = big["ecr"]
-        b.log(f"scale verify warm at ECR's quotas over {e['delay_ms']} ms: {big['wall_s']} s "
+        log(f"scale verify warm at ECR's quotas over {e['delay_ms']} ms: {big['wall_s']} s "
               f"(floor {e['floor_s']} s), {e['throttled']} answers 429")
         if not big["ok"]:
             bench.failures.append(f"scale verify at ECR's quotas: exit {big['exit']}: {big['stderr_tail']}")
         out["ecr"] = big
     else:
-        b.log(f"scale: no wanproxy at {bench.args.wanproxy}: the run at ECR's quotas is left out")
+        log(f"scale: no wanproxy at {bench.args.wanproxy}: the run at ECR's quotas is left out")
     return out
 
 

@@ -25,12 +25,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
-import bench as b
+from datasets import Dataset, big_dataset, many_dataset
+from harness import Bench
+from registries import MiB, OCI_MANIFEST, ROOT, Registry, SEED, log, request
+from report import fmt_pct, fmt_s, summarize
+from runs import Idle, timed
+from services import WanProxy
 
 GOALS = {
     "wan-many": 0.15,  # × skopeo sync
@@ -49,59 +53,17 @@ PIPELINE_ROUND_TRIPS = 5
 PIPELINE_DESTINATIONS = 2
 
 
-class WanProxy:
-    """One `wanproxy` process in front of `upstream`."""
-
-    count = 0
-
-    def __init__(self, binary: str, upstream, work: Path, delay_ms: int, mbit: int | None,
-                 extra: tuple[str, ...] = ()):
-        """`upstream`: anything with a `host` (`127.0.0.1:PORT`); `mbit` None: no cap;
-        `extra`: more flags (`--ecr-quotas`)."""
-        WanProxy.count += 1
-        stem = f"wanproxy-{upstream.host.rsplit(':', 1)[-1]}-{WanProxy.count}"
-        self.counts_path = work / f"{stem}.json"
-        self.err = work / f"{stem}.err"
-        cap = ["--bandwidth-mbit", str(mbit)] if mbit else []
-        with open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(
-                [binary, "--upstream", f"http://{upstream.host}", "--delay-ms", str(delay_ms),
-                 *cap, *extra, "--counts", str(self.counts_path)],
-                stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                start_new_session=True,
-            )
-        url = self.proc.stdout.readline().strip()
-        if not url.startswith("http://"):
-            b.stop_process(self.proc)
-            raise RuntimeError(f"wanproxy did not start: {self.err.read_text(errors='replace')[-500:]}")
-        self.host = url.removeprefix("http://")
-
-    def stop(self) -> dict:
-        """SIGTERM; the counts it wrote on exit."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        try:
-            return json.loads(self.counts_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return {}
-
-
-def image_blobs(reg: b.Registry, repo: str, tag: str) -> list[str]:
+def image_blobs(reg: Registry, repo: str, tag: str) -> list[str]:
     """The config and layer digests of one image manifest."""
-    status, _, body = b.request(reg.host, "GET", f"/v2/{repo}/manifests/{tag}",
-                                headers={"Accept": b.OCI_MANIFEST})
+    status, _, body = request(reg.host, "GET", f"/v2/{repo}/manifests/{tag}",
+                                headers={"Accept": OCI_MANIFEST})
     if status != 200:
         raise RuntimeError(f"GET manifest {repo}:{tag}: {status}")
     m = json.loads(body)
     return [m["config"]["digest"]] + [layer["digest"] for layer in m["layers"]]
 
 
-def minimum_requests(ds: b.Dataset) -> dict:
+def minimum_requests(ds: Dataset) -> dict:
     """The fewest requests a sync of `ds` (single-platform images, no referrers) can make,
     source and destination together, cold (empty destination) and warm (destination
     holding every tag). With T tags, R repositories, B blobs distinct in the registry, P
@@ -133,13 +95,13 @@ def minimum_requests(ds: b.Dataset) -> dict:
 
 
 class Wan:
-    def __init__(self, bench: b.Bench):
+    def __init__(self, bench: Bench):
         self.bench = bench
         self.args = bench.args
         self.work = bench.work
         self.binary = str(Path(self.args.wanproxy).resolve())
 
-    def proxies(self, src: b.Registry, dst: b.Registry) -> tuple[WanProxy, WanProxy]:
+    def proxies(self, src: Registry, dst: Registry) -> tuple[WanProxy, WanProxy]:
         a = self.args
         return (WanProxy(self.binary, src, self.work, a.wan_delay_ms, a.wan_mbit),
                 WanProxy(self.binary, dst, self.work, a.wan_delay_ms, a.wan_mbit))
@@ -149,7 +111,7 @@ class Wan:
         ps, pd = self.proxies(ds.registry, dst)
         try:
             m0, d0 = ds.registry.mark(), dst.mark()
-            wall, rss, cpu, cp = b.timed(argv(ps.host, pd.host), self.work)
+            wall, rss, cpu, cp = timed(argv(ps.host, pd.host), self.work)
         finally:
             cs, cd = ps.stop(), pd.stop()
         src_t, dst_t = ds.registry.traffic(m0, ds.sizes), dst.traffic(d0, ds.sizes)
@@ -171,7 +133,7 @@ class Wan:
                                     "rules": [{"destinations": [{"registry": dst_host}]}]}))
         return path
 
-    def skopeo_yaml(self, src_host: str, ds: b.Dataset) -> Path:
+    def skopeo_yaml(self, src_host: str, ds: Dataset) -> Path:
         path = self.work / f"wan-skopeo-{src_host.split(':')[1]}.yaml"
         lines = [f"{src_host}:", "  tls-verify: false", "  images:"] + [f"    {r}: []" for r in ds.repos]
         path.write_text("\n".join(lines) + "\n")
@@ -190,7 +152,7 @@ class Wan:
                           "--dest-tls-verify=false", str(self.skopeo_yaml(s, ds)), d],
             lambda: self.bench.check_tags(ds, dst, self.bench.skopeo_name(ds)))
 
-    def many(self, ds: b.Dataset) -> dict:
+    def many(self, ds: Dataset) -> dict:
         def fresh(f, label):
             return self.bench.on_fresh(lambda dst: f(ds, dst, label))
         tools = {
@@ -199,10 +161,10 @@ class Wan:
         }
         return self.bench.alternate(tools, lambda f: f())
 
-    def warm(self, ds: b.Dataset) -> dict:
+    def warm(self, ds: Dataset) -> dict:
         dst, = self.bench.fresh()
         try:
-            b.log("  filling the warm destination directly (ferry sync, then skopeo sync)")
+            log("  filling the warm destination directly (ferry sync, then skopeo sync)")
             self.bench.many_ferry(ds, dst, "ferry sync (fill)")
             self.bench.many_skopeo(ds, dst, "skopeo sync (fill)")
             tools = {
@@ -216,7 +178,7 @@ class Wan:
 
     # ---- big -------------------------------------------------------------------------
 
-    def big(self, ds: b.Dataset) -> dict:
+    def big(self, ds: Dataset) -> dict:
         repo, tag, _ = ds.tags[0]
         layer = max(ds.sizes, key=ds.sizes.get)
 
@@ -224,7 +186,7 @@ class Wan:
             def one(dst):
                 def check():
                     if check_layer:
-                        status, _, _ = b.request(dst.host, "HEAD", f"/v2/{repo}/blobs/{layer}")
+                        status, _, _ = request(dst.host, "HEAD", f"/v2/{repo}/blobs/{layer}")
                         return {"layer_present": status == 200}
                     return self.bench.check_tags(ds, dst)
                 return self.through(label, ds, dst, argv, check, ferry_rep=label.startswith("ferry"))
@@ -254,14 +216,14 @@ class Wan:
 
     def pipeline(self) -> dict:
         """`scripts/pipeline-demo --latency N --wan-ms D`: its p50/p99 lines."""
-        argv = [str(b.ROOT / "scripts/pipeline-demo"), "--release",
+        argv = [str(ROOT / "scripts/pipeline-demo"), "--release",
                 "--latency", str(self.args.wan_pipeline_pushes),
                 "--interval-ms", str(self.args.wan_pipeline_interval_ms),
                 "--wan-ms", str(self.args.wan_delay_ms), "--wan-mbit", str(self.args.wan_mbit)]
-        b.log(f"  {' '.join(argv)}")
-        idle = b.Idle()
+        log(f"  {' '.join(argv)}")
+        idle = Idle()
         t0 = time.monotonic()
-        cp = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=b.ROOT)
+        cp = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, cwd=ROOT)
         wall = time.monotonic() - t0
         idle.stop()
         m = re.search(r"event-to-replica latency: p50 (\d+) ms, p99 (\d+) ms, max (\d+) ms", cp.stdout)
@@ -273,7 +235,7 @@ class Wan:
                    "max_ms": int(x.group(4))}
                   for x in re.finditer(r"^ {5}(\S.*?\S) +(-?\d+) / +(-?\d+) / +(-?\d+)$", cp.stdout, re.M)]
         out = {"ok": cp.returncode == 0 and m is not None, "stages": stages, "wall_s": round(wall, 1),
-               "machine_idle": b.Idle.last, "loadavg_1m": load,
+               "machine_idle": Idle.last, "loadavg_1m": load,
                "p50_ms": int(m.group(1)) if m else None, "p99_ms": int(m.group(2)) if m else None,
                "max_ms": int(m.group(3)) if m else None,
                "image_bytes": int(t.group(1)) if t else None,
@@ -287,48 +249,48 @@ class Wan:
         return out
 
 
-def run(bench: b.Bench, wanted: list[str]) -> dict:
+def run(bench: Bench, wanted: list[str]) -> dict:
     """The wanted WAN scenarios: {name: (dataset description, runs)} (the pipeline's:
     (description, its figures))."""
     w = Wan(bench)
     a = bench.args
     scen: dict = {}
     if "wan-big" in wanted:
-        ds = b.big_dataset(bench.work, a.big_mib)
+        ds = big_dataset(bench.work, a.big_mib)
         try:
-            b.log(f"scenario wan-big: {ds.description}")
+            log(f"scenario wan-big: {ds.description}")
             scen["wan-big"] = ({"description": ds.description, "unique_bytes": ds.unique_bytes,
                                 "layer_bytes": max(ds.sizes.values())}, w.big(ds))
         finally:
             ds.registry.stop()
     if "wan-many" in wanted or "wan-warm" in wanted:
-        ds = b.many_dataset(bench.work, a.repos, a.tags, a.scale)
+        ds = many_dataset(bench.work, a.repos, a.tags, a.scale)
         try:
             minimum = minimum_requests(ds)
             desc = {"description": ds.description, "unique_bytes": ds.unique_bytes, "unique_blobs": len(ds.sizes),
                     "tags": len(ds.tags), "repositories": len(ds.repos), "minimum_requests": minimum}
             if "wan-many" in wanted:
-                b.log(f"scenario wan-many: {ds.description}")
+                log(f"scenario wan-many: {ds.description}")
                 scen["wan-many"] = (desc, w.many(ds))
             if "wan-warm" in wanted:
-                b.log("scenario wan-warm: the same set, destination already holding it")
+                log("scenario wan-warm: the same set, destination already holding it")
                 scen["wan-warm"] = (dict(desc, description="the many-images set, destination already holding it"),
                                     w.warm(ds))
         finally:
             ds.registry.stop()
     if "wan-pipeline" in wanted:
-        b.log("scenario wan-pipeline")
+        log("scenario wan-pipeline")
         scen["wan-pipeline"] = ({"description": f"{a.wan_pipeline_pushes} pushes through scripts/pipeline-demo"},
                                 w.pipeline())
     return scen
 
 
-def report(bench: b.Bench, info: dict, scen: dict) -> tuple[dict, str]:
+def report(bench: Bench, info: dict, scen: dict) -> tuple[dict, str]:
     """bench/results/wan.json and wan.md: every figure beside its peer and goal."""
     a = bench.args
     cap_bps = a.wan_mbit * 1_000_000
     rows, targets = [], []
-    out: dict = {"machine": info, "settings": {"runs": a.runs, "seed": b.SEED, "delay_ms": a.wan_delay_ms,
+    out: dict = {"machine": info, "settings": {"runs": a.runs, "seed": SEED, "delay_ms": a.wan_delay_ms,
                                                "bandwidth_mbit": a.wan_mbit}, "scenarios": {}}
 
     def target(scenario, text, value, met):
@@ -337,17 +299,17 @@ def report(bench: b.Bench, info: dict, scen: dict) -> tuple[dict, str]:
     def row(scenario, tool, s, ratio="", goal="", minimum=None, note=""):
         req = s["requests_total"]
         per_min = "" if minimum is None or req is None else f"{req / minimum:.2f}"
-        rows.append(f"| {scenario} | {tool.replace('|', chr(92) + '|')} | {b.fmt_s(s['wall_s']['median'])} ({b.fmt_s(s['wall_s']['min'])}–"
-                    f"{b.fmt_s(s['wall_s']['max'])}) | {ratio} | {goal} | {req:.0f} | "
+        rows.append(f"| {scenario} | {tool.replace('|', chr(92) + '|')} | {fmt_s(s['wall_s']['median'])} ({fmt_s(s['wall_s']['min'])}–"
+                    f"{fmt_s(s['wall_s']['max'])}) | {ratio} | {goal} | {req:.0f} | "
                     f"{'' if minimum is None else minimum} | {per_min} | {s['peak_rss_mib']:.1f} | "
-                    f"{b.fmt_pct(s['machine_idle'])} | {note} |")
+                    f"{fmt_pct(s['machine_idle'])} | {note} |")
 
     for name, (desc, runs) in scen.items():
         if name == "wan-pipeline":
             out["scenarios"][name] = {"dataset": desc, "result": runs}
             continue
         out["scenarios"][name] = {
-            "dataset": desc, "summary": {t: b.summarize(rs) for t, rs in runs.items()},
+            "dataset": desc, "summary": {t: summarize(rs) for t, rs in runs.items()},
             "runs": {t: [r.as_json() for r in rs] for t, rs in runs.items()}}
     s = out["scenarios"]
     if "wan-big" in s:
@@ -358,7 +320,7 @@ def report(bench: b.Bench, info: dict, scen: dict) -> tuple[dict, str]:
             row("wan-big", tool, sm[tool], f"{r:.2f} × cap limit", "≤ 1.05" if tool == "ferry copy" else "",
                 note="layer only" if tool.startswith("curl") else "")
         r = sm["ferry copy"]["wall_s"]["median"] / limit
-        target("wan-big", f"Ferry ≤ 1.05 × the bandwidth-cap limit ({layer / b.MiB:.0f} MiB at {a.wan_mbit} Mbit/s "
+        target("wan-big", f"Ferry ≤ 1.05 × the bandwidth-cap limit ({layer / MiB:.0f} MiB at {a.wan_mbit} Mbit/s "
                f"= {limit:.2f} s)", f"{r:.3f} × (skopeo {sm['skopeo copy']['wall_s']['median'] / limit:.3f} ×, curl "
                f"{sm['curl GET | PUT']['wall_s']['median'] / limit:.3f} ×)", r <= 1.05 and sm["ferry copy"]["ok_runs"])
     for name, ferry, skopeo, kind in (("wan-many", "ferry sync", "skopeo sync", "cold"),
@@ -383,10 +345,10 @@ def report(bench: b.Bench, info: dict, scen: dict) -> tuple[dict, str]:
         transfer = (p["image_bytes"] or 0) * PIPELINE_DESTINATIONS * 8 / cap_bps
         bound = PIPELINE_ROUND_TRIPS * a.wan_delay_ms / 1000 + transfer
         p99 = None if p["p99_ms"] is None else p["p99_ms"] / 1000
-        rows.append(f"| wan-pipeline | replicate (p50 / p99 / max) | {b.fmt_s(None if p['p50_ms'] is None else p['p50_ms'] / 1000)}"
-                    f" / {b.fmt_s(p99)} / {b.fmt_s(None if p['max_ms'] is None else p['max_ms'] / 1000)} | "
+        rows.append(f"| wan-pipeline | replicate (p50 / p99 / max) | {fmt_s(None if p['p50_ms'] is None else p['p50_ms'] / 1000)}"
+                    f" / {fmt_s(p99)} / {fmt_s(None if p['max_ms'] is None else p['max_ms'] / 1000)} | "
                     f"{'—' if p99 is None else f'{p99 / bound:.2f}'} × bound | ≤ 3 | | | | | "
-                    f"{b.fmt_pct(p['machine_idle'])} | {p['pushes']} pushes; bound = {PIPELINE_ROUND_TRIPS} RTT × "
+                    f"{fmt_pct(p['machine_idle'])} | {p['pushes']} pushes; bound = {PIPELINE_ROUND_TRIPS} RTT × "
                     f"{a.wan_delay_ms} ms + {transfer * 1000:.0f} ms transfer (the image × {PIPELINE_DESTINATIONS} "
                     f"destinations at the source's cap) = {bound * 1000:.0f} ms; copy alone p50 / p99 "
                     f"{p.get('engine_p50_ms')} / {p.get('engine_p99_ms')} ms; before the clock, moto's PutEvents "

@@ -1,8 +1,13 @@
-//! `docs/deploy.md` tells an operator of an earlier Ferry what the trust-boundary release
-//! breaks, each with the parameter or statement to change, and walks through the setup of
-//! organization-wide distribution.
+//! `docs/deploy.md` names every parameter of the templates and lists every IAM statement
+//! and action they grant, tells an operator of an earlier Ferry what the trust-boundary
+//! release breaks, each with the parameter or statement to change, and walks through the
+//! setup of organization-wide distribution.
 
 mod common;
+
+use common::*;
+use ferry_infra_check::{actions, iam_statements, load};
+use serde_json::Value;
 
 #[test]
 fn the_guide_lists_the_breaking_changes_for_an_upgrade() {
@@ -81,5 +86,75 @@ fn the_guide_shows_the_organization_setup() {
                 assert!(section.contains(param.as_str()), "{template}: {param}");
             }
         }
+    }
+}
+
+#[test]
+fn the_deployment_guide_names_every_parameter() {
+    let guide = guide();
+    for name in TEMPLATES {
+        let doc = load(name).unwrap();
+        for param in doc["Parameters"].as_object().unwrap().keys() {
+            assert!(
+                guide.contains(&format!("`{param}`")),
+                "docs/deploy.md does not name the {name} parameter `{param}`"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_deployment_guide_lists_every_statement_and_action() {
+    let guide = guide();
+    let iam = &guide[guide
+        .find("## 9. IAM")
+        .expect("docs/deploy.md has the IAM section")..];
+    let renders = [
+        hub(HUB_ALL),
+        hub_all_secure(),
+        destination(DEST_ALL),
+        forwarder(&[("HubRegion", "us-east-1")]),
+        hub_org_role(),
+        hub_org_direct(),
+        org_reader(&[]),
+    ];
+    for r in &renders {
+        for (origin, st) in iam_statements(r) {
+            if let Some(sid) = st.get("Sid").and_then(Value::as_str) {
+                assert!(
+                    iam.contains(sid),
+                    "docs/deploy.md does not list statement {sid} ({origin})"
+                );
+            }
+            for a in actions(&st) {
+                let short = a.split_once(':').map(|(_, name)| name).unwrap_or(&a);
+                assert!(
+                    iam.contains(&format!("`{a}`")) || iam.contains(&format!("`{short}`")),
+                    "docs/deploy.md does not list {a} ({origin})"
+                );
+            }
+        }
+    }
+    // Every waiver is documented.
+    for check in [
+        "CKV_AWS_27",
+        "CKV_AWS_158",
+        "CKV_AWS_115",
+        "CKV_AWS_173",
+        "CKV_AWS_116",
+        "CKV_AWS_26",
+    ] {
+        assert!(
+            guide.contains(check),
+            "docs/deploy.md does not explain the waiver of {check}"
+        );
+    }
+    for endpoint in [
+        "ecr.api", "ecr.dkr", "s3", "sqs", "events", "sts", "ssm", "logs",
+    ] {
+        assert!(
+            guide.contains(&format!("com.amazonaws.<region>.{endpoint}`")),
+            "VPC endpoint {endpoint}"
+        );
     }
 }

@@ -20,12 +20,16 @@ pub const TEMPLATES: [&str; 4] = [HUB, DESTINATION, FORWARDER, ORG_READER];
 /// account `999999999999`).
 pub const ORG_ROLE: &str = "arn:aws:iam::999999999999:role/ferry-organization-reader";
 
-/// The hub's three function roles as CloudFormation resolves them (`FunctionRoleArns`).
-pub const HUB_ROLE_ARNS: [&str; 3] = [
-    "arn:aws:iam::111111111111:role/ferry-DispatchRole-AAA",
-    "arn:aws:iam::111111111111:role/ferry-ReplicateRole-BBB",
-    "arn:aws:iam::111111111111:role/ferry-ReconcileRole-CCC",
-];
+/// The hub's dispatch, replicate and reconcile roles as CloudFormation resolves them.
+pub const DISPATCH_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-DispatchRole-AAA";
+pub const REPLICATE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-BBB";
+pub const RECONCILE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-CCC";
+
+/// The hub's three function roles (`FunctionRoleArns`).
+pub const HUB_ROLE_ARNS: [&str; 3] = [DISPATCH_ROLE, REPLICATE_ROLE, RECONCILE_ROLE];
+
+/// The hub account's root principal.
+pub const ACCOUNT_ROOT: &str = "arn:aws:iam::111111111111:root";
 
 /// The hub reading AWS Organizations through [`ORG_ROLE`].
 pub fn hub_org_role() -> Rendered {
