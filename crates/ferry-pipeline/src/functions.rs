@@ -104,6 +104,13 @@ impl DispatchFunction {
 
     /// Handle one event.
     pub async fn handle(&self, event: serde_json::Value) -> Result<Dispatched, PipelineError> {
+        // The envelope's account and region are the image's registry.
+        if let (Some(account), Some(region)) = (
+            event.get("account").and_then(|v| v.as_str()),
+            event.get("region").and_then(|v| v.as_str()),
+        ) {
+            self.config.note_source(&ecr_registry(account, region));
+        }
         let (config, _) = self.config.current().await?;
         report_unread(&self.config, &self.metrics);
         dispatch(event, &config, &self.queue, &self.metrics).await
@@ -172,6 +179,16 @@ impl ReplicateFunction {
         let left = deadline
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
+        // Each job's source registry (authorized against the config later).
+        for body in event.records.iter().filter_map(|r| r.body.as_deref()) {
+            if let Some(host) = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["source"]["registry"].as_str().map(str::to_owned))
+            {
+                self.config
+                    .note_source(&ferry::config::Registry::from_host(&host));
+            }
+        }
         let ctx = match self.context().await {
             Ok(ctx) => ctx,
             Err(error) => {
@@ -263,4 +280,10 @@ impl ReconcileFunction {
         )
         .await
     }
+}
+
+/// The ECR registry of an event's envelope (`account`, `region`); anything else is an OCI
+/// host name that no ECR source binds to.
+fn ecr_registry(account: &str, region: &str) -> ferry::config::Registry {
+    ferry::config::Registry::from_host(&format!("{account}.dkr.ecr.{region}.amazonaws.com"))
 }

@@ -13,6 +13,7 @@
 //! stop, the others go on, and [`LiveConfig::unread`] names it for the metric and alarm
 //! (`OrganizationUnread`) and for replicate, which retries the jobs it cannot place.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,33 +38,42 @@ pub struct LiveConfig {
     caches: Option<PrefixCache>,
 }
 
-/// The source registry's pull-through cache prefixes, read again after a TTL; a failed
-/// read keeps the last answer (none at first) for another TTL, and is logged.
+/// The source registries' pull-through cache prefixes, each read again after a TTL; a
+/// failed read keeps the last answer (none at first) for another TTL, and is logged.
 #[derive(Debug)]
 struct PrefixCache {
     source: Arc<dyn CachePrefixes>,
     ttl: Duration,
-    last: tokio::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+    last: tokio::sync::Mutex<HashMap<String, (std::time::Instant, Vec<String>)>>,
+    /// The registries a source bound from each image's registry was seen in (events,
+    /// jobs), whose prefixes are read; at most [`MAX_NOTED_REGISTRIES`].
+    noted: std::sync::Mutex<BTreeSet<Registry>>,
 }
+
+/// The most source registries whose pull-through cache rules one function reads (an
+/// unpinned source is bound from each event's registry: the forwarding accounts and
+/// regions).
+pub const MAX_NOTED_REGISTRIES: usize = 256;
 
 impl PrefixCache {
     async fn prefixes(&self, registry: &EcrRegistry) -> Vec<String> {
         let mut last = self.last.lock().await;
-        if let Some((at, prefixes)) = last.as_ref()
+        let host = registry.host();
+        if let Some((at, prefixes)) = last.get(&host)
             && at.elapsed() < self.ttl
         {
             return prefixes.clone();
         }
         match self.source.prefixes(registry).await {
             Ok(prefixes) => {
-                *last = Some((std::time::Instant::now(), prefixes.clone()));
+                last.insert(host, (std::time::Instant::now(), prefixes.clone()));
                 prefixes
             }
             Err(error) => {
-                tracing::warn!(registry = %registry.host(), code = error.code(), error = %error, "pull-through cache rules not read: the last answer (or none) is kept until the next try");
+                tracing::warn!(registry = %host, code = error.code(), error = %error, "pull-through cache rules not read: the last answer (or none) is kept until the next try");
                 // Asked again after the TTL, not on every event.
-                let kept = last.as_ref().map(|(_, p)| p.clone()).unwrap_or_default();
-                *last = Some((std::time::Instant::now(), kept.clone()));
+                let kept = last.get(&host).map(|(_, p)| p.clone()).unwrap_or_default();
+                last.insert(host, (std::time::Instant::now(), kept.clone()));
                 kept
             }
         }
@@ -118,8 +128,29 @@ impl LiveConfig {
             source,
             ttl,
             last: tokio::sync::Mutex::default(),
+            noted: std::sync::Mutex::default(),
         });
         self
+    }
+
+    /// An image of `registry` is about to be handled: when the document's source is bound
+    /// from each image's registry, read that registry's pull-through cache prefixes too
+    /// (from the next [`LiveConfig::current`] on), so its cache repositories are left out
+    /// as a pinned source's are.
+    pub fn note_source(&self, registry: &Registry) {
+        let Some(caches) = &self.caches else { return };
+        if self.document.source_registry().is_some()
+            || !matches!(registry, Registry::Ecr { .. })
+            || self.document.bind_source(registry).is_none()
+        {
+            return;
+        }
+        let mut noted = caches.noted.lock().unwrap_or_else(|p| p.into_inner());
+        if noted.len() < MAX_NOTED_REGISTRIES {
+            noted.insert(registry.clone());
+        } else if !noted.contains(registry) {
+            tracing::warn!(registry = %registry.host(), "pull-through cache rules not read: more source registries than Ferry reads them for");
+        }
     }
 
     /// The config to act on now, and whether it differs from the one the previous call
@@ -143,21 +174,53 @@ impl LiveConfig {
             }
             resolved = Some(resolution.config);
         }
-        if let (
-            Some(caches),
-            Some(Registry::Ecr {
-                registry_id,
-                region,
-            }),
-        ) = (&self.caches, self.document.source_registry())
-        {
-            let prefixes = caches
-                .prefixes(&EcrRegistry::new(&registry_id, &region))
-                .await;
-            if !prefixes.is_empty() {
-                let mut config = resolved.unwrap_or_else(|| (*self.document).clone());
-                config.pull_through_prefixes = prefixes;
-                resolved = Some(config);
+        if let Some(caches) = &self.caches {
+            match self.document.source_registry() {
+                Some(Registry::Ecr {
+                    registry_id,
+                    region,
+                }) => {
+                    let prefixes = caches
+                        .prefixes(&EcrRegistry::new(&registry_id, &region))
+                        .await;
+                    if !prefixes.is_empty() {
+                        let mut config = resolved.unwrap_or_else(|| (*self.document).clone());
+                        config.pull_through_prefixes = prefixes;
+                        resolved = Some(config);
+                    }
+                }
+                Some(Registry::Oci { .. }) => {}
+                // A source bound from each image's registry: the prefixes of every
+                // registry seen so far, by host.
+                None => {
+                    let noted: Vec<Registry> = caches
+                        .noted
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .cloned()
+                        .collect();
+                    let mut by_registry = std::collections::BTreeMap::new();
+                    for registry in noted {
+                        if let Registry::Ecr {
+                            registry_id,
+                            region,
+                        } = &registry
+                        {
+                            let prefixes = caches
+                                .prefixes(&EcrRegistry::new(registry_id, region))
+                                .await;
+                            if !prefixes.is_empty() {
+                                by_registry.insert(registry.host(), prefixes);
+                            }
+                        }
+                    }
+                    if !by_registry.is_empty() {
+                        let mut config = resolved.unwrap_or_else(|| (*self.document).clone());
+                        config.pull_through_by_registry = by_registry;
+                        resolved = Some(config);
+                    }
+                }
             }
         }
         let mut last = self.last.lock().await;
@@ -297,10 +360,25 @@ mod tests {
         }
     }
 
+    /// A successful push of `repository:v1` at `registry`.
+    fn push_of(registry: &Registry, repository: &str) -> crate::event::ImageAction {
+        crate::event::ImageAction {
+            event_id: "ev".into(),
+            event_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            registry: registry.clone(),
+            action_type: crate::event::ActionType::Push,
+            succeeded: true,
+            repository: repository.into(),
+            tag: Some("v1".into()),
+            digest: Some(ferry::Digest::of(b"x")),
+            referrer: false,
+            storage_class: None,
+        }
+    }
+
     #[tokio::test]
     async fn pull_through_cache_repositories_are_left_out_of_dispatch_and_authorize() {
         use crate::dispatch::{Ignored, jobs_for};
-        use crate::event::{ActionType, ImageAction};
         let document = Arc::new(
             ReplicationConfig::from_json(
                 r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
@@ -316,18 +394,8 @@ mod tests {
         let live = LiveConfig::fixed(document)
             .with_pull_through(Arc::new(DockerHubCache), Duration::from_secs(60));
         let (config, _) = live.current().await.unwrap();
-        let push = |repository: &str| ImageAction {
-            event_id: "ev".into(),
-            event_time: "2026-01-01T00:00:00Z".parse().unwrap(),
-            registry: Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com"),
-            action_type: ActionType::Push,
-            succeeded: true,
-            repository: repository.into(),
-            tag: Some("v1".into()),
-            digest: Some(ferry::Digest::of(b"x")),
-            referrer: false,
-            storage_class: None,
-        };
+        let east = Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com");
+        let push = |repository: &str| push_of(&east, repository);
         assert_eq!(
             jobs_for(&push(cached), &config).unwrap(),
             Err(Ignored::NoRule)
@@ -353,6 +421,42 @@ mod tests {
                 .unwrap_err()
                 .code,
             "not-configured"
+        );
+    }
+
+    /// A source bound from each event's registry: the cache rules of each registry an
+    /// event came from are read, and apply to that registry's images only.
+    #[tokio::test]
+    async fn an_unpinned_sources_cache_repositories_are_left_out_per_registry() {
+        use crate::dispatch::{Ignored, jobs_for};
+        let document = Arc::new(
+            ReplicationConfig::from_json(
+                r#"{"source": {"registryId": "111111111111"},
+                    "rules": [{"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}"#,
+            )
+            .unwrap(),
+        );
+        let live = LiveConfig::fixed(document)
+            .with_pull_through(Arc::new(DockerHubCache), Duration::from_secs(60));
+        let east = Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com");
+        let push = |repository: &str| push_of(&east, repository);
+        // Another account's registry is not this config's source: never read.
+        live.note_source(&Registry::from_host(
+            "999999999999.dkr.ecr.us-east-1.amazonaws.com",
+        ));
+        live.note_source(&east);
+        let (config, _) = live.current().await.unwrap();
+        assert_eq!(
+            config.pull_through_by_registry.keys().collect::<Vec<_>>(),
+            [&east.host()]
+        );
+        assert_eq!(
+            jobs_for(&push("docker-hub/library/nginx"), &config).unwrap(),
+            Err(Ignored::NoRule)
+        );
+        assert_eq!(
+            jobs_for(&push("team/app"), &config).unwrap().unwrap().len(),
+            1
         );
     }
 

@@ -30,7 +30,7 @@ use futures::StreamExt;
 
 use ferry::config::{ReplicationConfig, Target};
 use ferry::copy::SharedReads;
-use ferry::replicate::{Replicated, Replicator};
+use ferry::replicate::Replicated;
 use ferry::report::CopyStatus;
 
 use crate::authorize::{Rejected, authorize};
@@ -75,128 +75,6 @@ pub trait Engine: Send + Sync {
         Err(ferry::Error::Unsupported(
             "this engine does not change storage classes".into(),
         ))
-    }
-}
-
-fn job_error(e: crate::error::PipelineError) -> ferry::Error {
-    ferry::Error::InvalidReference {
-        input: String::new(),
-        reason: e.to_string(),
-    }
-}
-
-/// A job's copy options: the replicator's, with the invocation's deadline and its shared
-/// source reads.
-fn job_options(
-    replicator: &Replicator,
-    deadline: Option<Instant>,
-    shared: &SharedReads,
-) -> ferry::copy::CopyOptions {
-    ferry::copy::CopyOptions {
-        deadline,
-        shared_reads: Some(shared.clone()),
-        // A job is made for an image the destination is missing (a push, or drift
-        // reconcile found): its manifest is read while the destination is asked.
-        expect_new: true,
-        ..replicator.copier().options().clone()
-    }
-}
-
-#[async_trait]
-impl Engine for Replicator {
-    async fn copy(
-        &self,
-        job: &Job,
-        target: &Target,
-        deadline: Option<Instant>,
-        shared: &SharedReads,
-    ) -> Result<Replicated, ferry::Error> {
-        let source = job.source_reference().map_err(job_error)?;
-        let options = job_options(self, deadline, shared);
-        self.replicate(&source, target, Some(options)).await
-    }
-
-    async fn referrer(
-        &self,
-        job: &Job,
-        target: &Target,
-        deadline: Option<Instant>,
-        shared: &SharedReads,
-    ) -> Result<Replicated, ferry::Error> {
-        let source = job.source_reference().map_err(job_error)?;
-        let options = job_options(self, deadline, shared);
-        self.replicate_referrer(&source, target, Some(options))
-            .await
-    }
-
-    async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
-        let source = job.source_reference().map_err(job_error)?;
-        let repo = ferry::registry::Repo::new(&source.registry, &source.repository);
-        let still = match (&source.tag, &source.digest) {
-            (Some(tag), _) => self
-                .copier()
-                .client()
-                .head_manifest(&repo, tag)
-                .await?
-                .is_some(),
-            (None, Some(d)) => self
-                .copier()
-                .client()
-                .head_manifest(&repo, d.as_str())
-                .await?
-                .is_some(),
-            (None, None) => false,
-        };
-        if still {
-            return Ok(false);
-        }
-        // Fan-in: another source repository the rules send to the same destination
-        // repository still holds the image (or the tag): the copy is its too, and stays.
-        let registry = ferry::config::Registry::from_host(&source.registry);
-        let others = self
-            .config()
-            .for_source(&registry)
-            .map(|bound| {
-                bound.other_sources_of(
-                    &target.destination.registry,
-                    &target.repository,
-                    source.tag.as_deref(),
-                    &source.repository,
-                    &[],
-                )
-            })
-            .unwrap_or_default();
-        for other in others {
-            let repo = ferry::registry::Repo::new(&source.registry, &other);
-            let reference = match (&source.tag, &source.digest) {
-                (Some(tag), _) => tag.clone(),
-                (None, Some(d)) => d.to_string(),
-                (None, None) => continue,
-            };
-            if self
-                .copier()
-                .client()
-                .head_manifest(&repo, &reference)
-                .await?
-                .is_some()
-            {
-                tracing::info!(destination = %job.destination(), held_by = %other, "delete not propagated: another source of this destination still holds it");
-                return Ok(false);
-            }
-        }
-        Replicator::delete(
-            self,
-            target,
-            source.tag.as_deref(),
-            source.digest.as_ref(),
-            &[],
-        )
-        .await?;
-        Ok(true)
-    }
-
-    async fn storage_class(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
-        archive::follow(self, job, target).await
     }
 }
 
@@ -630,5 +508,6 @@ fn emit_metrics(
 }
 
 mod archive;
+mod engine;
 #[cfg(test)]
 mod tests;

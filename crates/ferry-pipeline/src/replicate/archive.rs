@@ -17,13 +17,25 @@ pub(super) async fn follow(
     let Some(digest) = &job.source.digest else {
         return Ok(false);
     };
+    let source = Registry::from_host(&job.source.registry);
+    // Fan-in: the other source repositories (in this registry, or another region the
+    // config lists) whose image lands in the same destination repository.
+    let others = replicator.config().fan_in_sources(
+        &source,
+        &target.destination.registry,
+        &target.repository,
+        None,
+        &job.source.repository,
+        &[],
+    );
     replicator
         .follow_source_storage_class(
-            &Registry::from_host(&job.source.registry),
+            &source,
             &job.source.repository,
             digest,
             target,
             job.action == JobAction::Archive,
+            &others,
         )
         .await
 }

@@ -61,7 +61,10 @@ impl ReplicationConfig {
                 let same = |pinned: &Option<String>, actual: &String| {
                     pinned.as_ref().is_none_or(|p| p == actual)
                 };
-                if !same(&spec.registry_id, registry_id) || !same(&spec.region, region) {
+                if !same(&spec.registry_id, registry_id)
+                    || !same(&spec.region, region)
+                    || !(spec.regions.is_empty() || spec.regions.contains(region))
+                {
                     return None;
                 }
                 if spec.registry_id.is_some() && spec.region.is_some() {
@@ -70,6 +73,7 @@ impl ReplicationConfig {
                 SourceSpec {
                     registry_id: Some(registry_id.clone()),
                     region: Some(region.clone()),
+                    regions: Vec::new(),
                     ..spec
                 }
             }
@@ -85,6 +89,9 @@ impl ReplicationConfig {
         };
         let mut config = self.clone();
         config.source = Some(bound);
+        if let Some(prefixes) = self.pull_through_by_registry.get(&registry.host()) {
+            config.pull_through_prefixes = prefixes.clone();
+        }
         Some(Cow::Owned(config))
     }
 }
@@ -132,6 +139,13 @@ mod tests {
             Some(Cow::Borrowed(_))
         ));
         assert_eq!(rendered(&pinned, A_WEST), None, "another region");
+        let listed =
+            config(r#""source": {"registryId": "111111111111", "regions": ["us-east-1"]},"#);
+        assert_eq!(
+            rendered(&listed, A_EAST).as_deref(),
+            Some("111111111111/us-east-1/app")
+        );
+        assert_eq!(rendered(&listed, A_WEST), None, "a region not listed");
         let open = config("");
         assert_eq!(
             rendered(&open, B_EAST).as_deref(),
@@ -161,6 +175,26 @@ mod tests {
             account
                 .for_source(&Registry::from_host("registry.example"))
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn binding_picks_the_registrys_own_pull_through_prefixes() {
+        let mut open = config(r#""source": {"registryId": "111111111111"},"#);
+        open.pull_through_by_registry
+            .insert(A_EAST.into(), vec!["docker-hub".into()]);
+        let east = open.for_source(&Registry::from_host(A_EAST)).unwrap();
+        assert_eq!(east.pull_through_prefixes, ["docker-hub"]);
+        assert!(
+            east.destinations_for("docker-hub/library/nginx", Some("v1"))
+                .unwrap()
+                .is_empty(),
+            "a cache repository no rule names goes nowhere"
+        );
+        let west = open.for_source(&Registry::from_host(A_WEST)).unwrap();
+        assert!(
+            west.pull_through_prefixes.is_empty(),
+            "another registry's rules"
         );
     }
 }

@@ -298,6 +298,7 @@ mod tests {
         SourceSpec {
             registry_id: Some("111122223333".into()),
             region: Some("us-east-1".into()),
+            regions: Vec::new(),
             registry: None,
             repositories: Vec::new(),
             credentials_secret_arn: None,

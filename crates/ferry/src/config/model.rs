@@ -32,6 +32,13 @@ pub struct ReplicationConfig {
     #[serde(skip)]
     #[schemars(skip)]
     pub pull_through_prefixes: Vec<String>,
+    /// For a source bound from each image's registry (its account or region left out):
+    /// the pull-through cache prefixes of each registry read so far, by host. Binding the
+    /// configuration to a registry ([`ReplicationConfig::for_source`]) makes its entry
+    /// the bound configuration's `pull_through_prefixes`.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub pull_through_by_registry: BTreeMap<String, Vec<String>>,
 }
 
 /// The registry replicated from: an ECR registry (`registryId` and `region`) or any OCI
@@ -47,6 +54,12 @@ pub struct SourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"))]
     pub region: Option<String>,
+    /// When `region` is left out: the regions whose images this configuration replicates
+    /// (the regions that forward their events). An image of another region is not this
+    /// configuration's; and a delete or an archive in one region is carried to a copy
+    /// only when the same image is not still held, active, in another of these regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
     /// `host[:port]` of a source OCI registry, instead of `registryId` and `region`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,

@@ -130,6 +130,17 @@ fn merge_source(config: &mut ReplicationConfig, extra: &SourceSpec) -> Result<()
             _ => {}
         }
     }
+    // A region given alongside picks one of the document's `regions`.
+    if let (Some(region), Some(_)) = (&source.region, &extra.region)
+        && !source.regions.is_empty()
+    {
+        if !source.regions.contains(region) {
+            return Err(format!(
+                "source.region `{region}` given alongside is not one of source.regions"
+            ));
+        }
+        source.regions.clear();
+    }
     Ok(())
 }
 

@@ -101,6 +101,16 @@ impl RepositoryTemplate {
             .any(|part| matches!(part, Part::RegistryId | Part::Region))
     }
 
+    /// Whether the template contains `{region}` (the source registry's region).
+    pub fn uses_region(&self) -> bool {
+        self.parts.contains(&Part::Region)
+    }
+
+    /// Whether the template contains `{registryId}` (the source registry's account).
+    pub fn uses_registry_id(&self) -> bool {
+        self.parts.contains(&Part::RegistryId)
+    }
+
     /// Whether the template contains `{repository}`; without it every source repository
     /// maps to the same destination repository.
     pub fn uses_repository(&self) -> bool {

@@ -45,6 +45,7 @@ impl ReplicationConfig {
         issues.extend(chain_issues(self, &resolved));
         issues.extend(organization_loop_issues(self));
         issues.extend(self.archive_issues(&resolved));
+        issues.extend(super::fan_in::unknown_fan_in_issues(self));
         issues
     }
 
@@ -75,6 +76,19 @@ impl ReplicationConfig {
         }
         if let Some(region) = &source.region {
             push_err(issues, "source.region", check_region(region));
+        }
+        for (i, region) in source.regions.iter().enumerate() {
+            push_err(
+                issues,
+                &format!("source.regions[{i}]"),
+                check_region(region),
+            );
+        }
+        if !source.regions.is_empty() && (source.region.is_some() || source.registry.is_some()) {
+            issues.push(Issue::error(
+                "source.regions",
+                "lists the regions of a source whose `region` is left out: give `region` or `regions`, and                  no `regions` with `registry`",
+            ));
         }
     }
 

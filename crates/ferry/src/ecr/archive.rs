@@ -199,7 +199,10 @@ impl crate::replicate::Replicator {
     /// registry `source`, carried to `target`, guarded by what the registries hold when it
     /// runs: nothing happens (`false`) when the source image's status has moved on since
     /// (a late archive of an image restored since, or the reverse), when the copy is
-    /// missing, or when it already is in the wanted class.
+    /// missing, or when it already is in the wanted class. An archive also waits while
+    /// one of `others` (the other source repositories whose image lands in the same
+    /// destination repository, [`crate::config::ReplicationConfig::fan_in_sources`])
+    /// still holds the image active: the copy is theirs too.
     pub async fn follow_source_storage_class(
         &self,
         source: &crate::config::Registry,
@@ -207,6 +210,7 @@ impl crate::replicate::Replicator {
         digest: &Digest,
         target: &crate::config::Target,
         archive: bool,
+        others: &[(crate::config::Registry, String)],
     ) -> Result<bool, Error> {
         let Some(ecr) = self.ecr() else {
             return Err(no_archive(source));
@@ -222,6 +226,18 @@ impl crate::replicate::Replicator {
         if now.is_none_or(|s| (s == ImageStatus::Archived) != archive) {
             tracing::info!(%digest, repository, source = ?now, archive, "the source's storage class moved on (or the image is gone): nothing to follow");
             return Ok(false);
+        }
+        if archive {
+            for (registry, other) in others {
+                let Some(reg) = ecr_of(registry) else {
+                    continue;
+                };
+                let status = ecr.image_status(&reg, None, other, digest).await?;
+                if status.is_some_and(|s| s != ImageStatus::Archived) {
+                    tracing::info!(%digest, repository, held_by = %other, "archive not followed: another source of this destination still holds the image active");
+                    return Ok(false);
+                }
+            }
         }
         let role = crate::replicate::role_of(&target.destination);
         let held = ecr

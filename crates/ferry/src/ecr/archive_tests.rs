@@ -190,12 +190,18 @@ fn registry_answers_about_archives_are_recognised_loosely() {
 /// A replicator over the stand-in: source `111111111111` in us-east-1, one ECR destination
 /// `222222222222` in eu-west-1 with deletes, and the rule's `archive` as given.
 fn replicator(client: aws_sdk_ecr::Client, archive: &str) -> Replicator {
-    let config = ReplicationConfig::from_json(&format!(
-        r#"{{"source": {{"registryId": "{SOURCE}", "region": "us-east-1"}},
+    replicator_with(
+        client,
+        &format!(
+            r#"{{"source": {{"registryId": "{SOURCE}", "region": "us-east-1"}},
             "rules": [{{"deletes": true, "archive": "{archive}",
                         "destinations": [{{"registryId": "{DESTINATION}", "region": "eu-west-1"}}]}}]}}"#
-    ))
-    .unwrap();
+        ),
+    )
+}
+
+fn replicator_with(client: aws_sdk_ecr::Client, config: &str) -> Replicator {
+    let config = ReplicationConfig::from_json(config).unwrap();
     let registry = RegistryClient::new(
         Authenticator::anonymous(),
         Endpoints::new(),
@@ -373,10 +379,64 @@ async fn follow(source: &'static str, held: &'static str, archive: bool) -> (boo
             &digest(1),
             &target,
             archive,
+            &[],
         )
         .await
         .unwrap();
     (acted, update.num_calls())
+}
+
+/// An archive at the source while another source repository, `other`, whose image lands in
+/// the same destination repository holds the image in state `held_by_other`.
+async fn follow_fan_in(held_by_other: &'static str) -> (bool, usize) {
+    let src = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|r| r.registry_id() == Some(SOURCE) && r.repository_name() == Some("app"))
+        .then_output(|| {
+            DescribeImagesOutput::builder()
+                .image_details(image(1, "v1", Some("ARCHIVED")))
+                .build()
+        });
+    let other = mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(|r| r.registry_id() == Some(SOURCE) && r.repository_name() == Some("other"))
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .image_details(image(1, "v1", Some(held_by_other)))
+                .build()
+        });
+    let dst = status_of(DESTINATION, "ACTIVE");
+    let update = storage_class(1, "ARCHIVE", "ARCHIVED");
+    let client = mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        [&src, &other, &dst, &update]
+    );
+    let replicator = replicator(client, "follow");
+    let target = replicator
+        .config()
+        .destinations_for("app", Some("v1"))
+        .unwrap()
+        .remove(0);
+    let source = crate::config::Registry::from_host("111111111111.dkr.ecr.us-east-1.amazonaws.com");
+    let acted = replicator
+        .follow_source_storage_class(
+            &source,
+            "app",
+            &digest(1),
+            &target,
+            true,
+            &[(source.clone(), "other".to_string())],
+        )
+        .await
+        .unwrap();
+    (acted, update.num_calls())
+}
+
+// moto lacks `imageStatus` in DescribeImages and UpdateImageStorageClass.
+#[tokio::test]
+async fn an_archive_waits_while_another_source_of_the_copy_holds_it_active() {
+    assert_eq!(follow_fan_in("ACTIVE").await, (false, 0));
+    assert_eq!(follow_fan_in("ACTIVATING").await, (false, 0));
+    assert_eq!(follow_fan_in("ARCHIVED").await, (true, 1));
 }
 
 // moto lacks `imageStatus` in DescribeImages and UpdateImageStorageClass.
@@ -390,4 +450,63 @@ async fn a_followed_archive_or_restore_acts_only_on_what_the_registries_hold_now
     // The copy is already where the source is.
     assert_eq!(follow("ARCHIVED", "ARCHIVED", true).await, (false, 0));
     assert_eq!(follow("ACTIVATING", "ACTIVATING", false).await, (false, 0));
+}
+
+/// DescribeImages (every status) of `repository` at the source: image 1 as `v1` in `status`.
+fn listing_of(repository: &'static str, status: &'static str) -> Rule {
+    mock!(aws_sdk_ecr::Client::describe_images)
+        .match_requests(move |r| {
+            r.registry_id() == Some(SOURCE)
+                && r.repository_name() == Some(repository)
+                && r.image_ids().is_empty()
+        })
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .image_details(image(1, "v1", Some(status)))
+                .build()
+        })
+}
+
+// moto lacks `imageStatus` in DescribeImages.
+#[tokio::test]
+async fn a_plan_does_not_archive_a_copy_another_source_holds_active() {
+    let (_, _, _, cache, signing) = registries();
+    let (app, other) = (listing_of("app", "ARCHIVED"), listing_of("other", "ACTIVE"));
+    let dst = listing(DESTINATION, vec![image(1, "v1", Some("ACTIVE"))]);
+    let repos = mock!(aws_sdk_ecr::Client::describe_repositories).then_output(|| {
+        DescribeRepositoriesOutput::builder()
+            .repositories(Repository::builder().repository_name("app").build())
+            .repositories(Repository::builder().repository_name("other").build())
+            .build()
+    });
+    let client = mock_client!(
+        aws_sdk_ecr,
+        RuleMode::MatchAny,
+        [&app, &other, &dst, &repos, &cache, &signing]
+    );
+    // Both source repositories land in `merged`.
+    let replicator = replicator_with(
+        client,
+        &format!(
+            r#"{{"source": {{"registryId": "{SOURCE}", "region": "us-east-1"}},
+            "rules": [{{"archive": "follow", "destinations": [{{"registryId": "{DESTINATION}",
+                        "region": "eu-west-1", "repositoryName": "merged"}}]}}]}}"#
+        ),
+    );
+    let plan = crate::sync::plan(&replicator).await.unwrap();
+    let mut got: Vec<(String, Action)> = plan
+        .items
+        .iter()
+        .map(|i| (i.source_repository.to_string(), i.action))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            ("app".to_string(), Action::Archived),
+            ("other".to_string(), Action::Skip)
+        ],
+        "the copy `other` still holds active is not archived"
+    );
+    assert_eq!(plan.summary.archive, 0);
 }

@@ -408,6 +408,17 @@ async fn compare(
         (host.as_str().into(), target.repository.as_str().into());
     let mut source_name: Option<Arc<str>> = None;
     let follow = target.archive && target.destination.registry.is_ecr();
+    // Fan-in: digests some source repository of this destination repository still holds
+    // active (or restores); an archive at another source does not archive their copy.
+    let active: std::collections::HashSet<&crate::digest::Digest> = imgs
+        .iter()
+        .filter(|i| {
+            i.archived
+                .as_ref()
+                .is_none_or(|a| a.status != crate::ecr::ImageStatus::Archived)
+        })
+        .map(|i| &i.digest)
+        .collect();
     let mut out = Vec::with_capacity(imgs.len());
     for img in imgs {
         let held = state.archived.get(&img.digest);
@@ -416,7 +427,11 @@ async fn compare(
                 .tag
                 .as_ref()
                 .is_some_and(|t| state.tags.get(t) == Some(&Some(img.digest.clone())));
-        let stored = super::archive::storage_action(img.archived.as_ref(), held, present, follow);
+        let stored =
+            match super::archive::storage_action(img.archived.as_ref(), held, present, follow) {
+                Some(Action::Archive) if active.contains(&img.digest) => Some(Action::Archived),
+                other => other,
+            };
         let (action, existing) = match (&img.tag, stored) {
             (tag, Some(action)) => (
                 action,
