@@ -145,6 +145,20 @@ fn account(a: &aws_sdk_organizations::types::Account) -> Option<OrgAccount> {
     })
 }
 
+/// Adds one page of accounts to `out`; past `limit` accounts in all, the answer is refused
+/// (an error naming the limit), never cut to the limit.
+fn take_page(
+    out: &mut Vec<OrgAccount>,
+    page: impl Iterator<Item = OrgAccount>,
+    limit: usize,
+) -> Result<(), Error> {
+    out.extend(page);
+    if out.len() > limit {
+        return Err(too_many("accounts", limit));
+    }
+    Ok(())
+}
+
 fn too_many(what: &str, limit: usize) -> Error {
     Error::Config(format!(
         "AWS Organizations answered more than {limit} {what}: refused"
@@ -161,10 +175,11 @@ impl AccountDirectory for AwsOrganizations {
                 let mut pages = client.list_accounts().into_paginator().send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|e| sdk_error("organizations", "ListAccounts", e))?;
-                    out.extend(page.accounts().iter().filter_map(account));
-                    if out.len() > MAX_ACCOUNTS {
-                        return Err(too_many("accounts", MAX_ACCOUNTS));
-                    }
+                    take_page(
+                        &mut out,
+                        page.accounts().iter().filter_map(account),
+                        MAX_ACCOUNTS,
+                    )?;
                 }
             }
             AccountScope::Unit { id, recursive } => {
@@ -179,10 +194,11 @@ impl AccountDirectory for AwsOrganizations {
                     while let Some(page) = pages.next().await {
                         let page = page
                             .map_err(|e| sdk_error("organizations", "ListAccountsForParent", e))?;
-                        out.extend(page.accounts().iter().filter_map(account));
-                        if out.len() > MAX_ACCOUNTS {
-                            return Err(too_many("accounts", MAX_ACCOUNTS));
-                        }
+                        take_page(
+                            &mut out,
+                            page.accounts().iter().filter_map(account),
+                            MAX_ACCOUNTS,
+                        )?;
                     }
                     if !recursive {
                         continue;
@@ -306,6 +322,19 @@ mod tests {
             state: AccountState::Active,
             status: "ACTIVE".into(),
         }]
+    }
+
+    #[test]
+    fn more_accounts_than_the_limit_are_refused_not_cut() {
+        let mut out = Vec::new();
+        take_page(&mut out, one("111111111111").into_iter(), 2).unwrap();
+        take_page(&mut out, one("222222222222").into_iter(), 2).unwrap();
+        let error = take_page(&mut out, one("333333333333").into_iter(), 2).unwrap_err();
+        assert_eq!(error.code(), "config");
+        assert!(
+            error.to_string().contains("more than 2 accounts: refused"),
+            "{error}"
+        );
     }
 
     fn query() -> AccountQuery {
