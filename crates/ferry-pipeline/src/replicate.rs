@@ -38,7 +38,7 @@ use crate::job::{Job, JobAction};
 use crate::metrics::{Metrics, Record, Unit};
 use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Status};
 
-/// Executes jobs: the engine's [`Replicator`], or a stand-in in tests. The target is the
+/// Executes jobs: the engine's [`Replicator`](ferry::replicate::Replicator), or a stand-in in tests. The target is the
 /// config's ([`crate::authorize::authorize`]), never built from the message.
 #[async_trait]
 pub trait Engine: Send + Sync {
@@ -56,7 +56,7 @@ pub trait Engine: Send + Sync {
     /// source holds the tag (or digest) again, so a late delete never removes a newer push.
     async fn delete(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error>;
     /// Bring the referrers of the job's image to `target` when the image is there (see
-    /// [`Replicator::replicate_referrer`]). Stand-ins copy.
+    /// [`Replicator::replicate_referrer`](ferry::replicate::Replicator::replicate_referrer)). Stand-ins copy.
     async fn referrer(
         &self,
         job: &Job,
