@@ -53,7 +53,7 @@ const NOT_SUPPORTED: [(&str, &str); 6] = [
 ];
 
 /// The README's golden-images configuration, with the local registries standing in for
-/// the ECR hosts.
+/// the ECR hosts, and `deletes` on, so that the run takes the delete path too.
 fn golden_config(unit: &str, registries: &[&EcrRegistry]) -> Value {
     let endpoints: serde_json::Map<String, Value> = registries
         .iter()
@@ -66,6 +66,7 @@ fn golden_config(unit: &str, registries: &[&EcrRegistry]) -> Value {
         "source": {"registryId": HUB, "region": HUB_REGION},
         "registries": endpoints,
         "rules": [{
+            "deletes": true,
             "repositoryFilters": [{"filter": "golden/", "filterType": "PREFIX_MATCH"}],
             "tagFilters": [{"filter": ">=1.0.0", "filterType": "SEMVER"}],
             "destinations": [{
@@ -364,33 +365,59 @@ fn the_documented_deploy_replicates_into_two_member_accounts() {
     // 1. A push: its event through dispatch, the jobs through replicate.
     let first = fixtures::single_image(&src, "golden/app", "1.0.0", 1).expect("push");
     dispatch.enter();
-    let function = rt
+    let dispatcher = rt
         .block_on(DispatchFunction::from_env())
         .expect("dispatch init");
     let dispatched = rt
-        .block_on(function.handle(push_event(&first)))
+        .block_on(dispatcher.handle(push_event(&first)))
         .expect("dispatched");
     assert_eq!(dispatched.jobs.len(), 4, "two accounts, two regions");
     replicate_all(4);
     // 2. A push whose event never came: reconcile finds it, replicate copies it.
     let second = fixtures::single_image(&src, "golden/app", "1.1.0", 2).expect("push");
     reconcile.enter();
-    let function = rt
+    let reconciler = rt
         .block_on(ReconcileFunction::from_env())
         .expect("reconcile init");
     let run = rt
-        .block_on(function.handle("rehearsal"))
+        .block_on(reconciler.handle("rehearsal"))
         .expect("reconcile");
     assert_eq!(run.enqueued, 4, "{run:?}");
     replicate_all(4);
-    moto.recorder("stop-recording").expect("recorder");
-
     for dst in &destinations {
-        verify_copy(src.registry(), &first, dst.registry(), "golden/app")
-            .unwrap_or_else(|e| panic!("{}: {e:#}", dst.ecr_host()));
-        verify_copy(src.registry(), &second, dst.registry(), "golden/app")
-            .unwrap_or_else(|e| panic!("{}: {e:#}", dst.ecr_host()));
+        for image in [&first, &second] {
+            verify_copy(src.registry(), image, dst.registry(), "golden/app")
+                .unwrap_or_else(|e| panic!("{}: {e:#}", dst.ecr_host()));
+        }
     }
+    // 3. A delete at the source: its event through dispatch, four delete jobs through
+    // replicate, each a BatchDeleteImage at a destination through its write role. (moto's
+    // ECR holds no image, the registries do: moto answers ImageNotFound, which is success,
+    // and the registries keep their copies. What this step shows is the path and its calls.)
+    let deleted = ferry_e2e::http::send(
+        reqwest::Method::DELETE,
+        &format!(
+            "{}/v2/golden/app/manifests/{}",
+            src.registry().url(),
+            first.digest
+        ),
+        src.registry().credentials(),
+        &[],
+        None,
+    )
+    .expect("delete at the source");
+    assert_eq!(deleted.status, 202);
+    let mut event = push_event(&first);
+    event["detail"]["action-type"] = json!("DELETE");
+    event["detail"]
+        .as_object_mut()
+        .expect("detail")
+        .remove("manifest-media-type");
+    dispatch.enter();
+    let dispatched = rt.block_on(dispatcher.handle(event)).expect("dispatched");
+    assert_eq!(dispatched.jobs.len(), 4, "{dispatched:?}");
+    replicate_all(4);
+    moto.recorder("stop-recording").expect("recorder");
 
     // Every call the functions made, by role, against calls.json.
     let recording = moto.recording().expect("recording");
@@ -440,6 +467,7 @@ fn the_documented_deploy_replicates_into_two_member_accounts() {
         // Pushes and listings are registry API requests (to the registries, not AWS): the
         // write role's AWS calls create the repositories, the read role's log in.
         ("AssumeRole", "ecr:CreateRepository"),
+        ("AssumeRole", "ecr:BatchDeleteImage"),
         ("ReadRole", "ecr:GetAuthorizationToken"),
         (
             "OrganizationReaderRole",
