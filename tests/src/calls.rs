@@ -8,7 +8,7 @@
 //! (query protocols: STS). Registry API traffic (pushes, pulls) goes to the registries,
 //! not to AWS, and is not in the recording.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, anyhow};
 use base64::Engine as _;
@@ -155,6 +155,51 @@ pub fn parse_all(recording: &[Value]) -> Result<Vec<Call>> {
         .flatten()
         .collect())
 }
+
+/// The calls of a recording by the role that made them, as `infra/check/calls.json` names
+/// roles: `functions` maps the access keys a run gave its functions to their roles;
+/// every other key is one moto issued for an assumed role, named by `assumed` from the
+/// role's name (the identity moto gives the key). The harness's own key, `testing`, is
+/// left out. A key of neither kind fails: a call nobody can answer for.
+pub fn by_role(
+    moto: &crate::Moto,
+    calls: Vec<Call>,
+    functions: &BTreeMap<String, &'static str>,
+    assumed: impl Fn(&str) -> Option<&'static str>,
+) -> Result<BTreeMap<&'static str, Vec<Call>>> {
+    let mut roles: BTreeMap<String, &'static str> = functions.clone();
+    let mut out: BTreeMap<&'static str, Vec<Call>> = BTreeMap::new();
+    for call in calls {
+        if call.access_key == HARNESS_KEY {
+            continue;
+        }
+        let role = match roles.get(&call.access_key) {
+            Some(role) => *role,
+            None => {
+                let keys = crate::moto::Keys {
+                    access_key_id: call.access_key.clone(),
+                    secret_access_key: "unused".into(),
+                    session_token: "unused".into(),
+                };
+                let arn = moto.identity(&keys)?;
+                let name = arn.split('/').nth(1).unwrap_or_default();
+                let role = assumed(name).ok_or_else(|| {
+                    anyhow!(
+                        "a call by {}, {arn}: no function's and no role Ferry assumes",
+                        call.access_key
+                    )
+                })?;
+                roles.insert(call.access_key.clone(), role);
+                role
+            }
+        };
+        out.entry(role).or_default().push(call);
+    }
+    Ok(out)
+}
+
+/// The access key of the harness's own requests ([`crate::Moto::sdk_config`]).
+pub const HARNESS_KEY: &str = "testing";
 
 /// `infra/check/calls.json`: (role, action) pairs, the role as the templates name it
 /// (`ReplicateRole`, `AssumeRole` of the destination stack...), over every stack variant.

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use ferry_e2e::calls::{Call, Table, parse_all};
+use ferry_e2e::calls::{Call, Table, by_role, parse_all};
 use ferry_e2e::deploy::{deploy, event_source_mappings, function_configuration, resource_table};
 use ferry_e2e::moto::Keys;
 use ferry_e2e::organizations::Organization;
@@ -225,24 +225,13 @@ fn push_event(f: &Fixture) -> Value {
     event
 }
 
-/// Whose call: the function roles by their keys, the roles they assumed by the identity
-/// moto gives their keys.
-fn role_of(moto: &Moto, key: &str, functions: &BTreeMap<String, &'static str>) -> &'static str {
-    if let Some(role) = functions.get(key) {
-        return role;
-    }
-    let keys = Keys {
-        access_key_id: key.to_string(),
-        secret_access_key: "unused".into(),
-        session_token: "unused".into(),
-    };
-    let arn = moto.identity(&keys).expect("GetCallerIdentity");
-    let name = arn.split('/').nth(1).unwrap_or_default();
+/// The roles Ferry assumes, by name, as calls.json names them.
+fn assumed_role(name: &str) -> Option<&'static str> {
     match name {
-        "ferry-organization-reader" => "OrganizationReaderRole",
-        n if n.starts_with("ferry-destination-read-") => "ReadRole",
-        n if n.starts_with("ferry-destination-") => "AssumeRole",
-        _ => panic!("a call by {key}, {arn}: not a function and not a role Ferry assumes"),
+        "ferry-organization-reader" => Some("OrganizationReaderRole"),
+        n if n.starts_with("ferry-destination-read-") => Some("ReadRole"),
+        n if n.starts_with("ferry-destination-") => Some("AssumeRole"),
+        _ => None,
     }
 }
 
@@ -430,14 +419,7 @@ fn the_documented_deploy_replicates_into_two_member_accounts() {
     .into_iter()
     .map(|(f, role)| (f.keys.access_key_id.clone(), role))
     .collect();
-    let mut by_role: BTreeMap<&'static str, Vec<Call>> = BTreeMap::new();
-    for call in calls {
-        if call.access_key == "testing" {
-            continue; // the harness's own requests
-        }
-        let role = role_of(&moto, &call.access_key, &functions);
-        by_role.entry(role).or_default().push(call);
-    }
+    let by_role = by_role(&moto, calls, &functions, assumed_role).expect("attributed calls");
     let calls_table = Table::load().expect("calls.json");
     let mut missing = Vec::new();
     for (role, calls) in &by_role {
