@@ -10,7 +10,8 @@ and it starves every other process. A parsed path is an immutable expression tre
 `find()` reads only its argument, so the same object can serve every event: this caches
 it per path string.
 
-It also answers DescribePullThroughCacheRules, which moto lacks (see below).
+It also answers DescribePullThroughCacheRules, which moto lacks, and names the FIFO queues
+its CloudFormation creates as CloudFormation does (see below).
 """
 
 import functools
@@ -23,7 +24,7 @@ else:
     _jsonpath_ext.parse = functools.lru_cache(maxsize=1024)(_jsonpath_ext.parse)
 
 # moto 5.2's ECR has no DescribePullThroughCacheRules (it answers 500, which the AWS SDK
-# retries with backoff). Stand-in, the only one here: answer as a registry with no
+# retries with backoff). Stand-in: answer as a registry with no
 # pull-through cache rule, a new registry's real state. The rule itself (cache
 # repositories are sources only when a rule names them) is tested with `aws-smithy-mocks`
 # answers in crates/ferry/src/ecr and with a stand-in source in crates/ferry-pipeline.
@@ -40,3 +41,60 @@ else:
             return _json.dumps({"pullThroughCacheRules": []})
 
         _ECRResponse.describe_pull_through_cache_rules = _describe_pull_through_cache_rules
+
+# moto 5.2's CloudFormation names a queue without QueueName after its logical id, and then
+# refuses a FifoQueue whose name lacks ".fifo"; CloudFormation gives a FIFO queue's
+# generated name the ".fifo" suffix. Used by the deploy rehearsal
+# (crates/ferry-pipeline/tests/rehearsal.rs), whose hub template has two such queues.
+try:
+    from moto.sqs.models import Queue as _Queue
+except ImportError:  # no moto SQS: nothing to fix
+    pass
+else:
+    _queue_from_cfn = _Queue.create_from_cloudformation_json.__func__
+
+    def _fifo_named_from_cfn(cls, resource_name, cloudformation_json, *args, **kwargs):
+        props = cloudformation_json.get("Properties", {})
+        fifo = str(props.get("FifoQueue", "false")).lower() == "true"
+        if fifo and not props.get("QueueName") and not str(resource_name).endswith(".fifo"):
+            resource_name = str(resource_name)[:75] + ".fifo"
+        return _queue_from_cfn(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    _Queue.create_from_cloudformation_json = classmethod(_fifo_named_from_cfn)
+
+# moto 5.2's CloudFormation resolves a Number parameter to an int, and Fn::FindInMap then
+# looks the int up in a mapping whose keys are strings (KeyError: the hub's
+# ReplicateTimeouts mapping, keyed by ReplicateTimeout); CloudFormation's Ref of a
+# parameter is a string. The keys are looked up as strings here.
+try:
+    from moto.cloudformation import parsing as _cfn_parsing
+except ImportError:  # no moto CloudFormation: nothing to fix
+    pass
+else:
+    _clean_json = _cfn_parsing.clean_json
+
+    def _clean_json_string_map_keys(resource_json, resources_map):
+        if isinstance(resource_json, dict) and "Fn::FindInMap" in resource_json:
+            name, *path = resource_json["Fn::FindInMap"]
+            keys = []
+            for key in path:
+                key = _clean_json_string_map_keys(key, resources_map)
+                if isinstance(key, (int, float)) and not isinstance(key, bool):
+                    key = str(key)
+                keys.append(key)
+            resource_json = {"Fn::FindInMap": [name, *keys]}
+        return _clean_json(resource_json, resources_map)
+
+    _cfn_parsing.clean_json = _clean_json_string_map_keys
+
+# moto 5.2's EventBus has no physical resource id, so its CloudFormation answers a Ref of an
+# AWS::Events::EventBus with the Python object (the hub's FERRY_EVENT_BUS_NAME then makes
+# GetFunctionConfiguration fail to serialize); CloudFormation's Ref of an event bus is its
+# name.
+try:
+    from moto.events.models import EventBus as _EventBus
+except ImportError:  # no moto EventBridge: nothing to fix
+    pass
+else:
+    if not hasattr(_EventBus, "physical_resource_id"):
+        _EventBus.physical_resource_id = property(lambda self: self.name)

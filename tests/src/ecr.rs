@@ -83,3 +83,17 @@ pub fn endpoints_env(registries: &[&EcrRegistry]) -> (String, String) {
         .join(",");
     (ENDPOINTS_ENV.to_string(), value)
 }
+
+/// The push event ECR sends (`testdata/events/ecr-image-action-push.json`) for
+/// `repo:tag` in `account`'s registry; the digest and media type are the vendored event's
+/// unless the caller sets them.
+pub fn push_event(account: &str, region: &str, repo: &str, tag: &str) -> serde_json::Value {
+    let path = crate::process::workspace_root().join("testdata/events/ecr-image-action-push.json");
+    let text = std::fs::read_to_string(&path).expect("the vendored push event");
+    let mut event: serde_json::Value = serde_json::from_str(&text).expect("json");
+    event["account"] = serde_json::json!(account);
+    event["region"] = serde_json::json!(region);
+    event["detail"]["repository-name"] = serde_json::json!(repo);
+    event["detail"]["image-tag"] = serde_json::json!(tag);
+    event
+}

@@ -7,6 +7,8 @@
 //!
 //! The API is synchronous: tests are plain `#[test]` functions.
 
+pub mod calls;
+pub mod deploy;
 pub mod docker_config;
 pub mod ecr;
 pub mod ecr_env;

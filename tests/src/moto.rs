@@ -32,17 +32,25 @@ pub struct Moto {
 impl Moto {
     /// Starts `moto_server -H 127.0.0.1 -p PORT` and waits until it answers.
     pub fn start() -> Result<Self> {
-        Self::start_with_env(&[])
+        Self::start_with_env(&[], false)
     }
 
     /// Starts one whose default account (the account of every access key it has not
     /// issued itself) is `account` (`MOTO_ACCOUNT_ID`): a second, separate AWS, e.g. the
     /// `aws-cn` partition of a cross-partition test.
     pub fn start_as(account: &str) -> Result<Self> {
-        Self::start_with_env(&[("MOTO_ACCOUNT_ID", account)])
+        Self::start_with_env(&[("MOTO_ACCOUNT_ID", account)], false)
     }
 
-    fn start_with_env(env: &[(&str, &str)]) -> Result<Self> {
+    /// Starts one with moto's request recorder writing to its temp dir: between
+    /// [`Moto::recorder`]`("start-recording")` and `("stop-recording")` every request is
+    /// recorded, read back with [`Moto::recording`]. (`MOTO_ACCOUNT_ID` is not set: it
+    /// would pin every request to one account, assumed roles' included.)
+    pub fn start_recording() -> Result<Self> {
+        Self::start_with_env(&[], true)
+    }
+
+    fn start_with_env(env: &[(&str, &str)], record: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("ferry-moto-")
             .tempdir()
@@ -52,6 +60,9 @@ impl Moto {
             let port = process::free_port()?;
             let mut command = moto_command(port);
             command.envs(env.iter().copied());
+            if record {
+                command.env("MOTO_RECORDER_FILEPATH", dir.path().join(RECORDING));
+            }
             let log = dir.path().join("moto.log");
             let mut child = ChildGuard::spawn("moto_server", command, &log)?;
             let url = format!("http://127.0.0.1:{port}/");
@@ -200,6 +211,97 @@ impl Moto {
         )?;
         Ok(())
     }
+}
+
+/// The recorder's file in the server's temp dir.
+const RECORDING: &str = "recording.jsonl";
+
+impl Moto {
+    /// `POST /moto-api/recorder/<action>`: `start-recording`, `stop-recording`,
+    /// `reset-recording`.
+    pub fn recorder(&self, action: &str) -> Result<()> {
+        let url = format!("{}/moto-api/recorder/{action}", self.endpoint());
+        let response = http::send(Method::POST, &url, None, &[], None)?;
+        anyhow::ensure!(
+            response.status == 200,
+            "moto recorder {action}: {}",
+            response.status
+        );
+        Ok(())
+    }
+
+    /// The requests recorded so far (`GET /moto-api/recorder/download-recording`): one JSON
+    /// object per line with `headers`, `method`, `url`, `body` and `body_encoded`.
+    pub fn recording(&self) -> Result<Vec<serde_json::Value>> {
+        let url = format!("{}/moto-api/recorder/download-recording", self.endpoint());
+        let response = http::send(Method::GET, &url, None, &[], None)?;
+        anyhow::ensure!(
+            response.status == 200,
+            "moto recording: {}",
+            response.status
+        );
+        String::from_utf8_lossy(&response.body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).context("a recorded request"))
+            .collect()
+    }
+
+    /// `sts:AssumeRole` of `role_arn` with the harness's credentials: moto issues keys
+    /// whose requests act in the role's account.
+    pub fn assume_role(&self, role_arn: &str, session: &str) -> Result<Keys> {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config(DEFAULT_REGION));
+        let out = crate::block(
+            sts.assume_role()
+                .role_arn(role_arn)
+                .role_session_name(session)
+                .send(),
+        )
+        .with_context(|| format!("AssumeRole {role_arn}"))?;
+        let c = out.credentials().context("no credentials")?;
+        Ok(Keys {
+            access_key_id: c.access_key_id().to_string(),
+            secret_access_key: c.secret_access_key().to_string(),
+            session_token: c.session_token().to_string(),
+        })
+    }
+
+    /// An AWS SDK config for this server in `region` with `keys`.
+    pub fn sdk_config_with(&self, region: &str, keys: &Keys) -> aws_config::SdkConfig {
+        let creds = aws_sdk_ecr::config::Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.clone(),
+            Some(keys.session_token.clone()),
+            None,
+            "assumed",
+        );
+        crate::block(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.endpoint())
+                .region(aws_config::Region::new(region.to_string()))
+                .credentials_provider(creds)
+                .load(),
+        )
+    }
+
+    /// The ARN of the identity `keys` belong to (`sts:GetCallerIdentity`), e.g.
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub fn identity(&self, keys: &Keys) -> Result<String> {
+        let sts = aws_sdk_sts::Client::new(&self.sdk_config_with(DEFAULT_REGION, keys));
+        let out = crate::block(sts.get_caller_identity().send()).context("GetCallerIdentity")?;
+        Ok(out.arn().unwrap_or_default().to_string())
+    }
+}
+
+/// Temporary credentials moto issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The secret (moto checks no signature).
+    pub secret_access_key: String,
+    /// The session token.
+    pub session_token: String,
 }
 
 /// The registry password moto's `GetAuthorizationToken` hands out for `account`.

@@ -23,7 +23,13 @@ pub struct Organization {
 impl Organization {
     /// Creates the organization (all features).
     pub fn create(moto: &Moto) -> Result<Self> {
-        let client = Client::new(&moto.sdk_config(crate::moto::DEFAULT_REGION));
+        Self::create_with(&moto.sdk_config(crate::moto::DEFAULT_REGION))
+    }
+
+    /// Creates the organization (all features) as the account of `config`'s credentials,
+    /// e.g. keys of a role assumed in another account ([`Moto::assume_role`]).
+    pub fn create_with(config: &aws_config::SdkConfig) -> Result<Self> {
+        let client = Client::new(config);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;

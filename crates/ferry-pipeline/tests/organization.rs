@@ -21,16 +21,7 @@ use serde_json::{Value, json};
 const SOURCE: &str = ferry_e2e::moto::DEFAULT_ACCOUNT;
 
 fn push_event(tag: &str) -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/events/ecr-image-action-push.json"
-    ))
-    .expect("the vendored push event");
-    let mut event: Value = serde_json::from_str(&text).expect("json");
-    event["account"] = json!(SOURCE);
-    event["detail"]["repository-name"] = json!("golden/base");
-    event["detail"]["image-tag"] = json!(tag);
-    event
+    ferry_e2e::ecr::push_event(SOURCE, "us-east-1", "golden/base", tag)
 }
 
 fn accounts_of(jobs: &[Job]) -> Vec<String> {

@@ -34,6 +34,7 @@ fn for_dest<'a>(results: &'a [ReplicationResult], r: &EcrRegistry) -> Vec<&'a Re
 #[test]
 fn the_same_event_delivered_twice_copies_once_then_skips() {
     let sb = Sandbox::start().expect("sandbox");
+    sb.record_calls().expect("recorder");
     let f = fixtures::single_image(&sb.src, "team/api", "v1", 11).expect("fixture");
     sb.publish(&[detail(
         "PUSH",
@@ -113,6 +114,29 @@ fn the_same_event_delivered_twice_copies_once_then_skips() {
         sb.metrics.sum("BytesCopied", &[]),
         2.0 * f.blob_bytes() as f64
     );
+    // Every AWS call dispatch and replicate made in this run is in infra/check/calls.json
+    // for the role that made it: replicate's own (the source, account A's destination in
+    // registry-policy mode, result events) and through account B's write role.
+    let calls = sb.calls_in_table().expect("recorded calls");
+    let actions = |role: &str| -> Vec<String> {
+        let mut a: Vec<String> = calls[role].iter().filter_map(|c| c.iam_action()).collect();
+        a.sort();
+        a.dedup();
+        a
+    };
+    assert_eq!(actions("DispatchRole"), ["sqs:SendMessage"]);
+    for (role, action) in [
+        ("ReplicateRole", "ecr:CreateRepository"),
+        ("ReplicateRole", "events:PutEvents"),
+        ("ReplicateRole", "sts:AssumeRole"),
+        ("AssumeRole", "ecr:CreateRepository"),
+    ] {
+        assert!(
+            actions(role).iter().any(|a| a == action),
+            "{role}: {:?}",
+            actions(role)
+        );
+    }
 }
 
 #[test]

@@ -4,9 +4,12 @@
 //! dispatch and replicate handlers driven by the local poller.
 #![allow(dead_code)] // Each test binary uses its own part.
 
+mod calls;
 pub mod conflict;
+mod events;
 mod registries;
 
+pub use events::{detail, push_details};
 pub use registries::Registries;
 
 use std::collections::BTreeMap;
@@ -42,6 +45,12 @@ pub const ACCOUNT_A: &str = "123456789012";
 pub const ACCOUNT_B: &str = "222222222222";
 /// Role Ferry assumes in account B.
 pub const ROLE_B: &str = "arn:aws:iam::222222222222:role/ferry-writer";
+/// The access keys dispatch and replicate sign with (moto puts a key it did not issue in
+/// its default account, account A), so that a recording tells their calls apart from each
+/// other's and from the harness's (`testing`).
+pub const DISPATCH_KEY: &str = "dispatch";
+/// See [`DISPATCH_KEY`].
+pub const REPLICATE_KEY: &str = "replicate";
 
 /// Knobs of a sandbox.
 #[derive(Clone, Debug)]
@@ -86,6 +95,10 @@ pub struct Sandbox {
     pub sdk: SdkConfig,
     /// SQS client.
     pub sqs: aws_sdk_sqs::Client,
+    /// SQS client of dispatch (the jobs it sends).
+    pub dispatch_sqs: aws_sdk_sqs::Client,
+    /// SDK config of replicate (its engine and result events).
+    pub replicate_sdk: SdkConfig,
     /// Where the ECR Image Action rule delivers (stands in for the dispatch function's
     /// EventBridge invocation).
     pub events_queue: String,
@@ -140,7 +153,7 @@ impl Sandbox {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let moto = Moto::start()?;
+        let moto = Moto::start_recording()?;
         let Registries { src, eu, west } = registries;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -180,7 +193,8 @@ impl Sandbox {
             &config_json.to_string(),
             "sandbox",
         )?);
-        let aws = AwsContext::new(sdk.clone());
+        let replicate_sdk = signing_as(&sdk, REPLICATE_KEY);
+        let aws = AwsContext::new(replicate_sdk.clone());
         let setup = ClientSetup {
             options: ClientOptions {
                 max_retries: options.client_retries,
@@ -197,6 +211,7 @@ impl Sandbox {
             config.clone(),
         );
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let dispatch_sqs = aws_sdk_sqs::Client::new(&signing_as(&sdk, DISPATCH_KEY));
         let (events_queue, jobs_queue, jobs_dlq, results_queue, result_bus) =
             rt.block_on(wire(&sdk, &sqs, options.visibility_timeout))?;
         Ok(Sandbox {
@@ -207,6 +222,8 @@ impl Sandbox {
             west,
             sdk,
             sqs,
+            dispatch_sqs,
+            replicate_sdk,
             events_queue,
             jobs_queue,
             jobs_dlq,
@@ -225,9 +242,9 @@ impl Sandbox {
         [&self.eu, &self.west]
     }
 
-    /// The SQS jobs queue as dispatch and reconcile send to it.
+    /// The SQS jobs queue as dispatch and reconcile send to it (with dispatch's key).
     pub fn job_queue(&self) -> SqsJobQueue {
-        SqsJobQueue::new(self.sqs.clone(), &self.jobs_queue)
+        SqsJobQueue::new(self.dispatch_sqs.clone(), &self.jobs_queue)
     }
 
     /// Send raw entries to the jobs queue (tests that replay or forge messages).
@@ -251,7 +268,7 @@ impl Sandbox {
             config: self.config.clone(),
             engine: engine.unwrap_or_else(|| Arc::new(self.replicator.clone())),
             results: Arc::new(EventBridgePublisher::new(
-                aws_sdk_eventbridge::Client::new(&self.sdk),
+                aws_sdk_eventbridge::Client::new(&self.replicate_sdk),
                 &self.result_bus,
             )),
             metrics: self.metrics.clone(),
@@ -467,52 +484,12 @@ impl<I: Invoker> Invoker for MotoEnvelope<I> {
     }
 }
 
-/// An ECR Image Action detail for a push (or delete) in the source registry.
-pub fn detail(
-    action: &str,
-    repo: &str,
-    tag: Option<&str>,
-    digest: &str,
-    media_type: &str,
-) -> Value {
-    let mut d = json!({
-        "result": "SUCCESS",
-        "repository-name": repo,
-        "image-digest": digest,
-        "action-type": action,
-        "manifest-media-type": media_type,
-    });
-    if let Some(t) = tag {
-        d["image-tag"] = json!(t);
-    }
-    d
-}
-
-/// What ECR emits for a push of a fixture: one digest-only event per child manifest
-/// (multi-arch), then the tagged one.
-pub fn push_details(f: &ferry_e2e::Fixture) -> Vec<Value> {
-    let mut out: Vec<Value> = f
-        .manifests
-        .iter()
-        .skip(1)
-        .map(|d| {
-            detail(
-                "PUSH",
-                &f.repo,
-                None,
-                d,
-                "application/vnd.oci.image.manifest.v1+json",
-            )
-        })
-        .collect();
-    out.push(detail(
-        "PUSH",
-        &f.repo,
-        Some(&f.tag),
-        &f.digest,
-        &f.media_type,
-    ));
-    out
+/// `sdk` signing with access key `key`.
+fn signing_as(sdk: &SdkConfig, key: &str) -> SdkConfig {
+    let creds = aws_sdk_sqs::config::Credentials::new(key, "testing", None, None, "sandbox");
+    sdk.to_builder()
+        .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(creds))
+        .build()
 }
 
 async fn queue(
