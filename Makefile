@@ -15,13 +15,15 @@ setup:
 build:
 	$(CARGO) build --workspace --all-targets
 
-## lint: formatting, clippy with warnings denied, documentation with warnings denied, and the
-## bench's Python modules importing each other without a circle
+## lint: formatting, clippy with warnings denied, documentation with warnings denied, the
+## bench's Python modules importing each other without a circle, and the engine's modules
+## importing only their own layer or lower ones, without a circle (ARCHITECTURE.md)
 lint:
 	$(CARGO) fmt --all -- --check
 	python3 bench/check_imports.py --quiet
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	python3 scripts/check-layers
 
 ## lint-infra: offline checks of the infrastructure templates, when there are any
 lint-infra:

@@ -1,6 +1,6 @@
 //! ECR's archive storage class, as far as real local services can play it: moto 5.2 has no
 //! `imageStatus` and no UpdateImageStorageClass (those are stand-ins in
-//! `crates/ferry/src/ecr/archive_tests.rs`), but it answers DescribeImages with Ferry's
+//! `crates/ferry/src/ecr/archive_tests.rs` and `crates/ferry/src/sync/archive_tests.rs`), but it answers DescribeImages with Ferry's
 //! `imageStatus: ANY` filter, and a proxy in front of a real registry can answer a pull the
 //! way ECR's registry endpoint is assumed to answer one of an archived image
 //! (docs/ecr-notes.md, unverified wording).

@@ -11,8 +11,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::Mutex;
 
-use crate::auth::Secret;
 use crate::reference::EcrRegistry;
+use crate::secret::Secret;
 
 /// A static AWS access key pair (from a Secrets Manager secret): the identity Ferry uses
 /// for one ECR registry in another partition.
@@ -286,4 +286,22 @@ where
         message,
         retryable,
     }
+}
+
+/// The role a destination names, for assume-role mode.
+pub fn role_of(d: &crate::config::Destination) -> Option<AssumeRole> {
+    assumed(d.role_arn.as_ref(), d)
+}
+
+/// The role a destination names for reading (`readRoleArn`), if any.
+pub fn read_role_of(d: &crate::config::Destination) -> Option<AssumeRole> {
+    assumed(d.read_role_arn.as_ref(), d)
+}
+
+/// `arn` assumed with the destination's external ID.
+fn assumed(arn: Option<&String>, d: &crate::config::Destination) -> Option<AssumeRole> {
+    arn.map(|arn| AssumeRole {
+        role_arn: arn.clone(),
+        external_id: d.external_id.clone(),
+    })
 }

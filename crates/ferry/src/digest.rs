@@ -5,7 +5,16 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::error::Error;
+/// A digest string was not `sha256:<64 lowercase hex>`; becomes
+/// [`Error::InvalidDigest`](crate::error::Error::InvalidDigest) through `From` (`?`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid digest {input:?}: {reason}")]
+pub struct InvalidDigest {
+    /// What was given.
+    pub input: String,
+    /// Which rule it broke.
+    pub reason: String,
+}
 
 /// A validated `sha256:<64 lowercase hex>` content digest.
 ///
@@ -38,10 +47,10 @@ impl Digest {
 }
 
 impl FromStr for Digest {
-    type Err = Error;
+    type Err = InvalidDigest;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason: &str| Error::InvalidDigest {
+        let bad = |reason: &str| InvalidDigest {
             input: s.chars().take(100).collect(),
             reason: reason.to_string(),
         };
@@ -59,7 +68,7 @@ impl FromStr for Digest {
 }
 
 impl TryFrom<String> for Digest {
-    type Error = Error;
+    type Error = InvalidDigest;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }

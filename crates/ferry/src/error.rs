@@ -1,6 +1,6 @@
 //! The engine's one error type, and the one place that says which errors are worth a retry.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, InvalidDigest};
 
 /// Everything the engine can fail with.
 ///
@@ -284,6 +284,15 @@ pub enum Error {
 pub(crate) fn is_expired_token_denial(code: Option<&str>, message: &str) -> bool {
     code.is_none_or(|c| c.eq_ignore_ascii_case("DENIED"))
         && message.to_ascii_lowercase().contains("token has expired")
+}
+
+impl From<InvalidDigest> for Error {
+    fn from(e: InvalidDigest) -> Self {
+        Error::InvalidDigest {
+            input: e.input,
+            reason: e.reason,
+        }
+    }
 }
 
 impl Error {

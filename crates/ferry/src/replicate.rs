@@ -2,6 +2,7 @@
 //! exists, copy, and never move a destination tag back to an older digest. Shared by
 //! `ferry sync` and the Lambda `replicate` function, so both behave the same.
 
+mod archive;
 mod referrer;
 
 use futures::StreamExt;
@@ -80,23 +81,7 @@ impl<T> PerHost<T> {
     }
 }
 
-/// The role a destination names, for assume-role mode.
-pub fn role_of(d: &Destination) -> Option<AssumeRole> {
-    assumed(d.role_arn.as_ref(), d)
-}
-
-/// The role a destination names for reading (`readRoleArn`), if any.
-pub fn read_role_of(d: &Destination) -> Option<AssumeRole> {
-    assumed(d.read_role_arn.as_ref(), d)
-}
-
-/// `arn` assumed with the destination's external ID.
-fn assumed(arn: Option<&String>, d: &Destination) -> Option<AssumeRole> {
-    arn.map(|arn| AssumeRole {
-        role_arn: arn.clone(),
-        external_id: d.external_id.clone(),
-    })
-}
+pub use crate::aws::{read_role_of, role_of};
 
 impl Replicator {
     /// Over a copier (whose client knows the config's endpoints and roles), an ECR control

@@ -8,10 +8,10 @@ use crate::auth::{
     Authenticator, AwsEcrTokens, Credential, CredentialSource, DockerConfig, EcrTokenSource, Secret,
 };
 use crate::aws::{AccessKeys, AwsContext, RegistryAccess};
+use crate::aws::{read_role_of, role_of};
 use crate::config::{ApiRates, Registry, ReplicationConfig, RepositoryTemplate};
 use crate::error::Error;
 use crate::registry::{ApiClass, ClientOptions, Endpoints, RegistryClient};
-use crate::replicate::{read_role_of, role_of};
 
 /// Where credentials and endpoints come from.
 #[derive(Clone, Debug, Default)]

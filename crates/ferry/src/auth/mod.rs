@@ -6,7 +6,6 @@ mod challenge;
 mod docker_config;
 mod ecr;
 mod routes;
-mod secret;
 mod token;
 
 use std::collections::HashMap;
@@ -16,11 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use tokio::sync::Mutex;
 
+pub use crate::secret::Secret;
 pub use challenge::Challenge;
 pub use docker_config::DockerConfig;
 pub use ecr::{AwsEcrTokens, EcrToken, EcrTokenSource};
 pub use routes::CredentialSource;
-pub use secret::Secret;
 pub use token::{
     DEFAULT_BEARER_TTL, MAX_TOKEN_RESPONSE, MAX_TOKEN_TTL, RealmUse, TOKEN_SERVICES,
     parse_token_response, realm_policy,

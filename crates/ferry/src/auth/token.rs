@@ -11,7 +11,7 @@
 //!   service ([`TOKEN_SERVICES`]: Docker Hub → `auth.docker.io`). A realm elsewhere is
 //!   refused when Ferry holds credentials for the registry (an `auth` error naming the
 //!   realm host; nothing is sent), and used without credentials for anonymous pulls;
-//! - the realm's address obeys the redirect rule of [`crate::registry::netguard`].
+//! - the realm's address obeys the redirect rule of [`crate::net::netguard`].
 //!
 //! Token answers are read up to [`MAX_TOKEN_RESPONSE`] bytes, and their `expires_in` is
 //! clamped to [`MAX_TOKEN_TTL`] ([`parse_token_response`]).
@@ -22,7 +22,7 @@ use url::{Host, Url};
 
 use super::{Credential, Secret};
 use crate::error::Error;
-use crate::registry::netguard::{self, AddrClass};
+use crate::net::netguard::{self, AddrClass};
 
 /// Largest token response body read (1 MiB); a larger one is an error.
 pub const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
@@ -251,9 +251,8 @@ pub(super) async fn fetch_bearer(
         }
     };
     let realm_host = realm_url.host_str().unwrap_or_default().to_string();
-    let transport = |e: &reqwest::Error| {
-        crate::registry::RegistryClient::transport_error(host, &realm_url, &realm_host, e)
-    };
+    let transport =
+        |e: &reqwest::Error| crate::net::transport_error(host, &realm_url, &realm_host, e);
     let resp = req.send().await.map_err(|e| transport(&e))?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {

@@ -44,6 +44,7 @@ mod registry;
 mod select;
 mod template;
 mod validate;
+mod wildcard;
 
 #[cfg(test)]
 mod tests;
@@ -69,6 +70,7 @@ pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, SourceParts, check_r
 pub use validate::{
     ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES, MAX_ORGANIZATION_REGIONS,
 };
+pub use wildcard::{tag_immutable, wildcard};
 
 /// The JSON schema of the configuration document (both accepted shapes), generated from the
 /// types. The committed copy is `schema/ferry-config.schema.json`.

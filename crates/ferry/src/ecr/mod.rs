@@ -9,7 +9,8 @@ pub use referrers::MAX_REFERRER_PAGES;
 pub use signing::{NOTATION_SIGNATURE, SigningConfig, SigningRule};
 mod archive;
 
-pub use archive::{ArchiveState, ImageStatus, is_archived_answer};
+pub use crate::registry::is_archived_answer;
+pub use archive::{ArchiveState, ImageStatus};
 
 use aws_sdk_ecr::types::{
     DescribeImagesFilter, EncryptionConfiguration, EncryptionType, ImageIdentifier,
@@ -42,7 +43,7 @@ pub struct RepositorySettings {
 
 impl RepositorySettings {
     /// Whether tags are immutable, and the exclusion patterns of the `*_WITH_EXCLUSION`
-    /// modes (the [`RepoState::immutable`](crate::sync::RepoState::immutable) of a
+    /// modes (the `immutable` of the sync's `RepoState` for a
     /// repository with these settings).
     pub fn immutability(&self) -> (bool, Vec<String>) {
         let mode = self.tag_mutability.as_deref().unwrap_or_default();
@@ -54,11 +55,8 @@ impl RepositorySettings {
 
     /// Whether `tag` cannot be overwritten in a repository with these settings.
     pub fn tag_immutable(&self, tag: &str) -> bool {
-        crate::sync::RepoState {
-            immutable: Some(self.immutability()),
-            ..Default::default()
-        }
-        .tag_immutable(tag)
+        let (immutable, exclusions) = self.immutability();
+        crate::config::tag_immutable(immutable, &exclusions, tag)
     }
 }
 
@@ -341,9 +339,9 @@ where
 }
 
 #[cfg(test)]
-mod archive_tests;
+pub(crate) mod archive_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod signing_tests;

@@ -8,9 +8,9 @@
 //! dropped, so it can never widen what a rule selects.
 
 use crate::aws::{AssumeRole, sdk_error};
+use crate::config::wildcard;
 use crate::error::Error;
 use crate::reference::EcrRegistry;
-use crate::sync::wildcard;
 
 use super::{EcrControl, is_code};
 

@@ -6,7 +6,7 @@ mod blobs;
 mod endpoints;
 mod limiter;
 mod manifests;
-pub mod netguard;
+pub use crate::net::netguard;
 mod origin;
 mod pagination;
 pub mod quota;
@@ -22,13 +22,14 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
+pub use crate::net::describe_reqwest;
 pub use blobs::MountOutcome;
 pub use endpoints::{ENDPOINTS_ENV, Endpoints, is_loopback};
 pub use limiter::Limiters;
 pub use manifests::{ManifestHead, RawManifest};
 pub use pagination::{MAX_LISTING_BYTES, MAX_LISTING_PAGE_BYTES, MAX_LISTING_PAGES, next_page};
 pub use quota::ApiClass;
-pub use response::describe_reqwest;
+pub use response::is_archived_answer;
 pub(crate) use response::{parse_retry_after, read_capped};
 pub use stats::Stats;
 
@@ -543,14 +544,12 @@ impl RegistryClient {
             Target::Url(_) => format!("/v2/{repository}/blobs/uploads/<session>"),
         };
         let err = match status {
-            _ if crate::ecr::is_archived_answer(status, code.as_deref(), &message) => {
-                Error::Archived {
-                    registry,
-                    repository,
-                    reference: path.rsplit('/').next().unwrap_or_default().to_string(),
-                    message,
-                }
-            }
+            _ if is_archived_answer(status, code.as_deref(), &message) => Error::Archived {
+                registry,
+                repository,
+                reference: path.rsplit('/').next().unwrap_or_default().to_string(),
+                message,
+            },
             401 | 403 => Error::Auth {
                 registry,
                 repository,

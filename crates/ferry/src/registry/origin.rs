@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::netguard::{self, AddrClass, GuardedResolver};
 use super::{ClientOptions, RegistryClient, describe_reqwest};
-use crate::auth::Secret;
 use crate::error::Error;
+use crate::secret::Secret;
 
 impl RegistryClient {
     /// The client for a URL on another origin than the registry's endpoint, sent by a
@@ -67,31 +67,7 @@ impl RegistryClient {
         unreachable: &str,
         e: &reqwest::Error,
     ) -> Error {
-        if let Some(reason) = super::tls::untrusted_in(e) {
-            // The registry's own name (with its port: the `registries` key) when it is
-            // the registry's certificate, else the other host it sent Ferry to.
-            let host = target.host_str().unwrap_or(unreachable);
-            let registry = if super::tls::host_name(registry).eq_ignore_ascii_case(host) {
-                registry
-            } else {
-                host
-            };
-            return Error::TlsUntrusted {
-                registry: registry.to_string(),
-                reason,
-            };
-        }
-        match netguard::refused_in(e) {
-            Some(r) => Error::Refused {
-                registry: registry.to_string(),
-                target: netguard::origin_text(target),
-                reason: r.to_string(),
-            },
-            None => Error::Unreachable {
-                registry: unreachable.to_string(),
-                message: describe_reqwest(e),
-            },
-        }
+        crate::net::transport_error(registry, target, unreachable, e)
     }
 
     /// Answer a 401 from the registry itself: refresh the credentials (Bearer tokens are

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 
 use crate::error::Error;
+use crate::net::describe_reqwest;
 
 /// Read a whole body of at most `limit` bytes: an announced `Content-Length` over it, or
 /// more bytes than it, is `too_large(size seen)`, before anything more is read.
@@ -116,31 +117,16 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Describe a transport error without its URL (a pre-signed URL is a secret).
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut parts = Vec::new();
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "broken response body"
-    } else if e.is_request() {
-        "request failed"
-    } else {
-        "transport error"
-    };
-    parts.push(kind.to_string());
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.contains("http://") && !text.contains("https://") && !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+/// Whether a registry-endpoint answer to a pull says the image is archived.
+///
+/// ECR's wording is not documented (unverified, see `docs/ecr-notes.md`): Ferry matches
+/// loosely, on any 4xx whose error code or message mentions an archive
+/// (`ImageArchivedException`, `IMAGE_ARCHIVED`, "image is archived", ...).
+pub fn is_archived_answer(status: u16, code: Option<&str>, message: &str) -> bool {
+    (400..500).contains(&status)
+        && [code.unwrap_or_default(), message]
+            .iter()
+            .any(|s| s.to_ascii_lowercase().contains("archiv"))
 }
 
 #[cfg(test)]

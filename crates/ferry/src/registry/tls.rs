@@ -19,6 +19,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::Error;
+pub(crate) use crate::net::host_name;
 
 /// What the process's first call built (or why it could not).
 static SHARED: OnceLock<Result<Shared, String>> = OnceLock::new();
@@ -83,17 +84,6 @@ pub(super) fn for_hosts(
     Ok(config)
 }
 
-/// The host part of a `registries` key (`host[:port]`, `[v6]:port`).
-pub(crate) fn host_name(key: &str) -> &str {
-    if let Some(rest) = key.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match key.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => key,
-    }
-}
-
 /// The verifier of a client with per-host CAs: the platform's for every host; for a host
 /// with its own CAs, a chain the platform does not know (unknown issuer) is checked again
 /// against those CAs, and that answer stands (so an expired certificate or a wrong name
@@ -155,61 +145,6 @@ impl ServerCertVerifier for HostRoots {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.platform.supported_verify_schemes()
     }
-}
-
-/// Why a transport error is an untrusted certificate, if it is one: the reason in words
-/// (unknown issuer, expired, not valid for the name), for [`Error::TlsUntrusted`].
-pub(crate) fn untrusted_in(e: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(reason) = rustls_error_in(s, 4).and_then(certificate_reason) {
-            return Some(reason);
-        }
-        source = s.source();
-    }
-    None
-}
-
-/// The rustls error `e` is or wraps. tokio-rustls reports a refused certificate as an
-/// `io::Error` wrapping rustls's error, hyper-rustls wraps that in another `io::Error`,
-/// and `io::Error::source` skips the error it wraps: unwrap them (at most `depth`
-/// levels).
-fn rustls_error_in<'a>(
-    e: &'a (dyn std::error::Error + 'static),
-    depth: usize,
-) -> Option<&'a rustls::Error> {
-    if let Some(r) = e.downcast_ref::<rustls::Error>() {
-        return Some(r);
-    }
-    if depth == 0 {
-        return None;
-    }
-    let inner = e.downcast_ref::<std::io::Error>()?.get_ref()?;
-    rustls_error_in(inner, depth - 1)
-}
-
-/// The words for a certificate refusal; `None` for other TLS errors.
-fn certificate_reason(e: &rustls::Error) -> Option<String> {
-    let rustls::Error::InvalidCertificate(c) = e else {
-        return None;
-    };
-    Some(match c {
-        CertificateError::UnknownIssuer => {
-            "unknown issuer: it is not signed by a certificate authority Ferry trusts".into()
-        }
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-            "the certificate has expired".into()
-        }
-        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-            "the certificate is not valid yet".into()
-        }
-        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-            "the certificate is not valid for this host name".into()
-        }
-        CertificateError::Revoked => "the certificate has been revoked".into(),
-        CertificateError::BadSignature => "the certificate's signature is invalid".into(),
-        other => format!("the certificate was refused: {other}"),
-    })
 }
 
 fn build() -> Result<Shared, String> {

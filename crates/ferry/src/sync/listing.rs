@@ -16,7 +16,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::aws::AssumeRole;
-use crate::config::Registry;
+use crate::config::{Registry, tag_immutable};
 use crate::digest::Digest;
 use crate::ecr::{ArchiveState, EcrControl};
 use crate::error::Error;
@@ -57,9 +57,7 @@ impl RepoState {
     /// Whether `tag` is immutable here.
     pub fn tag_immutable(&self, tag: &str) -> bool {
         match &self.immutable {
-            Some((immutable, exclusions)) => {
-                *immutable != exclusions.iter().any(|p| wildcard(p, tag))
-            }
+            Some((immutable, exclusions)) => tag_immutable(*immutable, exclusions, tag),
             None => false,
         }
     }
@@ -373,39 +371,9 @@ impl<'a> Lister<'a> {
     }
 }
 
-/// `*` matches any run of characters; everything else matches itself.
-pub(crate) fn wildcard(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards() {
-        assert!(wildcard("latest", "latest"));
-        assert!(wildcard("*", "anything"));
-        assert!(wildcard("dev-*", "dev-1"));
-        assert!(wildcard("*-rc*", "1.0-rc2"));
-        assert!(!wildcard("dev-*", "prod-1"));
-        assert!(!wildcard("a*a", "a"));
-    }
 
     #[test]
     fn immutability_with_exclusions() {

@@ -1,6 +1,8 @@
 //! `plan`, `sync` (backfill) and `verify` (drift) over a replication config.
 
 mod archive;
+#[cfg(test)]
+mod archive_tests;
 mod ecr_notes;
 mod listing;
 mod native;
@@ -14,7 +16,6 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use ecr_notes::{CacheLeftOut, SelfSigned};
-pub(crate) use listing::wildcard;
 pub use listing::{InvalidName, ListedImage, RepoState};
 pub use native::native_overlaps;
 pub use plan::{Action, Plan, PlanItem, PlanSummary, plan, plan_for_drift, plan_for_sync};
