@@ -3,9 +3,11 @@
 //! that finds results again in the replicate function's log group.
 //!
 //! One home for the format, used by the pipeline (which writes results) and by the CLI
-//! (`ferry status`, which reads them), so the CLI does not link the Lambda crate.
+//! (`ferry status` and `ferry failures`, which read them), so the CLI does not link the
+//! Lambda crate.
 
 mod event;
+mod failures;
 mod log;
 mod wire;
 
@@ -14,5 +16,6 @@ pub use event::{
     RESULT_LOG_FIELD, RESULT_LOG_MESSAGE, RESULT_SOURCE, ReplicationResult, ResultDestination,
     Status, log_result, testing,
 };
+pub use failures::{Failure, failures};
 pub use log::{MAX_PAGES, ResultsLog, latest_for, parse_logged};
 pub use wire::{JobAction, JobSource, Origin};

@@ -121,6 +121,41 @@ impl ResultsLog {
     }
 }
 
+impl ResultsLog {
+    /// Every result event logged since `start` (by log time), at most [`MAX_PAGES`] pages
+    /// of `FilterLogEvents`; the flag says whether pages were left unread.
+    pub async fn results_since(
+        &self,
+        start: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<ReplicationResult>, bool), ferry::Error> {
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let out = self
+                .client
+                .filter_log_events()
+                .log_group_name(&self.group)
+                .start_time(start.timestamp_millis())
+                .filter_pattern(format!("\"{RESULT_LOG_FIELD}\""))
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| ferry::aws::sdk_error("logs", "FilterLogEvents", e))?;
+            found.extend(
+                out.events()
+                    .iter()
+                    .filter_map(|e| e.message())
+                    .filter_map(parse_logged),
+            );
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok((found, false)),
+            }
+        }
+        Ok((found, true))
+    }
+}
+
 #[async_trait]
 impl ResultHistory for ResultsLog {
     async fn last_results(
