@@ -22,6 +22,7 @@ pub mod organizations;
 pub mod process;
 pub mod proxy;
 pub mod registry;
+pub mod results;
 pub mod scenario;
 pub mod skopeo;
 pub mod synthetic;

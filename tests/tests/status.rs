@@ -8,6 +8,7 @@ use ferry_e2e::ecr::ENDPOINTS_ENV;
 use ferry_e2e::ferry::describe;
 use ferry_e2e::process::free_port;
 use ferry_e2e::proxy::PathKind;
+use ferry_e2e::results::{json_line, result_event};
 use ferry_e2e::{
     DockerConfig, EcrRegistry, Moto, Proxy, Registry, error_codes, fixtures, run_ferry,
 };
@@ -17,6 +18,8 @@ const REPO: &str = "team/api";
 const TAG: &str = "v1";
 const REGION: &str = "eu-west-1";
 const LOG_GROUP: &str = "/ferry/test/replicate";
+/// When the logged results completed.
+const DONE: &str = "2026-03-01T10:00:02Z";
 
 /// Everything one status run looks at, torn down on drop.
 struct World {
@@ -142,32 +145,6 @@ impl World {
     }
 }
 
-/// A result event as the replicate function logs it.
-fn result_event(
-    source: &str,
-    registry: &str,
-    repository: &str,
-    digest: &str,
-    status: &str,
-) -> Value {
-    json!({
-        "status": status, "action": "copy",
-        "source": {"registry": source, "repository": REPO, "tag": TAG, "digest": digest},
-        "destination": {"registry": registry, "repository": repository},
-        "digest": digest, "tags": [TAG], "bytes": 0, "blobsCopied": 0, "blobsSkipped": 0,
-        "blobsMounted": 0, "durationMs": 1, "latencyMs": 2, "eventId": "e-1",
-        "eventTime": "2026-03-01T10:00:00Z", "completedAt": "2026-03-01T10:00:02Z",
-        "origin": "event",
-        "errorCode": if status == "CONFLICT" { Some("tag-conflict") } else { None },
-    })
-}
-
-/// The replicate function's JSON log line for a result (`fields.result_event`).
-fn json_line(result: &Value) -> String {
-    json!({"level": "INFO", "fields": {"message": "result event", "result_event": result.to_string()}})
-        .to_string()
-}
-
 fn manifest_heads(proxy: &Proxy, repository: &str) -> usize {
     let prefix = format!("/v2/{repository}/manifests/");
     proxy
@@ -201,11 +178,11 @@ fn status_tells_complete_missing_different_conflict_denied_and_unreachable_apart
             "2026/03/01/[$LATEST]abc",
             &[
                 "START RequestId: 1 Version: $LATEST".to_string(),
-                json_line(&result_event(&src, &oci, &format!("complete/{REPO}"), &w.digest, "SUCCEEDED")),
+                json_line(&result_event((&src, REPO, TAG), &w.digest, (&oci, &format!("complete/{REPO}")), "SUCCEEDED", DONE)),
                 // Lambda's own JSON wrapper around the line.
-                json!({"level": "INFO", "message": json_line(&result_event(&src, &ecr, REPO, &w.digest, "CONFLICT"))}).to_string(),
+                json!({"level": "INFO", "message": json_line(&result_event((&src, REPO, TAG), &w.digest, (&ecr, REPO), "CONFLICT", DONE))}).to_string(),
                 // Another image at the missing destination: not this one's result.
-                json_line(&result_event(&src, &oci, &format!("missing/{REPO}"), &other_digest, "SUCCEEDED")),
+                json_line(&result_event((&src, REPO, TAG), &other_digest, (&oci, &format!("missing/{REPO}")), "SUCCEEDED", DONE)),
             ],
         )
         .expect("log lines in moto");

@@ -82,6 +82,57 @@ pub enum Command {
     /// 2 bad usage (invalid reference or config, an image not of the config's source).
     #[command(verbatim_doc_comment)]
     Status(StatusArgs),
+
+    /// The images failing to replicate: per destination and source image whose latest
+    /// result in the window is FAILED, CONFLICT or REJECTED, the error code, how often,
+    /// and when first and last. Read from the result events in the replicate function's
+    /// log group (FilterLogEvents, in AWS_REGION); an image that succeeded since is not
+    /// listed.
+    ///
+    /// Examples:
+    ///   ferry failures --results-log-group /ferry/ferry-hub/replicate
+    ///   ferry failures --since 24h --output json
+    ///
+    /// Exit codes: 0 nothing failing, 1 failures listed, 2 bad usage.
+    #[command(verbatim_doc_comment)]
+    Failures(FailuresArgs),
+}
+
+/// `ferry failures` arguments.
+#[derive(Args, Debug)]
+pub struct FailuresArgs {
+    /// How far back to read: a number and a unit, s, m, h or d (`30m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h", value_parser = parse_since)]
+    pub since: std::time::Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// CloudWatch log group of the replicate function (`/ferry/<stack>/replicate`).
+    #[arg(long, env = "FERRY_RESULTS_LOG_GROUP")]
+    pub results_log_group: String,
+}
+
+/// `30m`, `1h`, `7d`: at most 30 days (CloudWatch's result events are read page by page).
+pub fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: give a unit, s, m, h or d (`1h`)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    if seconds == 0 || seconds > 30 * 86_400 {
+        return Err(format!("{text:?}: between 1s and 30d"));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// `ferry status` arguments.

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             Command::Verify { config, output } => commands::plan::run_verify(config, output).await,
             Command::Validate(args) => commands::plan::run_validate(args).await,
             Command::Status(args) => commands::status::run(args).await,
+            Command::Failures(args) => commands::failures::run(args).await,
         }
     });
     match result {

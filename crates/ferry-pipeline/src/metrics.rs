@@ -4,6 +4,11 @@
 //! Written by hand rather than through the `metrics` facade (`metrics_cloudwatch_embedded`):
 //! a global recorder cannot be observed per test, and each job here is one record with a
 //! fixed dimension set anyway.
+//!
+//! Dimensions are bounded: `status` at most, never a destination, repository or account.
+//! The number of metric series (each costs money, and CloudWatch `SEARCH` stops at 500)
+//! does not grow with the number of destinations; per-destination detail is a property
+//! of the record (searchable in CloudWatch Logs Insights) and in the result events.
 
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +26,8 @@ pub enum Unit {
     Bytes,
     /// Milliseconds.
     Milliseconds,
+    /// Seconds.
+    Seconds,
 }
 
 impl Unit {
@@ -29,6 +36,7 @@ impl Unit {
             Unit::Count => "Count",
             Unit::Bytes => "Bytes",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Seconds => "Seconds",
         }
     }
 }
@@ -125,6 +133,36 @@ impl Metrics {
             .as_ref()
             .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
             .unwrap_or_default()
+    }
+
+    /// The metric series the records kept in memory make: each metric name with the
+    /// values of its record's dimensions (what CloudWatch bills and `SEARCH` counts).
+    pub fn series(&self) -> std::collections::BTreeSet<(String, Vec<(String, String)>)> {
+        let mut out = std::collections::BTreeSet::new();
+        for record in self.records() {
+            let Some(defs) = record["_aws"]["CloudWatchMetrics"].as_array() else {
+                continue;
+            };
+            for def in defs {
+                for set in def["Dimensions"].as_array().into_iter().flatten() {
+                    let dims: Vec<(String, String)> = set
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .map(|d| {
+                            let value = record[d].as_str().unwrap_or_default();
+                            (d.to_string(), value.to_string())
+                        })
+                        .collect();
+                    for m in def["Metrics"].as_array().into_iter().flatten() {
+                        let name = m["Name"].as_str().unwrap_or_default().to_string();
+                        out.insert((name, dims.clone()));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Sum of one metric over the records kept in memory whose dimensions match `filter`.

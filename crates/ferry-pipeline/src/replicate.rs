@@ -486,25 +486,36 @@ fn emit_metrics(
     result: Option<&ReplicationResult>,
     throttles: u64,
 ) {
-    let mut rec = Record::new()
-        .dimension("destination", &job.destination())
-        .dimension("status", status.as_str())
-        .metric("Jobs", Unit::Count, 1.0)
+    // Dimensions stay bounded (status only): the destination is a property.
+    let destination = job.destination();
+    ctx.metrics.emit(
+        Record::new()
+            .dimension("status", status.as_str())
+            .metric("Jobs", Unit::Count, 1.0)
+            .property("destination", destination.clone())
+            .property("eventId", job.event_id.clone()),
+    );
+    let mut totals = Record::new()
         .metric("Throttles", Unit::Count, throttles as f64)
+        .property("destination", destination)
+        .property("status", status.as_str())
         .property("eventId", job.event_id.clone());
     if let Some(r) = result.filter(|_| status != Status::Retry) {
-        rec = rec
-            .metric(
-                "ReplicationLatency",
-                Unit::Milliseconds,
-                r.latency_ms.max(0) as f64,
-            )
+        totals = totals
             .metric("BytesCopied", Unit::Bytes, r.bytes as f64)
             .metric("BlobsCopied", Unit::Count, r.blobs_copied as f64)
             .metric("BlobsSkipped", Unit::Count, r.blobs_skipped as f64)
             .metric("BlobsMounted", Unit::Count, r.blobs_mounted as f64);
+        // Replication lag: from the event (or reconcile's finding) to the replica.
+        if status == Status::Succeeded {
+            totals = totals.metric(
+                "ReplicationLag",
+                Unit::Seconds,
+                r.latency_ms.max(0) as f64 / 1000.0,
+            );
+        }
     }
-    ctx.metrics.emit(rec);
+    ctx.metrics.emit(totals);
 }
 
 mod archive;

@@ -13,6 +13,7 @@ export interface AlarmTargets {
   readonly eventsDlqName: string;
   readonly functionNames: { readonly dispatch: string; readonly replicate: string; readonly reconcile: string };
   readonly jobAgeAlarmSeconds: number;
+  readonly replicationLagAlarmSeconds: number;
   readonly alarmEmail?: string;
 }
 
@@ -29,7 +30,8 @@ interface AlarmSpec {
   readonly namespace: string;
   readonly metric: string;
   readonly dimension?: { readonly name: string; readonly value: string };
-  readonly statistic: string;
+  readonly statistic?: string;
+  readonly extendedStatistic?: string;
   readonly evaluationPeriods?: number;
   readonly threshold?: number;
 }
@@ -43,7 +45,7 @@ function functionAlarms(fn: string, name: string, errors: string, throttles: str
   ];
 }
 
-/** The alarm topic (when alarmEmail is set) and the eleven alarms; returns the topic. */
+/** The alarm topic (when alarmEmail is set) and the fourteen alarms; returns the topic. */
 export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | undefined {
   let topic: sns.CfnTopic | undefined;
   if (t.alarmEmail !== undefined) {
@@ -109,6 +111,35 @@ export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | und
       metric: 'RejectedJobs',
       statistic: 'Sum',
     },
+    // Permanent failures and immutable-tag conflicts: acknowledged, never retried, so no
+    // DLQ or error alarm sees them.
+    {
+      id: 'FailedJobsAlarm',
+      description:
+        'replicate failed jobs permanently (see the FAILED result events and their errorCode; ferry failures lists them).',
+      namespace: 'Ferry',
+      metric: 'Jobs',
+      dimension: { name: 'status', value: 'FAILED' },
+      statistic: 'Sum',
+    },
+    {
+      id: 'ConflictJobsAlarm',
+      description:
+        'A destination tag is immutable and holds another image (CONFLICT result events): the copy was left as it is.',
+      namespace: 'Ferry',
+      metric: 'Jobs',
+      dimension: { name: 'status', value: 'CONFLICT' },
+      statistic: 'Sum',
+    },
+    {
+      id: 'ReplicationLagAlarm',
+      description:
+        'Replicas arrive later than ReplicationLagAlarmSeconds after their push (p99 over 5 minutes): replicate is slow, throttled or behind.',
+      namespace: 'Ferry',
+      metric: 'ReplicationLag',
+      extendedStatistic: 'p99',
+      threshold: t.replicationLagAlarmSeconds,
+    },
     // An organization scope whose accounts could not be read: only its destinations wait,
     // so no function error alarm sees it; this EMF metric does.
     {
@@ -127,6 +158,7 @@ export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | und
       metricName: s.metric,
       dimensions: s.dimension && [s.dimension],
       statistic: s.statistic,
+      extendedStatistic: s.extendedStatistic,
       period: 300,
       evaluationPeriods: s.evaluationPeriods ?? 1,
       threshold: s.threshold ?? 0,
@@ -139,11 +171,6 @@ export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | und
 }
 
 type Row = unknown[];
-
-function search(metric: string, stat: string, status?: string): string {
-  const filter = status === undefined ? '' : ` status="${status}"`;
-  return `SEARCH('{Ferry,destination,status} MetricName="${metric}"${filter}', '${stat}', 300)`;
-}
 
 function widget(x: number, y: number, title: string, metrics: Row[], extra: Record<string, unknown> = {}): unknown {
   return {
@@ -159,9 +186,6 @@ function widget(x: number, y: number, title: string, metrics: Row[], extra: Reco
 /** The dashboard: the EMF metrics of crates/ferry-pipeline/src/metrics.rs and the queues. */
 export function hubDashboard(scope: Construct, t: AlarmTargets): cloudwatch.CfnDashboard {
   const statuses = ['SUCCEEDED', 'SKIPPED', 'FAILED', 'CONFLICT', 'RETRY', 'REJECTED'];
-  const sum = (id: string, label: string, metric: string, more: Record<string, unknown> = {}): Row => [
-    { id, label, ...more, expression: `SUM(${search(metric, 'Sum')})` },
-  ];
   const queue = (metric: string, name: string, more: Record<string, unknown>): Row => [
     'AWS/SQS',
     metric,
@@ -169,20 +193,24 @@ export function hubDashboard(scope: Construct, t: AlarmTargets): cloudwatch.CfnD
     name,
     more,
   ];
-  const ferry = (metric: string, id: string, label: string): Row => ['Ferry', metric, { id, stat: 'Sum', label }];
+  const ferry = (metric: string, id: string, label: string, more: Record<string, unknown> = {}): Row => [
+    'Ferry',
+    metric,
+    { id, stat: 'Sum', label, ...more },
+  ];
   const widgets = [
     widget(
       0,
       0,
       'Jobs by status',
-      statuses.map((s) => [{ id: s.toLowerCase(), label: s, expression: `SUM(${search('Jobs', 'Sum', s)})` }]),
+      statuses.map((s) => ['Ferry', 'Jobs', 'status', s, { id: s.toLowerCase(), stat: 'Sum', label: s }]),
       { stacked: true },
     ),
     widget(
       12,
       0,
-      'Replication latency p50 / p99 by destination (ms)',
-      ['p50', 'p99'].map((p) => [{ id: p, expression: search('ReplicationLatency', p, 'SUCCEEDED') }]),
+      'Replication lag p50 / p99, push to replica (s)',
+      ['p50', 'p99'].map((p) => ['Ferry', 'ReplicationLag', { id: p, stat: p, label: p }]),
     ),
     widget(
       0,
@@ -205,13 +233,13 @@ export function hubDashboard(scope: Construct, t: AlarmTargets): cloudwatch.CfnD
       { stat: 'Maximum' },
     ),
     widget(0, 12, 'Blobs and bytes', [
-      sum('copied', 'blobs copied', 'BlobsCopied'),
-      sum('skipped', 'blobs skipped (present)', 'BlobsSkipped'),
-      sum('mounted', 'blobs mounted', 'BlobsMounted'),
-      sum('bytes', 'bytes copied', 'BytesCopied', { yAxis: 'right' }),
+      ferry('BlobsCopied', 'copied', 'blobs copied'),
+      ferry('BlobsSkipped', 'skipped', 'blobs skipped (present)'),
+      ferry('BlobsMounted', 'mounted', 'blobs mounted'),
+      ferry('BytesCopied', 'bytes', 'bytes copied', { yAxis: 'right' }),
     ]),
     widget(12, 12, 'Throttles, drift, malformed events, rejected jobs, invalid names', [
-      sum('throttles', 'ECR throttles', 'Throttles'),
+      ferry('Throttles', 'throttles', 'ECR throttles'),
       ferry('Drift', 'drift', 'drift found by reconcile'),
       ferry('MalformedEvents', 'malformed', 'malformed events'),
       ferry('RejectedJobs', 'rejected', 'rejected jobs (not allowed by the config, undecodable)'),

@@ -90,6 +90,8 @@ export interface FerryHubProps {
   readonly alarmEmail?: string;
   /** Alarm when the oldest job waited longer (60-1209600 s). @default 1800 */
   readonly jobAgeAlarmSeconds?: number;
+  /** Alarm when the p99 replication lag (push to replica) over 5 minutes is longer (60-1209600 s). @default 1800 */
+  readonly replicationLagAlarmSeconds?: number;
 }
 
 /** FerryHubProps with every default applied and every check passed. */
@@ -126,6 +128,7 @@ export interface ResolvedHubProps {
   readonly securityGroupIds: string[];
   readonly alarmEmail?: string;
   readonly jobAgeAlarmSeconds: number;
+  readonly replicationLagAlarmSeconds: number;
 }
 
 const NAME = 'FerryHub';
@@ -220,6 +223,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
     securityGroupIds: props.securityGroupIds ?? [],
     alarmEmail,
     jobAgeAlarmSeconds: props.jobAgeAlarmSeconds ?? 1800,
+    replicationLagAlarmSeconds: props.replicationLagAlarmSeconds ?? 1800,
   };
   oneOf(NAME, 'architecture', resolved.architecture, ['arm64', 'x86_64'] as const);
   oneOf(NAME, 'logLevel', resolved.logLevel, ['trace', 'debug', 'info'] as const);
@@ -233,6 +237,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
   inRange(NAME, 'reconcileMaxJobsPerRun', resolved.reconcileMaxJobsPerRun, 1, 100000);
   inRange(NAME, 'organizationCacheSeconds', resolved.organizationCacheSeconds, 0, 86400);
   inRange(NAME, 'jobAgeAlarmSeconds', resolved.jobAgeAlarmSeconds, 60, 1209600);
+  inRange(NAME, 'replicationLagAlarmSeconds', resolved.replicationLagAlarmSeconds, 60, 1209600);
   require_(
     NAME,
     resolved.securityGroupIds.length === 0 || resolved.subnetIds.length > 0,

@@ -208,6 +208,7 @@ export class FerryHub extends Construct {
         reconcile: functions.reconcile.ref,
       },
       jobAgeAlarmSeconds: p.jobAgeAlarmSeconds,
+      replicationLagAlarmSeconds: p.replicationLagAlarmSeconds,
       alarmEmail: p.alarmEmail,
     };
     const topic = hubAlarms(this, targets);

@@ -47,6 +47,7 @@ export const HUB_PARAMETERS: ParameterMap<FerryHubProps> = {
   SecurityGroupIds: ['securityGroupIds', 'list'],
   AlarmEmail: ['alarmEmail', 'string'],
   JobAgeAlarmSeconds: ['jobAgeAlarmSeconds', 'number'],
+  ReplicationLagAlarmSeconds: ['replicationLagAlarmSeconds', 'number'],
 };
 
 export const DESTINATION_PARAMETERS: ParameterMap<FerryDestinationProps> = {
@@ -141,6 +142,7 @@ export const HUB_SETS: Record<string, ParameterValues> = {
     OrganizationAccess: 'direct',
     OrganizationCacheSeconds: '60',
     JobAgeAlarmSeconds: '600',
+    ReplicationLagAlarmSeconds: '900',
   },
   ...lintVariants('template.yaml'),
 };

@@ -2,6 +2,7 @@
 
 mod context;
 pub mod copy;
+pub mod failures;
 pub mod plan;
 pub mod status;
 pub mod sync;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use ferry::Reference;
 use ferry::aws::AwsContext;
 use ferry::status::{self, ResultHistory, State, StatusReport};
-use ferry_pipeline::results_log::ResultsLog;
+use ferry_results::ResultsLog;
 
 use super::context;
 use crate::cli::{OutputFormat, StatusArgs};

@@ -362,3 +362,37 @@ async fn archive_jobs_run_only_where_the_config_follows_the_archive() {
         [format!("archive {digest}"), format!("restore {digest}")]
     );
 }
+
+/// 600 destinations (one repository each at one registry), with every kind of outcome:
+/// the metric series stay as few as with one destination, and at most 50.
+#[tokio::test]
+async fn the_number_of_metric_series_does_not_grow_with_the_destinations() {
+    let series_for = |destinations: usize| async move {
+        let engine = Arc::new(Scripted::default());
+        let (ctx, _) = ctx(engine);
+        let tags = ["ok", "perm", "conflict", "archived", "busy"];
+        let records = (0..destinations)
+            .map(|i| {
+                let tag = tags[i % tags.len()];
+                message(
+                    &i.to_string(),
+                    &format!("g{i}"),
+                    job(&format!("team/app{i}"), tag),
+                )
+            })
+            .collect();
+        let mut event = SqsEvent::default();
+        event.records = records;
+        let _ = replicate(event, None, &ctx).await;
+        ctx.metrics.series()
+    };
+    let one = series_for(5).await;
+    let many = series_for(600).await;
+    assert_eq!(one, many, "the same series for 5 and 600 destinations");
+    assert!(many.len() <= 50, "{} series: {many:?}", many.len());
+    assert!(
+        many.iter()
+            .all(|(_, dims)| dims.iter().all(|(name, _)| name == "status")),
+        "{many:?}"
+    );
+}
