@@ -152,18 +152,17 @@ fn a_200_image_sync_gets_no_429_and_uses_the_put_image_allowance() {
         run.window,
         run.use_of_allowance * 100.0
     );
+    // Counts, not a rate over the whole run (load only delays manifests, which lowers the
+    // run's average: a CI run on a loaded machine saw 0.834): the proxy throttled nothing
+    // (`sync_within_quotas`), so the engine never went over the quota; and in some three
+    // seconds it sent at least 27 of the 31 PUTs 10/s with a burst of one admits there, so
+    // it does use the allowance when manifests are ready.
+    let busiest = peak(&run.times, Duration::from_secs(3));
     assert!(
-        run.use_of_allowance >= 0.90,
-        "PutImage use {:.3} (n = {}, window {:?})",
-        run.use_of_allowance,
+        busiest >= 27,
+        "at most {busiest} PUTs in any 3 s (n = {}, window {:?}): the allowance of 10/s was not used",
         run.puts,
         run.window
-    );
-    // The engine never sent faster than the quota: at most rate × window + its burst of 1.
-    assert!(
-        run.use_of_allowance <= 1.0 + 1.0 / run.puts as f64 + 0.02,
-        "PutImage use {:.3}",
-        run.use_of_allowance
     );
 }
 

@@ -2,7 +2,7 @@
 //! EventBridge, STS, ECR control plane), three ECR-shaped docker-registry instances, the
 //! EventBridge rules routed to SQS as `infra/template.yaml` routes them, and the real
 //! dispatch and replicate handlers driven by the local poller.
-#![allow(dead_code)] // Each test binary uses its own part.
+#![allow(dead_code, unused_imports)] // Each test binary uses its own part.
 
 mod calls;
 pub mod conflict;
