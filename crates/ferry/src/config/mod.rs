@@ -31,6 +31,7 @@ mod bind;
 mod ca;
 mod chain;
 mod destination;
+mod endpoint_checks;
 mod error;
 mod fan_in;
 mod filter;

@@ -3,6 +3,7 @@
 mod archive;
 #[cfg(test)]
 mod archive_tests;
+mod bytes;
 mod ecr_notes;
 mod listing;
 mod native;
