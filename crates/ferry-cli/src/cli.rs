@@ -18,7 +18,7 @@ const VERSION: &str = concat!(
 /// registry host to another URL. FERRY_LOG sets the log filter.
 #[derive(Parser, Debug)]
 #[command(name = "ferry", version = VERSION, about, long_about = None, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). Secrets are never logged.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -30,7 +30,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Copy one image (with its platforms and referrers) from SRC to DST.
     ///
     /// Examples:
@@ -100,7 +100,7 @@ pub enum Command {
 
 /// `ferry failures` arguments.
 #[derive(Args, Debug)]
-pub struct FailuresArgs {
+pub(crate) struct FailuresArgs {
     /// How far back to read: a number and a unit, s, m, h or d (`30m`, `1h`, `7d`).
     #[arg(long, default_value = "1h", value_parser = parse_since)]
     pub since: std::time::Duration,
@@ -113,7 +113,7 @@ pub struct FailuresArgs {
 }
 
 /// `30m`, `1h`, `7d`: at most 30 days (CloudWatch's result events are read page by page).
-pub fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_since(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -137,7 +137,7 @@ pub fn parse_since(text: &str) -> Result<std::time::Duration, String> {
 
 /// `ferry status` arguments.
 #[derive(Args, Debug)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Source image: host[:port]/repository:tag or host[:port]/repository@sha256:digest.
     pub image: String,
     /// Config.
@@ -154,7 +154,7 @@ pub struct StatusArgs {
 
 /// The replication config option shared by plan, sync and verify.
 #[derive(Args, Debug)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Replication config: ECR's replicationConfiguration JSON, or Ferry's superset.
     #[arg(long, short = 'c', env = "FERRY_CONFIG_FILE")]
     pub config: std::path::PathBuf,
@@ -169,7 +169,7 @@ pub struct ConfigArgs {
 
 /// `ferry plan` arguments.
 #[derive(Args, Debug)]
-pub struct PlanArgs {
+pub(crate) struct PlanArgs {
     /// Config.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -183,7 +183,7 @@ pub struct PlanArgs {
 
 /// `ferry sync` arguments.
 #[derive(Args, Debug)]
-pub struct SyncArgs {
+pub(crate) struct SyncArgs {
     /// Config.
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -203,7 +203,7 @@ pub struct SyncArgs {
 
 /// `ferry validate` arguments.
 #[derive(Args, Debug)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Config file.
     pub config: std::path::PathBuf,
     /// Region of a source the document names only by account (`describe-registry`
@@ -227,7 +227,7 @@ pub struct ValidateArgs {
 
 /// `ferry copy` arguments.
 #[derive(Args, Debug)]
-pub struct CopyArgs {
+pub(crate) struct CopyArgs {
     /// Source image: host[:port]/repository[:tag][@sha256:digest].
     pub src: String,
     /// Destination: host[:port]/repository[:tag].
@@ -256,7 +256,7 @@ pub struct CopyArgs {
 
 /// Report format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     /// Human-readable lines.
     Text,
     /// One JSON document.

@@ -20,7 +20,7 @@ macro_rules! tell {
 }
 
 /// `text` with every control character but newline and tab escaped (`\u{1b}` for ESC).
-pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
     let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
     if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);
@@ -43,7 +43,7 @@ use ferry::report::CopyStatus;
 
 /// Print any serialisable report as one JSON document, written as it is encoded (a plan
 /// of 100,000 items is never held a second time as text).
-pub fn json<T: serde::Serialize>(value: &T) {
+pub(crate) fn json<T: serde::Serialize>(value: &T) {
     use std::io::Write as _;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = serde_json::to_writer_pretty(&mut out, value)
@@ -59,7 +59,7 @@ pub fn json<T: serde::Serialize>(value: &T) {
 }
 
 /// Human-readable copy report.
-pub fn copy_text(r: &CopyReport) {
+pub(crate) fn copy_text(r: &CopyReport) {
     let verb = match r.status {
         CopyStatus::Copied => "copied",
         CopyStatus::Skipped => "already there",
@@ -100,14 +100,14 @@ pub fn copy_text(r: &CopyReport) {
 }
 
 /// Warn on stderr of every listed name that was refused and skipped.
-pub fn invalid_names(names: &[ferry::sync::InvalidName]) {
+pub(crate) fn invalid_names(names: &[ferry::sync::InvalidName]) {
     for n in names {
         tell!("warning[{}]: {n}", n.code);
     }
 }
 
 /// `12.3 MiB`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -124,7 +124,7 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Print an error as `error[code]: message` and answer the exit code: 2 for bad input,
 /// 1 for everything else.
-pub fn fail(e: &ferry::Error) -> ExitCode {
+pub(crate) fn fail(e: &ferry::Error) -> ExitCode {
     tell!("error[{}]: {e}", e.code());
     let hint = match e {
         ferry::Error::TagConflict { .. } => Some(

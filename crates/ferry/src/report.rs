@@ -125,18 +125,18 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    pub fn add(c: &AtomicU64, n: u64) {
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn manifests(&self) -> ManifestCounts {
+    pub(crate) fn manifests(&self) -> ManifestCounts {
         ManifestCounts {
             copied: self.manifests_copied.load(Ordering::Relaxed),
             skipped: self.manifests_skipped.load(Ordering::Relaxed),
         }
     }
 
-    pub fn blobs(&self) -> BlobCounts {
+    pub(crate) fn blobs(&self) -> BlobCounts {
         BlobCounts {
             copied: self.blobs_copied.load(Ordering::Relaxed),
             skipped: self.blobs_skipped.load(Ordering::Relaxed),

@@ -15,7 +15,10 @@ use ferry::setup::{ClientSetup, bind_registries};
 /// Read and validate a config file; warnings go to stderr. A source named only by its
 /// account (the `registryId` of `describe-registry` output) is taken in `region`, else
 /// AWS_REGION, else AWS_DEFAULT_REGION, and stderr says so.
-pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfig, ferry::Error> {
+pub(super) fn load_config(
+    path: &Path,
+    region: Option<&str>,
+) -> Result<ReplicationConfig, ferry::Error> {
     let text = std::fs::read_to_string(path).map_err(|source| ferry::Error::Io {
         path: path.display().to_string(),
         source,
@@ -65,7 +68,7 @@ pub fn load_config(path: &Path, region: Option<&str>) -> Result<ReplicationConfi
 
 /// What a command does at the destinations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
+pub(super) enum Access {
     /// Only reads (`plan`, `verify`, `status`, `validate --against-registry`): through each
     /// destination's `readRoleArn` where it names one, else its `roleArn`.
     Read,
@@ -76,7 +79,7 @@ pub enum Access {
 /// The replicator for a config: registry client with the config's endpoints, roles and
 /// secrets; the ECR control plane when the config names any ECR registry. Organization
 /// destinations are resolved first (summary on stderr).
-pub async fn replicator(
+pub(super) async fn replicator(
     config: ReplicationConfig,
     concurrency: usize,
     plain_http: bool,
@@ -92,7 +95,7 @@ pub async fn replicator(
 
 /// Reads the accounts of the config's organization destinations from AWS Organizations
 /// (afresh: the CLI keeps no cache) and resolves them.
-pub async fn resolve_organizations(
+pub(super) async fn resolve_organizations(
     config: &ReplicationConfig,
     aws: &AwsContext,
 ) -> Result<Resolution, ferry::Error> {
@@ -100,7 +103,7 @@ pub async fn resolve_organizations(
 }
 
 /// One line per organization destination: what it names and what it resolved to.
-pub fn organization_summary(o: &ResolvedOrganization) -> String {
+pub(super) fn organization_summary(o: &ResolvedOrganization) -> String {
     let skipped = |why: Skipped| o.skipped.iter().filter(|(_, w)| *w == why).count();
     format!(
         "organization: {} ({}): {} accounts × {} regions ({}) = {} destinations; skipped: {} not active, {} excluded, {} source",
@@ -117,7 +120,7 @@ pub fn organization_summary(o: &ResolvedOrganization) -> String {
 }
 
 /// Like [`replicator`], also returning what each organization destination resolved to.
-pub async fn resolved_replicator(
+pub(super) async fn resolved_replicator(
     config: ReplicationConfig,
     concurrency: usize,
     plain_http: bool,

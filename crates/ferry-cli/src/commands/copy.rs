@@ -10,7 +10,7 @@ use crate::cli::{CopyArgs, OutputFormat};
 use crate::output;
 
 /// Run the copy and print its report.
-pub async fn run(args: CopyArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run(args: CopyArgs) -> Result<ExitCode, ferry::Error> {
     let src = Reference::parse(&args.src)?;
     let dst = Reference::parse(&args.dst)?;
     let aws = if src.ecr().is_some() || dst.ecr().is_some() {

@@ -10,7 +10,7 @@ use crate::cli::{FailuresArgs, OutputFormat};
 use crate::output;
 
 /// List the failing images; exit 1 when there are any.
-pub async fn run(args: FailuresArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run(args: FailuresArgs) -> Result<ExitCode, ferry::Error> {
     let since = chrono::Duration::from_std(args.since)
         .map_err(|e| ferry::Error::Config(format!("--since: {e}")))?;
     let start = chrono::Utc::now() - since;

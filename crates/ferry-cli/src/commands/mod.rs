@@ -1,8 +1,8 @@
 //! One module per subcommand.
 
 mod context;
-pub mod copy;
-pub mod failures;
-pub mod plan;
-pub mod status;
-pub mod sync;
+pub(crate) mod copy;
+pub(crate) mod failures;
+pub(crate) mod plan;
+pub(crate) mod status;
+pub(crate) mod sync;

@@ -9,7 +9,7 @@ use crate::cli::{ConfigArgs, OutputFormat, PlanArgs, ValidateArgs};
 use crate::output::{self, human_bytes};
 
 /// Print what a sync would do.
-pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let (replicator, organizations) =
         context::resolved_replicator(config, 8, args.config.plain_http, context::Access::Read)
@@ -101,7 +101,10 @@ pub async fn run_plan(args: PlanArgs) -> Result<ExitCode, ferry::Error> {
 }
 
 /// Report drift; exit 3 when there is any.
-pub async fn run_verify(args: ConfigArgs, format: OutputFormat) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run_verify(
+    args: ConfigArgs,
+    format: OutputFormat,
+) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config, args.region.as_deref())?;
     let replicator = context::replicator(config, 8, args.plain_http, context::Access::Read).await?;
     let plan = sync::plan_for_drift(&replicator).await?;
@@ -195,7 +198,7 @@ impl serde::Serialize for VerifyReport<'_> {
 
 /// Validate a config file; with `--resolve`, also read the accounts of its organization
 /// destinations and print them.
-pub async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run_validate(args: ValidateArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config, args.region.as_deref())?;
     let organizations = config
         .rules

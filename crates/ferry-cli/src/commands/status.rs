@@ -13,7 +13,7 @@ use crate::output;
 
 /// Print where the image stands at each destination; exit 0 only when it is complete
 /// everywhere.
-pub async fn run(args: StatusArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run(args: StatusArgs) -> Result<ExitCode, ferry::Error> {
     let image = Reference::parse(&args.image)?;
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let replicator =

@@ -12,7 +12,7 @@ use crate::cli::{OutputFormat, SyncArgs};
 use crate::output::{self, human_bytes};
 
 /// Plan, then copy and delete with bounded concurrency.
-pub async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
+pub(crate) async fn run(args: SyncArgs) -> Result<ExitCode, ferry::Error> {
     let config = context::load_config(&args.config.config, args.config.region.as_deref())?;
     let replicator = context::replicator(
         config,

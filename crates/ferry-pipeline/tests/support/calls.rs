@@ -12,13 +12,13 @@ use super::{DISPATCH_KEY, REPLICATE_KEY, Sandbox};
 
 impl Sandbox {
     /// Start recording every request moto receives.
-    pub fn record_calls(&self) -> Result<()> {
+    pub(crate) fn record_calls(&self) -> Result<()> {
         self.moto.recorder("start-recording")
     }
 
     /// The calls recorded since [`Sandbox::record_calls`], by role; fails naming every call
     /// whose IAM action calls.json does not list for the role that made it.
-    pub fn calls_in_table(&self) -> Result<BTreeMap<&'static str, Vec<Call>>> {
+    pub(crate) fn calls_in_table(&self) -> Result<BTreeMap<&'static str, Vec<Call>>> {
         self.moto.recorder("stop-recording")?;
         let calls = parse_all(&self.moto.recording()?)?;
         let functions = BTreeMap::from([

@@ -19,7 +19,7 @@ struct Shared {
 }
 
 /// The running proxy; stops when dropped.
-pub struct ImmutableProxy {
+pub(crate) struct ImmutableProxy {
     shared: Arc<Shared>,
     port: u16,
     runtime: Option<tokio::runtime::Runtime>,
@@ -27,7 +27,7 @@ pub struct ImmutableProxy {
 
 impl ImmutableProxy {
     /// In front of the registry at `upstream` (`http://127.0.0.1:PORT`).
-    pub fn start(upstream: &str) -> Result<ImmutableProxy> {
+    pub(crate) fn start(upstream: &str) -> Result<ImmutableProxy> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -59,12 +59,12 @@ impl ImmutableProxy {
     }
 
     /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// Manifest PUTs refused so far.
-    pub fn refused(&self) -> usize {
+    pub(crate) fn refused(&self) -> usize {
         self.shared.refused.load(Ordering::SeqCst)
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 /// An ECR Image Action detail for a push (or delete) in the source registry.
-pub fn detail(
+pub(crate) fn detail(
     action: &str,
     repo: &str,
     tag: Option<&str>,
@@ -25,7 +25,7 @@ pub fn detail(
 
 /// What ECR emits for a push of a fixture: one digest-only event per child manifest
 /// (multi-arch), then the tagged one.
-pub fn push_details(f: &ferry_e2e::Fixture) -> Vec<Value> {
+pub(crate) fn push_details(f: &ferry_e2e::Fixture) -> Vec<Value> {
     let mut out: Vec<Value> = f
         .manifests
         .iter()

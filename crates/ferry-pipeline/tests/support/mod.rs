@@ -5,12 +5,12 @@
 #![allow(dead_code, unused_imports)] // Each test binary uses its own part.
 
 mod calls;
-pub mod conflict;
+pub(crate) mod conflict;
 mod events;
 mod registries;
 
-pub use events::{detail, push_details};
-pub use registries::Registries;
+pub(crate) use events::{detail, push_details};
+pub(crate) use registries::Registries;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,21 +40,21 @@ use ferry_pipeline::result::{EventBridgePublisher, ReplicationResult};
 
 /// Account A: moto's default account, so events published with the default credentials
 /// carry it in their envelope.
-pub const ACCOUNT_A: &str = "123456789012";
+pub(crate) const ACCOUNT_A: &str = "123456789012";
 /// Account B, written to through an assumed role.
-pub const ACCOUNT_B: &str = "222222222222";
+pub(crate) const ACCOUNT_B: &str = "222222222222";
 /// Role Ferry assumes in account B.
-pub const ROLE_B: &str = "arn:aws:iam::222222222222:role/ferry-writer";
+pub(crate) const ROLE_B: &str = "arn:aws:iam::222222222222:role/ferry-writer";
 /// The access keys dispatch and replicate sign with (moto puts a key it did not issue in
 /// its default account, account A), so that a recording tells their calls apart from each
 /// other's and from the harness's (`testing`).
-pub const DISPATCH_KEY: &str = "dispatch";
+pub(crate) const DISPATCH_KEY: &str = "dispatch";
 /// See [`DISPATCH_KEY`].
-pub const REPLICATE_KEY: &str = "replicate";
+pub(crate) const REPLICATE_KEY: &str = "replicate";
 
 /// Knobs of a sandbox.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub(crate) struct Options {
     /// Extra fields merged into the replication rule (`untagged`, `deletes`, filters).
     pub rule: Value,
     /// Jobs queue visibility timeout (seconds): how soon a failed job comes back.
@@ -80,7 +80,7 @@ impl Default for Options {
 }
 
 /// Everything running, torn down on drop.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     /// The runtime the async parts run on.
     pub rt: tokio::runtime::Runtime,
     /// moto.
@@ -123,7 +123,7 @@ pub struct Sandbox {
 }
 
 /// The rule of `infra/template.yaml`'s `EcrImageActionRule`.
-pub fn ecr_rule_pattern() -> Value {
+pub(crate) fn ecr_rule_pattern() -> Value {
     json!({
         "source": ["aws.ecr"],
         "detail-type": ["ECR Image Action", "ECR Referrer Action"],
@@ -133,18 +133,21 @@ pub fn ecr_rule_pattern() -> Value {
 
 impl Sandbox {
     /// Start with default options.
-    pub fn start() -> Result<Sandbox> {
+    pub(crate) fn start() -> Result<Sandbox> {
         Self::start_with(Options::default(), &BTreeMap::new())
     }
 
     /// Start; `routes` sends a destination's ECR host to another URL (a fault proxy).
-    pub fn start_with(options: Options, routes: &BTreeMap<String, String>) -> Result<Sandbox> {
+    pub(crate) fn start_with(
+        options: Options,
+        routes: &BTreeMap<String, String>,
+    ) -> Result<Sandbox> {
         Self::start_over(options, Registries::start()?, routes)
     }
 
     /// Start over registries already running (proxies may stand in front of them: `routes`
     /// sends an ECR host to another URL).
-    pub fn start_over(
+    pub(crate) fn start_over(
         options: Options,
         registries: Registries,
         routes: &BTreeMap<String, String>,
@@ -238,17 +241,17 @@ impl Sandbox {
     }
 
     /// Every destination of the config.
-    pub fn destinations(&self) -> [&EcrRegistry; 2] {
+    pub(crate) fn destinations(&self) -> [&EcrRegistry; 2] {
         [&self.eu, &self.west]
     }
 
     /// The SQS jobs queue as dispatch and reconcile send to it (with dispatch's key).
-    pub fn job_queue(&self) -> SqsJobQueue {
+    pub(crate) fn job_queue(&self) -> SqsJobQueue {
         SqsJobQueue::new(self.dispatch_sqs.clone(), &self.jobs_queue)
     }
 
     /// Send raw entries to the jobs queue (tests that replay or forge messages).
-    pub fn send_jobs(
+    pub(crate) fn send_jobs(
         &self,
         entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry>,
     ) -> Result<()> {
@@ -263,7 +266,7 @@ impl Sandbox {
     }
 
     /// The replicate context over the sandbox's engine (or another) and result bus.
-    pub fn replicate_ctx(&self, engine: Option<Arc<dyn Engine>>) -> ReplicateContext {
+    pub(crate) fn replicate_ctx(&self, engine: Option<Arc<dyn Engine>>) -> ReplicateContext {
         ReplicateContext {
             config: self.config.clone(),
             engine: engine.unwrap_or_else(|| Arc::new(self.replicator.clone())),
@@ -278,12 +281,12 @@ impl Sandbox {
     }
 
     /// Publish ECR Image Action events to the default bus (as ECR would); their ids.
-    pub fn publish(&self, details: &[Value]) -> Result<Vec<String>> {
+    pub(crate) fn publish(&self, details: &[Value]) -> Result<Vec<String>> {
         self.publish_as("ECR Image Action", details)
     }
 
     /// Publish events of `detail_type` (`ECR Referrer Action`, ...) to the default bus.
-    pub fn publish_as(&self, detail_type: &str, details: &[Value]) -> Result<Vec<String>> {
+    pub(crate) fn publish_as(&self, detail_type: &str, details: &[Value]) -> Result<Vec<String>> {
         let eb = aws_sdk_eventbridge::Client::new(&self.sdk);
         let mut ids = Vec::new();
         for chunk in details.chunks(10) {
@@ -311,7 +314,7 @@ impl Sandbox {
     }
 
     /// Drain the events queue through the dispatch handler.
-    pub fn run_dispatch(&self) -> Result<PollStats> {
+    pub(crate) fn run_dispatch(&self) -> Result<PollStats> {
         let queue = self.job_queue();
         let invoker = MotoEnvelope(DispatchInvoker {
             config: &self.config,
@@ -323,7 +326,10 @@ impl Sandbox {
     }
 
     /// Dispatch one raw event directly (as a Lambda invocation would).
-    pub fn dispatch_raw(&self, event: Value) -> Result<Dispatched, ferry_pipeline::PipelineError> {
+    pub(crate) fn dispatch_raw(
+        &self,
+        event: Value,
+    ) -> Result<Dispatched, ferry_pipeline::PipelineError> {
         let queue = self.job_queue();
         self.rt.block_on(ferry_pipeline::dispatch::dispatch(
             event,
@@ -335,7 +341,7 @@ impl Sandbox {
 
     /// Drain the jobs queue through the replicate handler, waiting out visibility
     /// timeouts of failed jobs (`idle` empty receives end it).
-    pub fn run_replicate(&self, idle: usize) -> Result<PollStats> {
+    pub(crate) fn run_replicate(&self, idle: usize) -> Result<PollStats> {
         let invoker = ReplicateInvoker {
             ctx: self.replicate_ctx(None),
             timeout: Some(Duration::from_secs(300)),
@@ -347,7 +353,7 @@ impl Sandbox {
 
     /// Receive one batch from the jobs queue and run replicate on it, returning the
     /// handler's report and deleting only the acknowledged messages.
-    pub fn replicate_batch(&self, engine: Option<Arc<dyn Engine>>) -> Result<BatchReport> {
+    pub(crate) fn replicate_batch(&self, engine: Option<Arc<dyn Engine>>) -> Result<BatchReport> {
         let ctx = self.replicate_ctx(engine);
         self.rt.block_on(async {
             let out = self
@@ -397,7 +403,7 @@ impl Sandbox {
     }
 
     /// Result events a subscriber of the result bus received so far (drains the queue).
-    pub fn results(&self) -> Result<Vec<ReplicationResult>> {
+    pub(crate) fn results(&self) -> Result<Vec<ReplicationResult>> {
         let mut out = Vec::new();
         for body in self.drain_queue(&self.results_queue)? {
             let v: Value = serde_json::from_str(&body)?;
@@ -412,7 +418,7 @@ impl Sandbox {
     }
 
     /// Receive and delete every message of a queue; the bodies.
-    pub fn drain_queue(&self, url: &str) -> Result<Vec<String>> {
+    pub(crate) fn drain_queue(&self, url: &str) -> Result<Vec<String>> {
         self.rt.block_on(async {
             let mut bodies = Vec::new();
             loop {
@@ -441,7 +447,7 @@ impl Sandbox {
     }
 
     /// Messages in a queue, visible or in flight.
-    pub fn queue_depth(&self, url: &str) -> Result<usize> {
+    pub(crate) fn queue_depth(&self, url: &str) -> Result<usize> {
         let out = self.rt.block_on(
             self.sqs
                 .get_queue_attributes()
@@ -463,7 +469,7 @@ impl Sandbox {
 
 /// moto 5.2 leaves `account` out of the events its rules deliver to SQS (EventBridge always
 /// sets it): put it back, as moto's own account, before the handler sees the event.
-pub struct MotoEnvelope<I>(pub I);
+pub(crate) struct MotoEnvelope<I>(pub I);
 
 #[async_trait::async_trait]
 impl<I: Invoker> Invoker for MotoEnvelope<I> {

@@ -9,7 +9,7 @@ use ferry_e2e::proxy::{Proxy, WanMode};
 use super::{ACCOUNT_A, ACCOUNT_B};
 
 /// The sandbox's three registries.
-pub struct Registries {
+pub(crate) struct Registries {
     /// Source: account A, us-east-1.
     pub src: EcrRegistry,
     /// Destination: account A, eu-west-1.
@@ -20,7 +20,7 @@ pub struct Registries {
 
 impl Registries {
     /// Start all three.
-    pub fn start() -> Result<Registries> {
+    pub(crate) fn start() -> Result<Registries> {
         Ok(Registries {
             src: EcrRegistry::start(ACCOUNT_A, "us-east-1")?,
             eu: EcrRegistry::start(ACCOUNT_A, "eu-west-1")?,
@@ -31,7 +31,7 @@ impl Registries {
     /// A WAN proxy ([`WanMode`]) before each registry's route (its entry in `routes`, else
     /// the registry itself); `routes` then sends each ECR host through its proxy. Pushes
     /// and checks that go to the registries directly cross no WAN.
-    pub fn behind_wan(
+    pub(crate) fn behind_wan(
         &self,
         mode: WanMode,
         routes: &mut BTreeMap<String, String>,

@@ -134,7 +134,7 @@ const HEADS_AT_ONCE: usize = 16;
 
 impl<'a> Lister<'a> {
     /// A lister with nothing refused yet.
-    pub fn new(client: &'a RegistryClient, ecr: Option<&'a EcrControl>) -> Self {
+    pub(super) fn new(client: &'a RegistryClient, ecr: Option<&'a EcrControl>) -> Self {
         Lister {
             client,
             ecr,
@@ -144,7 +144,7 @@ impl<'a> Lister<'a> {
     }
 
     /// The tags of every source repository listed, taken out.
-    pub fn take_source_tags(&self) -> BTreeMap<String, BTreeSet<String>> {
+    pub(super) fn take_source_tags(&self) -> BTreeMap<String, BTreeSet<String>> {
         std::mem::take(&mut *self.source_tags.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -158,7 +158,7 @@ impl<'a> Lister<'a> {
     }
 
     /// The names refused, each once, in order.
-    pub fn into_invalid(self) -> Vec<InvalidName> {
+    pub(super) fn into_invalid(self) -> Vec<InvalidName> {
         self.invalid
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
@@ -235,7 +235,7 @@ impl<'a> Lister<'a> {
     }
 
     /// Repository names of a registry.
-    pub async fn repositories(&self, registry: &Registry) -> Result<Vec<String>, Error> {
+    pub(super) async fn repositories(&self, registry: &Registry) -> Result<Vec<String>, Error> {
         let mut names = match self.api(registry) {
             Some((ecr, reg)) => ecr.list_repositories(&reg, None).await?,
             None => self.client.list_catalog(&registry.host()).await?,
@@ -247,7 +247,7 @@ impl<'a> Lister<'a> {
     /// Images of a source repository: with the API every tag and untagged image; without
     /// it, every tag, each resolved with a HEAD.
     /// `wanted` decides, before any HEAD, which tags are worth resolving.
-    pub async fn images(
+    pub(super) async fn images(
         &self,
         registry: &Registry,
         repository: &str,
@@ -316,7 +316,7 @@ impl<'a> Lister<'a> {
     /// resolved to digests (one HEAD each, and only when the tag exists). With
     /// `all_tags` false the tag list is not read at all: one HEAD per wanted tag, and no
     /// destination-only tags are seen (enough for a sync that propagates no deletes).
-    pub async fn destination(
+    pub(super) async fn destination(
         &self,
         registry: &Registry,
         role: Option<&AssumeRole>,

@@ -8,31 +8,31 @@ use ferry_infra_check::{
 };
 use serde_json::json;
 
-pub const HUB: &str = "template.yaml";
-pub const DESTINATION: &str = "destination.yaml";
-pub const FORWARDER: &str = "forwarder.yaml";
-pub const ORG_READER: &str = "organization-reader.yaml";
+pub(crate) const HUB: &str = "template.yaml";
+pub(crate) const DESTINATION: &str = "destination.yaml";
+pub(crate) const FORWARDER: &str = "forwarder.yaml";
+pub(crate) const ORG_READER: &str = "organization-reader.yaml";
 
 /// Every CloudFormation template in `infra/`.
-pub const TEMPLATES: [&str; 4] = [HUB, DESTINATION, FORWARDER, ORG_READER];
+pub(crate) const TEMPLATES: [&str; 4] = [HUB, DESTINATION, FORWARDER, ORG_READER];
 
 /// The organization reader role the hub reads AWS Organizations through (in the management
 /// account `999999999999`).
-pub const ORG_ROLE: &str = "arn:aws:iam::999999999999:role/ferry-organization-reader";
+pub(crate) const ORG_ROLE: &str = "arn:aws:iam::999999999999:role/ferry-organization-reader";
 
 /// The hub's dispatch, replicate and reconcile roles as CloudFormation resolves them.
-pub const DISPATCH_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-DispatchRole-AAA";
-pub const REPLICATE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-BBB";
-pub const RECONCILE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-CCC";
+pub(crate) const DISPATCH_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-DispatchRole-AAA";
+pub(crate) const REPLICATE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-BBB";
+pub(crate) const RECONCILE_ROLE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-CCC";
 
 /// The hub's three function roles (`FunctionRoleArns`).
-pub const HUB_ROLE_ARNS: [&str; 3] = [DISPATCH_ROLE, REPLICATE_ROLE, RECONCILE_ROLE];
+pub(crate) const HUB_ROLE_ARNS: [&str; 3] = [DISPATCH_ROLE, REPLICATE_ROLE, RECONCILE_ROLE];
 
 /// The hub account's root principal.
-pub const ACCOUNT_ROOT: &str = "arn:aws:iam::111111111111:root";
+pub(crate) const ACCOUNT_ROOT: &str = "arn:aws:iam::111111111111:root";
 
 /// The hub reading AWS Organizations through [`ORG_ROLE`].
-pub fn hub_org_role() -> Rendered {
+pub(crate) fn hub_org_role() -> Rendered {
     hub(&[
         ("ReplicationConfig", "{}"),
         ("OrganizationAccess", "role"),
@@ -41,7 +41,7 @@ pub fn hub_org_role() -> Rendered {
 }
 
 /// The hub reading AWS Organizations with its own roles.
-pub fn hub_org_direct() -> Rendered {
+pub(crate) fn hub_org_direct() -> Rendered {
     hub(&[
         ("ReplicationConfig", "{}"),
         ("OrganizationAccess", "direct"),
@@ -49,26 +49,29 @@ pub fn hub_org_direct() -> Rendered {
 }
 
 /// The organization reader trusting [`HUB_ROLE_ARNS`].
-pub fn org_reader(overrides: &[(&str, &str)]) -> Rendered {
+pub(crate) fn org_reader(overrides: &[(&str, &str)]) -> Rendered {
     let roles = HUB_ROLE_ARNS.join(",");
     let params = with(&[("HubRoleArns", roles.as_str())], overrides);
     render(&load(ORG_READER).unwrap(), &params).unwrap()
 }
 
-pub const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/golden/*,arn:aws:ecr:us-west-2:333333333333:repository/golden/*";
-pub const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
+pub(crate) const DEST_REPOS: &str = "arn:aws:ecr:eu-west-1:222222222222:repository/golden/*,arn:aws:ecr:us-west-2:333333333333:repository/golden/*";
+pub(crate) const DEST_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-*";
 /// The destinations' read roles (`<AssumeRoleName>-read-<region>`) reconcile may assume.
-pub const DEST_READ_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-read-*";
+pub(crate) const DEST_READ_ROLES: &str = "arn:aws:iam::*:role/ferry-destination-read-*";
 /// A destination's write role and read role (account 222222222222, eu-west-1), as the
 /// destination stack names them with its default `AssumeRoleName`.
-pub const DEST_WRITE_ROLE: &str = "arn:aws:iam::222222222222:role/ferry-destination-eu-west-1";
-pub const DEST_READ_ROLE: &str = "arn:aws:iam::222222222222:role/ferry-destination-read-eu-west-1";
-pub const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111111111111:secret:ferry/ghcr-AbCdEf";
-pub const KMS_KEY: &str =
+pub(crate) const DEST_WRITE_ROLE: &str =
+    "arn:aws:iam::222222222222:role/ferry-destination-eu-west-1";
+pub(crate) const DEST_READ_ROLE: &str =
+    "arn:aws:iam::222222222222:role/ferry-destination-read-eu-west-1";
+pub(crate) const SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:111111111111:secret:ferry/ghcr-AbCdEf";
+pub(crate) const KMS_KEY: &str =
     "arn:aws:kms:eu-west-1:222222222222:key/11111111-2222-3333-4444-555555555555";
 
 /// Every optional feature of the hub switched on.
-pub const HUB_ALL: &[(&str, &str)] = &[
+pub(crate) const HUB_ALL: &[(&str, &str)] = &[
     ("ReplicationConfig", r#"{"rules":[]}"#),
     (
         "SourceRepositoryArns",
@@ -93,12 +96,12 @@ pub const HUB_ALL: &[(&str, &str)] = &[
 ];
 
 /// The configuration in a SecureString the operator created, under a customer managed key.
-pub const SECURE_CONFIG: &str = "/ferry/secure-config";
-pub const CONFIG_KEY: &str =
+pub(crate) const SECURE_CONFIG: &str = "/ferry/secure-config";
+pub(crate) const CONFIG_KEY: &str =
     "arn:aws:kms:us-east-1:111111111111:key/99999999-8888-7777-6666-555555555555";
 
 /// [`HUB_ALL`] with the configuration in [`SECURE_CONFIG`] instead of the stack parameter.
-pub fn hub_all_secure() -> Rendered {
+pub(crate) fn hub_all_secure() -> Rendered {
     hub(&with(
         HUB_ALL,
         &[
@@ -110,7 +113,7 @@ pub fn hub_all_secure() -> Rendered {
 }
 
 /// Every optional feature of the destination switched on.
-pub const DEST_ALL: &[(&str, &str)] = &[
+pub(crate) const DEST_ALL: &[(&str, &str)] = &[
     ("HubAccountId", ACCOUNT_ID),
     (
         "HubReplicateRoleArn",
@@ -141,19 +144,19 @@ pub const DEST_ALL: &[(&str, &str)] = &[
 ];
 
 /// An operator role (ferry plan, verify, status; sync with OperatorWriteAccess).
-pub const OPERATOR: &str = "arn:aws:iam::444444444444:role/ferry-operator";
+pub(crate) const OPERATOR: &str = "arn:aws:iam::444444444444:role/ferry-operator";
 
 /// The destination's parameters without default only (its Rules then refuse the stack:
 /// it needs the hub's role ARNs or TrustHubAccountRoot=true).
-pub const DEST_MIN: &[(&str, &str)] = &[("HubAccountId", ACCOUNT_ID)];
+pub(crate) const DEST_MIN: &[(&str, &str)] = &[("HubAccountId", ACCOUNT_ID)];
 
 /// The hub's replicate and reconcile roles as the destination tests name them.
-pub const HUB_REPLICATE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC";
-pub const HUB_RECONCILE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF";
+pub(crate) const HUB_REPLICATE: &str = "arn:aws:iam::111111111111:role/ferry-ReplicateRole-ABC";
+pub(crate) const HUB_RECONCILE: &str = "arn:aws:iam::111111111111:role/ferry-ReconcileRole-DEF";
 
 /// The destination as docs/deploy.md deploys it: the hub's role ARNs, every other
 /// parameter at its default.
-pub const DEST_DEFAULT: &[(&str, &str)] = &[
+pub(crate) const DEST_DEFAULT: &[(&str, &str)] = &[
     ("HubAccountId", ACCOUNT_ID),
     ("HubReplicateRoleArn", HUB_REPLICATE),
     ("HubReconcileRoleArn", HUB_RECONCILE),
@@ -161,19 +164,19 @@ pub const DEST_DEFAULT: &[(&str, &str)] = &[
 
 /// The source repositories the hub may read in most tests (`SourceRepositoryArns` has no
 /// default: the operator names them).
-pub const SOURCE_REPOS: &str = "arn:aws:ecr:us-east-1:111111111111:repository/team/*";
+pub(crate) const SOURCE_REPOS: &str = "arn:aws:ecr:us-east-1:111111111111:repository/team/*";
 
 /// The hub with `SourceRepositoryArns` = [`SOURCE_REPOS`] unless `overrides` sets it.
-pub fn hub(overrides: &[(&str, &str)]) -> Rendered {
+pub(crate) fn hub(overrides: &[(&str, &str)]) -> Rendered {
     let params = with(&[("SourceRepositoryArns", SOURCE_REPOS)], overrides);
     render(&load(HUB).unwrap(), &params).unwrap()
 }
 
-pub fn destination(overrides: &[(&str, &str)]) -> Rendered {
+pub(crate) fn destination(overrides: &[(&str, &str)]) -> Rendered {
     render(&load(DESTINATION).unwrap(), overrides).unwrap()
 }
 
-pub fn forwarder(overrides: &[(&str, &str)]) -> Rendered {
+pub(crate) fn forwarder(overrides: &[(&str, &str)]) -> Rendered {
     let pseudo = Pseudo {
         region: "eu-west-1".into(),
         ..Pseudo::default()
@@ -182,7 +185,7 @@ pub fn forwarder(overrides: &[(&str, &str)]) -> Rendered {
 }
 
 /// `overrides` plus one more.
-pub fn with<'a>(
+pub(crate) fn with<'a>(
     overrides: &[(&'a str, &'a str)],
     extra: &[(&'a str, &'a str)],
 ) -> Vec<(&'a str, &'a str)> {
@@ -195,24 +198,24 @@ pub fn with<'a>(
     v
 }
 
-pub fn strings(v: &[&str]) -> Vec<String> {
+pub(crate) fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-pub fn sorted(v: &[&str]) -> Vec<String> {
+pub(crate) fn sorted(v: &[&str]) -> Vec<String> {
     let mut s = strings(v);
     s.sort();
     s
 }
 
-pub const FUNCTIONS: [(&str, &str); 3] = [
+pub(crate) const FUNCTIONS: [(&str, &str); 3] = [
     ("DispatchFunction", "dispatch"),
     ("ReplicateFunction", "replicate"),
     ("ReconcileFunction", "reconcile"),
 ];
 
 /// ECR actions of a push under a prefix (PushToDestinations, FerryPush).
-pub const ECR_PUSH: [&str; 13] = [
+pub(crate) const ECR_PUSH: [&str; 13] = [
     "ecr:BatchCheckLayerAvailability",
     "ecr:InitiateLayerUpload",
     "ecr:UploadLayerPart",
@@ -229,7 +232,7 @@ pub const ECR_PUSH: [&str; 13] = [
 ];
 
 /// ECR actions that replicate's source pulls need (PullFromSources).
-pub const ECR_PULL: [&str; 7] = [
+pub(crate) const ECR_PULL: [&str; 7] = [
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchCheckLayerAvailability",
@@ -240,7 +243,7 @@ pub const ECR_PULL: [&str; 7] = [
 ];
 
 /// The repository root (the parent of `infra/`).
-pub fn repo_root() -> std::path::PathBuf {
+pub(crate) fn repo_root() -> std::path::PathBuf {
     ferry_infra_check::infra_dir()
         .parent()
         .unwrap()
@@ -248,13 +251,13 @@ pub fn repo_root() -> std::path::PathBuf {
 }
 
 /// The text of `docs/deploy.md`.
-pub fn guide() -> String {
+pub(crate) fn guide() -> String {
     std::fs::read_to_string(repo_root().join("docs/deploy.md")).unwrap()
 }
 
 /// The part of `docs/deploy.md` from `heading` (a whole heading line, `## ...` or
 /// `### ...`) to the next top-level `## ` section; panics when the guide has no such heading.
-pub fn guide_section(heading: &str) -> String {
+pub(crate) fn guide_section(heading: &str) -> String {
     let guide = guide();
     let start = guide
         .find(&format!("{heading}\n"))
@@ -267,7 +270,7 @@ pub fn guide_section(heading: &str) -> String {
 }
 
 /// Actions allowed on `Resource: "*"`, with the reason.
-pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
+pub(crate) const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
     (
         "ecr:GetAuthorizationToken",
         "registry-wide login token; IAM supports no resource for it",
@@ -313,7 +316,7 @@ pub const STAR_RESOURCE_ALLOWED: &[(&str, &str)] = &[
 /// Every statement of `r` is an Allow (or a queue policy's Deny) of named actions on named
 /// resources, `Resource: "*"` only for [`STAR_RESOURCE_ALLOWED`], and no managed policy
 /// but Lambda's VPC policy in a VPC.
-pub fn check_least_privilege(label: &str, r: &Rendered) {
+pub(crate) fn check_least_privilege(label: &str, r: &Rendered) {
     let statements = iam_statements(r);
     assert!(!statements.is_empty(), "{label}: no IAM statement found");
     for (origin, st) in &statements {
