@@ -128,6 +128,21 @@ impl ResultsLog {
         &self,
         start: chrono::DateTime<chrono::Utc>,
     ) -> Result<(Vec<ReplicationResult>, bool), ferry::Error> {
+        self.filter(
+            &format!("\"{RESULT_LOG_FIELD}\""),
+            Some(start.timestamp_millis()),
+        )
+        .await
+    }
+
+    /// The result events of the lines `FilterLogEvents` matches with `pattern` (since
+    /// `start`, in milliseconds), at most [`MAX_PAGES`] pages; the flag says whether
+    /// pages were left unread.
+    async fn filter(
+        &self,
+        pattern: &str,
+        start: Option<i64>,
+    ) -> Result<(Vec<ReplicationResult>, bool), ferry::Error> {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -135,8 +150,8 @@ impl ResultsLog {
                 .client
                 .filter_log_events()
                 .log_group_name(&self.group)
-                .start_time(start.timestamp_millis())
-                .filter_pattern(format!("\"{RESULT_LOG_FIELD}\""))
+                .set_start_time(start)
+                .filter_pattern(pattern)
                 .set_next_token(token.take())
                 .send()
                 .await
@@ -164,30 +179,8 @@ impl ResultHistory for ResultsLog {
         repository: &str,
         digest: &Digest,
     ) -> Result<Vec<LastResult>, ferry::Error> {
-        let mut found = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            // A quoted term matches the digest wherever it stands in the line.
-            let out = self
-                .client
-                .filter_log_events()
-                .log_group_name(&self.group)
-                .filter_pattern(format!("\"{digest}\""))
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| ferry::aws::sdk_error("logs", "FilterLogEvents", e))?;
-            found.extend(
-                out.events()
-                    .iter()
-                    .filter_map(|e| e.message())
-                    .filter_map(parse_logged),
-            );
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => break,
-            }
-        }
+        // A quoted term matches the digest wherever it stands in the line.
+        let (found, _) = self.filter(&format!("\"{digest}\""), None).await?;
         Ok(latest_for(found, source_registry, repository, digest))
     }
 }
