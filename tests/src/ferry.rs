@@ -18,6 +18,12 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 /// Path of the `ferry` binary: `$CARGO_TARGET_DIR/debug/ferry`, else
 /// `<workspace>/target/debug/ferry`. Build it with `cargo build -p ferry-cli`.
 pub fn ferry_bin() -> PathBuf {
+    workspace_bin("ferry")
+}
+
+/// Path of a binary the workspace build made (`cargo build --workspace` builds them all):
+/// `$CARGO_TARGET_DIR/debug/NAME`, else `<workspace>/target/debug/NAME`.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
@@ -28,7 +34,7 @@ pub fn ferry_bin() -> PathBuf {
             }
         })
         .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug").join("ferry")
+    target.join("debug").join(name)
 }
 
 /// Runs `ferry ARGS` with `envs` added to the environment, killing it after

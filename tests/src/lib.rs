@@ -17,6 +17,7 @@ pub mod fixtures;
 pub mod http;
 pub mod imageset;
 pub mod integrity;
+pub mod lambda_runtime;
 pub mod moto;
 pub mod organizations;
 pub mod process;
@@ -31,7 +32,7 @@ pub mod verify;
 
 pub use docker_config::DockerConfig;
 pub use ecr::EcrRegistry;
-pub use ferry::{Report, error_codes, ferry_bin, parse_report, run_ferry};
+pub use ferry::{Report, error_codes, ferry_bin, parse_report, run_ferry, workspace_bin};
 pub use fixtures::Fixture;
 pub use moto::Moto;
 pub use proxy::{CutRule, InjectRule, PathKind, Proxy};

@@ -1,49 +1,42 @@
-//! The built `dispatch` Lambda binary, run by `cargo lambda watch` (the Lambda runtime API
-//! emulator) and invoked with `cargo lambda invoke` and an ECR Image Action event: the
-//! function initialises from its environment (inline config, queue URL, moto), answers the
-//! invocation, and its jobs are on the SQS FIFO queue.
+//! The built `dispatch` Lambda binary (`target/debug/dispatch`, from the workspace build),
+//! run against the Lambda Runtime API (`ferry_e2e::lambda_runtime`, the documented protocol
+//! on loopback) and invoked with an ECR Image Action event: the function initialises from
+//! its environment (inline config, queue URL, moto), answers the invocation, and its jobs
+//! are on the SQS FIFO queue. A malformed event is answered on the error endpoint with the
+//! pipeline's error code, and the function keeps serving.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use ferry_e2e::Moto;
-use ferry_e2e::process::{find_tool, free_port, port_open, workspace_root};
+use ferry_e2e::lambda_runtime::{Function, Outcome, RuntimeApi};
+use ferry_e2e::process::workspace_root;
+use ferry_e2e::{Moto, workspace_bin};
 use serde_json::{Value, json};
 
-/// `cargo lambda watch` in its own process group, which is killed (the watcher and the
-/// function it started) on drop.
-struct Watch {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+/// The function binary the workspace build made; built here when a narrower test run
+/// has not (`cargo build --workspace` in `make test` makes it).
+fn function_binary(package: &str, name: &str) -> std::path::PathBuf {
+    let binary = workspace_bin(name);
+    if !binary.exists() {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args(["build", "-p", package, "--bin", name])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
     }
-}
-
-impl Watch {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
+    assert!(binary.exists(), "{} was not built", binary.display());
+    binary
 }
 
 #[test]
-fn dispatch_binary_under_cargo_lambda_watch_answers_an_ecr_event() {
-    if find_tool("cargo-lambda").is_none() {
-        eprintln!("SKIPPED: cargo-lambda is not installed (scripts/setup installs it; CI has it)");
-        return;
-    }
+fn dispatch_binary_under_the_runtime_api_answers_an_ecr_event() {
+    let binary = function_binary("ferry-fn-dispatch", "dispatch");
     let moto = Moto::start().expect("moto");
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
@@ -76,46 +69,21 @@ fn dispatch_binary_under_cargo_lambda_watch_answers_an_ecr_event() {
     });
 
     let dir = tempfile::tempdir().unwrap();
-    let env_file = dir.path().join("function.env");
-    let mut env = format!("FERRY_CONFIG='{config}'\nFERRY_JOBS_QUEUE_URL={queue}\nRUST_LOG=info\n");
-    for (k, v) in moto.aws_env() {
-        env.push_str(&format!("{k}={v}\n"));
-    }
-    std::fs::write(&env_file, env).unwrap();
-    let port = free_port().unwrap();
-    let log = dir.path().join("watch.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut command = Command::new("cargo");
-    command
-        .current_dir(workspace_root())
-        .args([
-            "lambda",
-            "watch",
-            "--invoke-port",
-            &port.to_string(),
-            "--ignore-changes",
-        ])
-        .args(["-p", "ferry-fn-dispatch", "--bin", "dispatch"])
-        .arg("--env-file")
-        .arg(&env_file)
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .process_group(0);
-    let watch = Watch {
-        child: command.spawn().expect("cargo lambda watch"),
-        log,
-    };
-
-    let started = Instant::now();
-    while !port_open(port) {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "cargo lambda watch never listened:\n{}",
-            watch.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut env: Vec<(String, String)> = vec![
+        ("FERRY_CONFIG".into(), config.to_string()),
+        ("FERRY_JOBS_QUEUE_URL".into(), queue.clone()),
+        ("RUST_LOG".into(), "info".into()),
+    ];
+    env.extend(moto.aws_env());
+    let api = rt.block_on(RuntimeApi::start()).expect("runtime api");
+    let mut function = Function::start(
+        &binary,
+        &api,
+        "ferry-dispatch",
+        &env,
+        &dir.path().join("dispatch.log"),
+    )
+    .expect("start dispatch");
 
     let event: Value = json!({
         "version": "0",
@@ -135,43 +103,12 @@ fn dispatch_binary_under_cargo_lambda_watch_answers_an_ecr_event() {
             "manifest-media-type": "application/vnd.oci.image.index.v1+json"
         }
     });
-    let event_file = dir.path().join("event.json");
-    std::fs::write(&event_file, event.to_string()).unwrap();
-    // The first invocation compiles and starts the function: allow for a cold build.
-    let mut last = String::new();
-    let response: Value = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(900),
-            "no answer from the function: {last}\n{}",
-            watch.log_text()
-        );
-        let out = Command::new("cargo")
-            .current_dir(workspace_root())
-            .args([
-                "lambda",
-                "invoke",
-                "dispatch",
-                "--invoke-port",
-                &port.to_string(),
-                "--output-format",
-                "json",
-            ])
-            .arg("--data-file")
-            .arg(&event_file)
-            .output()
-            .expect("cargo lambda invoke");
-        if out.status.success() {
-            break serde_json::from_slice(&out.stdout)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
-        }
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::thread::sleep(Duration::from_secs(2));
+    let outcome = rt
+        .block_on(api.invoke(&event, Duration::from_secs(120)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", function.log_text()));
+    let Outcome::Response(response) = outcome else {
+        panic!("{outcome:?}\n{}", function.log_text());
     };
-
     assert_eq!(
         response["eventId"], "5e1f0000-0000-4000-8000-00000000cafe",
         "{response}"
@@ -208,5 +145,33 @@ fn dispatch_binary_under_cargo_lambda_watch_answers_an_ecr_event() {
     let body: Value = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
     assert_eq!(body["version"], 1);
     assert_eq!(body["source"]["tag"], "v1.3.0");
-    drop(watch);
+
+    // A malformed Image Action (a repository name outside the distribution grammar): the
+    // handler's error reaches the error endpoint with its code, nothing is enqueued, and
+    // the same process answers the next invocation.
+    let mut hostile = event.clone();
+    hostile["id"] = json!("5e1f0000-0000-4000-8000-00000000dead");
+    hostile["detail"]["repository-name"] = json!("team/api/../../other");
+    let outcome = rt
+        .block_on(api.invoke(&hostile, Duration::from_secs(60)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", function.log_text()));
+    match &outcome {
+        Outcome::Error { error_type, body } => {
+            assert_eq!(error_type, "malformed-event", "{body}");
+            assert!(
+                body["errorMessage"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("5e1f0000-0000-4000-8000-00000000dead"),
+                "{body}"
+            );
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let outcome = rt
+        .block_on(api.invoke(&event, Duration::from_secs(60)))
+        .unwrap_or_else(|e| panic!("{e}\n{}", function.log_text()));
+    assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+    assert!(function.running(), "{}", function.log_text());
+    assert_eq!(api.init_error(), None);
 }
