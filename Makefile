@@ -22,7 +22,11 @@ lint:
 	$(CARGO) fmt --all -- --check
 	python3 bench/check_imports.py --quiet
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	@# Libraries, binaries and examples: with the examples in, the dependencies resolve with the
+	@# dev-dependencies' features, as for clippy above, so rustdoc reuses clippy's checked
+	@# dependencies instead of checking all of them a second time. (`ferry-cli`'s binary is
+	@# named `ferry`, like the engine's library, and would overwrite its pages.)
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --exclude ferry-cli --no-deps --lib --bins --examples
 	python3 scripts/check-layers
 
 ## lint-infra: offline checks of the infrastructure templates, when there are any
