@@ -17,17 +17,20 @@ build:
 
 ## lint: formatting, clippy with warnings denied, documentation with warnings denied, the
 ## bench's Python modules importing each other without a circle, and the engine's modules
-## importing only their own layer or lower ones, without a circle (ARCHITECTURE.md)
+## importing only their own layer or lower ones, without a circle (ARCHITECTURE.md), and the
+## dependency policy of deny.toml (licences, bans, sources: scripts/check-deps)
 lint:
 	$(CARGO) fmt --all -- --check
 	python3 bench/check_imports.py --quiet
+	python3 scripts/check-layers
+	python3 scripts/check-deps --self-test
+	python3 scripts/check-deps --quiet
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@# Libraries, binaries and examples: with the examples in, the dependencies resolve with the
 	@# dev-dependencies' features, as for clippy above, so rustdoc reuses clippy's checked
 	@# dependencies instead of checking all of them a second time. (`ferry-cli`'s binary is
 	@# named `ferry`, like the engine's library, and would overwrite its pages.)
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --exclude ferry-cli --no-deps --lib --bins --examples
-	python3 scripts/check-layers
 
 ## lint-infra: offline checks of the infrastructure templates, when there are any
 lint-infra:

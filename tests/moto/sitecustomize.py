@@ -10,8 +10,9 @@ and it starves every other process. A parsed path is an immutable expression tre
 `find()` reads only its argument, so the same object can serve every event: this caches
 it per path string.
 
-It also answers DescribePullThroughCacheRules, which moto lacks, and names the FIFO queues
-its CloudFormation creates as CloudFormation does (see below).
+It also answers DescribePullThroughCacheRules, GetSigningConfiguration and
+GetAccountSetting, which moto lacks, and names the FIFO queues its CloudFormation creates
+as CloudFormation does (see below).
 """
 
 import functools
@@ -31,6 +32,7 @@ else:
 try:
     import json as _json
 
+    from moto.core.exceptions import JsonRESTError as _JsonRESTError
     from moto.ecr.responses import ECRResponse as _ECRResponse
 except ImportError:  # no moto ECR: nothing to add
     pass
@@ -41,6 +43,38 @@ else:
             return _json.dumps({"pullThroughCacheRules": []})
 
         _ECRResponse.describe_pull_through_cache_rules = _describe_pull_through_cache_rules
+
+    # Nor GetSigningConfiguration (500, retried with backoff: ~1.5 s per destination
+    # registry, 150 s for a plan over 102 organization destinations). Stand-in: answer as
+    # a registry without managed signing, a new registry's real state, with the error
+    # code ECR documents for it (SigningConfigurationNotFoundException,
+    # https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_GetSigningConfiguration.html).
+    # Registries with signing rules are tested with `aws-smithy-mocks` answers
+    # (crates/ferry/src/ecr/signing_tests.rs, crates/ferry-pipeline/tests/signing.rs).
+    if not hasattr(_ECRResponse, "get_signing_configuration"):
+        def _get_signing_configuration(self):
+            raise _JsonRESTError(
+                "SigningConfigurationNotFoundException",
+                "The registry does not have a signing configuration.",
+            )
+
+        _ECRResponse.get_signing_configuration = _get_signing_configuration
+
+    # Nor GetAccountSetting (500, retried with backoff for every ECR destination whose
+    # account Ferry's credentials belong to). Stand-in: the answer to a caller without
+    # `ecr:GetAccountSetting`, AccessDeniedException, which Ferry reads as "BLOB_MOUNTING
+    # unknown" and so tries mounts, as it did on moto's 500 after the retries. The
+    # setting's ENABLED / DISABLED answers are tested with `aws-smithy-mocks`
+    # (crates/ferry/src/ecr/tests.rs).
+    if not hasattr(_ECRResponse, "get_account_setting"):
+
+        def _get_account_setting(self):
+            raise _JsonRESTError(
+                "AccessDeniedException",
+                "not authorized to perform: ecr:GetAccountSetting (moto stand-in)",
+            )
+
+        _ECRResponse.get_account_setting = _get_account_setting
 
 # moto 5.2's CloudFormation names a queue without QueueName after its logical id, and then
 # refuses a FifoQueue whose name lacks ".fifo"; CloudFormation gives a FIFO queue's
