@@ -275,6 +275,30 @@ pub struct LedgerScan {
     pub truncated: bool,
 }
 
+/// The ledger table, read by `ferry failures --ledger-table`.
+#[derive(Clone, Debug)]
+pub struct LedgerTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl LedgerTable {
+    /// The table `table` with the SDK config `sdk`.
+    pub fn new(sdk: &aws_config::SdkConfig, table: &str) -> LedgerTable {
+        LedgerTable {
+            client: aws_sdk_dynamodb::Client::new(sdk),
+            table: table.to_string(),
+        }
+    }
+
+    /// Every entry ([`scan`]), the soonest next attempt first.
+    pub async fn entries(&self) -> Result<LedgerScan, ferry::Error> {
+        let mut found = scan(&self.client, &self.table).await?;
+        found.entries.sort_by_key(|e| (e.next_attempt, e.key()));
+        Ok(found)
+    }
+}
+
 /// Pages of `Scan` (1 MB each) read at most.
 pub const MAX_SCAN_PAGES: usize = 1000;
 
