@@ -115,7 +115,11 @@ fn expected_hub_statements(
     );
     m.insert(
         ("ReplicateRole", "RecordFailures"),
-        sorted(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]),
+        sorted(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ]),
     );
     m.insert(
         ("ReconcileRole", "ReadFailuresKeepCursor"),
