@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The modules' imports form a DAG with this entry point on top (bench/check_imports.py,
 # `make lint`): the scenario modules, then the helpers they share.
+import backfill  # noqa: E402  bench/backfill.py
 import coldstart  # noqa: E402  bench/coldstart.py
 import fanout  # noqa: E402  bench/fanout.py
 import scale  # noqa: E402  bench/scale.py
@@ -45,7 +46,7 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
     p.add_argument("--scenarios", default=os.environ.get(
-        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale,coldstart"),
+        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale,coldstart,backfill"),
         help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json, "
              "scale (bench/scale.py) scale.md / scale.json, coldstart (bench/coldstart.py) "
              "coldstart.md / coldstart.json")
@@ -81,20 +82,35 @@ def main() -> int:
                    help="runs per tool in the fanout scenario (default: --runs, at most 3)")
     p.add_argument("--work", default=os.environ.get("BENCH_WORK", f"/tmp/ferry-bench-{os.getuid()}"))
     p.add_argument("--out", default=os.environ.get("BENCH_OUT", str(ROOT / "bench/results")))
+    p.add_argument("--backfill", default=str(ROOT / "target/release/examples/backfill"),
+                   help="the backfill scenario's program (cargo build -p ferry-pipeline --example backfill)")
+    p.add_argument("--backfill-images", type=int, default=500, help="images of the backfill scenario")
+    p.add_argument("--backfill-destinations", type=int, default=600,
+                   help="destinations of the backfill scenario (accounts x 2 regions)")
+    p.add_argument("--backfill-cap", type=int, default=10000,
+                   help="jobs one reconcile run enqueues in the backfill scenario (FERRY_MAX_JOBS_PER_RUN)")
+    p.add_argument("--backfill-sqs-jobs", type=int, default=2000,
+                   help="jobs the backfill scenario enqueues into moto's SQS (0: none)")
     p.add_argument("--name", default=os.environ.get("BENCH_NAME", "latest"), help="results file stem")
     args = p.parse_args()
 
-    for tool in ("docker-registry", "skopeo", "curl", "/usr/bin/time"):
+    wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
+    # The backfill scenario runs its own program and needs no registry, peer or ferry.
+    registries_wanted = [x for x in wanted if x != "backfill"]
+    for tool in ("docker-registry", "skopeo", "curl", "/usr/bin/time") if registries_wanted else ():
         if not shutil.which(tool):
             print(f"bench: {tool} is missing (scripts/bench installs it)", file=sys.stderr)
             return 2
-    if not Path(args.ferry).exists():
+    if registries_wanted and not Path(args.ferry).exists():
         print(f"bench: no ferry binary at {args.ferry}", file=sys.stderr)
         return 2
-    wanted = [x.strip() for x in args.scenarios.split(",") if x.strip()]
     wan_wanted = [x for x in wanted if x.startswith("wan-")]
     if wan_wanted and not Path(args.wanproxy).exists():
         print(f"bench: no wanproxy binary at {args.wanproxy} (cargo build -p ferry-e2e --bin wanproxy)",
+              file=sys.stderr)
+        return 2
+    if "backfill" in wanted and not Path(args.backfill).exists():
+        print(f"bench: no backfill program at {args.backfill} (cargo build -p ferry-pipeline --example backfill)",
               file=sys.stderr)
         return 2
     if "scale" in wanted and not Path(args.synthetic).exists():
@@ -168,6 +184,11 @@ def main() -> int:
         if "coldstart" in wanted:
             log(f"scenario coldstart: {args.coldstart_runs} cold starts per function and config source")
             coldstart_res = coldstart.run(bench, Path(args.functions).resolve(), args.coldstart_runs)
+        backfill_res = None
+        if "backfill" in wanted:
+            log(f"scenario backfill: {args.backfill_images} images x {args.backfill_destinations} destinations")
+            backfill_res = backfill.run(args.backfill, bench.work, args.backfill_images,
+                                        args.backfill_destinations, args.backfill_cap, args.backfill_sqs_jobs)
         wan_scen = {}
         if wan_wanted:
             wan_scen = wan.run(bench, wan_wanted)
@@ -188,7 +209,14 @@ def main() -> int:
     if coldstart_res is not None:
         stem = "coldstart" if args.name == "latest" else f"{args.name}-coldstart"
         reports.append((stem, coldstart.report(info, coldstart_res, args.functions)))
-    if scen or not (wan_wanted or scale_res is not None or coldstart_res is not None):
+    if backfill_res is not None:
+        stem = "backfill" if args.name == "latest" else f"{args.name}-backfill"
+        md = "\n".join([f"# Backfill of a new OU ({datetime.date.today()})", "",
+                        f"Machine: {info['nproc']} CPUs, load {' '.join(info['loadavg_start'])} at the start.", "",
+                        backfill.report(backfill_res)])
+        reports.append((stem, ({"machine": info, "backfill": backfill_res}, md)))
+    if scen or not (wan_wanted or scale_res is not None or coldstart_res is not None
+                    or backfill_res is not None):
         def fanout_section(sc, row, target):
             return fanout.report(sc, bench.fanout_sizes, args.fanout_width, row, target)
 

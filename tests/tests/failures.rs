@@ -127,3 +127,110 @@ fn failures_lists_what_still_fails_with_counts_and_nothing_else() {
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("no failing image"));
 }
+
+/// An item of the failure ledger as replicate writes it (DynamoDB JSON).
+fn ledger_item(repository: &str, count: u64, message: &str) -> Value {
+    json!({
+        "pk": {"S": format!("{DST}/{repository}")},
+        "sk": {"S": format!("copy#{SRC}/{repository}:v1")},
+        "destination": {"S": DST},
+        "repository": {"S": repository},
+        "action": {"S": "copy"},
+        "sourceRegistry": {"S": SRC},
+        "sourceRepository": {"S": repository},
+        "tag": {"S": "v1"},
+        "digest": {"S": DIGEST},
+        "status": {"S": "FAILED"},
+        "errorCode": {"S": "auth"},
+        "errorMessage": {"S": message},
+        "count": {"N": count.to_string()},
+        "firstSeen": {"N": "1772359200"},
+        "lastSeen": {"N": "1772362800"},
+        "nextAttempt": {"N": "1772366400"},
+        "configFingerprint": {"S": "f1"},
+        "expiresAt": {"N": "1772967600"}
+    })
+}
+
+#[test]
+fn failures_lists_the_ledger_entries_and_skips_what_is_not_one() {
+    let moto = Moto::start().expect("moto");
+    let env = moto.aws_env();
+    let call = |target: &str, body: Value| {
+        moto.json_call(
+            "dynamodb",
+            &format!("DynamoDB_20120810.{target}"),
+            "us-east-1",
+            &body,
+        )
+        .expect(target)
+    };
+    for table in ["ferry-ledger", "empty-ledger"] {
+        call(
+            "CreateTable",
+            json!({
+                "TableName": table,
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"}
+                ],
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"}
+                ]
+            }),
+        );
+    }
+    let mut hostile = ledger_item("web", 0, "x");
+    hostile["sk"] = json!({"S": "copy#elsewhere"});
+    for item in [
+        ledger_item("app", 3, "denied\u{1b}[2J"),
+        hostile,
+        json!({"pk": {"S": "#reconcile"}, "sk": {"S": "cursor"}, "position": {"S": "x"}}),
+    ] {
+        call(
+            "PutItem",
+            json!({"TableName": "ferry-ledger", "Item": item}),
+        );
+    }
+
+    let out = run_ferry(
+        [
+            "failures",
+            "--ledger-table",
+            "ferry-ledger",
+            "--output",
+            "json",
+        ],
+        &env,
+    )
+    .expect("ferry runs");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["repository"], "app");
+    assert_eq!(rows[0]["count"], 3);
+    assert_eq!(rows[0]["errorCode"], "auth");
+    assert_eq!(rows[0]["nextAttempt"], "2026-03-01T12:00:00Z");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 items of ferry-ledger are not"),
+        "{}",
+        describe(&out)
+    );
+
+    let out = run_ferry(["failures", "--ledger-table", "ferry-ledger"], &env).expect("ferry runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("FAILED")).count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("next 2026-03-01T12:00:00Z"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+
+    let out = run_ferry(["failures", "--ledger-table", "empty-ledger"], &env).expect("ferry runs");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no failing image in the ledger"));
+}

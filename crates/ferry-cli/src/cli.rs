@@ -108,8 +108,17 @@ pub(crate) struct FailuresArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// CloudWatch log group of the replicate function (`/ferry/<stack>/replicate`).
-    #[arg(long, env = "FERRY_RESULTS_LOG_GROUP")]
-    pub results_log_group: String,
+    #[arg(
+        long,
+        env = "FERRY_RESULTS_LOG_GROUP",
+        required_unless_present = "ledger_table"
+    )]
+    pub results_log_group: Option<String>,
+    /// DynamoDB table of the failure ledger (the hub's `LedgerTableName` output): list its
+    /// entries (images reconcile holds back after a permanent failure, with their next
+    /// attempt) instead of reading result events.
+    #[arg(long, env = "FERRY_LEDGER_TABLE")]
+    pub ledger_table: Option<String>,
 }
 
 /// `30m`, `1h`, `7d`: at most 30 days (CloudWatch's result events are read page by page).

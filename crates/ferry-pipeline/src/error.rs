@@ -44,6 +44,31 @@ pub enum PipelineError {
         message: String,
     },
 
+    /// The failure ledger's DynamoDB table could not be read or written. Replicate logs it
+    /// and counts it (`LedgerErrors`) without changing the job's outcome; reconcile then
+    /// enqueues as if the ledger were empty.
+    #[error("failure ledger {table}: DynamoDB {operation} failed: {message}")]
+    Ledger {
+        /// The table (`FERRY_LEDGER_TABLE`).
+        table: String,
+        /// Operation, such as `PutItem`.
+        operation: &'static str,
+        /// What the service said.
+        message: String,
+    },
+
+    /// An item read back from the failure ledger is not one Ferry writes: it is skipped
+    /// (the image is not held back).
+    #[error("failure ledger {table}: item {key} is malformed: {reason}")]
+    LedgerItem {
+        /// The table.
+        table: String,
+        /// The item's key (`pk`/`sk`), as far as it could be read.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The engine failed outside of a job (for example while planning a reconcile run).
     #[error(transparent)]
     Engine(Box<ferry::Error>),
@@ -64,6 +89,8 @@ impl PipelineError {
             PipelineError::Malformed { .. } => "malformed-event",
             PipelineError::Job(_) => "malformed-job",
             PipelineError::Aws { .. } => "aws",
+            PipelineError::Ledger { .. } => "ledger",
+            PipelineError::LedgerItem { .. } => "ledger-item",
             PipelineError::Engine(e) => e.code(),
         }
     }
@@ -79,18 +106,26 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let message = match &err {
+    PipelineError::Aws {
+        service,
+        operation,
+        message: sdk_message(err),
+    }
+}
+
+/// What an SDK error says: the service's error code and message, or the SDK's description.
+pub(crate) fn sdk_message<E, R>(err: aws_sdk_sqs::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
         aws_sdk_sqs::error::SdkError::ServiceError(se) => format!(
             "{}: {}",
             se.err().code().unwrap_or("ServiceError"),
             se.err().message().unwrap_or_default()
         ),
         other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
-    };
-    PipelineError::Aws {
-        service,
-        operation,
-        message,
     }
 }
 
@@ -111,5 +146,22 @@ mod tests {
             PipelineError::from(ferry::Error::Deadline("t".into())).code(),
             "deadline"
         );
+        let e = PipelineError::Ledger {
+            table: "ferry-ledger".into(),
+            operation: "PutItem",
+            message: "AccessDeniedException: no".into(),
+        };
+        assert_eq!(e.code(), "ledger");
+        assert_eq!(
+            e.to_string(),
+            "failure ledger ferry-ledger: DynamoDB PutItem failed: AccessDeniedException: no"
+        );
+        let e = PipelineError::LedgerItem {
+            table: "t".into(),
+            key: "d/r copy#s/r:v1".into(),
+            reason: "`count` is 0".into(),
+        };
+        assert_eq!(e.code(), "ledger-item");
+        assert!(e.to_string().contains("d/r copy#s/r:v1"), "{e}");
     }
 }

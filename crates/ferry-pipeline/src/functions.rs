@@ -13,10 +13,11 @@ use ferry::replicate::Replicator;
 
 use crate::dispatch::{Dispatched, dispatch};
 use crate::error::PipelineError;
+use crate::ledger::{DynamoLedger, ENV_LEDGER_TABLE, Ledger, config_fingerprint};
 use crate::live::{LiveConfig, organization_ttl};
 use crate::metrics::Metrics;
 use crate::queue::SqsJobQueue;
-use crate::reconcile::{Reconciled, reconcile};
+use crate::reconcile::{Pacing, Reconciled, reconcile};
 use crate::replicate::{ReplicateContext, replicate};
 use crate::result::{EventBridgePublisher, ResultPublisher};
 use crate::settings::{
@@ -79,6 +80,19 @@ fn sqs(aws: &AwsContext) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(aws.base())
 }
 
+/// The failure ledger of `FERRY_LEDGER_TABLE`, when it is set.
+fn ledger(aws: &AwsContext) -> Option<Arc<dyn Ledger>> {
+    std::env::var(ENV_LEDGER_TABLE)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|table| {
+            Arc::new(DynamoLedger::new(
+                aws_sdk_dynamodb::Client::new(aws.base()),
+                table.trim(),
+            )) as Arc<dyn Ledger>
+        })
+}
+
 /// The dispatch function's state.
 pub struct DispatchFunction {
     /// The config.
@@ -124,13 +138,15 @@ pub struct ReplicateFunction {
     results: Arc<dyn ResultPublisher>,
     metrics: Metrics,
     concurrency: usize,
+    ledger: Option<Arc<dyn Ledger>>,
     /// The handler's context for the current config (rebuilt when an organization
     /// destination's accounts change).
     ctx: tokio::sync::Mutex<Option<Arc<ReplicateContext>>>,
 }
 
 impl ReplicateFunction {
-    /// From the environment: config, `FERRY_EVENT_BUS_NAME`, `FERRY_JOB_CONCURRENCY`.
+    /// From the environment: config, `FERRY_EVENT_BUS_NAME`, `FERRY_JOB_CONCURRENCY`,
+    /// `FERRY_LEDGER_TABLE` (optional).
     pub async fn from_env() -> Result<ReplicateFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
@@ -139,10 +155,11 @@ impl ReplicateFunction {
         let results = EventBridgePublisher::new(aws_sdk_eventbridge::Client::new(aws.base()), &bus);
         let function = ReplicateFunction {
             config,
-            aws,
+            aws: aws.clone(),
             results: Arc::new(results),
             metrics: Metrics::stdout(),
             concurrency,
+            ledger: ledger(&aws),
             ctx: tokio::sync::Mutex::default(),
         };
         function.context().await?;
@@ -169,6 +186,8 @@ impl ReplicateFunction {
             metrics: self.metrics.clone(),
             concurrency: self.concurrency,
             organizations_unread: unread,
+            ledger: self.ledger.clone(),
+            config_fingerprint: config_fingerprint(self.config.document()),
         });
         *ctx = Some(fresh.clone());
         Ok(fresh)
@@ -214,10 +233,13 @@ pub struct ReconcileFunction {
     pub metrics: Metrics,
     /// `FERRY_MAX_JOBS_PER_RUN`.
     pub max_jobs: usize,
+    /// The failure ledger and cursor (`FERRY_LEDGER_TABLE`), if set.
+    pub ledger: Option<Arc<dyn Ledger>>,
 }
 
 impl ReconcileFunction {
-    /// From the environment: config, `FERRY_JOBS_QUEUE_URL`, `FERRY_MAX_JOBS_PER_RUN`.
+    /// From the environment: config, `FERRY_JOBS_QUEUE_URL`, `FERRY_MAX_JOBS_PER_RUN`,
+    /// `FERRY_LEDGER_TABLE` (optional).
     pub async fn from_env() -> Result<ReconcileFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
@@ -225,6 +247,7 @@ impl ReconcileFunction {
         let max_jobs = env_usize(ENV_MAX_JOBS_PER_RUN, DEFAULT_MAX_JOBS_PER_RUN)?;
         let function = ReconcileFunction {
             config,
+            ledger: ledger(&aws),
             aws,
             replicator: tokio::sync::Mutex::default(),
             queue,
@@ -271,12 +294,19 @@ impl ReconcileFunction {
     /// One run; `run_id` is the invocation's request id.
     pub async fn handle(&self, run_id: &str) -> Result<Reconciled, PipelineError> {
         let replicator = self.replicator().await?;
+        let fingerprint = config_fingerprint(self.config.document());
+        let pacing = Pacing {
+            max_jobs: self.max_jobs,
+            ledger: self.ledger.as_deref(),
+            fingerprint: &fingerprint,
+            now: chrono::Utc::now(),
+        };
         reconcile(
             run_id,
             replicator.as_ref(),
             &self.queue,
             &self.metrics,
-            self.max_jobs,
+            &pacing,
         )
         .await
     }

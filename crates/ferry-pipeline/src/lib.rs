@@ -13,6 +13,8 @@
 //! - [`dispatch`], [`replicate`](mod@replicate), [`reconcile`](mod@reconcile): the handlers, plain async
 //!   functions taking their dependencies ([`queue::JobQueue`], [`result::ResultPublisher`],
 //!   [`replicate::Engine`], [`reconcile::DriftSource`]) as arguments.
+//! - [`ledger`]: the failure ledger (permanent failures held back from reconcile until
+//!   their backoff expires) and reconcile's cursor.
 //! - [`live`]: the config with its organization destinations' accounts, kept for a TTL.
 //! - [`settings`]: config loading (`FERRY_CONFIG` / `FERRY_CONFIG_PARAMETER`) and the
 //!   environment.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod event;
 pub mod functions;
 pub mod job;
+pub mod ledger;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -2,11 +2,16 @@
 //! every image missing or different at a destination (and every delete to propagate), as
 //! the same job messages dispatch sends. It heals events EventBridge dropped and backfills
 //! a newly added destination.
+//!
+//! A run enqueues at most `FERRY_MAX_JOBS_PER_RUN` jobs and continues where the last one
+//! stopped (a cursor in the failure ledger's table), so every image is reached within a
+//! bounded number of runs; images the ledger holds back after a permanent failure wait
+//! for their backoff without using the cap ([`Pacing`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use ferry::config::{Registry, ReplicationConfig, Target};
@@ -15,6 +20,7 @@ use ferry::sync::{Action, plan_for_drift};
 
 use crate::error::PipelineError;
 use crate::job::{Job, JobAction, JobSource, Origin};
+use crate::ledger::{Ledger, LedgerEntry, LedgerKey, ledger_error};
 use crate::metrics::{Metrics, Record, Unit};
 use crate::queue::JobQueue;
 
@@ -124,58 +130,135 @@ pub struct Reconciled {
     pub drift: usize,
     /// Immutable-tag conflicts found (not enqueued).
     pub conflicts: usize,
+    /// Drift the failure ledger holds back (a permanent failure whose backoff has not
+    /// expired): not enqueued, and not counted against the cap.
+    pub held: usize,
     /// Jobs sent.
     pub enqueued: usize,
-    /// Whether `FERRY_MAX_JOBS_PER_RUN` held jobs back for the next run.
+    /// Whether drift was left for later runs (the cap, or drift before the cursor).
     pub capped: bool,
+    /// Where the next run continues (the drift key of the last job sent), when this run
+    /// stopped before the end of the drift order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
     /// Drift by destination registry/repository.
     pub by_destination: BTreeMap<String, usize>,
 }
 
-/// Find drift, emit the `Drift` metric per destination, and enqueue at most `max_jobs`
-/// jobs (the rest waits for the next run).
+/// How much one run enqueues, and what holds drift back.
+#[derive(Clone, Copy)]
+pub struct Pacing<'a> {
+    /// Jobs one run enqueues at most (`FERRY_MAX_JOBS_PER_RUN`).
+    pub max_jobs: usize,
+    /// The failure ledger (and the cursor it keeps), if the hub has one.
+    pub ledger: Option<&'a dyn Ledger>,
+    /// The fingerprint of the loaded config ([`crate::ledger::config_fingerprint`]): an
+    /// entry recorded under another config holds nothing back.
+    pub fingerprint: &'a str,
+    /// The run's time (backoffs expire against it).
+    pub now: DateTime<Utc>,
+}
+
+impl Pacing<'_> {
+    /// At most `max_jobs` a run, no ledger, always from the start.
+    pub fn capped(max_jobs: usize) -> Pacing<'static> {
+        Pacing {
+            max_jobs,
+            ledger: None,
+            fingerprint: "",
+            now: Utc::now(),
+        }
+    }
+}
+
+/// The drift key of an item: its destination, then its action and source image (the
+/// ledger key's two halves). Drift is enqueued in the order of these keys.
+pub fn drift_key(item: &DriftItem) -> String {
+    let key = item_ledger_key(item);
+    format!("{} {}", key.pk, key.sk)
+}
+
+fn item_ledger_key(item: &DriftItem) -> LedgerKey {
+    LedgerKey::new(
+        &item.target.destination.registry_host(),
+        &item.target.repository,
+        item.action,
+        &item.source,
+    )
+}
+
+/// Find drift, emit the `Drift` metric, and enqueue at most `pacing.max_jobs` jobs: the
+/// drift after the ledger's cursor, passing over what the ledger holds back
+/// ([`select::select`]). The cursor is moved once the jobs are sent. The ledger's errors
+/// are logged and counted (`LedgerErrors`): the run then goes on without it.
 pub async fn reconcile(
     run_id: &str,
     source: &dyn DriftSource,
     queue: &dyn JobQueue,
     metrics: &Metrics,
-    max_jobs: usize,
+    pacing: &Pacing<'_>,
 ) -> Result<Reconciled, PipelineError> {
     let items = source.drift().await?;
-    let now = Utc::now();
+    let (entries, cursor) = read_ledger(pacing.ledger, metrics).await;
+    let now = pacing.now;
     let event_id = format!("reconcile:{run_id}");
     let mut out = Reconciled {
         run_id: run_id.to_string(),
         ..Default::default()
     };
-    let mut jobs = Vec::new();
-    for item in &items {
-        let key = format!(
+    let mut keyed: Vec<(String, DriftItem)> =
+        items.into_iter().map(|i| (drift_key(&i), i)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut eligible = vec![false; keyed.len()];
+    for (i, (_, item)) in keyed.iter().enumerate() {
+        let destination = format!(
             "{}/{}",
             item.target.destination.registry_host(),
             item.target.repository
         );
         if item.conflict {
             out.conflicts += 1;
-            tracing::warn!(destination = %key, tag = ?item.source.tag, "immutable tag holds another digest: not enqueued");
+            tracing::warn!(%destination, tag = ?item.source.tag, "immutable tag holds another digest: not enqueued");
             continue;
         }
         out.drift += 1;
-        *out.by_destination.entry(key).or_default() += 1;
-        if jobs.len() < max_jobs {
-            jobs.push(Job::new(
+        *out.by_destination.entry(destination).or_default() += 1;
+        let held = entries
+            .get(&item_ledger_key(item))
+            .is_some_and(|e| e.holds(pacing.fingerprint, item.source.digest.as_ref(), now));
+        if held {
+            out.held += 1;
+        } else {
+            eligible[i] = true;
+        }
+    }
+    let (keys, keyed): (Vec<String>, Vec<DriftItem>) = keyed.into_iter().unzip();
+    let selection = select::select(&keys, |i| eligible[i], cursor.as_deref(), pacing.max_jobs);
+    let jobs: Vec<Job> = selection
+        .chosen
+        .iter()
+        .map(|&i| {
+            let item = &keyed[i];
+            Job::new(
                 item.action,
                 item.source.clone(),
                 &item.target,
                 &event_id,
                 now,
                 Origin::Reconcile,
-            ));
-        }
-    }
-    out.capped = out.drift > jobs.len();
+            )
+        })
+        .collect();
+    out.capped = out.drift - out.held > jobs.len();
     queue.send(&jobs).await?;
     out.enqueued = jobs.len();
+    out.cursor = selection.next_cursor;
+    if let Some(ledger) = pacing.ledger
+        && (out.cursor.is_some() || cursor.is_some())
+        && let Err(e) = ledger.set_cursor(out.cursor.as_deref()).await
+    {
+        ledger_error(metrics, &e);
+    }
     // Per destination in the log (and the run's answer), never as a metric dimension:
     // the number of metric series stays the same however many destinations there are.
     for (destination, n) in &out.by_destination {
@@ -185,6 +268,7 @@ pub async fn reconcile(
         Record::new()
             .metric("Drift", Unit::Count, out.drift as f64)
             .metric("DriftConflicts", Unit::Count, out.conflicts as f64)
+            .metric("DriftHeld", Unit::Count, out.held as f64)
             .property("runId", run_id),
     );
     tracing::info!(
@@ -192,118 +276,34 @@ pub async fn reconcile(
         drift = out.drift,
         enqueued = out.enqueued,
         conflicts = out.conflicts,
+        held = out.held,
         capped = out.capped,
+        restarted = selection.restarted,
         "reconciled"
     );
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::queue::MemoryQueue;
-    use ferry::Digest;
-    use ferry::config::ReplicationConfig;
-
-    struct Fixed(Vec<DriftItem>);
-
-    #[async_trait(?Send)]
-    impl DriftSource for Fixed {
-        async fn drift(&self) -> Result<Vec<DriftItem>, PipelineError> {
-            Ok(self.0.clone())
-        }
-    }
-
-    fn item(tag: &str, conflict: bool) -> DriftItem {
-        let config = ReplicationConfig::from_json(
-            r#"{"source": {"registryId": "111111111111", "region": "us-east-1"},
-                "rules": [{"destinations": [{"registryId": "222222222222", "region": "us-west-2"}]}]}"#,
-        )
-        .unwrap();
-        DriftItem {
-            action: JobAction::Copy,
-            source: JobSource {
-                registry: "111111111111.dkr.ecr.us-east-1.amazonaws.com".into(),
-                repository: "app".into(),
-                tag: Some(tag.into()),
-                digest: Some(Digest::of(tag.as_bytes())),
-            },
-            target: config.destinations_for("app", Some(tag)).unwrap().remove(0),
-            conflict,
-        }
-    }
-
-    #[tokio::test]
-    async fn caps_jobs_and_counts_drift() {
-        let q = MemoryQueue::default();
-        let m = Metrics::memory();
-        let src = Fixed(vec![
-            item("a", false),
-            item("b", false),
-            item("c", true),
-            item("d", false),
-        ]);
-        let r = reconcile("run-1", &src, &q, &m, 2).await.unwrap();
-        assert_eq!(
-            (r.drift, r.conflicts, r.enqueued, r.capped),
-            (3, 1, 2, true)
-        );
-        let jobs = q.jobs();
-        assert_eq!(
-            jobs.iter()
-                .map(|j| j.source.tag.clone().unwrap())
-                .collect::<Vec<_>>(),
-            ["a", "b"]
-        );
-        assert!(
-            jobs.iter()
-                .all(|j| j.origin == Origin::Reconcile && j.event_id == "reconcile:run-1")
-        );
-        assert_ne!(jobs[0].deduplication_id(), jobs[1].deduplication_id());
-        assert_eq!(
-            r.by_destination
-                .get("222222222222.dkr.ecr.us-west-2.amazonaws.com/app"),
-            Some(&3)
-        );
-        assert_eq!(m.sum("Drift", &[]), 3.0, "the run's total, once");
-        assert!(
-            m.series().iter().all(|(_, dims)| dims.is_empty()),
-            "no destination dimension"
-        );
-    }
-
-    #[test]
-    fn an_unpinned_config_reconciles_the_hubs_own_registry() {
-        let unpinned = std::sync::Arc::new(
-            ReplicationConfig::from_json(
-                r#"{"registryId": "111111111111", "replicationConfiguration": {"rules": [
-                    {"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}}"#,
-            )
-            .unwrap(),
-        );
-        assert!(
-            unpinned.source_registry().is_none(),
-            "the region is left to each event"
-        );
-        let bound = bind_to_hub(&unpinned, "111111111111", "us-east-1").unwrap();
-        assert_eq!(
-            bound.source_registry().map(|r| r.host()).as_deref(),
-            Some("111111111111.dkr.ecr.us-east-1.amazonaws.com")
-        );
-        let hostile = bind_to_hub(&unpinned, "evil.example/x", "us-east-1").unwrap_err();
-        assert!(hostile.to_string().contains("not 12 digits"), "{hostile}");
-        let error = bind_to_hub(&unpinned, "333333333333", "us-east-1").unwrap_err();
-        assert!(error.to_string().contains("another registry"), "{error}");
-        let pinned = std::sync::Arc::new(
-            ReplicationConfig::from_json(
-                r#"{"source": {"registryId": "444444444444", "region": "eu-west-1"},
-                    "rules": [{"destinations": [{"registryId": "222222222222", "region": "eu-west-1"}]}]}"#,
-            )
-            .unwrap(),
-        );
-        assert!(std::sync::Arc::ptr_eq(
-            &bind_to_hub(&pinned, "111111111111", "us-east-1").unwrap(),
-            &pinned
-        ));
-    }
+/// The ledger's entries and cursor; each empty when there is no ledger or it cannot be
+/// read (logged and counted).
+async fn read_ledger(
+    ledger: Option<&dyn Ledger>,
+    metrics: &Metrics,
+) -> (HashMap<LedgerKey, LedgerEntry>, Option<String>) {
+    let Some(ledger) = ledger else {
+        return (HashMap::new(), None);
+    };
+    let entries = ledger.entries().await.unwrap_or_else(|e| {
+        ledger_error(metrics, &e);
+        HashMap::new()
+    });
+    let cursor = ledger.cursor().await.unwrap_or_else(|e| {
+        ledger_error(metrics, &e);
+        None
+    });
+    (entries, cursor)
 }
+
+pub mod select;
+#[cfg(test)]
+mod tests;

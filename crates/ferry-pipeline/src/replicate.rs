@@ -16,6 +16,9 @@
 //!   N jobs copying one source image to N destinations read its manifests, referrers
 //!   listing and tag from the source once (the ECR token is the client's, cached per
 //!   registry: one for all of them).
+//! - Permanent failures are recorded in the failure ledger, and a success clears its
+//!   image's entry ([`crate::ledger`]): reconcile holds a failing image back until its
+//!   backoff expires.
 //! - Near the Lambda deadline no new blob transfer starts: the job returns as retryable and
 //!   its retry resumes from what was written (content-addressed).
 
@@ -35,6 +38,7 @@ use ferry::report::CopyStatus;
 
 use crate::authorize::{Rejected, authorize};
 use crate::job::{Job, JobAction};
+use crate::ledger::Ledger;
 use crate::metrics::{Metrics, Record, Unit};
 use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Status};
 
@@ -94,6 +98,12 @@ pub struct ReplicateContext {
     /// Organization scopes whose accounts could not be read for `config`: a job the config
     /// does not name may be for one of their accounts, so it is retried, not rejected.
     pub organizations_unread: Vec<String>,
+    /// The failure ledger (`FERRY_LEDGER_TABLE`), if the hub has one: permanent failures
+    /// are recorded there and successes clear them ([`crate::ledger::record`]).
+    pub ledger: Option<Arc<dyn Ledger>>,
+    /// The fingerprint of the loaded config's document
+    /// ([`crate::ledger::config_fingerprint`]), recorded with each failure.
+    pub config_fingerprint: String,
 }
 
 /// How one message ended, with timings for the overhead measurement.
@@ -191,6 +201,19 @@ pub async fn replicate(
     let results: Vec<ReplicationResult> =
         outcomes.iter().filter_map(|o| o.result.clone()).collect();
     results.iter().for_each(crate::result::log_result);
+    if let Some(ledger) = &ctx.ledger {
+        let now = Utc::now();
+        futures::future::join_all(results.iter().map(|r| {
+            crate::ledger::record(
+                ledger.as_ref(),
+                &ctx.metrics,
+                &ctx.config_fingerprint,
+                r,
+                now,
+            )
+        }))
+        .await;
+    }
     if let Err(e) = ctx.results.publish(&results).await {
         tracing::error!(error = %e, count = results.len(), "result events lost");
         ctx.metrics.emit(Record::new().metric(

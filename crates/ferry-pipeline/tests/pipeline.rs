@@ -12,7 +12,7 @@ use ferry_e2e::proxy::{InjectRule, PathKind, Proxy};
 use ferry_e2e::{EcrRegistry, fixtures};
 use ferry_pipeline::dispatch::Ignored;
 use ferry_pipeline::job::{Job, Origin};
-use ferry_pipeline::reconcile::reconcile;
+use ferry_pipeline::reconcile::{Pacing, reconcile};
 use ferry_pipeline::{ReplicationResult, Status};
 use serde_json::json;
 use support::conflict::ImmutableProxy;
@@ -523,7 +523,13 @@ fn reconcile_repairs_a_dropped_event() {
     let queue = sb.job_queue();
     let run = sb
         .rt
-        .block_on(reconcile("run-1", &sb.replicator, &queue, &sb.metrics, 100))
+        .block_on(reconcile(
+            "run-1",
+            &sb.replicator,
+            &queue,
+            &sb.metrics,
+            &Pacing::capped(100),
+        ))
         .unwrap();
     assert_eq!(
         (run.drift, run.enqueued, run.conflicts, run.capped),
@@ -550,7 +556,13 @@ fn reconcile_repairs_a_dropped_event() {
     }
     let again = sb
         .rt
-        .block_on(reconcile("run-2", &sb.replicator, &queue, &sb.metrics, 100))
+        .block_on(reconcile(
+            "run-2",
+            &sb.replicator,
+            &queue,
+            &sb.metrics,
+            &Pacing::capped(100),
+        ))
         .unwrap();
     assert_eq!((again.drift, again.enqueued), (0, 0));
 }

@@ -142,7 +142,7 @@ impl ReplicationResult {
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, ending it with `…`.
-fn cut(text: &mut String, max: usize) {
+pub(crate) fn cut(text: &mut String, max: usize) {
     if text.len() <= max {
         return;
     }

@@ -2,12 +2,15 @@
 //! replicate function publishes, the log line that carries the same JSON, and the reader
 //! that finds results again in the replicate function's log group.
 //!
+//! The failure ledger's item format and its reader ([`ledger`]) live here too.
+//!
 //! One home for the format, used by the pipeline (which writes results) and by the CLI
 //! (`ferry status` and `ferry failures`, which read them), so the CLI does not link the
 //! Lambda crate.
 
 mod event;
 mod failures;
+pub mod ledger;
 mod log;
 mod wire;
 

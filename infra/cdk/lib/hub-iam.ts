@@ -18,6 +18,7 @@ export interface HubRefs {
   readonly jobsQueueArn: string;
   readonly eventsDlqArn: string;
   readonly resultBusArn: string;
+  readonly ledgerTableArn: string;
 }
 
 /** The function a role belongs to. */
@@ -138,6 +139,9 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
           refs.jobsQueueArn,
         ),
         allow('PublishResults', 'events:PutEvents', refs.resultBusArn),
+        // The failure ledger: read an image's entry, record a permanent failure, delete
+        // the entry after a success.
+        allow('RecordFailures', ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], refs.ledgerTableArn),
         login,
         // Whether the hub account's registries accept blob mounts (BLOB_MOUNTING).
         allow('ReadAccountSettings', 'ecr:GetAccountSetting', '*'),
@@ -162,6 +166,9 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         ...head,
         allow('SendJobs', 'sqs:SendMessage', refs.jobsQueueArn),
         allow('AsyncDeadLetters', 'sqs:SendMessage', refs.eventsDlqArn),
+        // The failure ledger: every entry once a run (Scan), and the cursor item where the
+        // last capped run stopped.
+        allow('ReadFailuresKeepCursor', ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem'], refs.ledgerTableArn),
         login,
         // The source's pull-through cache rules and the managed signing configuration
         // (registry-level, read-only, no resource type).

@@ -7,6 +7,7 @@
  * parity test, test/parity.test.ts, compares them).
  */
 import { Aws, CfnOutput, Fn, RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -26,6 +27,20 @@ export const REPLICATE_CHECKOV_SKIP = {
   comment:
     'Invoked synchronously by the SQS event source mapping; a Lambda DLQ only applies to asynchronous invocations. Failed jobs go to the FIFO jobs DLQ through the queue\'s redrive policy (maxReceiveCount 5).',
 };
+
+/** checkov waivers of the failure ledger table (the template's reasons, word for word). */
+export const LEDGER_CHECKOV_SKIP = [
+  {
+    id: 'CKV_AWS_28',
+    comment:
+      'Point-in-time recovery: the ledger only paces reconcile\'s retries; losing it means failing images are tried again at once, nothing else.',
+  },
+  {
+    id: 'CKV_AWS_119',
+    comment:
+      'Encrypted at rest with the AWS owned key (DynamoDB\'s default); the items hold image names, digests and error codes, no secrets.',
+  },
+];
 
 interface FunctionSpec {
   readonly fn: HubFunction;
@@ -48,6 +63,8 @@ export class FerryHub extends Construct {
   readonly eventsDeadLetterQueue: sqs.CfnQueue;
   /** The result event bus (source ferry, detail-type "Ferry Image Replication"). */
   readonly resultEventBus: events.CfnEventBus;
+  /** The failure ledger (and reconcile's cursor). */
+  readonly ledgerTable: dynamodb.CfnTable;
   /** The function roles, by function. */
   readonly roles: Record<HubFunction, iam.CfnRole>;
   /** The functions. */
@@ -101,6 +118,25 @@ export class FerryHub extends Construct {
       description: 'Ferry replication results (source ferry, detail-type "Ferry Image Replication").',
     });
 
+    // ------------------------------------------------------------ failure ledger
+    // One item per image that failed permanently at a destination, and reconcile's
+    // cursor; entries expire through the TTL attribute expiresAt; encrypted at rest with
+    // the AWS owned key (DynamoDB's default).
+    this.ledgerTable = new dynamodb.CfnTable(this, 'LedgerTable', {
+      billingMode: 'PAY_PER_REQUEST',
+      attributeDefinitions: [
+        { attributeName: 'pk', attributeType: 'S' },
+        { attributeName: 'sk', attributeType: 'S' },
+      ],
+      keySchema: [
+        { attributeName: 'pk', keyType: 'HASH' },
+        { attributeName: 'sk', keyType: 'RANGE' },
+      ],
+      timeToLiveSpecification: { attributeName: 'expiresAt', enabled: true },
+    });
+    this.ledgerTable.applyRemovalPolicy(RemovalPolicy.DESTROY);
+    this.ledgerTable.addMetadata('checkov', { skip: LEDGER_CHECKOV_SKIP });
+
     // ------------------------------------------------------------ logs and roles
     const logGroups = {} as Record<HubFunction, logs.CfnLogGroup>;
     const roles = {} as Record<HubFunction, iam.CfnRole>;
@@ -117,6 +153,7 @@ export class FerryHub extends Construct {
         jobsQueueArn: this.jobsQueue.attrArn,
         eventsDlqArn: this.eventsDeadLetterQueue.attrArn,
         resultBusArn: this.resultEventBus.attrArn,
+        ledgerTableArn: this.ledgerTable.attrArn,
       });
     }
     this.roles = roles;
@@ -141,6 +178,7 @@ export class FerryHub extends Construct {
         env: {
           FERRY_EVENT_BUS_NAME: this.resultEventBus.ref,
           FERRY_JOB_CONCURRENCY: String(p.replicateJobConcurrency),
+          FERRY_LEDGER_TABLE: this.ledgerTable.ref,
         },
       },
       {
@@ -150,6 +188,7 @@ export class FerryHub extends Construct {
         timeout: 900,
         env: {
           FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref,
+          FERRY_LEDGER_TABLE: this.ledgerTable.ref,
           FERRY_MAX_JOBS_PER_RUN: String(p.reconcileMaxJobsPerRun),
         },
         asyncInvoke: { maxAge: 900, retries: 0 },
@@ -332,6 +371,7 @@ export class FerryHub extends Construct {
       'EventBridge bus receiving Ferry result events (source ferry, detail-type "Ferry Image Replication")',
     );
     out('ResultEventBusArn', this.resultEventBus.attrArn, 'ARN of the Ferry result event bus');
+    out('LedgerTableName', this.ledgerTable.ref, 'DynamoDB table of the failure ledger (ferry failures --ledger-table)');
     out('JobsQueueUrl', this.jobsQueue.ref, 'SQS FIFO jobs queue');
     out('JobsDeadLetterQueueUrl', this.jobsDeadLetterQueue.ref, 'FIFO dead-letter queue of jobs that failed 5 times');
     out(

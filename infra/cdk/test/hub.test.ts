@@ -45,6 +45,7 @@ describe('FerryHub', () => {
       'AWS::SQS::Queue': 3,
       'AWS::SQS::QueuePolicy': 2,
       'AWS::Events::EventBus': 1,
+      'AWS::DynamoDB::Table': 1,
       'AWS::Logs::LogGroup': 3,
       'AWS::IAM::Role': 3,
       'AWS::Lambda::Function': 3,
@@ -116,6 +117,7 @@ describe('FerryHub', () => {
     const jobs = arn(idOf(json, 'AWS::SQS::Queue', 'JobsQueue'));
     const eventsDlq = arn(idOf(json, 'AWS::SQS::Queue', 'EventsDeadLetterQueue'));
     const log = (fn: string) => arn(idOf(json, 'AWS::Logs::LogGroup', `${fn}LogGroup`));
+    const ledger = arn(idOf(json, 'AWS::DynamoDB::Table', 'LedgerTable'));
     const config = {
       'Fn::Sub': 'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/ferry/${AWS::StackName}/config',
     };
@@ -135,6 +137,7 @@ describe('FerryHub', () => {
         jobs,
       ],
       PublishResults: ['events:PutEvents', arn(idOf(json, 'AWS::Events::EventBus', 'ResultEventBus'))],
+      RecordFailures: [['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], ledger],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
       ReadAccountSettings: ['ecr:GetAccountSetting', '*'],
       ReadSigningConfiguration: ['ecr:GetSigningConfiguration', '*'],
@@ -157,6 +160,7 @@ describe('FerryHub', () => {
       ReadConfiguration: ['ssm:GetParameter', config],
       SendJobs: ['sqs:SendMessage', jobs],
       AsyncDeadLetters: ['sqs:SendMessage', eventsDlq],
+      ReadFailuresKeepCursor: [['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem'], ledger],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
       ReadRegistrySettings: [['ecr:DescribePullThroughCacheRules', 'ecr:GetSigningConfiguration'], '*'],
       ListSources: [list, SOURCES],
@@ -239,8 +243,8 @@ describe('FerryHub', () => {
     };
     const common = ['FERRY_CONFIG_PARAMETER', 'FERRY_ORGANIZATION_TTL_SECONDS', 'RUST_LOG'];
     assert.deepEqual(env('Dispatch'), [...common, 'FERRY_JOBS_QUEUE_URL'].sort());
-    assert.deepEqual(env('Replicate'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOB_CONCURRENCY'].sort());
-    assert.deepEqual(env('Reconcile'), [...common, 'FERRY_JOBS_QUEUE_URL', 'FERRY_MAX_JOBS_PER_RUN'].sort());
+    assert.deepEqual(env('Replicate'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOB_CONCURRENCY', 'FERRY_LEDGER_TABLE'].sort());
+    assert.deepEqual(env('Reconcile'), [...common, 'FERRY_JOBS_QUEUE_URL', 'FERRY_LEDGER_TABLE', 'FERRY_MAX_JOBS_PER_RUN'].sort());
   });
 
   it('routes successful ECR pushes and deletes to dispatch, with retries and a DLQ', () => {

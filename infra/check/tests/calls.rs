@@ -33,6 +33,10 @@ fn known() -> Vec<(Value, &'static str)> {
             get_att("ResultEventBus", "Arn"),
             "arn:aws:events:us-east-1:111111111111:event-bus/ferry-results",
         ),
+        (
+            get_att("LedgerTable", "Arn"),
+            "arn:aws:dynamodb:us-east-1:111111111111:table/ferry-ledger",
+        ),
         log(
             "DispatchLogGroup",
             "arn:aws:logs:us-east-1:111111111111:log-group:/ferry/ferry/dispatch:*",

@@ -138,6 +138,7 @@ fn parameters_reach_the_functions_environment() {
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
             "FERRY_EVENT_BUS_NAME": reference("ResultEventBus"),
             "FERRY_JOB_CONCURRENCY": "4",
+            "FERRY_LEDGER_TABLE": reference("LedgerTable"),
             "RUST_LOG": "info",
         })
     );
@@ -146,6 +147,7 @@ fn parameters_reach_the_functions_environment() {
         json!({
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
             "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
+            "FERRY_LEDGER_TABLE": reference("LedgerTable"),
             "FERRY_MAX_JOBS_PER_RUN": "1000",
             "RUST_LOG": "info",
         })

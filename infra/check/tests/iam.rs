@@ -113,6 +113,18 @@ fn expected_hub_statements(
         ("ReplicateRole", "ReadSigningConfiguration"),
         strings(&["ecr:GetSigningConfiguration"]),
     );
+    m.insert(
+        ("ReplicateRole", "RecordFailures"),
+        sorted(&[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+        ]),
+    );
+    m.insert(
+        ("ReconcileRole", "ReadFailuresKeepCursor"),
+        sorted(&["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"]),
+    );
     if all {
         m.insert(("ReplicateRole", "PushToDestinations"), push);
         m.insert(

@@ -98,6 +98,8 @@ fn every_checkov_skip_has_a_reason() {
         BTreeSet::from([
             "AlarmTopic:CKV_AWS_26".to_owned(),
             "AssumeRole:W3037".to_owned(),
+            "LedgerTable:CKV_AWS_119".to_owned(),
+            "LedgerTable:CKV_AWS_28".to_owned(),
             "ReadRole:W3037".to_owned(),
             "ReplicateFunction:CKV_AWS_116".to_owned()
         ])

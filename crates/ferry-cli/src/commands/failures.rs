@@ -1,5 +1,6 @@
 //! `ferry failures`: the failing images, from the result events of the replicate
-//! function's log group ([`ferry_results::failures`]).
+//! function's log group ([`ferry_results::failures`]), or the entries of the failure
+//! ledger ([`ferry_results::ledger`], `--ledger-table`).
 
 use std::process::ExitCode;
 
@@ -11,10 +12,14 @@ use crate::output;
 
 /// List the failing images; exit 1 when there are any.
 pub(crate) async fn run(args: FailuresArgs) -> Result<ExitCode, ferry::Error> {
+    if let Some(table) = &args.ledger_table {
+        return ledger::run(table, args.output).await;
+    }
+    let group = args.results_log_group.as_deref().unwrap_or_default();
     let since = chrono::Duration::from_std(args.since)
         .map_err(|e| ferry::Error::Config(format!("--since: {e}")))?;
     let start = chrono::Utc::now() - since;
-    let log = ResultsLog::new(AwsContext::from_env().await.base(), &args.results_log_group);
+    let log = ResultsLog::new(AwsContext::from_env().await.base(), group);
     let (results, truncated) = log.results_since(start).await?;
     if truncated {
         tell!(
@@ -27,11 +32,16 @@ pub(crate) async fn run(args: FailuresArgs) -> Result<ExitCode, ferry::Error> {
         OutputFormat::Json => output::json(&rows),
         OutputFormat::Text => text(&rows),
     }
-    Ok(if rows.is_empty() {
+    Ok(exit_code(rows.is_empty()))
+}
+
+/// 0 when nothing fails, 1 otherwise.
+fn exit_code(none: bool) -> ExitCode {
+    if none {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 fn text(rows: &[Failure]) {
@@ -58,6 +68,8 @@ fn text(rows: &[Failure]) {
         }
     }
 }
+
+mod ledger;
 
 #[cfg(test)]
 mod tests {

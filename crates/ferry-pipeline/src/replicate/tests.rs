@@ -141,6 +141,8 @@ fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
         metrics: Metrics::memory(),
         concurrency: 2,
         organizations_unread: Vec::new(),
+        ledger: None,
+        config_fingerprint: "config-1".into(),
     };
     (ctx, results)
 }
@@ -395,4 +397,85 @@ async fn the_number_of_metric_series_does_not_grow_with_the_destinations() {
             .all(|(_, dims)| dims.iter().all(|(name, _)| name == "status")),
         "{many:?}"
     );
+}
+
+/// Permanent failures go to the ledger (counted in a row, with a doubling backoff), a
+/// retry leaves it alone, and a success clears its image's entry.
+#[tokio::test]
+async fn permanent_failures_are_ledgered_and_a_success_clears_them() {
+    use crate::ledger::{Ledger, MemoryLedger, failure_entry, result_key};
+    let engine = Arc::new(Scripted::default());
+    let (mut ctx, published) = ctx(engine);
+    let ledger = MemoryLedger::default();
+    ctx.ledger = Some(Arc::new(ledger.clone()));
+    let batch = |id: &str| {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            message(&format!("{id}-1"), "a", job("a", "perm")),
+            message(&format!("{id}-2"), "b", job("b", "conflict")),
+            message(&format!("{id}-3"), "c", job("c", "busy")),
+            message(&format!("{id}-4"), "d", job("d", "ok")),
+        ];
+        event
+    };
+    // An earlier failure of the image that now succeeds.
+    let mut earlier = ferry_results::testing::sample();
+    earlier.status = Status::Failed;
+    earlier.source = job_of(JobAction::Copy, "d", "ok").source;
+    earlier.destination = crate::result::ResultDestination {
+        registry: "222222222222.dkr.ecr.us-west-2.amazonaws.com".into(),
+        repository: "d".into(),
+    };
+    ledger
+        .put(&failure_entry(None, "config-1", &earlier, Utc::now()))
+        .await
+        .unwrap();
+
+    replicate(batch("1"), None, &ctx).await;
+    let entries = ledger.entries().await.unwrap();
+    let mut found: Vec<(String, String, u32)> = entries
+        .values()
+        .map(|e| (e.repository.clone(), e.error_code.clone(), e.count))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("a".to_string(), "auth".to_string(), 1),
+            ("b".to_string(), "tag-conflict".to_string(), 1)
+        ],
+        "the retry is not ledgered, the success cleared d"
+    );
+    let perm = published
+        .results()
+        .into_iter()
+        .find(|r| r.status == Status::Failed)
+        .unwrap();
+    let first = entries[&result_key(&perm)].clone();
+    assert_eq!(first.source.digest, perm.source.digest);
+    assert_eq!(first.config_fingerprint, "config-1");
+    assert_eq!(
+        first.next_attempt - first.last_seen,
+        chrono::Duration::minutes(15)
+    );
+
+    // The same failure again: counted, the backoff doubles, first seen kept.
+    replicate(batch("2"), None, &ctx).await;
+    let second = ledger.get(&result_key(&perm)).await.unwrap().unwrap();
+    assert_eq!(second.count, 2);
+    assert_eq!(second.first_seen, first.first_seen);
+    assert_eq!(
+        second.next_attempt - second.last_seen,
+        chrono::Duration::minutes(30)
+    );
+
+    // Under another config, the count starts again.
+    ctx.config_fingerprint = "config-2".into();
+    replicate(batch("3"), None, &ctx).await;
+    let third = ledger.get(&result_key(&perm)).await.unwrap().unwrap();
+    assert_eq!(
+        (third.count, third.config_fingerprint.as_str()),
+        (1, "config-2")
+    );
+    assert_eq!(ctx.metrics.sum("LedgerErrors", &[]), 0.0);
 }

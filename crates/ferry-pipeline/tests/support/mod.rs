@@ -277,6 +277,8 @@ impl Sandbox {
             metrics: self.metrics.clone(),
             concurrency: self.options.concurrency,
             organizations_unread: Vec::new(),
+            ledger: None,
+            config_fingerprint: String::new(),
         }
     }
 
