@@ -28,8 +28,9 @@ use crate::settings::{
 
 /// Default `FERRY_JOB_CONCURRENCY`.
 pub const DEFAULT_JOB_CONCURRENCY: usize = 4;
-/// Default `FERRY_MAX_JOBS_PER_RUN`.
-pub const DEFAULT_MAX_JOBS_PER_RUN: usize = 1000;
+/// Default `FERRY_MAX_JOBS_PER_RUN`: what the default fleet (10 invocations × 4 jobs)
+/// consumes in the default 15-minute interval at about 10 s a job.
+pub const DEFAULT_MAX_JOBS_PER_RUN: usize = 3600;
 
 async fn config(aws: &AwsContext) -> Result<LiveConfig, PipelineError> {
     let source = ConfigSource::from_env()?;

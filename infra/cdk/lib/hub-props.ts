@@ -54,7 +54,7 @@ export interface FerryHubProps {
   readonly replicateJobConcurrency?: number;
   /** Schedule expression of reconcile. @default 'rate(15 minutes)' */
   readonly reconcileSchedule?: string;
-  /** FERRY_MAX_JOBS_PER_RUN (1-100000). @default 1000 */
+  /** FERRY_MAX_JOBS_PER_RUN (1-100000): what the replicate fleet consumes in one schedule interval. @default 3600 */
   readonly reconcileMaxJobsPerRun?: number;
   /** Required: ECR repository ARNs (patterns) the functions may read. */
   readonly sourceRepositoryArns: string[];
@@ -207,7 +207,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
     replicateMaximumConcurrency: props.replicateMaximumConcurrency ?? 10,
     replicateJobConcurrency: props.replicateJobConcurrency ?? 4,
     reconcileSchedule,
-    reconcileMaxJobsPerRun: props.reconcileMaxJobsPerRun ?? 1000,
+    reconcileMaxJobsPerRun: props.reconcileMaxJobsPerRun ?? 3600,
     sourceRepositoryArns: props.sourceRepositoryArns,
     destinationRepositoryArns: props.destinationRepositoryArns ?? [],
     destinationRoleArns: props.destinationRoleArns ?? [],

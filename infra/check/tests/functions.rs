@@ -148,7 +148,7 @@ fn parameters_reach_the_functions_environment() {
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
             "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
             "FERRY_LEDGER_TABLE": reference("LedgerTable"),
-            "FERRY_MAX_JOBS_PER_RUN": "1000",
+            "FERRY_MAX_JOBS_PER_RUN": "3600",
             "RUST_LOG": "info",
         })
     );
