@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The modules' imports form a DAG with this entry point on top (bench/check_imports.py,
 # `make lint`): the scenario modules, then the helpers they share.
 import backfill  # noqa: E402  bench/backfill.py
+import authorize  # noqa: E402  bench/authorize.py
 import coldstart  # noqa: E402  bench/coldstart.py
 import fanout  # noqa: E402  bench/fanout.py
 import scale  # noqa: E402  bench/scale.py
@@ -46,10 +47,16 @@ def main() -> int:
     p.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", 1.0)),
                    help="layer size factor of the many-images and fan-out datasets")
     p.add_argument("--scenarios", default=os.environ.get(
-        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale,coldstart,backfill"),
+        "BENCH_SCENARIOS", "big,many,warm,fan,fanout,wan-many,wan-warm,wan-big,wan-pipeline,scale,coldstart,backfill,authorize"),
         help="comma-separated; the wan-* scenarios (bench/wan.py) write wan.md / wan.json, "
              "scale (bench/scale.py) scale.md / scale.json, coldstart (bench/coldstart.py) "
-             "coldstart.md / coldstart.json")
+             "coldstart.md / coldstart.json, authorize (bench/authorize.py) authorize.md / authorize.json")
+    p.add_argument("--authorize-example", default=os.environ.get(
+        "BENCH_AUTHORIZE_EXAMPLE", str(ROOT / "target/release/examples/authorize_scale")),
+        help="the authorize scenario's program "
+             "(cargo build --release -p ferry-pipeline --example authorize_scale)")
+    p.add_argument("--authorize-accounts", type=int, default=int(os.environ.get("BENCH_AUTHORIZE_ACCOUNTS", 5000)),
+                   help="accounts of the authorize scenario's organization destination (x 4 regions)")
     p.add_argument("--functions", default=os.environ.get("BENCH_FUNCTIONS", str(ROOT / "target/release")),
                    help="directory of the release Lambda binaries dispatch, replicate, reconcile "
                         "(cargo build --release -p ferry-fn-dispatch -p ferry-fn-replicate -p ferry-fn-reconcile)")
@@ -127,6 +134,10 @@ def main() -> int:
             print(f"bench: the coldstart scenario needs moto_server and the release binaries {missing} in "
                   f"{args.functions} (scripts/bench builds them)", file=sys.stderr)
             return 2
+    if "authorize" in wanted and not Path(args.authorize_example).exists():
+        print(f"bench: no authorize_scale example at {args.authorize_example} "
+              "(cargo build --release -p ferry-pipeline --example authorize_scale)", file=sys.stderr)
+        return 2
     if "fanout" in wanted and not shutil.which("moto_server"):
         print("bench: moto_server is missing (scripts/setup installs it); the fanout scenario needs it",
               file=sys.stderr)
@@ -189,6 +200,11 @@ def main() -> int:
             log(f"scenario backfill: {args.backfill_images} images x {args.backfill_destinations} destinations")
             backfill_res = backfill.run(args.backfill, bench.work, args.backfill_images,
                                         args.backfill_destinations, args.backfill_cap, args.backfill_sqs_jobs)
+        authorize_res = None
+        if "authorize" in wanted:
+            log(f"scenario authorize: {args.authorize_accounts} accounts x 4 regions")
+            authorize_res = authorize.run(Path(args.authorize_example), max(args.runs, 3),
+                                          args.authorize_accounts, 4)
         wan_scen = {}
         if wan_wanted:
             wan_scen = wan.run(bench, wan_wanted)
@@ -199,13 +215,17 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    if scale_res is not None:
-        stem = "scale" if args.name == "latest" else f"{args.name}-scale"
-        md = "\n".join([f"# Ferry at scale ({datetime.date.today()})", "",
+
+    def titled(key: str, title: str, program: str, res: dict, body: str):
+        """A scenario's own results file: `key`.md / .json (or `<name>-key`)."""
+        stem = key if args.name == "latest" else f"{args.name}-{key}"
+        md = "\n".join([f"# {title} ({datetime.date.today()})", "",
                         f"Machine: {info['nproc']} CPUs, load {' '.join(info['loadavg_start'])} at the start, "
-                        f"{' '.join(info['loadavg_end'])} at the end; ferry `{args.ferry}`.", "",
-                        scale.report(scale_res)])
-        reports.append((stem, ({"machine": info, "scale": scale_res}, md)))
+                        f"{' '.join(info['loadavg_end'])} at the end; {program}.", "", body])
+        reports.append((stem, ({"machine": info, key: res}, md)))
+
+    if scale_res is not None:
+        titled("scale", "Ferry at scale", f"ferry `{args.ferry}`", scale_res, scale.report(scale_res))
     if coldstart_res is not None:
         stem = "coldstart" if args.name == "latest" else f"{args.name}-coldstart"
         reports.append((stem, coldstart.report(info, coldstart_res, args.functions)))
@@ -215,8 +235,11 @@ def main() -> int:
                         f"Machine: {info['nproc']} CPUs, load {' '.join(info['loadavg_start'])} at the start.", "",
                         backfill.report(backfill_res)])
         reports.append((stem, ({"machine": info, "backfill": backfill_res}, md)))
+    if authorize_res is not None:
+        titled("authorize", "Ferry's authorization at scale", f"`{args.authorize_example}`", authorize_res,
+               authorize.report(authorize_res))
     if scen or not (wan_wanted or scale_res is not None or coldstart_res is not None
-                    or backfill_res is not None):
+                    or backfill_res is not None or authorize_res is not None):
         def fanout_section(sc, row, target):
             return fanout.report(sc, bench.fanout_sizes, args.fanout_width, row, target)
 

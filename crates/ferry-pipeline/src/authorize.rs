@@ -8,8 +8,11 @@
 //! exactly the job's destination registry and repository (and, for a delete, propagates
 //! deletes there). The target it returns is the config's.
 
-use ferry::config::{Registry, ReplicationConfig, Target};
+use std::sync::Arc;
 
+use ferry::config::{DestinationIndex, Registry, ReplicationConfig, Selection, Target};
+
+use crate::authority::{Authority, replicate_cell};
 use crate::error::PipelineError;
 use crate::job::{Job, JobAction};
 
@@ -43,36 +46,63 @@ pub fn targets(
     tag: Option<&str>,
     action: JobAction,
 ) -> Result<Vec<Target>, PipelineError> {
-    // A digest-only delete or storage-class change, and a referrer (whose subject's tags
-    // are not known here: its job copies only where the subject already is), apply to
-    // every rule selecting the repository.
-    let found = if ((action == JobAction::Delete || action.is_storage_class()) && tag.is_none())
-        || action == JobAction::Referrer
-    {
-        let mut all = config.clone();
-        for r in &mut all.rules {
-            r.untagged = true;
-        }
-        all.destinations_for(repository, None)
-    } else {
-        config.destinations_for(repository, tag)
-    };
-    let found = found.map_err(|e| PipelineError::Config(e.to_string()))?;
-    Ok(found
-        .into_iter()
-        .filter(|t| match action {
-            JobAction::Copy => true,
-            JobAction::Delete => t.deletes,
-            JobAction::Referrer => t.referrers,
-            JobAction::Archive | JobAction::Restore => t.archive,
-        })
-        .collect())
+    targets_in(&DestinationIndex::new(config), repository, tag, action)
 }
 
-/// The config's target for `job`, or why the config does not allow it.
+/// [`targets`] through the index of the bound config.
+pub fn targets_in(
+    index: &DestinationIndex,
+    repository: &str,
+    tag: Option<&str>,
+    action: JobAction,
+) -> Result<Vec<Target>, PipelineError> {
+    let found = index
+        .targets(repository, selection(tag, action))
+        .map_err(|e| PipelineError::Config(e.to_string()))?;
+    Ok(found.into_iter().filter(|t| wanted(action, t)).collect())
+}
+
+/// Which rules select the image for `action`: a digest-only delete or storage-class
+/// change, and a referrer (whose subject's tags are not known here: its job copies only
+/// where the subject already is), apply to every rule selecting the repository.
+fn selection(tag: Option<&str>, action: JobAction) -> Selection<'_> {
+    if ((action == JobAction::Delete || action.is_storage_class()) && tag.is_none())
+        || action == JobAction::Referrer
+    {
+        Selection::AnyTag
+    } else {
+        Selection::of(tag)
+    }
+}
+
+/// Whether a target of a selecting rule takes `action`.
+fn wanted(action: JobAction, target: &Target) -> bool {
+    match action {
+        JobAction::Copy => true,
+        JobAction::Delete => target.deletes,
+        JobAction::Referrer => target.referrers,
+        JobAction::Archive | JobAction::Restore => target.archive,
+    }
+}
+
+/// The config's target for `job`, or why the config does not allow it. Builds the
+/// config's index for this one question: a caller with many jobs keeps an [`Authority`]
+/// ([`authorize_in`], [`authorize_shared`]).
 pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Rejected> {
+    authorize_in(job, &Authority::new(Arc::new(config.clone())))
+}
+
+/// [`authorize`] against the config replicate acts on: its indexes are built on the first
+/// job and kept for as long as it is handed the same `Arc` of the config.
+pub fn authorize_shared(job: &Job, config: &Arc<ReplicationConfig>) -> Result<Target, Rejected> {
+    authorize_in(job, &replicate_cell().get(config))
+}
+
+/// [`authorize`] through `authority`'s indexes: looks only at the destinations of the
+/// job's target registry.
+pub fn authorize_in(job: &Job, authority: &Authority) -> Result<Target, Rejected> {
     let source = Registry::from_host(&job.source.registry);
-    let Some(bound) = config.for_source(&source) else {
+    let Some(bound) = authority.for_source(&source) else {
         return Err(Rejected {
             code: "not-source",
             reason: format!(
@@ -88,19 +118,18 @@ pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Reject
     };
     let destination = Registry::from_host(&job.target.registry);
     let find = |action: JobAction| -> Result<Option<Target>, Rejected> {
-        let all = targets(
-            &bound,
-            &job.source.repository,
-            job.source.tag.as_deref(),
-            action,
-        )
-        .map_err(|e| Rejected {
-            code: "config",
-            reason: e.to_string(),
-        })?;
-        Ok(all.into_iter().find(|t| {
-            t.destination.registry == destination && t.repository == job.target.repository
-        }))
+        let found = bound
+            .target(
+                &job.source.repository,
+                selection(job.source.tag.as_deref(), action),
+                &destination,
+                &job.target.repository,
+            )
+            .map_err(|e| Rejected {
+                code: "config",
+                reason: PipelineError::Config(e.to_string()).to_string(),
+            })?;
+        Ok(found.filter(|t| wanted(action, t)))
     };
     if let Some(target) = find(job.action)? {
         return Ok(target);
@@ -127,25 +156,25 @@ pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Reject
 }
 
 /// Whether a rule sends the job's repository to its destination, and would follow the
-/// archive there if it said `archive: "follow"`.
-fn followable(bound: &ReplicationConfig, job: &Job, destination: &Registry) -> bool {
-    let mut all = bound.clone();
-    for r in &mut all.rules {
-        r.archive = ferry::config::ArchiveMode::Follow;
-    }
-    targets(&all, &job.source.repository, None, job.action).is_ok_and(|ts| {
-        ts.iter().any(|t| {
-            t.destination.registry == *destination && t.repository == job.target.repository
-        })
-    })
+/// archive there if it said `archive: "follow"`: a target of any rule selecting the
+/// repository, whatever its flags.
+fn followable(bound: &DestinationIndex, job: &Job, destination: &Registry) -> bool {
+    bound
+        .target(
+            &job.source.repository,
+            Selection::AnyTag,
+            destination,
+            &job.target.repository,
+        )
+        .is_ok_and(|t| t.is_some())
 }
+
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobSource, JobTarget, Origin};
-    use chrono::Utc;
-    use ferry::Digest;
 
     const SRC: &str = "111111111111.dkr.ecr.us-east-1.amazonaws.com";
     const DST: &str = "222222222222.dkr.ecr.us-west-2.amazonaws.com";
@@ -167,25 +196,7 @@ mod tests {
     }
 
     fn job(action: JobAction, repository: &str, tag: Option<&str>, target: &str) -> Job {
-        Job {
-            version: crate::job::JOB_VERSION,
-            action,
-            source: JobSource {
-                registry: SRC.into(),
-                repository: repository.into(),
-                tag: tag.map(str::to_string),
-                digest: Some(Digest::of(b"x")),
-            },
-            target: JobTarget {
-                registry: DST.into(),
-                repository: target.into(),
-                path: "rules[0].destinations[0]".into(),
-            },
-            event_id: "ev".into(),
-            event_time: Utc::now(),
-            origin: Origin::Event,
-            enqueued_at: Utc::now(),
-        }
+        super::equivalence::job(action, SRC, repository, tag, DST, target)
     }
 
     #[test]

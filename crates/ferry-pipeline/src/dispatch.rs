@@ -26,11 +26,14 @@
 //! - A malformed event is logged with its id, counted (`MalformedEvents`) and answered
 //!   with an error naming the problem; it is not turned into jobs, so it cannot loop.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
-use ferry::config::{Registry, ReplicationConfig, SourceParts, Target};
+use ferry::config::{Registry, ReplicationConfig, Selection, SourceParts, Target};
 
-use crate::authorize::targets;
+use crate::authority::Authority;
+use crate::authorize::targets_in;
 use crate::error::PipelineError;
 use crate::event::{ActionType, ImageAction, Incoming, StorageClass, parse_event};
 use crate::job::{Job, JobAction, JobSource, Origin};
@@ -80,10 +83,22 @@ pub struct Dispatched {
     pub ignored: Option<Ignored>,
 }
 
-/// Handle one event: parse, filter, match the config, send the jobs.
+/// Handle one event: parse, filter, match the config, send the jobs. Indexes the config
+/// for this one event: a caller handling many keeps an [`Authority`] ([`dispatch_in`]).
 pub async fn dispatch(
     event: serde_json::Value,
     config: &ReplicationConfig,
+    queue: &dyn JobQueue,
+    metrics: &Metrics,
+) -> Result<Dispatched, PipelineError> {
+    let authority = Authority::new(Arc::new(config.clone()));
+    dispatch_in(event, &authority, queue, metrics).await
+}
+
+/// [`dispatch`] through `authority`'s indexes.
+pub async fn dispatch_in(
+    event: serde_json::Value,
+    authority: &Authority,
     queue: &dyn JobQueue,
     metrics: &Metrics,
 ) -> Result<Dispatched, PipelineError> {
@@ -133,7 +148,7 @@ pub async fn dispatch(
         Incoming::Image(a) => a,
     };
     let event_id = Some(action.event_id.clone());
-    let jobs = match jobs_for(&action, config)? {
+    let jobs = match jobs_in(&action, authority)? {
         Ok(jobs) => jobs,
         Err(why) => {
             tracing::info!(event_id = %action.event_id, repository = %action.repository, tag = ?action.tag, reason = ?why, "no job");
@@ -161,16 +176,24 @@ pub fn jobs_for(
     action: &ImageAction,
     config: &ReplicationConfig,
 ) -> Result<Result<Vec<Job>, Ignored>, PipelineError> {
+    jobs_in(action, &Authority::new(Arc::new(config.clone())))
+}
+
+/// [`jobs_for`] through `authority`'s indexes: linear in the jobs it makes.
+pub fn jobs_in(
+    action: &ImageAction,
+    authority: &Authority,
+) -> Result<Result<Vec<Job>, Ignored>, PipelineError> {
     if !action.succeeded {
         return Ok(Err(Ignored::NotSuccess));
     }
     // Fields of `source` the config names must match the event's registry; the ones it
-    // leaves out are the event's own (never another account's).
-    let loaded = config;
-    let Some(config) = config.for_source(&action.registry) else {
+    // leaves out are the event's own (never another account's). Binding changes the
+    // source and the destinations, never the rules' filters.
+    let Some(bound) = authority.for_source(&action.registry) else {
         return Ok(Err(Ignored::NotSource));
     };
-    let config = config.as_ref();
+    let config = authority.config().as_ref();
     let kind = match action.action_type {
         ActionType::Push if action.referrer => JobAction::Referrer,
         ActionType::Push => JobAction::Copy,
@@ -190,9 +213,9 @@ pub fn jobs_for(
     } else {
         action.tag.as_deref()
     };
-    let targets = targets(config, &action.repository, tag, kind)?;
-    if own_copy(
-        loaded,
+    let targets = targets_in(&bound, &action.repository, tag, kind)?;
+    if own_copy_in(
+        authority,
         &action.registry,
         &action.repository,
         action.tag.as_deref(),
@@ -268,11 +291,28 @@ pub fn own_copy(
     repository: &str,
     tag: Option<&str>,
 ) -> Result<bool, PipelineError> {
-    let destinations = config
-        .destinations()
+    own_copy_in(
+        &Authority::new(Arc::new(config.clone())),
+        registry,
+        repository,
+        tag,
+    )
+}
+
+/// [`own_copy`] through `authority`'s indexes: looks only at the destinations of
+/// `registry`.
+pub fn own_copy_in(
+    authority: &Authority,
+    registry: &Registry,
+    repository: &str,
+    tag: Option<&str>,
+) -> Result<bool, PipelineError> {
+    let config = authority.config().as_ref();
+    let loaded = authority.loaded();
+    let destinations = loaded
+        .destinations_at(registry)
         .map_err(|e| PipelineError::Config(e.to_string()))?;
-    let pinned = config.source.clone().unwrap_or_default();
-    for d in destinations.iter().filter(|d| d.registry == *registry) {
+    for d in destinations {
         let parts = match &d.template {
             None => Some(SourceParts {
                 repository: repository.to_string(),
@@ -281,46 +321,53 @@ pub fn own_copy(
             Some(t) => t.source_parts_of(repository),
         };
         let Some(parts) = parts else { continue };
-        // The registry the copy came from: the source as the config names it, completed by
-        // what the name says of it, else by the event's own registry.
-        let from = match (config.source_registry(), registry) {
-            (Some(source), _) => source,
-            (
-                None,
-                Registry::Ecr {
-                    registry_id,
-                    region,
-                },
-            ) => Registry::Ecr {
-                registry_id: parts
-                    .registry_id
-                    .or(pinned.registry_id.clone())
-                    .unwrap_or_else(|| registry_id.clone()),
-                region: parts
-                    .region
-                    .or(pinned.region.clone())
-                    .unwrap_or_else(|| region.clone()),
-            },
-            (None, Registry::Oci { .. }) => registry.clone(),
-        };
+        let from = copied_from(config, registry, &parts);
         // The same name in the same registry is only a copy when the source is elsewhere.
         if parts.repository == repository && from == *registry {
             continue;
         }
-        let Some(bound) = config.bind_source(&from) else {
+        let Some(bound) = authority.bind_source(&from) else {
             continue;
         };
-        let Ok(targets) = bound.destinations_for(&parts.repository, tag) else {
-            continue;
-        };
-        if targets
-            .iter()
-            .any(|t| t.destination.registry == *registry && t.repository == repository)
+        if let Ok(Some(_)) =
+            bound.target(&parts.repository, Selection::of(tag), registry, repository)
         {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// The registry a copy into `registry` named `parts` came from: the source as the config
+/// names it, completed by what the name says of it, else by the event's own registry.
+pub(crate) fn copied_from(
+    config: &ReplicationConfig,
+    registry: &Registry,
+    parts: &SourceParts,
+) -> Registry {
+    let pinned = config.source.clone().unwrap_or_default();
+    match (config.source_registry(), registry) {
+        (Some(source), _) => source,
+        (
+            None,
+            Registry::Ecr {
+                registry_id,
+                region,
+            },
+        ) => Registry::Ecr {
+            registry_id: parts
+                .registry_id
+                .clone()
+                .or(pinned.registry_id)
+                .unwrap_or_else(|| registry_id.clone()),
+            region: parts
+                .region
+                .clone()
+                .or(pinned.region)
+                .unwrap_or_else(|| region.clone()),
+        },
+        (None, Registry::Oci { .. }) => registry.clone(),
+    }
 }
 
 #[cfg(test)]

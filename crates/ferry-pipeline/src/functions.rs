@@ -11,7 +11,8 @@ use ferry::ecr::EcrControl;
 use ferry::organizations::AwsOrganizations;
 use ferry::replicate::Replicator;
 
-use crate::dispatch::{Dispatched, dispatch};
+use crate::authority::AuthorityCell;
+use crate::dispatch::{Dispatched, dispatch_in};
 use crate::error::PipelineError;
 use crate::ledger::{DynamoLedger, ENV_LEDGER_TABLE, Ledger, config_fingerprint};
 use crate::live::{LiveConfig, organization_ttl};
@@ -102,6 +103,8 @@ pub struct DispatchFunction {
     pub queue: SqsJobQueue,
     /// Metrics.
     pub metrics: Metrics,
+    /// The indexes of the current config, built once per config.
+    authority: AuthorityCell,
 }
 
 impl DispatchFunction {
@@ -114,6 +117,7 @@ impl DispatchFunction {
             config,
             queue,
             metrics: Metrics::stdout(),
+            authority: AuthorityCell::default(),
         })
     }
 
@@ -128,7 +132,8 @@ impl DispatchFunction {
         }
         let (config, _) = self.config.current().await?;
         report_unread(&self.config, &self.metrics);
-        dispatch(event, &config, &self.queue, &self.metrics).await
+        let authority = self.authority.get(&config);
+        dispatch_in(event, &authority, &self.queue, &self.metrics).await
     }
 }
 

@@ -24,6 +24,7 @@
 //! - [`poller`]: the local SQS event source used by the demo and the tests.
 //! - [`functions`]: what each Lambda function builds once at init.
 
+pub mod authority;
 pub mod authorize;
 pub mod dispatch;
 pub mod error;

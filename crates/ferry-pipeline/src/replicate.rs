@@ -36,7 +36,7 @@ use ferry::copy::SharedReads;
 use ferry::replicate::Replicated;
 use ferry::report::CopyStatus;
 
-use crate::authorize::{Rejected, authorize};
+use crate::authorize::{Rejected, authorize_shared};
 use crate::job::{Job, JobAction};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, Record, Unit};
@@ -300,7 +300,7 @@ async fn run_one(
             };
         }
     };
-    let target = match authorize(&job, &ctx.config) {
+    let target = match authorize_shared(&job, &ctx.config) {
         Ok(t) => t,
         Err(why) if why.code == "not-configured" && !ctx.organizations_unread.is_empty() => {
             // Perhaps an account of an organization that cannot be read right now: the

@@ -35,6 +35,7 @@ mod endpoint_checks;
 mod error;
 mod fan_in;
 mod filter;
+mod index;
 mod model;
 mod native;
 mod organization;
@@ -56,6 +57,7 @@ pub use error::{ConfigError, Issue, Severity};
 pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
+pub use index::{DestinationIndex, Selection};
 pub use model::{
     ApiRates, ArchiveMode, DestinationSpec, RegistryEndpoint, ReplicationConfig, Rule, SourceSpec,
 };

@@ -85,6 +85,19 @@ pub struct OrgAccount {
     pub status: String,
 }
 
+impl OrgAccount {
+    /// An `ACTIVE` account named by its ID (stand-ins for AWS Organizations' answers).
+    pub fn active(id: impl Into<String>) -> OrgAccount {
+        let id = id.into();
+        OrgAccount {
+            name: id.clone(),
+            id,
+            state: AccountState::Active,
+            status: "ACTIVE".into(),
+        }
+    }
+}
+
 /// The answers to a configuration's [`AccountQuery`]s.
 pub type OrgAccounts = BTreeMap<AccountQuery, Vec<OrgAccount>>;
 
