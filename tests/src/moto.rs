@@ -66,8 +66,10 @@ impl Moto {
             let log = dir.path().join("moto.log");
             let mut child = ChildGuard::spawn("moto_server", command, &log)?;
             let url = format!("http://127.0.0.1:{port}/");
+            let pid = child.pid();
             let ready = child.wait_ready(Duration::from_secs(60), || {
                 process::port_open(port)
+                    && process::port_held_by(pid, port)
                     && http::send(Method::GET, &url, None, &[], None)
                         .map(|r| r.status == 200)
                         .unwrap_or(false)

@@ -19,6 +19,72 @@ pub fn free_port() -> Result<u16> {
         .port())
 }
 
+/// Whether the socket listening on `127.0.0.1:port` (or `0.0.0.0:port`) belongs to
+/// process `pid` or one of its descendants (Linux: `/proc/net/tcp{,6}` and `/proc/*/fd`).
+///
+/// A port from [`free_port`] can reach two services started at once: the one that binds
+/// it first answers, and the other would take that answer for its own readiness and run
+/// its test against another test's server. Readiness checks therefore ask who listens.
+pub fn port_held_by(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    !inodes.is_empty() && process_tree(pid).iter().any(|p| holds_socket(*p, &inodes))
+}
+
+/// Inodes of the sockets in state LISTEN on `port`, from `/proc/net/tcp` and `tcp6`.
+fn listening_inodes(port: u16) -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            if fields.len() < 10 || fields[3] != "0A" {
+                continue;
+            }
+            let local_port = fields[1]
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if local_port == Some(port) {
+                inodes.push(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    inodes
+}
+
+/// `pid` and its descendants (`/proc/PID/task/*/children`).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() && tree.len() < 64 {
+        let tasks = format!("/proc/{}/task", tree[i]);
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            tree.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    tree
+}
+
+fn holds_socket(pid: u32, inodes: &[String]) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 /// Finds `tool` on `PATH`, or fails with a hint to run `scripts/setup`.
 pub fn require_tool(tool: &str) -> Result<PathBuf> {
     find_tool(tool)
@@ -138,4 +204,54 @@ pub fn port_open(port: u16) -> bool {
         Duration::from_millis(200),
     )
     .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_port_is_held_by_its_process_and_not_by_another() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(port_held_by(std::process::id(), port));
+        let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!port_held_by(other.id(), port));
+        other.kill().unwrap();
+        other.wait().unwrap();
+        drop(listener);
+        assert!(!port_held_by(std::process::id(), port));
+    }
+
+    #[test]
+    fn a_port_held_by_a_child_counts_for_its_parent() {
+        // A process whose child listens: as a shim that starts the real server.
+        let port = free_port().unwrap();
+        let mut shell = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import socket,subprocess,sys; subprocess.run([sys.executable, '-c', \
+                     'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\", {port})); \
+                     s.listen(); time.sleep(30)'])"
+                ),
+            ])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_held_by(shell.id(), port) {
+            assert!(Instant::now() < deadline, "the child never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut unrelated = Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(!port_held_by(unrelated.id(), port));
+        unrelated.kill().unwrap();
+        unrelated.wait().unwrap();
+        let tree: Vec<String> = process_tree(shell.id())
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        let _ = Command::new("kill").arg("-KILL").args(&tree).status();
+        shell.wait().unwrap();
+    }
 }

@@ -85,8 +85,10 @@ impl Registry {
             let log = dir.path().join("registry.log");
             let mut child = ChildGuard::spawn("docker-registry", command, &log)?;
             let url = format!("http://127.0.0.1:{port}/v2/");
+            let pid = child.pid();
             let ready = child.wait_ready(Duration::from_secs(20), || {
                 process::port_open(port)
+                    && process::port_held_by(pid, port)
                     && http::send(Method::GET, &url, None, &[], None)
                         .map(|r| r.status == 200 || r.status == 401)
                         .unwrap_or(false)

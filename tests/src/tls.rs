@@ -107,7 +107,10 @@ impl TlsFront {
             command,
             &dir.path().join("registry.log"),
         )?;
-        child.wait_ready(Duration::from_secs(20), || process::port_open(port))?;
+        let pid = child.pid();
+        child.wait_ready(Duration::from_secs(20), || {
+            process::port_open(port) && process::port_held_by(pid, port)
+        })?;
         Ok(Self {
             _child: child,
             port,
