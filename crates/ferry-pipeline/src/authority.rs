@@ -131,12 +131,6 @@ impl AuthorityCell {
     }
 }
 
-/// The cell replicate's handler keeps its authority in: one per process, as the config.
-pub(crate) fn replicate_cell() -> &'static AuthorityCell {
-    static CELL: OnceLock<AuthorityCell> = OnceLock::new();
-    CELL.get_or_init(AuthorityCell::default)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ferry::config::{DestinationIndex, Registry, ReplicationConfig, Selection, Target};
 
-use crate::authority::{Authority, replicate_cell};
+use crate::authority::Authority;
 use crate::error::PipelineError;
 use crate::job::{Job, JobAction};
 
@@ -87,15 +87,9 @@ fn wanted(action: JobAction, target: &Target) -> bool {
 
 /// The config's target for `job`, or why the config does not allow it. Builds the
 /// config's index for this one question: a caller with many jobs keeps an [`Authority`]
-/// ([`authorize_in`], [`authorize_shared`]).
+/// ([`authorize_in`]).
 pub fn authorize(job: &Job, config: &ReplicationConfig) -> Result<Target, Rejected> {
     authorize_in(job, &Authority::new(Arc::new(config.clone())))
-}
-
-/// [`authorize`] against the config replicate acts on: its indexes are built on the first
-/// job and kept for as long as it is handed the same `Arc` of the config.
-pub fn authorize_shared(job: &Job, config: &Arc<ReplicationConfig>) -> Result<Target, Rejected> {
-    authorize_in(job, &replicate_cell().get(config))
 }
 
 /// [`authorize`] through `authority`'s indexes: looks only at the destinations of the

@@ -194,6 +194,7 @@ impl ReplicateFunction {
             organizations_unread: unread,
             ledger: self.ledger.clone(),
             config_fingerprint: config_fingerprint(self.config.document()),
+            authorities: Default::default(),
         });
         *ctx = Some(fresh.clone());
         Ok(fresh)

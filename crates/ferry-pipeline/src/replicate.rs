@@ -36,7 +36,8 @@ use ferry::copy::SharedReads;
 use ferry::replicate::Replicated;
 use ferry::report::CopyStatus;
 
-use crate::authorize::{Rejected, authorize_shared};
+use crate::authority::AuthorityCell;
+use crate::authorize::{Rejected, authorize_in};
 use crate::job::{Job, JobAction};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, Record, Unit};
@@ -104,6 +105,9 @@ pub struct ReplicateContext {
     /// The fingerprint of the loaded config's document
     /// ([`crate::ledger::config_fingerprint`]), recorded with each failure.
     pub config_fingerprint: String,
+    /// The config's destination indexes, built on the first job and kept with the context
+    /// (which is rebuilt when the config changes).
+    pub authorities: AuthorityCell,
 }
 
 /// How one message ended, with timings for the overhead measurement.
@@ -300,7 +304,7 @@ async fn run_one(
             };
         }
     };
-    let target = match authorize_shared(&job, &ctx.config) {
+    let target = match authorize_in(&job, &ctx.authorities.get(&ctx.config)) {
         Ok(t) => t,
         Err(why) if why.code == "not-configured" && !ctx.organizations_unread.is_empty() => {
             // Perhaps an account of an organization that cannot be read right now: the

@@ -143,6 +143,7 @@ fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
         organizations_unread: Vec::new(),
         ledger: None,
         config_fingerprint: "config-1".into(),
+        authorities: Default::default(),
     };
     (ctx, results)
 }

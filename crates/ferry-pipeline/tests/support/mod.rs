@@ -279,6 +279,7 @@ impl Sandbox {
             organizations_unread: Vec::new(),
             ledger: None,
             config_fingerprint: String::new(),
+            authorities: Default::default(),
         }
     }
 
