@@ -16,6 +16,13 @@ pub const SEND_BATCH_MAX: usize = 10;
 pub trait JobQueue: Send + Sync {
     /// Send every job; fails only when some could not be sent after retries.
     async fn send(&self, jobs: &[Job]) -> Result<(), PipelineError>;
+
+    /// Jobs in the queue not yet done (waiting, in flight or delayed), when the queue can
+    /// tell: reconcile enqueues no more than its cap minus this, so a backlog the fleet
+    /// has not worked off yet is not enqueued a second time. `None`: unknown.
+    async fn backlog(&self) -> Result<Option<usize>, PipelineError> {
+        Ok(None)
+    }
 }
 
 /// The SQS FIFO jobs queue (`FERRY_JOBS_QUEUE_URL`).
@@ -62,6 +69,37 @@ impl JobQueue for SqsJobQueue {
             self.send_chunk(chunk).await?;
         }
         Ok(())
+    }
+
+    /// `GetQueueAttributes`: ApproximateNumberOfMessages + …NotVisible + …Delayed.
+    async fn backlog(&self) -> Result<Option<usize>, PipelineError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let names = [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ];
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("sqs", "GetQueueAttributes", e))?;
+        let Some(attributes) = out.attributes() else {
+            return Ok(None);
+        };
+        let mut total = 0usize;
+        for name in &names {
+            // An answer that is not a count (a hostile or broken endpoint) is unknown.
+            match attributes.get(name).map(|v| v.parse::<usize>()) {
+                Some(Ok(n)) => total = total.saturating_add(n),
+                Some(Err(_)) => return Ok(None),
+                None => {}
+            }
+        }
+        Ok(Some(total))
     }
 }
 
@@ -123,12 +161,18 @@ impl SqsJobQueue {
 #[derive(Clone, Debug, Default)]
 pub struct MemoryQueue {
     jobs: std::sync::Arc<std::sync::Mutex<Vec<Job>>>,
+    backlog: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
 }
 
 impl MemoryQueue {
     /// What was sent so far.
     pub fn jobs(&self) -> Vec<Job> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// What [`JobQueue::backlog`] answers from now on (`None` by default: unknown).
+    pub fn set_backlog(&self, backlog: Option<usize>) {
+        *self.backlog.lock().unwrap_or_else(|p| p.into_inner()) = backlog;
     }
 }
 
@@ -140,6 +184,10 @@ impl JobQueue for MemoryQueue {
             .unwrap_or_else(|p| p.into_inner())
             .extend_from_slice(jobs);
         Ok(())
+    }
+
+    async fn backlog(&self) -> Result<Option<usize>, PipelineError> {
+        Ok(*self.backlog.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

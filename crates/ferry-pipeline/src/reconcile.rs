@@ -141,6 +141,10 @@ pub struct Reconciled {
     /// stopped before the end of the drift order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+    /// Jobs already in the queue when the run started, when the queue could tell: they
+    /// count against the cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<usize>,
     /// Drift by destination registry/repository.
     pub by_destination: BTreeMap<String, usize>,
 }
@@ -233,7 +237,25 @@ pub async fn reconcile(
         }
     }
     let (keys, keyed): (Vec<String>, Vec<DriftItem>) = keyed.into_iter().unzip();
-    let selection = select::select(&keys, |i| eligible[i], cursor.as_deref(), pacing.max_jobs);
+    // The jobs still queued from earlier runs count against this run's cap: the fleet has
+    // not worked them off, and enqueueing more would only queue copies twice.
+    let backlog = match queue.backlog().await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, code = e.code(), "jobs queue backlog unknown: the whole cap is used");
+            None
+        }
+    };
+    out.backlog = backlog;
+    let room = pacing.max_jobs.saturating_sub(backlog.unwrap_or(0));
+    if room == 0 {
+        out.capped = out.drift > out.held;
+        out.cursor = cursor;
+        tracing::info!(run_id, drift = out.drift, backlog = ?backlog, "the jobs queue holds a full run's jobs: nothing enqueued, the cursor stays");
+        emit_drift(metrics, run_id, &out);
+        return Ok(out);
+    }
+    let selection = select::select(&keys, |i| eligible[i], cursor.as_deref(), room);
     let jobs: Vec<Job> = selection
         .chosen
         .iter()
@@ -264,13 +286,7 @@ pub async fn reconcile(
     for (destination, n) in &out.by_destination {
         tracing::info!(%destination, drift = *n, "drift at this destination");
     }
-    metrics.emit(
-        Record::new()
-            .metric("Drift", Unit::Count, out.drift as f64)
-            .metric("DriftConflicts", Unit::Count, out.conflicts as f64)
-            .metric("DriftHeld", Unit::Count, out.held as f64)
-            .property("runId", run_id),
-    );
+    emit_drift(metrics, run_id, &out);
     tracing::info!(
         run_id,
         drift = out.drift,
@@ -282,6 +298,16 @@ pub async fn reconcile(
         "reconciled"
     );
     Ok(out)
+}
+
+fn emit_drift(metrics: &Metrics, run_id: &str, out: &Reconciled) {
+    metrics.emit(
+        Record::new()
+            .metric("Drift", Unit::Count, out.drift as f64)
+            .metric("DriftConflicts", Unit::Count, out.conflicts as f64)
+            .metric("DriftHeld", Unit::Count, out.held as f64)
+            .property("runId", run_id),
+    );
 }
 
 /// The ledger's entries and cursor; each empty when there is no ledger or it cannot be

@@ -15,7 +15,7 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use ferry_e2e::proxy::{PathKind, Proxy};
 use ferry_e2e::{EcrRegistry, Registry, fixtures, verify_copy};
 use ferry_pipeline::Status;
-use ferry_pipeline::queue::SqsJobQueue;
+use ferry_pipeline::queue::{JobQueue, SqsJobQueue};
 use serde_json::{Value, json};
 use support::{ACCOUNT_A, Options, Sandbox, detail};
 
@@ -234,6 +234,8 @@ fn one_push_to_five_hundred_destinations_is_fifty_send_message_batch_calls() {
     assert_eq!(dispatched.jobs.len(), N);
     assert_eq!(calls.load(Ordering::SeqCst), N / 10, "ten jobs a call");
     assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), N);
+    // What reconcile counts against its cap: the same jobs, through GetQueueAttributes.
+    assert_eq!(sb.rt.block_on(queue.backlog()).unwrap(), Some(N));
     // The figure for bench/results/findings.md (not asserted: wall time is the machine's).
     eprintln!(
         "dispatch of one push to {N} destinations: {} SendMessageBatch calls, {:.0} ms",

@@ -165,6 +165,8 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
       return [
         ...head,
         allow('SendJobs', 'sqs:SendMessage', refs.jobsQueueArn),
+        // The jobs still queued: a run enqueues no more than its cap minus them.
+        allow('ReadJobsBacklog', 'sqs:GetQueueAttributes', refs.jobsQueueArn),
         allow('AsyncDeadLetters', 'sqs:SendMessage', refs.eventsDlqArn),
         // The failure ledger: every entry once a run (Scan), and the cursor item where the
         // last capped run stopped.

@@ -159,6 +159,7 @@ describe('FerryHub', () => {
       WriteOwnLogs: [['logs:CreateLogStream', 'logs:PutLogEvents'], log('Reconcile')],
       ReadConfiguration: ['ssm:GetParameter', config],
       SendJobs: ['sqs:SendMessage', jobs],
+      ReadJobsBacklog: ['sqs:GetQueueAttributes', jobs],
       AsyncDeadLetters: ['sqs:SendMessage', eventsDlq],
       ReadFailuresKeepCursor: [['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem'], ledger],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],

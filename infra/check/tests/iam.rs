@@ -94,6 +94,10 @@ fn expected_hub_statements(
     m.insert(("ReplicateRole", "PullFromSources"), pull);
     m.insert(("ReconcileRole", "SendJobs"), strings(&["sqs:SendMessage"]));
     m.insert(
+        ("ReconcileRole", "ReadJobsBacklog"),
+        strings(&["sqs:GetQueueAttributes"]),
+    );
+    m.insert(
         ("ReconcileRole", "AsyncDeadLetters"),
         strings(&["sqs:SendMessage"]),
     );

@@ -137,15 +137,20 @@ async fn run(src: &Fixed, m: &Metrics, pacing: &Pacing<'_>) -> (Reconciled, Vec<
     (r, tags(&q))
 }
 
+/// Drift of 2,500 images, tags `t0000` to `t2499`.
+fn items_t0000_to_t2499() -> Fixed {
+    Fixed(
+        (0..2500)
+            .map(|i| item(&format!("t{i:04}"), false))
+            .collect(),
+    )
+}
+
 /// 2,500 drift items and a cap of 1,000: through the ledger's cursor, three runs enqueue
 /// every item exactly once, and the fourth starts over.
 #[tokio::test]
 async fn the_cursor_covers_2500_items_in_three_runs_then_wraps() {
-    let src = Fixed(
-        (0..2500)
-            .map(|i| item(&format!("t{i:04}"), false))
-            .collect(),
-    );
+    let src = items_t0000_to_t2499();
     let ledger = MemoryLedger::default();
     let m = Metrics::memory();
     let p = pacing(1000, &ledger, "2026-01-01T00:00:00Z");
@@ -171,6 +176,42 @@ async fn the_cursor_covers_2500_items_in_three_runs_then_wraps() {
     assert_eq!(
         ledger.cursor().await.unwrap().as_deref(),
         Some(drift_key(&item("t0999", false)).as_str())
+    );
+}
+
+/// Jobs still queued count against the cap: with 400 queued a run of cap 1,000 enqueues
+/// 600 and continues after them; with a full run's jobs queued it enqueues none and the
+/// cursor stays; a queue that cannot tell leaves the whole cap.
+#[tokio::test]
+async fn jobs_still_queued_count_against_the_cap() {
+    let src = items_t0000_to_t2499();
+    let ledger = MemoryLedger::default();
+    let m = Metrics::memory();
+    let p = pacing(1000, &ledger, "2026-01-01T00:00:00Z");
+    let q = MemoryQueue::default();
+    q.set_backlog(Some(400));
+    let r = reconcile("run-1", &src, &q, &m, &p).await.unwrap();
+    assert_eq!((r.enqueued, r.backlog, r.capped), (600, Some(400), true));
+    let cursor = ledger.cursor().await.unwrap();
+    assert_eq!(
+        cursor.as_deref(),
+        Some(drift_key(&item("t0599", false)).as_str())
+    );
+
+    let full = MemoryQueue::default();
+    full.set_backlog(Some(1000));
+    let r = reconcile("run-2", &src, &full, &m, &p).await.unwrap();
+    assert_eq!((r.enqueued, r.backlog, r.capped), (0, Some(1000), true));
+    assert!(full.jobs().is_empty());
+    assert_eq!(ledger.cursor().await.unwrap(), cursor, "the cursor stays");
+
+    let unknown = MemoryQueue::default();
+    let r = reconcile("run-3", &src, &unknown, &m, &p).await.unwrap();
+    assert_eq!((r.enqueued, r.backlog), (1000, None));
+    assert_eq!(
+        tags(&unknown).first().map(String::as_str),
+        Some("t0600"),
+        "continues after the last job sent"
     );
 }
 
