@@ -15,6 +15,7 @@
 use super::destination::{Destination, Target};
 use super::error::ConfigError;
 use super::model::{ReplicationConfig, Rule};
+use super::registry::Registry;
 
 impl Rule {
     /// Whether this rule's repository filters select `repository`.
@@ -74,6 +75,11 @@ impl ReplicationConfig {
     ) -> Result<Vec<Target>, ConfigError> {
         let source = self.source_registry();
         let mut targets: Vec<Target> = Vec::new();
+        // Where each (registry, repository) already is in `targets`: one lookup per
+        // destination instead of a search of every target found so far (organization
+        // destinations resolve to thousands).
+        let mut placed: std::collections::HashMap<(Registry, String), usize> =
+            std::collections::HashMap::new();
         for (r, rule) in self.rules.iter().enumerate() {
             if !rule.selects(repository, tag) || self.leaves_out_cache(rule, repository) {
                 continue;
@@ -90,24 +96,25 @@ impl ReplicationConfig {
                 if name == repository && source.as_ref() == Some(&destination.registry) {
                     continue;
                 }
-                let same = |target: &&mut Target| {
-                    target.destination.registry == destination.registry && target.repository == name
-                };
-                match targets.iter_mut().find(same) {
-                    Some(target) => {
+                match placed.get(&(destination.registry.clone(), name.clone())) {
+                    Some(&i) => {
+                        let target = &mut targets[i];
                         target.referrers |= rule.referrers();
                         target.referrers_explicit |= rule.referrers_explicit();
                         target.deletes |= rule.deletes;
                         target.archive |= !rule.archive.is_ignore();
                     }
-                    None => targets.push(Target {
-                        destination,
-                        repository: name,
-                        referrers: rule.referrers(),
-                        referrers_explicit: rule.referrers_explicit(),
-                        deletes: rule.deletes,
-                        archive: !rule.archive.is_ignore(),
-                    }),
+                    None => {
+                        placed.insert((destination.registry.clone(), name.clone()), targets.len());
+                        targets.push(Target {
+                            destination,
+                            repository: name,
+                            referrers: rule.referrers(),
+                            referrers_explicit: rule.referrers_explicit(),
+                            deletes: rule.deletes,
+                            archive: !rule.archive.is_ignore(),
+                        });
+                    }
                 }
             }
         }
