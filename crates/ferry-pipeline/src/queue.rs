@@ -87,20 +87,23 @@ impl JobQueue for SqsJobQueue {
             .send()
             .await
             .map_err(|e| aws_error("sqs", "GetQueueAttributes", e))?;
-        let Some(attributes) = out.attributes() else {
-            return Ok(None);
-        };
-        let mut total = 0usize;
-        for name in &names {
-            // An answer that is not a count (a hostile or broken endpoint) is unknown.
-            match attributes.get(name).map(|v| v.parse::<usize>()) {
-                Some(Ok(n)) => total = total.saturating_add(n),
-                Some(Err(_)) => return Ok(None),
-                None => {}
-            }
-        }
-        Ok(Some(total))
+        Ok(out.attributes().and_then(|a| backlog_of(a, &names)))
     }
+}
+
+/// The sum of the `names` counts in a GetQueueAttributes answer; `None` (unknown) when
+/// one of them is not a count, as a broken or hostile endpoint might answer.
+fn backlog_of(
+    attributes: &std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String>,
+    names: &[aws_sdk_sqs::types::QueueAttributeName],
+) -> Option<usize> {
+    let mut total = 0usize;
+    for name in names {
+        if let Some(value) = attributes.get(name) {
+            total = total.saturating_add(value.parse::<usize>().ok()?);
+        }
+    }
+    Some(total)
 }
 
 fn batch_error(message: String) -> PipelineError {

@@ -148,25 +148,28 @@ pub(crate) fn measure(
     println!("   transfer per image: {transfer} bytes (the largest image's blobs)");
     print_stages(&results, &published, &timeline);
     put_events.sort_by(f64::total_cmp);
-    println!(
-        "   before the clock: PutEvents (moto routing the event to the events queue) p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&put_events, 50.0),
-        percentile(&put_events, 99.0)
+    let p50_p99 = |what: &str, v: &[f64], decimals: usize| {
+        println!(
+            "   {what}: p50 {:.decimals$} ms, p99 {:.decimals$} ms",
+            percentile(v, 50.0),
+            percentile(v, 99.0)
+        );
+    };
+    p50_p99(
+        "before the clock: PutEvents (moto routing the event to the events queue)",
+        &put_events,
+        0,
     );
-    println!(
-        "   per job: copy (engine) p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&engine, 50.0),
-        percentile(&engine, 99.0)
+    p50_p99("per job: copy (engine)", &engine, 0);
+    p50_p99(
+        "replicate's own overhead per job (handler time minus copy time)",
+        &own,
+        3,
     );
-    println!(
-        "   replicate's own overhead per job (handler time minus copy time): p50 {:.3} ms, p99 {:.3} ms",
-        percentile(&own, 50.0),
-        percentile(&own, 99.0)
-    );
-    println!(
-        "   plus result publishing (PutEvents to moto, per job of its batch): p50 {:.0} ms, p99 {:.0} ms",
-        percentile(&publish, 50.0),
-        percentile(&publish, 99.0)
+    p50_p99(
+        "plus result publishing (PutEvents to moto, per job of its batch)",
+        &publish,
+        0,
     );
     Ok(())
 }

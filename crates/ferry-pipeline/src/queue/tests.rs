@@ -236,3 +236,31 @@ async fn a_failed_call_is_left_to_the_sdks_retries() {
         "no second retry layer over the SDK's (off here)"
     );
 }
+
+/// The backlog is the sum of the counts the answer has; an answer that is not a count
+/// (negative, text, larger than any queue) makes it unknown, never a guess.
+#[test]
+fn the_backlog_is_the_sum_of_the_counts_and_unknown_when_one_is_not_a_count() {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let names = [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+        A::ApproximateNumberOfMessagesDelayed,
+    ];
+    let answer = |values: &[(&A, &str)]| {
+        values
+            .iter()
+            .map(|(k, v)| ((*k).clone(), v.to_string()))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let counts = answer(&[(&names[0], "40"), (&names[1], "2"), (&names[2], "0")]);
+    assert_eq!(super::backlog_of(&counts, &names), Some(42));
+    assert_eq!(
+        super::backlog_of(&answer(&[(&names[1], "7")]), &names),
+        Some(7)
+    );
+    for hostile in ["-1", "many", "", "99999999999999999999999"] {
+        let bad = answer(&[(&names[0], "1"), (&names[1], hostile)]);
+        assert_eq!(super::backlog_of(&bad, &names), None, "{hostile:?}");
+    }
+}
