@@ -11,6 +11,7 @@ pub mod copy;
 pub mod digest;
 pub mod ecr;
 pub mod error;
+pub mod gate;
 pub mod manifest;
 pub mod net;
 pub mod organizations;

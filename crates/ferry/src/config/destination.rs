@@ -2,6 +2,7 @@
 //! bound repository name template.
 
 use super::error::{ConfigError, Issue};
+use super::gates::GateChoice;
 use super::model::{DestinationSpec, RegistryEndpoint, ReplicationConfig, SourceSpec};
 use super::registry::Registry;
 use super::template::{RepositoryTemplate, check_repository_name};
@@ -194,6 +195,11 @@ pub struct Target {
     /// Follow the source's archive storage class (`archive: "follow"`): true when any
     /// matching rule says so.
     pub archive: bool,
+    /// The gates the image must pass first; `None` when any matching rule has none.
+    pub gates: Option<GateChoice>,
+    /// The platforms of an index to copy (the union over the matching rules); empty, when
+    /// any matching rule names none: the image as it is.
+    pub platforms: Vec<String>,
 }
 
 /// How to reach a registry: base URL and whether plain HTTP is allowed.

@@ -21,9 +21,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::destination::{Destination, Target};
 use super::error::{ConfigError, Issue};
+use super::gates::{GateChoice, Gates, merge_platforms};
 use super::model::{ReplicationConfig, Rule};
 use super::pull_through::{cache_prefix, rule_names_cache};
 use super::registry::Registry;
@@ -62,6 +64,8 @@ impl<'a> Selection<'a> {
 struct IndexedRule {
     /// The rule without its destinations (filters and flags).
     rule: Rule,
+    /// The rule's gates, shared by the targets it selects.
+    gates: Option<Arc<Gates>>,
     /// The destinations, in document order, up to the first that cannot be resolved.
     destinations: Vec<Destination>,
     /// Why the destination after the last of `destinations` could not be resolved.
@@ -136,6 +140,7 @@ impl DestinationIndex {
             }
             rules.push(IndexedRule {
                 rule: without_destinations(rule),
+                gates: rule.shared_gates(),
                 destinations,
                 unresolved,
                 templates,
@@ -219,10 +224,10 @@ impl DestinationIndex {
                 };
                 let key = (destination.registry.clone(), name);
                 match at.get(&key) {
-                    Some(&i) => merge(&mut targets[i], &indexed.rule),
+                    Some(&i) => merge(&mut targets[i], indexed),
                     None => {
                         at.insert(key.clone(), targets.len());
-                        targets.push(target(destination, key.1, &indexed.rule));
+                        targets.push(target(destination, key.1, indexed));
                     }
                 }
             }
@@ -258,12 +263,12 @@ impl DestinationIndex {
                 _ => continue,
             }
             match &mut found {
-                Some(t) => merge(t, &indexed.rule),
+                Some(t) => merge(t, indexed),
                 None => {
                     found = Some(target(
                         destination,
                         destination_repository.to_owned(),
-                        &indexed.rule,
+                        indexed,
                     ));
                 }
             }
@@ -307,10 +312,13 @@ fn without_destinations(rule: &Rule) -> Rule {
         deletes: rule.deletes,
         delete_replication: rule.delete_replication,
         archive: rule.archive,
+        gates: None,
+        platforms: rule.platforms.clone(),
     }
 }
 
-fn target(destination: &Destination, repository: String, rule: &Rule) -> Target {
+fn target(destination: &Destination, repository: String, indexed: &IndexedRule) -> Target {
+    let rule = &indexed.rule;
     Target {
         destination: destination.clone(),
         repository,
@@ -318,14 +326,19 @@ fn target(destination: &Destination, repository: String, rule: &Rule) -> Target 
         referrers_explicit: rule.referrers_explicit(),
         deletes: rule.deletes,
         archive: !rule.archive.is_ignore(),
+        gates: GateChoice::first(indexed.gates.as_ref()),
+        platforms: rule.platforms.clone(),
     }
 }
 
-fn merge(target: &mut Target, rule: &Rule) {
+fn merge(target: &mut Target, indexed: &IndexedRule) {
+    let rule = &indexed.rule;
     target.referrers |= rule.referrers();
     target.referrers_explicit |= rule.referrers_explicit();
     target.deletes |= rule.deletes;
     target.archive |= !rule.archive.is_ignore();
+    GateChoice::merge(&mut target.gates, indexed.gates.as_ref());
+    merge_platforms(&mut target.platforms, &rule.platforms);
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ mod endpoint_checks;
 mod error;
 mod fan_in;
 mod filter;
+mod gates;
 mod index;
 mod model;
 mod native;
@@ -44,6 +45,7 @@ mod partition;
 mod pull_through;
 mod registry;
 mod select;
+mod signature_check;
 mod template;
 mod validate;
 mod wildcard;
@@ -56,6 +58,10 @@ pub use destination::{Destination, Endpoint, Target};
 pub use error::{ConfigError, Issue, Severity};
 pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
+};
+pub use gates::{
+    CosignVerifier, DEFAULT_WAIT_MINUTES, FindingSeverity, GateChoice, Gates, MAX_IGNORED_FINDINGS, MAX_PLATFORMS,
+    MAX_TRUST_ENTRIES, MAX_WAIT_MINUTES, NotationVerifier, ScanGate, SignatureGate,
 };
 pub use index::{DestinationIndex, Selection};
 pub use model::{

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::filter::{RepositoryFilter, TagFilter};
+use super::gates::Gates;
 
 /// A replication configuration: ECR's `replicationConfiguration` plus Ferry's extensions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -219,6 +220,17 @@ pub struct Rule {
     #[serde(default, skip_serializing_if = "ArchiveMode::is_ignore")]
     #[schemars(extend("default" = "ignore"))]
     pub archive: ArchiveMode,
+    /// Gates an image must pass before this rule copies it: a complete ECR scan with no
+    /// finding above a severity, a trusted signature. An image that fails one is blocked;
+    /// one whose scan is not complete yet is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
+    /// Copy only these platforms (`os/architecture[/variant]`) of an image index: Ferry
+    /// writes a new index listing only them, so the copy has a digest of its own, and the
+    /// referrers of the source index are not carried over. Empty: the image as it is,
+    /// byte for byte.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
 }
 
 /// ECR native replication's per-rule delete replication setting.

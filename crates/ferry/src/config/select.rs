@@ -14,6 +14,7 @@
 
 use super::destination::{Destination, Target};
 use super::error::ConfigError;
+use super::gates::{GateChoice, merge_platforms};
 use super::model::{ReplicationConfig, Rule};
 use super::registry::Registry;
 
@@ -84,6 +85,7 @@ impl ReplicationConfig {
             if !rule.selects(repository, tag) || self.leaves_out_cache(rule, repository) {
                 continue;
             }
+            let gates = rule.shared_gates();
             for (d, spec) in rule.destinations.iter().enumerate() {
                 let path = format!("rules[{r}].destinations[{d}]");
                 let destination =
@@ -103,6 +105,8 @@ impl ReplicationConfig {
                         target.referrers_explicit |= rule.referrers_explicit();
                         target.deletes |= rule.deletes;
                         target.archive |= !rule.archive.is_ignore();
+                        GateChoice::merge(&mut target.gates, gates.as_ref());
+                        merge_platforms(&mut target.platforms, &rule.platforms);
                     }
                     None => {
                         placed.insert((destination.registry.clone(), name.clone()), targets.len());
@@ -113,6 +117,8 @@ impl ReplicationConfig {
                             referrers_explicit: rule.referrers_explicit(),
                             deletes: rule.deletes,
                             archive: !rule.archive.is_ignore(),
+                            gates: GateChoice::first(gates.as_ref()),
+                            platforms: rule.platforms.clone(),
                         });
                     }
                 }

@@ -1,0 +1,1 @@
+//! Signature gates: cosign (key-based) and Notation (X.509) verification.
