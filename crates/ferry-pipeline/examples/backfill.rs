@@ -72,6 +72,7 @@ impl Synthetic {
                 source: source.clone(),
                 target,
                 conflict: false,
+                gate: None,
             }));
         }
         Synthetic { items }

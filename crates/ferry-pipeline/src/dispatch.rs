@@ -31,14 +31,17 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use ferry::config::{Registry, ReplicationConfig, Selection, SourceParts, Target};
+use ferry::gate::Verdict;
 
 use crate::authority::Authority;
 use crate::authorize::targets_in;
 use crate::error::PipelineError;
 use crate::event::{ActionType, ImageAction, Incoming, StorageClass, parse_event};
+use crate::gate::Gatekeeper;
 use crate::job::{Job, JobAction, JobSource, Origin};
 use crate::metrics::{Metrics, Record, Unit};
 use crate::queue::JobQueue;
+use crate::result::ResultPublisher;
 
 /// Why an event made no job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,6 +72,9 @@ pub enum Ignored {
     /// The tag is over 128 characters (ECR allows 300): no registry client can name it,
     /// so it is reported (`InvalidNames`) and skipped.
     TagTooLong,
+    /// A scan completed, and no rule with gates selects the image (an ungated image was
+    /// sent on its push).
+    NoGatedRule,
 }
 
 /// What dispatch did with one event (the function's response).
@@ -81,6 +87,26 @@ pub struct Dispatched {
     pub jobs: Vec<Job>,
     /// Why no job was made, if none was.
     pub ignored: Option<Ignored>,
+    /// Copies a promotion gate holds (not sent; a `HELD` result each).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held: usize,
+    /// Copies a promotion gate blocks (not sent; a `BLOCKED` result each).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub blocked: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// What dispatch judges promotion gates with: the evaluator, and where the `HELD` and
+/// `BLOCKED` results go (`None`: the log and metrics only).
+#[derive(Clone, Copy)]
+pub struct GateStage<'a> {
+    /// Judges each gated job.
+    pub keeper: &'a dyn Gatekeeper,
+    /// Publishes the results of the jobs a gate stopped.
+    pub results: Option<&'a dyn ResultPublisher>,
 }
 
 /// Handle one event: parse, filter, match the config, send the jobs. Indexes the config
@@ -95,12 +121,25 @@ pub async fn dispatch(
     dispatch_in(event, &authority, queue, metrics).await
 }
 
-/// [`dispatch`] through `authority`'s indexes.
+/// [`dispatch`] through `authority`'s indexes. Without a [`GateStage`], gated jobs are
+/// sent as they are and replicate judges them.
 pub async fn dispatch_in(
     event: serde_json::Value,
     authority: &Authority,
     queue: &dyn JobQueue,
     metrics: &Metrics,
+) -> Result<Dispatched, PipelineError> {
+    dispatch_gated(event, authority, queue, metrics, None).await
+}
+
+/// [`dispatch_in`], judging the promotion gates of gated copies with `gates` before they
+/// are sent ([`crate::gate`]).
+pub async fn dispatch_gated(
+    event: serde_json::Value,
+    authority: &Authority,
+    queue: &dyn JobQueue,
+    metrics: &Metrics,
+    gates: Option<GateStage<'_>>,
 ) -> Result<Dispatched, PipelineError> {
     let incoming = match parse_event(event) {
         Ok(i) => i,
@@ -121,11 +160,7 @@ pub async fn dispatch_in(
                 kind,
                 "not an ECR Image Action: ignored"
             );
-            return Ok(Dispatched {
-                event_id: id,
-                jobs: Vec::new(),
-                ignored: Some(Ignored::NotImageAction),
-            });
+            return Ok(Dispatched::ignored(id, Ignored::NotImageAction));
         }
         Incoming::TagTooLong {
             id,
@@ -139,34 +174,85 @@ pub async fn dispatch_in(
                     .property("code", "tag-too-long")
                     .property("repository", repository),
             );
-            return Ok(Dispatched {
-                event_id: Some(id),
-                jobs: Vec::new(),
-                ignored: Some(Ignored::TagTooLong),
-            });
+            return Ok(Dispatched::ignored(Some(id), Ignored::TagTooLong));
+        }
+        Incoming::Scan(scan) => {
+            let event_id = scan.event_id.clone();
+            let pairs = match scan::scan_jobs(&scan, authority)? {
+                Ok(pairs) => pairs,
+                Err(why) => {
+                    tracing::info!(%event_id, repository = %scan.repository, digest = %scan.digest, reason = ?why, "scan completed: no job");
+                    return Ok(Dispatched::ignored(Some(event_id), why));
+                }
+            };
+            return send(event_id, pairs, queue, metrics, gates).await;
         }
         Incoming::Image(a) => a,
     };
-    let event_id = Some(action.event_id.clone());
-    let jobs = match jobs_in(&action, authority)? {
-        Ok(jobs) => jobs,
+    let pairs = match targeted_jobs(&action, authority)? {
+        Ok(pairs) => pairs,
         Err(why) => {
             tracing::info!(event_id = %action.event_id, repository = %action.repository, tag = ?action.tag, reason = ?why, "no job");
-            return Ok(Dispatched {
-                event_id,
-                jobs: Vec::new(),
-                ignored: Some(why),
-            });
+            return Ok(Dispatched::ignored(Some(action.event_id.clone()), why));
         }
     };
+    send(action.event_id.clone(), pairs, queue, metrics, gates).await
+}
+
+impl Dispatched {
+    fn ignored(event_id: Option<String>, why: Ignored) -> Dispatched {
+        Dispatched {
+            event_id,
+            jobs: Vec::new(),
+            ignored: Some(why),
+            held: 0,
+            blocked: 0,
+        }
+    }
+}
+
+/// Judges the gated jobs (with a stage), reports those a gate stops, sends the rest.
+async fn send(
+    event_id: String,
+    pairs: Vec<(Job, Target)>,
+    queue: &dyn JobQueue,
+    metrics: &Metrics,
+    gates: Option<GateStage<'_>>,
+) -> Result<Dispatched, PipelineError> {
+    let mut jobs = Vec::with_capacity(pairs.len());
+    let mut stopped = Vec::new();
+    let (mut held, mut blocked) = (0, 0);
+    for (job, target) in pairs {
+        let verdict = match gates {
+            Some(stage) if crate::gate::gated(&job, &target) => {
+                crate::gate::judge(stage.keeper, &job, &target).await
+            }
+            _ => Verdict::Pass,
+        };
+        match crate::gate::gate_result(&job, &verdict) {
+            None => jobs.push(job),
+            Some(result) => {
+                if matches!(verdict, Verdict::Held(_)) {
+                    held += 1;
+                } else {
+                    blocked += 1;
+                }
+                tracing::info!(%event_id, destination = %job.destination(), tag = ?job.source.tag, digest = ?job.source.digest, verdict = verdict.as_str(), "promotion gate: no job");
+                stopped.push(result);
+            }
+        }
+    }
+    crate::gate::report(&stopped, gates.and_then(|g| g.results), metrics).await;
     queue.send(&jobs).await?;
     for j in &jobs {
-        tracing::info!(event_id = %action.event_id, action = j.action.as_str(), destination = %j.destination(), tag = ?j.source.tag, digest = ?j.source.digest, "job sent");
+        tracing::info!(%event_id, action = j.action.as_str(), destination = %j.destination(), tag = ?j.source.tag, digest = ?j.source.digest, "job sent");
     }
     Ok(Dispatched {
-        event_id,
+        event_id: Some(event_id),
         jobs,
         ignored: None,
+        held,
+        blocked,
     })
 }
 
@@ -184,6 +270,15 @@ pub fn jobs_in(
     action: &ImageAction,
     authority: &Authority,
 ) -> Result<Result<Vec<Job>, Ignored>, PipelineError> {
+    Ok(targeted_jobs(action, authority)?
+        .map(|pairs| pairs.into_iter().map(|(job, _)| job).collect()))
+}
+
+/// [`jobs_in`], each job with the config's target it was made for.
+pub(crate) fn targeted_jobs(
+    action: &ImageAction,
+    authority: &Authority,
+) -> Result<Result<Vec<(Job, Target)>, Ignored>, PipelineError> {
     if !action.succeeded {
         return Ok(Err(Ignored::NotSuccess));
     }
@@ -254,16 +349,17 @@ pub fn jobs_in(
         }));
     }
     Ok(Ok(targets
-        .iter()
+        .into_iter()
         .map(|t| {
-            Job::new(
+            let job = Job::new(
                 kind,
                 source.clone(),
-                t,
+                &t,
                 &action.event_id,
                 action.event_time,
                 Origin::Event,
-            )
+            );
+            (job, t)
         })
         .collect()))
 }
@@ -369,6 +465,8 @@ pub(crate) fn copied_from(
         (None, Registry::Oci { .. }) => registry.clone(),
     }
 }
+
+mod scan;
 
 #[cfg(test)]
 mod loop_tests;

@@ -16,6 +16,12 @@ use ferry::config::Registry;
 
 use crate::error::PipelineError;
 
+mod scan;
+
+pub use scan::{
+    ECR_IMAGE_SCAN, INSPECTOR_SCAN, INSPECTOR_SOURCE, MAX_SCAN_TAGS, ScanCompleted, is_scan_event,
+};
+
 /// Longest tag ECR accepts.
 pub const ECR_MAX_TAG_LEN: usize = 300;
 /// `source` of ECR's events.
@@ -150,6 +156,9 @@ pub enum Incoming {
         /// The tag's length.
         length: usize,
     },
+    /// A scan completed (ECR Image Scan, Inspector2 Scan): images a scan gate holds may
+    /// be released.
+    Scan(ScanCompleted),
     /// Some other event (another source or detail type): not for Ferry.
     Other {
         /// Its id, if it had one.
@@ -170,6 +179,9 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
     };
     let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_value(value)
         .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
+    if scan::is_scan_event(&envelope.source, &envelope.detail_type) {
+        return scan::parse_scan(envelope, malformed).map(Incoming::Scan);
+    }
     let referrer = envelope.detail_type == ECR_REFERRER_ACTION;
     if envelope.source != ECR_SOURCE || !(envelope.detail_type == ECR_IMAGE_ACTION || referrer) {
         return Ok(Incoming::Other {

@@ -12,7 +12,7 @@ use ferry::organizations::AwsOrganizations;
 use ferry::replicate::Replicator;
 
 use crate::authority::AuthorityCell;
-use crate::dispatch::{Dispatched, dispatch_in};
+use crate::dispatch::{Dispatched, GateStage, dispatch_gated};
 use crate::error::PipelineError;
 use crate::ledger::{DynamoLedger, ENV_LEDGER_TABLE, Ledger, config_fingerprint};
 use crate::live::{LiveConfig, organization_ttl};
@@ -105,20 +105,58 @@ pub struct DispatchFunction {
     pub metrics: Metrics,
     /// The indexes of the current config, built once per config.
     authority: AuthorityCell,
+    aws: AwsContext,
+    /// Where `HELD` and `BLOCKED` results go (`FERRY_EVENT_BUS_NAME`, optional).
+    results: Option<Arc<dyn ResultPublisher>>,
+    /// The reading replicator that judges promotion gates, for the config it was built
+    /// for: built when a config has gated rules, and rebuilt when it changes.
+    gates: tokio::sync::Mutex<Option<(Arc<ferry::config::ReplicationConfig>, Arc<Replicator>)>>,
 }
 
 impl DispatchFunction {
-    /// From the environment: config, `FERRY_JOBS_QUEUE_URL`.
+    /// From the environment: config, `FERRY_JOBS_QUEUE_URL`, `FERRY_EVENT_BUS_NAME`
+    /// (optional: where promotion gates' `HELD` and `BLOCKED` results go).
     pub async fn from_env() -> Result<DispatchFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
         let queue = SqsJobQueue::new(sqs(&aws), &env_required(ENV_JOBS_QUEUE_URL)?);
+        let results = std::env::var(ENV_EVENT_BUS_NAME)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .map(|bus| {
+                Arc::new(EventBridgePublisher::new(
+                    aws_sdk_eventbridge::Client::new(aws.base()),
+                    bus.trim(),
+                )) as Arc<dyn ResultPublisher>
+            });
         Ok(DispatchFunction {
             config,
             queue,
             metrics: Metrics::stdout(),
             authority: AuthorityCell::default(),
+            aws,
+            results,
+            gates: tokio::sync::Mutex::default(),
         })
+    }
+
+    /// The replicator judging `config`'s promotion gates; `None` when no rule has gates.
+    async fn gatekeeper(
+        &self,
+        config: &Arc<ferry::config::ReplicationConfig>,
+    ) -> Result<Option<Arc<Replicator>>, PipelineError> {
+        if !config.rules.iter().any(|r| r.gates().is_some()) {
+            return Ok(None);
+        }
+        let mut current = self.gates.lock().await;
+        if let Some((built_for, keeper)) = current.as_ref()
+            && Arc::ptr_eq(built_for, config)
+        {
+            return Ok(Some(keeper.clone()));
+        }
+        let keeper = Arc::new(build_reading_replicator(config.clone(), self.aws.clone()).await?);
+        *current = Some((config.clone(), keeper.clone()));
+        Ok(Some(keeper))
     }
 
     /// Handle one event.
@@ -133,7 +171,12 @@ impl DispatchFunction {
         let (config, _) = self.config.current().await?;
         report_unread(&self.config, &self.metrics);
         let authority = self.authority.get(&config);
-        dispatch_in(event, &authority, &self.queue, &self.metrics).await
+        let keeper = self.gatekeeper(&config).await?;
+        let stage = keeper.as_ref().map(|k| GateStage {
+            keeper: k.as_ref(),
+            results: self.results.as_deref(),
+        });
+        dispatch_gated(event, &authority, &self.queue, &self.metrics, stage).await
     }
 }
 

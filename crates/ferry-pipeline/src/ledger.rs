@@ -163,7 +163,8 @@ pub async fn record(
             let entry = failure_entry(previous.as_ref(), fingerprint, result, now);
             ledger.put(&entry).await
         }
-        Status::Retry => Ok(()),
+        // A gate's verdict is judged afresh by every run: nothing to hold back.
+        Status::Retry | Status::Held | Status::Blocked => Ok(()),
     };
     if let Err(e) = done {
         ledger_error(metrics, &e);

@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod error;
 pub mod event;
 pub mod functions;
+pub mod gate;
 pub mod job;
 pub mod ledger;
 pub mod live;

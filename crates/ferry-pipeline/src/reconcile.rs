@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use ferry::config::{Registry, ReplicationConfig, Target};
+use ferry::gate::Verdict;
 use ferry::replicate::Replicator;
 use ferry::sync::{Action, plan_for_drift};
 
@@ -35,6 +36,9 @@ pub struct DriftItem {
     pub target: Target,
     /// The destination tag is immutable and holds another digest: reported, not enqueued.
     pub conflict: bool,
+    /// A promotion gate holds or blocks the copy: reported, not enqueued (the next run
+    /// judges it again, so a release lost with its event is only delayed).
+    pub gate: Option<Verdict>,
 }
 
 /// Finds drift: the engine's plan, or a stand-in in tests. Not `Send`: the engine's plan
@@ -51,8 +55,13 @@ impl DriftSource for Replicator {
         let p = plan_for_drift(self).await?;
         let mut out = Vec::new();
         for item in p.items {
+            let gate = match (&item.action, item.gate.clone()) {
+                (Action::Held, Some(reason)) => Some(Verdict::Held(reason)),
+                (Action::Blocked, Some(reason)) => Some(Verdict::Blocked(reason)),
+                _ => None,
+            };
             let (action, conflict) = match item.action {
-                Action::Copy => (JobAction::Copy, false),
+                Action::Copy | Action::Held | Action::Blocked => (JobAction::Copy, false),
                 Action::Delete => (JobAction::Delete, false),
                 Action::Conflict => (JobAction::Copy, true),
                 Action::Archive => (JobAction::Archive, false),
@@ -80,6 +89,7 @@ impl DriftSource for Replicator {
                 },
                 target: ferry::config::Target::clone(&item.target),
                 conflict,
+                gate,
             });
         }
         Ok(out)
@@ -133,6 +143,11 @@ pub struct Reconciled {
     /// Drift the failure ledger holds back (a permanent failure whose backoff has not
     /// expired): not enqueued, and not counted against the cap.
     pub held: usize,
+    /// Copies a promotion gate holds (scan not complete): not enqueued, judged again next
+    /// run.
+    pub gate_held: usize,
+    /// Copies a promotion gate blocks: not enqueued.
+    pub gate_blocked: usize,
     /// Jobs sent.
     pub enqueued: usize,
     /// Whether drift was left for later runs (the cap, or drift before the cursor).
@@ -225,6 +240,15 @@ pub async fn reconcile(
             tracing::warn!(%destination, tag = ?item.source.tag, "immutable tag holds another digest: not enqueued");
             continue;
         }
+        if let Some(verdict) = &item.gate {
+            let reason = verdict.reason();
+            match verdict {
+                Verdict::Held(_) => out.gate_held += 1,
+                _ => out.gate_blocked += 1,
+            }
+            tracing::info!(%destination, tag = ?item.source.tag, digest = ?item.source.digest, verdict = verdict.as_str(), gate = ?reason.map(|r| r.gate.as_str()), code = ?reason.map(|r| r.code.as_str()), reason = ?reason.map(|r| r.reason.as_str()), "promotion gate: not enqueued");
+            continue;
+        }
         out.drift += 1;
         *out.by_destination.entry(destination).or_default() += 1;
         let held = entries
@@ -306,6 +330,8 @@ fn emit_drift(metrics: &Metrics, run_id: &str, out: &Reconciled) {
             .metric("Drift", Unit::Count, out.drift as f64)
             .metric("DriftConflicts", Unit::Count, out.conflicts as f64)
             .metric("DriftHeld", Unit::Count, out.held as f64)
+            .metric("GateHeld", Unit::Count, out.gate_held as f64)
+            .metric("GateBlocked", Unit::Count, out.gate_blocked as f64)
             .property("runId", run_id),
     );
 }

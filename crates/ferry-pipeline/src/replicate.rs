@@ -38,10 +38,12 @@ use ferry::report::CopyStatus;
 
 use crate::authority::AuthorityCell;
 use crate::authorize::{Rejected, authorize_in};
+use crate::gate::Gatekeeper;
 use crate::job::{Job, JobAction};
 use crate::ledger::Ledger;
 use crate::metrics::{Metrics, Record, Unit};
-use crate::result::{ReplicationResult, ResultDestination, ResultPublisher, Status};
+use crate::result::{ReplicationResult, ResultPublisher, Status, result_for};
+use ferry::gate::{GateName, GateReason, Verdict};
 
 /// Executes jobs: the engine's [`Replicator`](ferry::replicate::Replicator), or a stand-in in tests. The target is the
 /// config's ([`crate::authorize::authorize`]), never built from the message.
@@ -80,6 +82,12 @@ pub trait Engine: Send + Sync {
         Err(ferry::Error::Unsupported(
             "this engine does not change storage classes".into(),
         ))
+    }
+
+    /// Judges promotion gates before a gated copy; `None` (stand-ins): every gated copy
+    /// is blocked, never copied unjudged.
+    fn gatekeeper(&self) -> Option<&dyn Gatekeeper> {
+        None
     }
 }
 
@@ -331,6 +339,30 @@ async fn run_one(
         emit_metrics(ctx, &job, Status::Retry, None, 0);
         return o;
     }
+    if crate::gate::gated(&job, &target) {
+        let verdict = match ctx.engine.gatekeeper() {
+            Some(keeper) => crate::gate::judge(keeper, &job, &target).await,
+            None => Verdict::Blocked(GateReason::new(
+                GateName::Scan,
+                "gate-error",
+                "this engine cannot judge promotion gates",
+            )),
+        };
+        if let Some(result) = crate::gate::gate_result(&job, &verdict) {
+            let status = result.status;
+            tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), code = ?result.gate.as_ref().map(|g| g.code.as_str()), "promotion gate: not copied");
+            emit_metrics(ctx, &job, status, Some(&result), 0);
+            return JobOutcome {
+                message_id: message_id.to_string(),
+                status,
+                result: Some(result),
+                engine: Duration::ZERO,
+                total: started.elapsed(),
+                error: None,
+                poison: false,
+            };
+        }
+    }
     let engine_start = Instant::now();
     let done = match job.action {
         JobAction::Copy => ctx
@@ -408,37 +440,6 @@ async fn run_one(
         total: started.elapsed(),
         error: error.map(|e| e.to_string()),
         poison: false,
-    }
-}
-
-/// A result event for `job` with `status`, nothing written yet.
-fn result_for(job: &Job, status: Status) -> ReplicationResult {
-    let completed_at = Utc::now();
-    ReplicationResult {
-        status,
-        action: job.action,
-        source: job.source.clone(),
-        destination: ResultDestination {
-            registry: job.target.registry.clone(),
-            repository: job.target.repository.clone(),
-        },
-        digest: job.source.digest.as_ref().map(|d| d.to_string()),
-        tags: Vec::new(),
-        superseded_by: None,
-        bytes: 0,
-        blobs_copied: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-        referrers_rejected: Vec::new(),
-        duration_ms: 0,
-        latency_ms: (completed_at - job.event_time).num_milliseconds(),
-        event_id: job.event_id.clone(),
-        event_time: job.event_time,
-        completed_at,
-        origin: job.origin,
-        error_code: None,
-        error_message: None,
-        reason: None,
     }
 }
 

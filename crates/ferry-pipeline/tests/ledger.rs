@@ -90,6 +90,7 @@ fn drift(tags: &[&str]) -> Fixed {
                 source: failed("app", tag).source,
                 target: config.destinations_for("app", Some(tag)).unwrap().remove(0),
                 conflict: false,
+                gate: None,
             })
             .collect(),
     )

@@ -40,6 +40,11 @@ pub enum Status {
     /// The job asked for something the loaded config does not allow (or was not a job at
     /// all): acknowledged without any registry or ECR request, counted in `RejectedJobs`.
     Rejected,
+    /// A promotion gate holds the image (its scan is not complete): no copy yet; the scan's
+    /// completion event, or reconcile, releases it.
+    Held,
+    /// A promotion gate failed: the image is not copied.
+    Blocked,
 }
 
 impl Status {
@@ -52,6 +57,8 @@ impl Status {
             Status::Conflict => "CONFLICT",
             Status::Retry => "RETRY",
             Status::Rejected => "REJECTED",
+            Status::Held => "HELD",
+            Status::Blocked => "BLOCKED",
         }
     }
 }
@@ -70,7 +77,7 @@ pub struct ResultDestination {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationResult {
-    /// SUCCEEDED, SKIPPED, FAILED, CONFLICT or REJECTED.
+    /// SUCCEEDED, SKIPPED, FAILED, CONFLICT, REJECTED, HELD or BLOCKED.
     pub status: Status,
     /// `copy`, `delete`, `referrer`, `archive` or `restore`.
     pub action: JobAction,
@@ -122,6 +129,10 @@ pub struct ReplicationResult {
     /// ([`REASON_UNTAG_UNSUPPORTED`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For HELD and BLOCKED: the gate, its code (`scan-pending`, `severity`, ...), the
+    /// reason and the scan's findings by severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<ferry::gate::GateReason>,
 }
 
 impl ReplicationResult {
@@ -131,6 +142,9 @@ impl ReplicationResult {
     pub fn bounded(mut self) -> ReplicationResult {
         if let Some(message) = &mut self.error_message {
             cut(message, MAX_ERROR_MESSAGE);
+        }
+        if let Some(gate) = &mut self.gate {
+            cut(&mut gate.reason, MAX_ERROR_MESSAGE);
         }
         self.tags.truncate(MAX_LISTED);
         self.referrers_rejected.truncate(MAX_LISTED);
@@ -205,6 +219,7 @@ pub mod testing {
             error_code: Some("tag-conflict".into()),
             error_message: Some("m".into()),
             reason: None,
+            gate: None,
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::copy::{Copier, CopyOptions};
 use crate::digest::Digest;
 use crate::ecr::{EcrControl, Ensured, RepositorySettings};
 use crate::error::Error;
+use crate::gate::GateCheck;
 use crate::reference::{EcrRegistry, Reference};
 use crate::registry::Repo;
 use crate::report::CopyReport;
@@ -51,7 +52,15 @@ pub struct Replicator {
     prefer_read_roles: bool,
     /// Destination registries' managed signing configurations (read once per process).
     signing: Arc<PerHost<Option<crate::ecr::SigningConfig>>>,
+    /// The promotion gates' check of a long-lived process (verdicts remembered for
+    /// [`GATE_MEMORY`]), built on first use.
+    gates: Arc<std::sync::OnceLock<GateCheck>>,
 }
+
+/// How long a long-lived replicator remembers a gate's verdict: the jobs of one burst (an
+/// image fanned out to hundreds of destinations) share one evaluation, and a held image is
+/// seen released within this time.
+pub const GATE_MEMORY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Something read once per destination registry: concurrent first readers of one host
 /// wait for a single answer, and hosts never wait for each other.
@@ -107,6 +116,7 @@ impl Replicator {
             list_with_roles: true,
             prefer_read_roles: false,
             signing: Arc::default(),
+            gates: Arc::default(),
         }
     }
 
@@ -152,6 +162,14 @@ impl Replicator {
     /// The ECR control plane, if any.
     pub fn ecr(&self) -> Option<&EcrControl> {
         self.ecr.as_ref()
+    }
+
+    /// The promotion gates' check shared by every job of this replicator (verdicts
+    /// remembered for [`GATE_MEMORY`]).
+    pub fn gate_check(&self) -> &GateCheck {
+        self.gates.get_or_init(|| {
+            GateCheck::new(self.copier.client().clone(), self.ecr.clone()).remembering(GATE_MEMORY)
+        })
     }
 
     /// The destination reference for a source image and target.

@@ -31,6 +31,7 @@ fn item(tag: &str, conflict: bool) -> DriftItem {
         },
         target: config.destinations_for("app", Some(tag)).unwrap().remove(0),
         conflict,
+        gate: None,
     }
 }
 

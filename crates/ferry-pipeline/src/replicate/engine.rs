@@ -127,4 +127,8 @@ impl Engine for Replicator {
     async fn storage_class(&self, job: &Job, target: &Target) -> Result<bool, ferry::Error> {
         archive::follow(self, job, target).await
     }
+
+    fn gatekeeper(&self) -> Option<&dyn crate::gate::Gatekeeper> {
+        Some(self)
+    }
 }

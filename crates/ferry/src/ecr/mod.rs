@@ -3,6 +3,7 @@
 
 pub mod pull_through;
 mod referrers;
+pub mod scan;
 pub mod signing;
 
 pub use referrers::MAX_REFERRER_PAGES;
@@ -331,7 +332,7 @@ impl EcrControl {
     }
 }
 
-fn is_code<E, R>(e: &aws_sdk_ecr::error::SdkError<E, R>, code: &str) -> bool
+pub(crate) fn is_code<E, R>(e: &aws_sdk_ecr::error::SdkError<E, R>, code: &str) -> bool
 where
     E: aws_sdk_ecr::error::ProvideErrorMetadata,
 {

@@ -5,6 +5,7 @@ mod archive;
 mod archive_tests;
 mod bytes;
 mod ecr_notes;
+mod gates;
 mod listing;
 mod native;
 mod plan;
@@ -54,6 +55,10 @@ pub enum Outcome {
     /// tags, and other tags still point at its manifest.
     #[serde(rename = "untag-unsupported")]
     UntagUnsupported,
+    /// A promotion gate holds the image (its scan is not complete): not copied yet.
+    Held,
+    /// A promotion gate blocks the image: not copied.
+    Blocked,
 }
 
 /// One item's result.
@@ -89,6 +94,10 @@ pub struct SyncTotals {
     pub archived: usize,
     /// Destination copies archived or restored to follow the source.
     pub storage_class_changes: usize,
+    /// Copies a promotion gate holds (scan not complete yet).
+    pub held: usize,
+    /// Copies a promotion gate blocks.
+    pub blocked: usize,
     /// Blob bytes moved.
     pub bytes: u64,
     /// Blobs streamed.
@@ -184,6 +193,8 @@ pub async fn sync(
             Outcome::Conflict => totals.conflicts += 1,
             Outcome::Failed => totals.failed += 1,
             Outcome::Archived => totals.archived += 1,
+            Outcome::Held => totals.held += 1,
+            Outcome::Blocked => totals.blocked += 1,
             Outcome::CopyArchived | Outcome::CopyRestored => totals.storage_class_changes += 1,
         }
         if let Some(rep) = &r.report {
@@ -222,6 +233,15 @@ async fn run_item(
         Action::Skip => done(item, Outcome::Skipped, None, None),
         Action::Extra => done(item, Outcome::Extra, None, None),
         Action::Archived => done(item, Outcome::Archived, None, None),
+        Action::Held | Action::Blocked => {
+            let outcome = if item.action == Action::Held {
+                Outcome::Held
+            } else {
+                Outcome::Blocked
+            };
+            let reason = item.gate.as_ref().map(|g| g.to_string());
+            done(item, outcome, None, reason)
+        }
         Action::Archive | Action::Restore => {
             let archive = item.action == Action::Archive;
             let Some(digest) = item.digest.clone() else {
@@ -330,7 +350,8 @@ pub fn drift(plan: &Plan) -> Vec<Drift> {
 pub fn drift_iter(plan: &Plan) -> impl Iterator<Item = Drift> + '_ {
     plan.items.iter().filter_map(|i| {
         let kind = match i.action {
-            Action::Skip | Action::Archived => return None,
+            // Held and blocked copies wait for (or failed) their gates: not drift.
+            Action::Skip | Action::Archived | Action::Held | Action::Blocked => return None,
             Action::Archive => "archive",
             Action::Restore => "restore",
             Action::Copy | Action::Conflict if i.existing.is_none() => "missing",

@@ -12,6 +12,7 @@ use crate::copy::SharedReads;
 use crate::digest::Digest;
 use crate::ecr::ArchiveState;
 use crate::error::Error;
+use crate::gate::GateReason;
 use crate::reference::Reference;
 use crate::registry::Repo;
 use crate::replicate::Replicator;
@@ -39,6 +40,12 @@ pub enum Action {
     /// Active at the source, archived at the destination, and the rule follows the
     /// archive: restore the destination copy.
     Restore,
+    /// Missing or different at the destination, but a promotion gate has not passed yet
+    /// (its scan is not complete): not copied now, not drift.
+    Held,
+    /// Missing or different at the destination, and a promotion gate failed: never
+    /// copied, not drift.
+    Blocked,
 }
 
 /// One line of the plan.
@@ -65,6 +72,9 @@ pub struct PlanItem {
     /// the destination copy's when that is (`status` and `lastArchivedAt`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archived: Option<ArchiveState>,
+    /// Why a gate holds or blocks the image (`held` and `blocked` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateReason>,
     /// The target, for executing the item (shared by every item of its destination
     /// repository: a plan of 100,000 images holds one per repository, not per item).
     #[serde(skip)]
@@ -133,6 +143,10 @@ pub struct PlanSummary {
     pub archive: usize,
     /// Destination copies to restore (`archive: "follow"`).
     pub restore: usize,
+    /// Copies a promotion gate holds (scan not complete yet).
+    pub held: usize,
+    /// Copies a promotion gate blocks.
+    pub blocked: usize,
     /// Blob bytes the copies will move (each unique blob once per destination registry;
     /// blobs a destination already holds are counted too when unknown).
     pub bytes_to_move: u64,
@@ -346,6 +360,7 @@ async fn plan_with(
     for group in per_group {
         items.extend(group);
     }
+    super::gates::apply(replicator, &source, &mut items).await?;
     items.sort_by(|a, b| {
         (&a.destination_registry, &a.destination_repository, &a.tag).cmp(&(
             &b.destination_registry,
@@ -372,6 +387,8 @@ async fn plan_with(
             Action::Archived => summary.archived += 1,
             Action::Archive => summary.archive += 1,
             Action::Restore => summary.restore += 1,
+            Action::Held => summary.held += 1,
+            Action::Blocked => summary.blocked += 1,
         }
     }
     Ok(Plan {
@@ -470,6 +487,7 @@ async fn compare(
             digest: Some(img.digest.clone()),
             existing,
             archived: img.archived.clone().or_else(|| held.cloned()),
+            gate: None,
             target: target.clone(),
         });
     }
@@ -533,6 +551,7 @@ fn leftovers(
             digest: None,
             existing: existing.clone(),
             archived: None,
+            gate: None,
             target: target.clone(),
         })
         .collect()

@@ -88,6 +88,21 @@ fn rule(seed: &RuleSeed) -> Rule {
         } else {
             ArchiveMode::Ignore
         },
+        // Gates and platforms vary with the seed too, so that both answers merge them
+        // alike (an ungated rule ungates a target; no platforms means all).
+        gates: deletes.then(|| crate::config::Gates {
+            scan: Some(crate::config::ScanGate {
+                max_severity: crate::config::FindingSeverity::High,
+                ignore: Vec::new(),
+                wait_minutes: None,
+            }),
+            signature: None,
+        }),
+        platforms: if *untagged {
+            vec!["linux/amd64".into()]
+        } else {
+            Vec::new()
+        },
     }
 }
 
