@@ -469,6 +469,8 @@ pub(crate) fn copied_from(
 mod scan;
 
 #[cfg(test)]
+mod gate_tests;
+#[cfg(test)]
 mod loop_tests;
 
 #[cfg(test)]

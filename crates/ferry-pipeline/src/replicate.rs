@@ -549,4 +549,6 @@ fn emit_metrics(
 mod archive;
 mod engine;
 #[cfg(test)]
+mod gate_tests;
+#[cfg(test)]
 mod tests;

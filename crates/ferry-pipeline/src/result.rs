@@ -186,6 +186,38 @@ impl ResultPublisher for MemoryPublisher {
     }
 }
 
+/// A result event for `job` with `status`, nothing written yet.
+pub fn result_for(job: &Job, status: Status) -> ReplicationResult {
+    let completed_at = Utc::now();
+    ReplicationResult {
+        status,
+        action: job.action,
+        source: job.source.clone(),
+        destination: ResultDestination {
+            registry: job.target.registry.clone(),
+            repository: job.target.repository.clone(),
+        },
+        digest: job.source.digest.as_ref().map(|d| d.to_string()),
+        tags: Vec::new(),
+        superseded_by: None,
+        bytes: 0,
+        blobs_copied: 0,
+        blobs_skipped: 0,
+        blobs_mounted: 0,
+        referrers_rejected: Vec::new(),
+        duration_ms: 0,
+        latency_ms: (completed_at - job.event_time).num_milliseconds(),
+        event_id: job.event_id.clone(),
+        event_time: job.event_time,
+        completed_at,
+        origin: job.origin,
+        error_code: None,
+        error_message: None,
+        reason: None,
+        gate: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,37 +250,5 @@ mod tests {
         // An entry over the limit by itself goes alone; its neighbours go without it.
         assert_eq!(batches(&[10, 300 * 1024, 10]), vec![0..1, 1..2, 2..3]);
         assert_eq!(batches(&[1; 25]), vec![0..10, 10..20, 20..25]);
-    }
-}
-
-/// A result event for `job` with `status`, nothing written yet.
-pub fn result_for(job: &Job, status: Status) -> ReplicationResult {
-    let completed_at = Utc::now();
-    ReplicationResult {
-        status,
-        action: job.action,
-        source: job.source.clone(),
-        destination: ResultDestination {
-            registry: job.target.registry.clone(),
-            repository: job.target.repository.clone(),
-        },
-        digest: job.source.digest.as_ref().map(|d| d.to_string()),
-        tags: Vec::new(),
-        superseded_by: None,
-        bytes: 0,
-        blobs_copied: 0,
-        blobs_skipped: 0,
-        blobs_mounted: 0,
-        referrers_rejected: Vec::new(),
-        duration_ms: 0,
-        latency_ms: (completed_at - job.event_time).num_milliseconds(),
-        event_id: job.event_id.clone(),
-        event_time: job.event_time,
-        completed_at,
-        origin: job.origin,
-        error_code: None,
-        error_message: None,
-        reason: None,
-        gate: None,
     }
 }

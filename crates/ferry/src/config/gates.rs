@@ -322,6 +322,75 @@ mod tests {
         assert_eq!(FindingSeverity::from_name("UNDEFINED"), None);
     }
 
+    fn errors(json: &str) -> Vec<String> {
+        ReplicationConfig::from_json(json)
+            .map(|c| c.validate())
+            .unwrap_or_else(|e| match e {
+                super::super::ConfigError::Invalid { issues } => issues,
+                other => panic!("{other}"),
+            })
+            .into_iter()
+            .filter(|i| i.severity == super::super::Severity::Error)
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect()
+    }
+
+    #[test]
+    fn gate_mistakes_are_errors_with_their_path() {
+        let ecr = r#""source": {"registryId": "111111111111", "region": "us-east-1"}"#;
+        let oci = r#""source": {"registry": "ghcr.io"}"#;
+        let rule = |source: &str, gates: &str| {
+            format!(
+                r#"{{{source}, "rules": [{{"destinations": [{{"registryId": "222222222222", "region": "us-west-2"}}], "gates": {gates}}}]}}"#
+            )
+        };
+        assert!(
+            errors(&rule(
+                ecr,
+                r#"{"scan": {"maxSeverity": "HIGH", "waitMinutes": 30}}"#
+            ))
+            .is_empty()
+        );
+        let found = errors(&rule(oci, r#"{"scan": {"maxSeverity": "HIGH"}}"#));
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("rules[0].gates.scan: a scan gate needs an ECR source")),
+            "{found:?}"
+        );
+        let found = errors(&rule(
+            ecr,
+            r#"{"scan": {"maxSeverity": "HIGH", "waitMinutes": 0}}"#,
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("rules[0].gates.scan.waitMinutes")),
+            "{found:?}"
+        );
+        let found = errors(&rule(
+            ecr,
+            r#"{"scan": {"maxSeverity": "HIGH", "ignore": [""]}}"#,
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("rules[0].gates.scan.ignore[0]")),
+            "{found:?}"
+        );
+        let found = errors(&rule(ecr, r#"{"signature": {}}"#));
+        assert!(
+            found
+                .iter()
+                .any(|e| e.starts_with("rules[0].gates.signature: names no verifier")),
+            "{found:?}"
+        );
+        assert!(
+            ReplicationConfig::from_json(&rule(ecr, r#"{"scan": {"maxSeverity": "SEVERE"}}"#))
+                .is_err()
+        );
+    }
+
     #[test]
     fn platforms_are_os_slash_architecture() {
         assert!(check_platform("linux/amd64").is_ok());
