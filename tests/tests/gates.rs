@@ -1,0 +1,238 @@
+//! Promotion gates end to end: `ferry plan` and `ferry sync` over an ECR source whose scan
+//! findings come from moto's DescribeImageScanFindings (canned per image through moto's
+//! API, `/moto-api/static/ecr/scan-finding-results`), the images themselves from an
+//! ECR-shaped local registry, copied to a plain local registry.
+//!
+//! moto plays ECR's scan state as far as it goes: no scan until StartImageScan
+//! (ScanNotFoundException), then the canned answer. The scan's time limit
+//! (`waitMinutes`) and indexes with a failing platform are judged by
+//! `crates/ferry/src/gate/scan.rs`'s tests (moto's push time is always now).
+
+use ferry_e2e::ecr_env::EcrEnv;
+use ferry_e2e::ferry::describe;
+use ferry_e2e::moto::{DEFAULT_ACCOUNT, DEFAULT_REGION};
+use ferry_e2e::{Registry, block, fixtures, http, run_ferry};
+use serde_json::{Value, json};
+
+/// Registers the image `repo:tag` (as pushed to the registry) in moto's ECR, with its
+/// real digest, so that DescribeImages and DescribeImageScanFindings know it.
+fn register(env: &EcrEnv, client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
+    let (media_type, bytes) = env
+        .registry()
+        .manifest(repo, tag)
+        .expect("manifest")
+        .expect("pushed");
+    let digest = format!("sha256:{}", sha256_hex(&bytes));
+    block(async {
+        client
+            .put_image()
+            .repository_name(repo)
+            .image_manifest(String::from_utf8(bytes).expect("utf8"))
+            .image_manifest_media_type(media_type)
+            .image_tag(tag)
+            .image_digest(&digest)
+            .send()
+            .await
+            .expect("put image");
+    });
+    digest
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ferry::Digest::of(bytes).hex().to_string()
+}
+
+/// Starts the scan of `digest` and makes moto answer it with `findings` (name, severity).
+fn scanned(
+    env: &EcrEnv,
+    client: &aws_sdk_ecr::Client,
+    repo: &str,
+    digest: &str,
+    findings: &[(&str, &str)],
+) {
+    block(async {
+        client
+            .start_image_scan()
+            .repository_name(repo)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("start scan");
+    });
+    let mut counts = serde_json::Map::new();
+    for (_, severity) in findings {
+        let n = counts.get(*severity).and_then(Value::as_u64).unwrap_or(0);
+        counts.insert(severity.to_string(), json!(n + 1));
+    }
+    let result = json!({
+        "results": [{
+            "registryId": DEFAULT_ACCOUNT,
+            "repositoryName": repo,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+            "imageScanFindings": {
+                "findings": findings.iter().map(|(name, severity)| json!({"name": name, "severity": severity})).collect::<Vec<_>>(),
+                "findingSeverityCounts": counts,
+            }
+        }],
+        "region": DEFAULT_REGION,
+    });
+    let url = format!(
+        "{}/moto-api/static/ecr/scan-finding-results",
+        env.moto.endpoint()
+    );
+    let response = http::send(
+        reqwest::Method::POST,
+        &url,
+        None,
+        &[("Content-Type", "application/json")],
+        Some(result.to_string().into_bytes()),
+    )
+    .expect("moto api");
+    assert_eq!(response.status, 201, "moto refused the canned findings");
+}
+
+fn plan(env: &EcrEnv, config: &Value) -> Value {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, config.to_string()).expect("write");
+    let out = run_ferry(
+        [
+            "plan",
+            "-c",
+            path.to_str().expect("utf8"),
+            "--output",
+            "json",
+        ],
+        &env.env(),
+    )
+    .expect("ferry runs");
+    assert!(out.status.success(), "{}", describe(&out));
+    serde_json::from_slice(&out.stdout).expect("json plan")
+}
+
+/// The plan's item for `tag`.
+fn item<'p>(plan: &'p Value, tag: &str) -> &'p Value {
+    plan["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["tag"] == tag)
+        .unwrap_or_else(|| panic!("no item for {tag} in {plan}"))
+}
+
+#[test]
+fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
+    let env = EcrEnv::start(|m| m);
+    let dst = Registry::start().expect("destination");
+    let client = aws_sdk_ecr::Client::new(&env.moto.sdk_config(DEFAULT_REGION));
+    block(async {
+        client
+            .create_repository()
+            .repository_name("golden/app")
+            .send()
+            .await
+            .expect("create");
+    });
+    // Four images: unscanned, CRITICAL, CRITICAL but ignored, clean.
+    let mut digests = Vec::new();
+    for (i, tag) in ["unscanned", "critical", "ignored", "clean"]
+        .iter()
+        .enumerate()
+    {
+        fixtures::single_image(&env.ecr, "golden/app", tag, 3100 + i as u64).expect("push");
+        digests.push(register(&env, &client, "golden/app", tag));
+    }
+    scanned(
+        &env,
+        &client,
+        "golden/app",
+        &digests[1],
+        &[("CVE-2026-0001", "CRITICAL"), ("CVE-2026-0002", "LOW")],
+    );
+    scanned(
+        &env,
+        &client,
+        "golden/app",
+        &digests[2],
+        &[("CVE-2024-1234", "CRITICAL"), ("CVE-2026-0003", "HIGH")],
+    );
+    scanned(
+        &env,
+        &client,
+        "golden/app",
+        &digests[3],
+        &[("CVE-2026-0004", "MEDIUM")],
+    );
+
+    let config = json!({
+        "source": {"registryId": DEFAULT_ACCOUNT, "region": DEFAULT_REGION},
+        "rules": [{
+            "repositoryFilters": [{"filter": "golden/", "filterType": "PREFIX_MATCH"}],
+            "destinations": [{"registry": dst.host()}],
+            "gates": {"scan": {"maxSeverity": "HIGH", "ignore": ["CVE-2024-1234"], "waitMinutes": 60}}
+        }]
+    });
+    let p = plan(&env, &config);
+    let unscanned = item(&p, "unscanned");
+    assert_eq!(unscanned["action"], "held", "{unscanned}");
+    assert_eq!(unscanned["gate"]["code"], "scan-pending");
+    let critical = item(&p, "critical");
+    assert_eq!(critical["action"], "blocked", "{critical}");
+    assert_eq!(critical["gate"]["gate"], "scan");
+    assert_eq!(critical["gate"]["code"], "severity");
+    assert_eq!(
+        critical["gate"]["findings"],
+        json!({"LOW": 1, "CRITICAL": 1})
+    );
+    assert_eq!(
+        item(&p, "ignored")["action"],
+        "copy",
+        "the ignored CVE does not block"
+    );
+    assert_eq!(item(&p, "clean")["action"], "copy");
+    assert_eq!(p["summary"]["held"], 1);
+    assert_eq!(p["summary"]["blocked"], 1);
+
+    // sync copies only what passed; held and blocked are reported, not failures.
+    let (out, report) = env.sync(&config, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(report["totals"]["copied"], 2, "{}", report["totals"]);
+    assert_eq!(report["totals"]["held"], 1);
+    assert_eq!(report["totals"]["blocked"], 1);
+    assert_eq!(report["totals"]["failed"], 0);
+    let tags = dst.tags("golden/app").expect("tags");
+    assert_eq!(
+        tags,
+        ["clean", "ignored"],
+        "only the passing images were copied"
+    );
+
+    // The held image's scan completes clean: released. The blocked one stays blocked.
+    scanned(&env, &client, "golden/app", &digests[0], &[]);
+    let p = plan(&env, &config);
+    assert_eq!(item(&p, "unscanned")["action"], "copy");
+    assert_eq!(item(&p, "critical")["action"], "blocked");
+    let (out, report) = env.sync(&config, &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(report["totals"]["copied"], 1);
+    assert_eq!(
+        dst.manifest_digest("golden/app", "unscanned")
+            .expect("head")
+            .as_deref(),
+        Some(digests[0].as_str())
+    );
+    assert_eq!(
+        dst.manifest_digest("golden/app", "critical").expect("head"),
+        None
+    );
+
+    // Gates apply to copies only: a later finding on a copied image is no drift and
+    // deletes nothing.
+    let verify = plan(&env, &config);
+    assert_eq!(item(&verify, "clean")["action"], "skip");
+}
