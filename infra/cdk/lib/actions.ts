@@ -29,7 +29,7 @@ export const ECR_LIST = [
   'ecr:ListImageReferrers',
 ];
 
-/** Pull from the sources (PullFromSources). */
+/** Pull from the sources (PullFromSources); the last is the scan gate's. */
 export const ECR_PULL = [
   'ecr:BatchGetImage',
   'ecr:GetDownloadUrlForLayer',
@@ -37,6 +37,19 @@ export const ECR_PULL = [
   'ecr:DescribeImages',
   'ecr:DescribeRepositories',
   'ecr:ListImages',
+  'ecr:ListImageReferrers',
+  'ecr:DescribeImageScanFindings',
+];
+
+/** Reconcile's reads of the sources (ListSources): the listing, and the promotion gates' reads. */
+export const ECR_LIST_SOURCES = [...ECR_LIST, 'ecr:DescribeImageScanFindings', 'ecr:GetDownloadUrlForLayer'];
+
+/** Dispatch's reads of a gated source image (JudgeGates). */
+export const ECR_JUDGE_GATES = [
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:DescribeImages',
+  'ecr:DescribeImageScanFindings',
   'ecr:ListImageReferrers',
 ];
 

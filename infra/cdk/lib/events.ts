@@ -10,6 +10,15 @@ export const ECR_IMAGE_ACTION_PATTERN = {
   detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE', 'UPDATE_STORAGE_CLASS'] },
 };
 
+/**
+ * Scan completions: ECR's basic scanning (ECR Image Scan) and Amazon Inspector's enhanced
+ * scanning (Inspector2 Scan). They release the copies a scan gate holds.
+ */
+export const SCAN_COMPLETED_PATTERN = {
+  source: ['aws.ecr', 'aws.inspector2'],
+  'detail-type': ['ECR Image Scan', 'Inspector2 Scan'],
+};
+
 /** A standard queue (SSE-SQS, 14 days) for events an EventBridge rule could not deliver. */
 export function eventsDeadLetterQueue(scope: Construct, id: string): sqs.CfnQueue {
   const queue = new sqs.CfnQueue(scope, id, { sqsManagedSseEnabled: true, messageRetentionPeriod: 1209600 });

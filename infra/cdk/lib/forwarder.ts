@@ -10,7 +10,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { matches, matchesIf, PATTERNS, require_ } from './check';
-import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
+import { ECR_IMAGE_ACTION_PATTERN, SCAN_COMPLETED_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
 
 /** Props of {@link FerryForwarder}. */
 export interface FerryForwarderProps {
@@ -31,6 +31,8 @@ const NAME = 'FerryForwarder';
 export class FerryForwarder extends Construct {
   /** The rule forwarding ECR Image Action events. */
   readonly rule: events.CfnRule;
+  /** The rule forwarding scan completions (ECR Image Scan, Inspector2 Scan). */
+  readonly scanRule: events.CfnRule;
   /** Dead-letter queue of events that could not be forwarded. */
   readonly deadLetterQueue: sqs.CfnQueue;
 
@@ -98,7 +100,27 @@ export class FerryForwarder extends Construct {
         },
       ],
     });
-    ruleDeadLetterPolicy(this, 'DeadLetterQueuePolicy', this.deadLetterQueue, this.rule.attrArn);
+    // Scan completions release the copies a scan gate holds: forwarded as the hub accepts them.
+    this.scanRule = new events.CfnRule(this, 'ForwardScanRule', {
+      description:
+        "ECR basic and enhanced (Inspector) scan completions -> the Ferry hub region's default bus (they release images a scan gate holds)",
+      eventBusName: 'default',
+      state: 'ENABLED',
+      eventPattern: SCAN_COMPLETED_PATTERN,
+      targets: [
+        {
+          id: 'ferry-hub',
+          arn: hubBus,
+          roleArn: role.attrArn,
+          retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
+          deadLetterConfig: { arn: this.deadLetterQueue.attrArn },
+        },
+      ],
+    });
+    ruleDeadLetterPolicy(this, 'DeadLetterQueuePolicy', this.deadLetterQueue, [
+      this.rule.attrArn,
+      this.scanRule.attrArn,
+    ]);
     new cloudwatch.CfnAlarm(this, 'DeadLetterQueueAlarm', {
       alarmDescription:
         'ECR events of this region could not be forwarded to the Ferry hub (reconcile will catch up).',
@@ -114,6 +136,7 @@ export class FerryForwarder extends Construct {
       alarmActions: alarmTopicArn === undefined ? undefined : [alarmTopicArn],
     });
     new CfnOutput(this, 'ForwardRuleArn', { value: this.rule.attrArn });
+    new CfnOutput(this, 'ForwardScanRuleArn', { value: this.scanRule.attrArn });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: this.deadLetterQueue.ref });
   }
 }

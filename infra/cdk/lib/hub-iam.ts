@@ -6,7 +6,7 @@
 import { Aws, Fn } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { ECR_LIST, ECR_PULL, ECR_PUSH } from './actions';
+import { ECR_JUDGE_GATES, ECR_LIST, ECR_LIST_SOURCES, ECR_PULL, ECR_PUSH } from './actions';
 import { ResolvedHubProps } from './hub-props';
 
 /** A raw IAM statement (JSON, tokens allowed). */
@@ -127,6 +127,12 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         allow('AsyncDeadLetters', 'sqs:SendMessage', refs.eventsDlqArn),
         // The source registry's pull-through cache rules (registry-level, read-only).
         allow('ReadPullThroughCacheRules', 'ecr:DescribePullThroughCacheRules', '*'),
+        // Promotion gates: a gated copy is judged before its job is sent (the image's
+        // manifest, ECR's scan findings, the push time, signatures), and a copy a gate
+        // stops becomes a HELD or BLOCKED result event.
+        login,
+        allow('JudgeGates', ECR_JUDGE_GATES, p.sourceRepositoryArns),
+        allow('PublishGateResults', 'events:PutEvents', refs.resultBusArn),
         ...configKey,
         ...tail(p),
       ];
@@ -175,7 +181,7 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
         // The source's pull-through cache rules and the managed signing configuration
         // (registry-level, read-only, no resource type).
         allow('ReadRegistrySettings', ['ecr:DescribePullThroughCacheRules', 'ecr:GetSigningConfiguration'], '*'),
-        allow('ListSources', ECR_LIST, p.sourceRepositoryArns),
+        allow('ListSources', ECR_LIST_SOURCES, p.sourceRepositoryArns),
         ...(hasDestinations ? [allow('ListDestinations', ECR_LIST, p.destinationRepositoryArns)] : []),
         ...(p.destinationReadRoleArns.length > 0
           ? [allow('AssumeDestinationReadRoles', 'sts:AssumeRole', p.destinationReadRoleArns)]

@@ -16,7 +16,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { binaryCode, FerryBinary } from './code';
-import { ECR_IMAGE_ACTION_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
+import { ECR_IMAGE_ACTION_PATTERN, SCAN_COMPLETED_PATTERN, eventsDeadLetterQueue, ruleDeadLetterPolicy } from './events';
 import { hubAlarms, hubDashboard } from './hub-alarms';
 import { hubRole, HubFunction } from './hub-iam';
 import { FerryHubProps, ResolvedHubProps, resolveHubProps } from './hub-props';
@@ -167,7 +167,7 @@ export class FerryHub extends Construct {
         description: 'Ferry dispatch - turns ECR Image Action events into replication jobs',
         memorySize: 256,
         timeout: 60,
-        env: { FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref },
+        env: { FERRY_EVENT_BUS_NAME: this.resultEventBus.ref, FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref },
         asyncInvoke: { maxAge: 3600, retries: 2 },
       },
       {
@@ -224,6 +224,16 @@ export class FerryHub extends Construct {
       targets: [this.ruleTarget('dispatch', functions.dispatch, 3600, 10)],
     });
     this.permission('EcrImageActionPermission', functions.dispatch, ecrRule);
+    // Scan completions release the copies a scan gate holds.
+    const scanRule = new events.CfnRule(this, 'ScanCompletedRule', {
+      description:
+        'ECR basic and enhanced (Inspector) scan completions (this region, and those forwarded by infra/forwarder.yaml) -> dispatch, to release images a scan gate holds',
+      eventBusName: 'default',
+      state: 'ENABLED',
+      eventPattern: SCAN_COMPLETED_PATTERN,
+      targets: [this.ruleTarget('dispatch', functions.dispatch, 3600, 10)],
+    });
+    this.permission('ScanCompletedPermission', functions.dispatch, scanRule);
     const scheduleRule = new events.CfnRule(this, 'ReconcileScheduleRule', {
       description: 'Periodic reconcile (ECR events are best effort)',
       scheduleExpression: p.reconcileSchedule,
@@ -233,6 +243,7 @@ export class FerryHub extends Construct {
     this.permission('ReconcileSchedulePermission', functions.reconcile, scheduleRule);
     ruleDeadLetterPolicy(this, 'EventsDeadLetterQueuePolicy', this.eventsDeadLetterQueue, [
       ecrRule.attrArn,
+      scanRule.attrArn,
       scheduleRule.attrArn,
     ]);
 

@@ -51,8 +51,8 @@ describe('FerryHub', () => {
       'AWS::Lambda::Function': 3,
       'AWS::Lambda::EventInvokeConfig': 2,
       'AWS::Lambda::EventSourceMapping': 1,
-      'AWS::Events::Rule': 2,
-      'AWS::Lambda::Permission': 2,
+      'AWS::Events::Rule': 3,
+      'AWS::Lambda::Permission': 3,
       'AWS::CloudWatch::Alarm': 14,
       'AWS::CloudWatch::Dashboard': 1,
       'AWS::SNS::Topic': 0,
@@ -128,6 +128,18 @@ describe('FerryHub', () => {
       SendJobs: ['sqs:SendMessage', jobs],
       AsyncDeadLetters: ['sqs:SendMessage', eventsDlq],
       ReadPullThroughCacheRules: ['ecr:DescribePullThroughCacheRules', '*'],
+      EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
+      JudgeGates: [
+        [
+          'ecr:BatchGetImage',
+          'ecr:GetDownloadUrlForLayer',
+          'ecr:DescribeImages',
+          'ecr:DescribeImageScanFindings',
+          'ecr:ListImageReferrers',
+        ],
+        SOURCES,
+      ],
+      PublishGateResults: ['events:PutEvents', arn(idOf(json, 'AWS::Events::EventBus', 'ResultEventBus'))],
     });
     assert.deepEqual(statements(json, 'ReplicateRole'), {
       WriteOwnLogs: [['logs:CreateLogStream', 'logs:PutLogEvents'], log('Replicate')],
@@ -151,6 +163,7 @@ describe('FerryHub', () => {
           'ecr:DescribeRepositories',
           'ecr:ListImages',
           'ecr:ListImageReferrers',
+          'ecr:DescribeImageScanFindings',
         ],
         SOURCES,
       ],
@@ -164,7 +177,7 @@ describe('FerryHub', () => {
       ReadFailuresKeepCursor: [['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:PutItem'], ledger],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
       ReadRegistrySettings: [['ecr:DescribePullThroughCacheRules', 'ecr:GetSigningConfiguration'], '*'],
-      ListSources: [list, SOURCES],
+      ListSources: [[...list, 'ecr:DescribeImageScanFindings', 'ecr:GetDownloadUrlForLayer'], SOURCES],
     });
   });
 
@@ -243,7 +256,7 @@ describe('FerryHub', () => {
       return Object.keys(props.Environment.Variables).sort();
     };
     const common = ['FERRY_CONFIG_PARAMETER', 'FERRY_ORGANIZATION_TTL_SECONDS', 'RUST_LOG'];
-    assert.deepEqual(env('Dispatch'), [...common, 'FERRY_JOBS_QUEUE_URL'].sort());
+    assert.deepEqual(env('Dispatch'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOBS_QUEUE_URL'].sort());
     assert.deepEqual(env('Replicate'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOB_CONCURRENCY', 'FERRY_LEDGER_TABLE'].sort());
     assert.deepEqual(env('Reconcile'), [...common, 'FERRY_JOBS_QUEUE_URL', 'FERRY_LEDGER_TABLE', 'FERRY_MAX_JOBS_PER_RUN'].sort());
   });
@@ -255,6 +268,24 @@ describe('FerryHub', () => {
         source: ['aws.ecr'],
         'detail-type': ['ECR Image Action', 'ECR Referrer Action'],
         detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE', 'UPDATE_STORAGE_CLASS'] },
+      },
+      Targets: [
+        {
+          Id: 'dispatch',
+          Arn: arn(idOf(json, 'AWS::Lambda::Function', 'DispatchFunction')),
+          RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 10 },
+          DeadLetterConfig: { Arn: arn(idOf(json, 'AWS::SQS::Queue', 'EventsDeadLetterQueue')) },
+        },
+      ],
+    });
+  });
+
+  it('routes ECR and Inspector scan completions to dispatch, with retries and a DLQ', () => {
+    const { template, json } = hub();
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.ecr', 'aws.inspector2'],
+        'detail-type': ['ECR Image Scan', 'Inspector2 Scan'],
       },
       Targets: [
         {

@@ -55,3 +55,23 @@ fn forwarder_sends_the_hub_pattern_to_the_hub_default_bus_only() {
         json!("arn:aws:events:us-east-1:999999999999:event-bus/default")
     );
 }
+
+#[test]
+fn forwarder_sends_scan_completions_as_the_hub_accepts_them() {
+    // Scan completions release images a scan gate holds: a region whose pushes are
+    // forwarded must forward its scans too, with the hub rule's pattern and target setup.
+    let hub_pattern = hub(&[]).props("ScanCompletedRule")["EventPattern"].clone();
+    assert_eq!(
+        hub_pattern["detail-type"],
+        json!(["ECR Image Scan", "Inspector2 Scan"])
+    );
+    let r = forwarder(&[("HubRegion", "us-east-1")]);
+    let scan = r.props("ForwardScanRule");
+    assert_eq!(scan["EventPattern"], hub_pattern);
+    assert_eq!(scan["Targets"], r.props("ForwardRule")["Targets"]);
+    let dlq = &r.props("DeadLetterQueuePolicy")["PolicyDocument"]["Statement"][0];
+    assert_eq!(
+        dlq["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!([get_att("ForwardRule", "Arn"), get_att("ForwardScanRule", "Arn")])
+    );
+}

@@ -128,6 +128,8 @@ fn parameters_reach_the_functions_environment() {
         env("DispatchFunction"),
         json!({
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
+            // HELD and BLOCKED results of promotion gates.
+            "FERRY_EVENT_BUS_NAME": reference("ResultEventBus"),
             "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
             "RUST_LOG": "info",
         })

@@ -32,7 +32,10 @@ fn expected_hub_statements(
     all: bool,
     secure: bool,
 ) -> BTreeMap<(&'static str, &'static str), Vec<String>> {
-    let pull = sorted(&ECR_PULL);
+    let mut pull = sorted(&ECR_PULL);
+    // Promotion gates: the scan findings of a gated image.
+    pull.push("ecr:DescribeImageScanFindings".into());
+    pull.sort();
     let push = sorted(&ECR_PUSH);
     let list = sorted(&[
         "ecr:DescribeRepositories",
@@ -105,7 +108,28 @@ fn expected_hub_statements(
         ("ReconcileRole", "EcrRegistryLogin"),
         strings(&["ecr:GetAuthorizationToken"]),
     );
-    m.insert(("ReconcileRole", "ListSources"), list.clone());
+    let mut judged = list.clone();
+    judged.extend(["ecr:DescribeImageScanFindings".into(), "ecr:GetDownloadUrlForLayer".into()]);
+    judged.sort();
+    m.insert(("ReconcileRole", "ListSources"), judged);
+    m.insert(
+        ("DispatchRole", "EcrRegistryLogin"),
+        strings(&["ecr:GetAuthorizationToken"]),
+    );
+    m.insert(
+        ("DispatchRole", "JudgeGates"),
+        sorted(&[
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+            "ecr:DescribeImages",
+            "ecr:DescribeImageScanFindings",
+            "ecr:ListImageReferrers",
+        ]),
+    );
+    m.insert(
+        ("DispatchRole", "PublishGateResults"),
+        strings(&["events:PutEvents"]),
+    );
     m.insert(
         ("ReconcileRole", "ReadRegistrySettings"),
         sorted(&[

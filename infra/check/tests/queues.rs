@@ -44,7 +44,7 @@ fn jobs_queue_is_fifo_encrypted_and_redrives_to_a_fifo_dlq() {
     assert_eq!(events_dlq["SqsManagedSseEnabled"], json!(true));
     assert_eq!(events_dlq["MessageRetentionPeriod"], json!(14 * 24 * 3600));
 
-    // Only the two rules may use the events DLQ through its queue policy.
+    // Only the three rules may use the events DLQ through its queue policy.
     let policy = r.props("EventsDeadLetterQueuePolicy");
     assert_eq!(
         policy["Queues"],
@@ -57,6 +57,7 @@ fn jobs_queue_is_fifo_encrypted_and_redrives_to_a_fifo_dlq() {
         st["Condition"]["ArnEquals"]["aws:SourceArn"],
         json!([
             get_att("EcrImageActionRule", "Arn"),
+            get_att("ScanCompletedRule", "Arn"),
             get_att("ReconcileScheduleRule", "Arn")
         ])
     );
