@@ -231,8 +231,30 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         None
     );
 
-    // Gates apply to copies only: a later finding on a copied image is no drift and
-    // deletes nothing.
+    // Gates apply to copies only: a copied image stays (skip, no drift).
     let verify = plan(&env, &config);
     assert_eq!(item(&verify, "clean")["action"], "skip");
+
+    // `ferry status` says why an image has not arrived.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, config.to_string()).expect("write");
+    let image = env.reference("golden/app", "critical");
+    let out = run_ferry(
+        [
+            "status",
+            "-c",
+            path.to_str().expect("utf8"),
+            &image,
+            "--output",
+            "json",
+        ],
+        &env.env(),
+    )
+    .expect("ferry runs");
+    let status: Value = serde_json::from_slice(&out.stdout).expect("json status");
+    let d = &status["destinations"][0];
+    assert_eq!(d["state"], "MISSING", "{status}");
+    assert_eq!(d["gate"]["verdict"], "blocked");
+    assert_eq!(d["gate"]["code"], "severity");
 }

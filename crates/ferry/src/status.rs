@@ -168,6 +168,11 @@ pub struct DestinationStatus {
     /// given and holds one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_result: Option<LastResult>,
+    /// A promotion gate that holds or blocks the image for this destination: why a
+    /// MISSING image has not arrived, or (COMPLETE) a finding made after it was copied,
+    /// reported and never acted on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::GateStatus>,
 }
 
 /// The whole answer.
@@ -280,6 +285,24 @@ pub async fn status(
     answered.sort_by_key(|(i, _)| *i);
     let mut destinations: Vec<DestinationStatus> = answered.into_iter().map(|(_, d)| d).collect();
     let mut warnings = Vec::new();
+    // Gated destinations: the gates' verdict on the image (one evaluation per gate
+    // choice, however many destinations share it).
+    let gates = replicator.gate_check();
+    for (d, t) in destinations.iter_mut().zip(&targets) {
+        let image = crate::gate::GateImage {
+            registry: &source,
+            repository: &image.repository,
+            digest: &digest,
+        };
+        match gates.verdict(t.gates.as_ref(), image, &t.platforms).await {
+            Ok(verdict) => d.gate = crate::gate::GateStatus::of(&verdict),
+            Err(e) => warnings.push(format!(
+                "promotion gates of {} could not be judged: {}: {e}",
+                d.destination,
+                e.code()
+            )),
+        }
+    }
     match last {
         Some(Ok(results)) => attach(&mut destinations, results),
         Some(Err(e)) => warnings.push(format!("last result events unavailable: {}: {e}", e.code())),
@@ -346,6 +369,7 @@ async fn check(
         code: None,
         message: None,
         last_result: None,
+        gate: None,
     };
     match replicator
         .copier()
@@ -515,6 +539,7 @@ mod tests {
             code: None,
             message: None,
             last_result: None,
+            gate: None,
         }
     }
 

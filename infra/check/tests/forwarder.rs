@@ -72,6 +72,9 @@ fn forwarder_sends_scan_completions_as_the_hub_accepts_them() {
     let dlq = &r.props("DeadLetterQueuePolicy")["PolicyDocument"]["Statement"][0];
     assert_eq!(
         dlq["Condition"]["ArnEquals"]["aws:SourceArn"],
-        json!([get_att("ForwardRule", "Arn"), get_att("ForwardScanRule", "Arn")])
+        json!([
+            get_att("ForwardRule", "Arn"),
+            get_att("ForwardScanRule", "Arn")
+        ])
     );
 }

@@ -109,7 +109,10 @@ fn expected_hub_statements(
         strings(&["ecr:GetAuthorizationToken"]),
     );
     let mut judged = list.clone();
-    judged.extend(["ecr:DescribeImageScanFindings".into(), "ecr:GetDownloadUrlForLayer".into()]);
+    judged.extend([
+        "ecr:DescribeImageScanFindings".into(),
+        "ecr:GetDownloadUrlForLayer".into(),
+    ]);
     judged.sort();
     m.insert(("ReconcileRole", "ListSources"), judged);
     m.insert(

@@ -76,6 +76,9 @@ fn text(report: &StatusReport) {
                 line.push_str(&format!(" ({code})"));
             }
         }
+        if let Some(gate) = &d.gate {
+            line.push_str(&format!("  {}: {}", gate.verdict, gate.reason));
+        }
         say!("{line}");
     }
     let counts: Vec<String> = State::ALL

@@ -79,6 +79,26 @@ impl fmt::Display for GateReason {
     }
 }
 
+/// A verdict that stops a copy, as `ferry status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateStatus {
+    /// `held` or `blocked`.
+    pub verdict: String,
+    /// Why.
+    #[serde(flatten)]
+    pub reason: GateReason,
+}
+
+impl GateStatus {
+    /// The status of a verdict that does not pass.
+    pub fn of(verdict: &Verdict) -> Option<GateStatus> {
+        verdict.reason().map(|reason| GateStatus {
+            verdict: verdict.as_str().to_string(),
+            reason: reason.clone(),
+        })
+    }
+}
+
 /// What the gates say about an image for one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
