@@ -5,6 +5,7 @@ mod archive;
 mod archive_tests;
 mod bytes;
 mod ecr_notes;
+mod filtered;
 mod listing;
 mod native;
 mod plan;
@@ -224,7 +225,8 @@ async fn run_item(
         Action::Archived => done(item, Outcome::Archived, None, None),
         Action::Archive | Action::Restore => {
             let archive = item.action == Action::Archive;
-            let Some(digest) = item.digest.clone() else {
+            // The copy at the destination: a filtered index's own digest, else the source's.
+            let Some(digest) = item.filtered_digest.clone().or_else(|| item.digest.clone()) else {
                 return done(item, Outcome::Skipped, None, None);
             };
             match replicator
