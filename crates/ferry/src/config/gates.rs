@@ -222,7 +222,10 @@ pub(crate) fn gate_issues(rule: &Rule, path: &str, ecr_source: bool) -> Vec<Issu
     if let Some(gates) = &rule.gates {
         let at = format!("{path}.gates");
         if gates.is_empty() {
-            issues.push(Issue::warning(&at, "no gate given: the rule copies every image"));
+            issues.push(Issue::warning(
+                &at,
+                "no gate given: the rule copies every image",
+            ));
         }
         if let Some(scan) = &gates.scan {
             let at = format!("{at}.scan");
@@ -269,7 +272,10 @@ pub(crate) fn gate_issues(rule: &Rule, path: &str, ecr_source: bool) -> Vec<Issu
     if !rule.platforms.is_empty() {
         let at = format!("{path}.platforms");
         if rule.platforms.len() > MAX_PLATFORMS {
-            issues.push(Issue::error(&at, format!("at most {MAX_PLATFORMS} platforms")));
+            issues.push(Issue::error(
+                &at,
+                format!("at most {MAX_PLATFORMS} platforms"),
+            ));
         }
         for (i, platform) in rule.platforms.iter().enumerate() {
             if let Err(message) = check_platform(platform) {
@@ -309,7 +315,10 @@ mod tests {
     fn severities_order_as_ecr_ranks_them() {
         assert!(FindingSeverity::Informational < FindingSeverity::Low);
         assert!(FindingSeverity::High < FindingSeverity::Critical);
-        assert_eq!(FindingSeverity::from_name("HIGH"), Some(FindingSeverity::High));
+        assert_eq!(
+            FindingSeverity::from_name("HIGH"),
+            Some(FindingSeverity::High)
+        );
         assert_eq!(FindingSeverity::from_name("UNDEFINED"), None);
     }
 
@@ -317,7 +326,13 @@ mod tests {
     fn platforms_are_os_slash_architecture() {
         assert!(check_platform("linux/amd64").is_ok());
         assert!(check_platform("linux/arm64/v8").is_ok());
-        for bad in ["linux", "Linux/amd64", "linux//amd64", "a/b/c/d", "linux/amd64 "] {
+        for bad in [
+            "linux",
+            "Linux/amd64",
+            "linux//amd64",
+            "a/b/c/d",
+            "linux/amd64 ",
+        ] {
             assert!(check_platform(bad).is_err(), "{bad}");
         }
     }

@@ -20,8 +20,8 @@
 //! error the linear search meets first.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::destination::{Destination, Target};
 use super::error::{ConfigError, Issue};

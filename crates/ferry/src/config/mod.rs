@@ -60,8 +60,8 @@ pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
 pub use gates::{
-    CosignVerifier, DEFAULT_WAIT_MINUTES, FindingSeverity, GateChoice, Gates, MAX_IGNORED_FINDINGS, MAX_PLATFORMS,
-    MAX_TRUST_ENTRIES, MAX_WAIT_MINUTES, NotationVerifier, ScanGate, SignatureGate,
+    CosignVerifier, DEFAULT_WAIT_MINUTES, FindingSeverity, GateChoice, Gates, MAX_IGNORED_FINDINGS,
+    MAX_PLATFORMS, MAX_TRUST_ENTRIES, MAX_WAIT_MINUTES, NotationVerifier, ScanGate, SignatureGate,
 };
 pub use index::{DestinationIndex, Selection};
 pub use model::{

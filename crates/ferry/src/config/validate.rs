@@ -110,7 +110,11 @@ impl ReplicationConfig {
         for (r, rule) in self.rules.iter().enumerate() {
             let path = format!("rules[{r}]");
             check_filters(rule, &path, issues);
-            issues.extend(super::gates::gate_issues(rule, &path, self.source_may_be_ecr()));
+            issues.extend(super::gates::gate_issues(
+                rule,
+                &path,
+                self.source_may_be_ecr(),
+            ));
             if rule.destinations.is_empty() {
                 issues.push(Issue::warning(
                     child(&path, "destinations"),
