@@ -121,7 +121,10 @@ fn a_sync_of_one_platform_writes_an_index_of_it_alone_and_a_second_sync_does_not
         "the source index was not written"
     );
     for blob in &dropped_only {
-        assert!(!dst.has_blob(REPO, blob).expect("HEAD"), "{blob} not copied");
+        assert!(
+            !dst.has_blob(REPO, blob).expect("HEAD"),
+            "{blob} not copied"
+        );
     }
     // Nothing of the dropped platform was asked of the source, nor sent to the destination.
     let dropped_names: Vec<&String> = dropped_only.iter().chain([&dropped_digest]).collect();
@@ -139,11 +142,7 @@ fn a_sync_of_one_platform_writes_an_index_of_it_alone_and_a_second_sync_does_not
         }
     }
     // Only the kept blobs crossed: the amd64 config and its two layers.
-    assert_eq!(
-        copy["blobs"]["copied"],
-        kept_blobs.len(),
-        "{copy}"
-    );
+    assert_eq!(copy["blobs"]["copied"], kept_blobs.len(), "{copy}");
 
     // A second sync finds it in place and writes nothing.
     sp.reset_counts();
@@ -162,7 +161,20 @@ fn a_sync_of_one_platform_writes_an_index_of_it_alone_and_a_second_sync_does_not
 
     let (out, verify) = ferry_json(&["verify", "-c", config.arg(), "--output", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
-    assert_eq!(verify["drift"].as_array().map(Vec::len), Some(0), "{verify}");
+    assert_eq!(
+        verify["drift"].as_array().map(Vec::len),
+        Some(0),
+        "{verify}"
+    );
+
+    // `ferry status` counts the filtered index as the complete copy.
+    let image = format!("{}/{REPO}:v1", sp.host());
+    let (out, status) = ferry_json(&["status", "-c", config.arg(), &image, "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let destinations = status["destinations"].as_array().expect("destinations");
+    assert_eq!(destinations.len(), 1, "{status}");
+    assert_eq!(destinations[0]["state"], "COMPLETE", "{status}");
+    assert_eq!(destinations[0]["digest"], planned.as_str(), "{status}");
 }
 
 #[test]
