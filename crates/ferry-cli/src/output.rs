@@ -66,6 +66,9 @@ pub(crate) fn copy_text(r: &CopyReport) {
     };
     say!("{verb}: {} -> {}", r.source, r.destination);
     say!("  digest     {}", r.digest);
+    if let Some(written) = &r.filtered_digest {
+        say!("  written    {written} (only {})", r.platforms.join(", "));
+    }
     if !r.tags.is_empty() {
         say!("  tags       {}", r.tags.join(", "));
     }

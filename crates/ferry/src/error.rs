@@ -277,6 +277,27 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+
+    /// A copy that selects platforms (`rules[].platforms`) found none of them in the
+    /// source index: nothing was written. Permanent: the same index has the same
+    /// platforms (a new push at the source is a new job).
+    #[error(
+        "{repository}@{digest} at {registry} lists none of the platforms {}: it has {}; nothing was copied",
+        wanted.join(", "),
+        if available.is_empty() { "no platform entries".to_string() } else { available.join(", ") }
+    )]
+    NoMatchingPlatform {
+        /// Source registry host.
+        registry: String,
+        /// Source repository.
+        repository: String,
+        /// The source index.
+        digest: Digest,
+        /// The platforms the copy selects.
+        wanted: Vec<String>,
+        /// The platforms the index lists (`os/architecture[/variant]`).
+        available: Vec<String>,
+    },
 }
 
 /// Whether a 403 answer is ECR's `DENIED` "Your authorization token has expired": a spent
@@ -333,7 +354,8 @@ impl Error {
             | Error::Archived { .. }
             | Error::ResponseTooLarge { .. }
             | Error::Pagination { .. }
-            | Error::UntagUnsupported { .. } => false,
+            | Error::UntagUnsupported { .. }
+            | Error::NoMatchingPlatform { .. } => false,
         }
     }
 
@@ -360,6 +382,7 @@ impl Error {
             Error::ResponseTooLarge { .. } => "response-too-large",
             Error::Pagination { .. } => "bad-pagination",
             Error::UntagUnsupported { .. } => "untag-unsupported",
+            Error::NoMatchingPlatform { .. } => "no-matching-platform",
         }
     }
 
@@ -431,6 +454,22 @@ mod tests {
         };
         assert!(!e.is_retryable());
         assert_eq!(e.code(), "archived");
+    }
+
+    #[test]
+    fn no_matching_platform_is_permanent_and_names_both_sides() {
+        let e = Error::NoMatchingPlatform {
+            registry: "r".into(),
+            repository: "a".into(),
+            digest: Digest::of(b"x"),
+            wanted: vec!["linux/s390x".into()],
+            available: vec!["linux/amd64".into(), "linux/arm64".into()],
+        };
+        assert!(!e.is_retryable());
+        assert_eq!(e.code(), "no-matching-platform");
+        let text = e.to_string();
+        assert!(text.contains("linux/s390x"), "{text}");
+        assert!(text.contains("linux/amd64, linux/arm64"), "{text}");
     }
 
     #[test]

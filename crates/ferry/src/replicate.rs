@@ -187,8 +187,9 @@ impl Replicator {
     /// When the job names both a tag and a digest (an event), the source tag is read again
     /// first: if it has moved on, the job's digest is copied by digest only and the tag
     /// follows the source's current digest, so a late job never moves a tag back.
-    /// `options` overrides the copier's (deadline, concurrency); referrers follow the
-    /// target.
+    /// `options` overrides the copier's (deadline, concurrency); referrers and platforms
+    /// follow the target (with `target.platforms`, an index is written anew with only those
+    /// platforms: [`CopyOptions::platforms`]).
     pub async fn replicate(
         &self,
         source: &Reference,
@@ -197,6 +198,7 @@ impl Replicator {
     ) -> Result<Replicated, Error> {
         let mut opts = options.unwrap_or_else(|| self.copier.options().clone());
         opts.referrers = target.referrers;
+        opts.platforms = target.platforms.clone();
         if opts.ecr.is_none() {
             opts.ecr = self.ecr.clone();
         }

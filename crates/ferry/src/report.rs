@@ -72,8 +72,17 @@ pub struct CopyReport {
     pub source: String,
     /// Destination reference.
     pub destination: String,
-    /// The image's digest.
+    /// The image's digest at the source.
     pub digest: Digest,
+    /// The digest written at the destination when it differs from [`CopyReport::digest`]:
+    /// the index of the selected platforms only (`rules[].platforms`), which the tags
+    /// point at. `None`: the source's manifest, byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtered_digest: Option<Digest>,
+    /// With [`CopyReport::filtered_digest`]: the platforms the written index keeps
+    /// (`os/architecture[/variant]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
     /// Tags set at the destination.
     pub tags: Vec<String>,
     /// Copied or skipped.

@@ -2,9 +2,10 @@
 //! to, the answer ECR's `DescribeImageReplicationStatus` gives for native replication, for
 //! every kind of destination.
 //!
-//! The source digest is resolved once (one manifest HEAD at the source); then each target
-//! gets one manifest HEAD, with its own credentials (the registry client routes them per
-//! destination), [`STATUS_CONCURRENCY`] at a time. Only when a destination tag holds
+//! The source digest is resolved once (one manifest HEAD at the source, and one GET of it
+//! when a target selects platforms: that target should hold the filtered index's digest,
+//! computed from it); then each target gets one manifest HEAD, with its own credentials
+//! (the registry client routes them per destination), [`STATUS_CONCURRENCY`] at a time. Only when a destination tag holds
 //! another digest and the destination is ECR is its repository's tag mutability read
 //! (`DescribeRepositories`), to tell a [`State::Conflict`] from a [`State::Different`].
 
@@ -26,7 +27,8 @@ pub const STATUS_CONCURRENCY: usize = 32;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
-    /// The destination holds the source digest (under the tag, for a tag).
+    /// The destination holds the source digest (under the tag, for a tag); for a target
+    /// that selects platforms, the digest of the index of those platforms.
     Complete,
     /// The destination has no such tag (or digest), or not the repository.
     Missing,
@@ -265,10 +267,25 @@ pub async fn status(
         })?
         .digest;
 
+    // A target that selects platforms holds an index of its own: the digest it should
+    // hold is computed from the source index (one GET, only when some target selects).
+    let source_index = match targets.iter().any(|t| !t.platforms.is_empty()) {
+        true => client.get_manifest_opt(&src_repo, digest.as_str()).await?,
+        false => None,
+    };
+    let want_at = |t: &Target| match &source_index {
+        Some(raw) if !t.platforms.is_empty() => {
+            match crate::copy::platforms::select_in(&src_repo, raw, &t.platforms) {
+                Ok(Some(selection)) => selection.raw.digest,
+                _ => digest.clone(),
+            }
+        }
+        _ => digest.clone(),
+    };
     let checks = futures::stream::iter(spread(&targets))
         .map(|(i, t)| {
-            let digest = &digest;
-            async move { (i, check(replicator, image, t, digest).await) }
+            let want = want_at(t);
+            async move { (i, check(replicator, image, t, &want).await) }
         })
         .buffer_unordered(STATUS_CONCURRENCY)
         .collect::<Vec<_>>();

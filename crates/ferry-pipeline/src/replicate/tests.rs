@@ -59,6 +59,8 @@ impl Engine for Scripted {
                     source: String::new(),
                     destination: String::new(),
                     digest,
+                    filtered_digest: None,
+                    platforms: Vec::new(),
                     tags: vec![tag],
                     status: CopyStatus::Copied,
                     manifests: Default::default(),

@@ -30,6 +30,17 @@ pub(crate) struct Held {
     _permit: OwnedSemaphorePermit,
 }
 
+impl Held {
+    /// Another manifest in this one's place, under its reservation (an index rewritten
+    /// from this one, no larger than it but for a few bytes of number formatting).
+    pub(crate) fn replaced(self, raw: RawManifest) -> Held {
+        Held {
+            raw,
+            _permit: self._permit,
+        }
+    }
+}
+
 impl ManifestBudget {
     /// `total` bytes shared by the depths, each depth holding at least one manifest of
     /// the largest size allowed.

@@ -4,6 +4,7 @@
 
 mod blobs;
 mod budget;
+pub mod platforms;
 mod referrers;
 mod shared;
 pub mod verify;
@@ -67,6 +68,12 @@ pub struct CopyOptions {
     /// push): its manifest is read while the destination is asked whether it holds it,
     /// one round trip sooner when it does not, one GET more when it does.
     pub expect_new: bool,
+    /// Copy only these platforms (`os/architecture[/variant]`) of an image index: the
+    /// destination gets a new index listing only the matching entries (and the Docker
+    /// attestations of those), with a digest of its own, and the source index's referrers
+    /// are not copied (their `subject` is the source index). Not an index: copied as it
+    /// is. Empty (the default): every platform, byte for byte. See [`platforms`].
+    pub platforms: Vec<String>,
 }
 
 /// Default [`CopyOptions::manifest_budget`]: 64 MiB.
@@ -86,6 +93,7 @@ impl Default for CopyOptions {
             ecr: None,
             skip_signatures: false,
             expect_new: false,
+            platforms: Vec::new(),
         }
     }
 }
@@ -159,6 +167,9 @@ pub(crate) struct Job {
     pub tally: Tally,
     /// Blobs already counted in this copy.
     pub seen: Mutex<HashSet<Digest>>,
+    /// When an index is written in place of the source's (platform selection): the
+    /// source's digest, and the platforms the written index keeps.
+    pub filtered: std::sync::OnceLock<(Digest, Vec<String>)>,
 }
 
 impl Copier {
@@ -267,6 +278,7 @@ impl Copier {
             dst: Repo::new(&dst.registry, &dst.repository),
             tally: Tally::default(),
             seen: Mutex::default(),
+            filtered: std::sync::OnceLock::new(),
         };
         let tag = match (&dst.tag, &dst.digest) {
             (Some(t), _) => Some(t.clone()),
@@ -310,7 +322,12 @@ impl Copier {
                 (root.raw.digest.clone(), CopyStatus::Copied)
             }
         };
-        let report = self.report(&job, src, dst, digest, tag, status, started);
+        let mut report = self.report(&job, src, dst, digest, tag, status, started);
+        if let Some((source, kept)) = job.filtered.get().cloned() {
+            // The report names the source's digest; the filtered index's own beside it.
+            report.filtered_digest = Some(std::mem::replace(&mut report.digest, source));
+            report.platforms = kept;
+        }
         Ok((report, confirmed))
     }
 
@@ -333,16 +350,34 @@ impl Copier {
             }
         };
 
+        // 1b. Platforms selected: the index to write is the source's, filtered; the
+        //     destination is compared with that one.
+        let (want, early) = if self.options.platforms.is_empty() {
+            (digest.clone(), None)
+        } else {
+            let root = self.fetch_root(job, &digest).await?;
+            let root = self.select_platforms(job, root)?;
+            (root.raw.digest.clone(), Some(Ok(root)))
+        };
+        let filtered = want != digest;
+
         // 2. Is it already there? (The plan may have just looked: then its answer.) An
         //    image expected to be new has its manifest read meanwhile.
-        let dst_ref = tag.map_or_else(|| digest.to_string(), str::to_string);
+        let dst_ref = tag.map_or_else(|| want.to_string(), str::to_string);
         let known = self
             .options
             .shared_reads
             .as_ref()
             .and_then(|s| s.take_destination(&job.dst, &dst_ref));
         let (at_dst, early) = match known {
-            Some(found) => (found, None),
+            Some(found) => (found, early),
+            None if early.is_some() => (
+                job.client
+                    .head_manifest(&job.dst, &dst_ref)
+                    .await?
+                    .map(|h| h.digest),
+                early,
+            ),
             None if self.options.expect_new => {
                 let (at, root) = futures::join!(
                     job.client.head_manifest(&job.dst, &dst_ref),
@@ -358,9 +393,11 @@ impl Copier {
                 None,
             ),
         };
-        if at_dst.as_ref() == Some(&digest) {
+        if at_dst.as_ref() == Some(&want) {
             let mut status = CopyStatus::Skipped;
-            if self.options.referrers && self.options.recheck_referrers {
+            // A filtered index has no referrers to look for: the source's name the source
+            // index.
+            if self.options.referrers && self.options.recheck_referrers && !filtered {
                 let root = match early {
                     Some(root) => root?,
                     None => self.fetch_root(job, &digest).await?,
@@ -371,7 +408,10 @@ impl Copier {
                     status = CopyStatus::Copied;
                 }
             }
-            return Ok(Walked::Present { digest, status });
+            return Ok(Walked::Present {
+                digest: want,
+                status,
+            });
         }
 
         // 3. Content, children first; meanwhile, what referrers the source holds.
@@ -380,7 +420,9 @@ impl Copier {
             None => self.fetch_root(job, &digest).await?,
         };
         let subject = Subject::new(&root.raw);
-        if self.options.referrers {
+        // The source index's referrers do not go with a filtered index: their `subject` is
+        // the source index's digest, which the destination never gets.
+        if self.options.referrers && !filtered {
             let (content, found) = futures::join!(
                 self.copy_content(job, &root, 0),
                 self.discover_referrers(job, &digest)
@@ -423,6 +465,8 @@ impl Copier {
             source: src.to_string(),
             destination: dst.to_string(),
             digest,
+            filtered_digest: None,
+            platforms: Vec::new(),
             tags: tag.into_iter().collect(),
             status,
             manifests: job.tally.manifests(),

@@ -66,6 +66,8 @@ impl Replicator {
                     source: image.to_string(),
                     destination: dst.to_string(),
                     digest: subject,
+                    filtered_digest: None,
+                    platforms: Vec::new(),
                     tags: Vec::new(),
                     status: CopyStatus::Skipped,
                     manifests: Default::default(),

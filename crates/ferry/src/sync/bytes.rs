@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use super::listing::ListedImage;
 use super::plan::{Action, LISTING_CONCURRENCY, PlanItem};
 use crate::config::Registry;
+use crate::copy::platforms::select;
 use crate::copy::{MAX_DEPTH, SharedReads};
 use crate::digest::Digest;
 use crate::error::Error;
@@ -53,28 +54,34 @@ pub(super) async fn bytes_to_move(
     // Images without a listed size: which destination registries need each, and the
     // source repository to read it from. Their manifests are read at once (the copies
     // then take them from the shared reads), each folded in as it comes, not kept.
-    let mut wanted: BTreeMap<Digest, (Arc<str>, Vec<Arc<str>>)> = BTreeMap::new();
+    // Keyed by the platforms selected too: a filtered copy moves only their blobs.
+    type Wanted = BTreeMap<(Digest, Vec<String>), (Arc<str>, Vec<Arc<str>>)>;
+    let mut wanted: Wanted = BTreeMap::new();
     for item in items.iter().filter(|i| i.action == Action::Copy) {
         let Some(digest) = &item.digest else { continue };
-        match listed_size(digest) {
+        // A listed size is the whole image's: not the size of a filtered copy.
+        let listed = listed_size(digest).filter(|_| item.filtered_digest.is_none());
+        match listed {
             Some(size) => {
                 if first(&item.destination_registry, digest) {
                     total += size;
                 }
             }
             None => wanted
-                .entry(digest.clone())
+                .entry((digest.clone(), item.target.platforms.clone()))
                 .or_insert_with(|| (item.source_repository.clone(), Vec::new()))
                 .1
                 .push(item.destination_registry.clone()),
         }
     }
     let mut sizes = futures::stream::iter(wanted)
-        .map(|(digest, (repository, registries))| async move {
-            let repo = Repo::new(source.host(), &*repository);
-            let blobs = blob_sizes(client, shared, &repo, &digest).await?;
-            Ok::<_, Error>((registries, blobs))
-        })
+        .map(
+            |((digest, platforms), (repository, registries))| async move {
+                let repo = Repo::new(source.host(), &*repository);
+                let blobs = blob_sizes(client, shared, &repo, &digest, &platforms).await?;
+                Ok::<_, Error>((registries, blobs))
+            },
+        )
         .buffered(LISTING_CONCURRENCY);
     while let Some((registries, blobs)) = sizes.try_next().await? {
         for registry in registries {
@@ -88,7 +95,8 @@ pub(super) async fn bytes_to_move(
     Ok(total)
 }
 
-/// Config and layer blobs of an image (all platforms of an index). Each manifest digest
+/// Config and layer blobs of an image (the `platforms` of an index its copy keeps; all of
+/// them when `platforms` is empty or selects nothing: the copy then fails). Each manifest digest
 /// is fetched once however many indexes list it, and an index that lists itself or nests
 /// deeper than [`MAX_DEPTH`] is [`Error::InvalidManifest`]: a registry cannot make the walk
 /// unbounded.
@@ -97,6 +105,7 @@ async fn blob_sizes(
     shared: &SharedReads,
     repo: &Repo,
     digest: &Digest,
+    platforms: &[String],
 ) -> Result<Vec<(Digest, u64)>, Error> {
     let mut out = Vec::new();
     let mut seen = HashSet::from([digest.clone()]);
@@ -116,7 +125,12 @@ async fn blob_sizes(
             reference: d.to_string(),
             reason,
         };
-        match manifest::parse(&m.bytes) {
+        // The root of a filtered copy: the index it writes.
+        let selected = (depth == 0)
+            .then(|| select(&m, platforms).ok().flatten())
+            .flatten();
+        let bytes = selected.as_ref().map_or(&m.bytes, |s| &s.raw.bytes);
+        match manifest::parse(bytes) {
             Ok(Parsed::Index { manifests, .. }) => {
                 if manifests.iter().any(|c| c.digest == d) {
                     return Err(invalid("the index lists itself".into()));

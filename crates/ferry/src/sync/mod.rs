@@ -5,6 +5,7 @@ mod archive;
 mod archive_tests;
 mod bytes;
 mod ecr_notes;
+mod filtered;
 mod gates;
 mod listing;
 mod native;
@@ -244,7 +245,8 @@ async fn run_item(
         }
         Action::Archive | Action::Restore => {
             let archive = item.action == Action::Archive;
-            let Some(digest) = item.digest.clone() else {
+            // The copy at the destination: a filtered index's own digest, else the source's.
+            let Some(digest) = item.filtered_digest.clone().or_else(|| item.digest.clone()) else {
                 return done(item, Outcome::Skipped, None, None);
             };
             match replicator

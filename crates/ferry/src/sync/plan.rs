@@ -66,6 +66,11 @@ pub struct PlanItem {
     pub tag: Option<String>,
     /// Source digest (absent for deletes and extras).
     pub digest: Option<Digest>,
+    /// The digest the copy writes, when it is not the source's: the index of the
+    /// platforms the target selects (`rules[].platforms`), which the destination tag
+    /// holds when the image is in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered_digest: Option<Digest>,
     /// What the destination holds under the tag, if known.
     pub existing: Option<Digest>,
     /// The archive state behind the action: the source image's when it is archived, else
@@ -310,6 +315,7 @@ async fn plan_with(
             let source_tags = &source_tags;
             let shared = &shared;
             let images = &images;
+            let source = &source;
             async move {
                 let imgs: Vec<&ListedImage> = members.iter().map(|&n| &images[n]).collect();
                 let wanted: BTreeSet<String> = imgs.iter().filter_map(|i| i.tag.clone()).collect();
@@ -323,7 +329,10 @@ async fn plan_with(
                         all_tags,
                     )
                     .await?;
-                let mut items = compare(&target, &imgs, &state, client).await?;
+                let written =
+                    super::filtered::written(client, shared, &source.host(), &target, &imgs)
+                        .await?;
+                let mut items = compare(&target, &imgs, &written, &state, client).await?;
                 // The copy of a tag found missing (or different) here uses this answer
                 // instead of a HEAD of its own.
                 let dst_repo = Repo::new(target.destination.registry_host(), &target.repository);
@@ -410,9 +419,12 @@ fn plan_is_send(r: &'static Replicator) {
     send(plan(r));
 }
 
-async fn compare(
+/// Each image's action at `target`'s destination repository (`state`); `written[i]` is
+/// what the copy of `imgs[i]` writes, whose digest the destination must hold.
+pub(super) async fn compare(
     target: &Arc<Target>,
     imgs: &[&ListedImage],
+    written: &[super::filtered::Written],
     state: &RepoState,
     client: &crate::registry::RegistryClient,
 ) -> Result<Vec<PlanItem>, Error> {
@@ -434,13 +446,18 @@ async fn compare(
         .map(|i| &i.digest)
         .collect();
     let mut out = Vec::with_capacity(imgs.len());
-    for img in imgs {
-        let held = state.archived.get(&img.digest);
-        let present = state.digests.contains(&img.digest)
-            || img
-                .tag
-                .as_ref()
-                .is_some_and(|t| state.tags.get(t) == Some(&Some(img.digest.clone())));
+    for (img, written) in imgs.iter().zip(written) {
+        // The digest the destination holds when the image is in place (a filtered index's
+        // own); `None`: a copy that will fail, planned as a copy.
+        let expected = written.expected(&img.digest);
+        let held = expected.and_then(|d| state.archived.get(d));
+        let present = expected.is_some_and(|d| {
+            state.digests.contains(d)
+                || img
+                    .tag
+                    .as_ref()
+                    .is_some_and(|t| state.tags.get(t).is_some_and(|at| at.as_ref() == Some(d)))
+        });
         let stored =
             match super::archive::storage_action(img.archived.as_ref(), held, present, follow) {
                 Some(Action::Archive) if active.contains(&img.digest) => Some(Action::Archived),
@@ -455,21 +472,26 @@ async fn compare(
             (tag, None) => match tag {
                 Some(tag) => match state.tags.get(tag) {
                     None => (Action::Copy, None),
-                    Some(Some(d)) if *d == img.digest => (Action::Skip, Some(d.clone())),
+                    Some(Some(d)) if Some(d) == expected => (Action::Skip, Some(d.clone())),
                     Some(existing) if state.tag_immutable(tag) => {
                         (Action::Conflict, existing.clone())
                     }
                     Some(existing) => (Action::Copy, existing.clone()),
                 },
                 None => {
-                    let present = state.digests.contains(&img.digest)
-                        || client
-                            .head_manifest(
-                                &Repo::new(&host, &target.repository),
-                                img.digest.as_str(),
-                            )
-                            .await?
-                            .is_some();
+                    let present = match expected {
+                        None => false,
+                        Some(d) => {
+                            state.digests.contains(d)
+                                || client
+                                    .head_manifest(
+                                        &Repo::new(&host, &target.repository),
+                                        d.as_str(),
+                                    )
+                                    .await?
+                                    .is_some()
+                        }
+                    };
                     (if present { Action::Skip } else { Action::Copy }, None)
                 }
             },
@@ -485,6 +507,7 @@ async fn compare(
             destination_repository: repository.clone(),
             tag: img.tag.clone(),
             digest: Some(img.digest.clone()),
+            filtered_digest: written.filtered(),
             existing,
             archived: img.archived.clone().or_else(|| held.cloned()),
             gate: None,
@@ -549,6 +572,7 @@ fn leftovers(
             destination_repository: target.repository.as_str().into(),
             tag: Some(tag.clone()),
             digest: None,
+            filtered_digest: None,
             existing: existing.clone(),
             archived: None,
             gate: None,
