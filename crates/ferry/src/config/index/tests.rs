@@ -88,6 +88,8 @@ fn rule(seed: &RuleSeed) -> Rule {
         } else {
             ArchiveMode::Ignore
         },
+        gates: None,
+        platforms: vec![],
     }
 }
 
