@@ -60,8 +60,8 @@ pub use filter::{
     RepositoryFilter, RepositoryFilterType, TagFilter, TagFilterType, parse_version_tag,
 };
 pub use gates::{
-    CosignVerifier, DEFAULT_WAIT_MINUTES, FindingSeverity, GateChoice, Gates, MAX_IGNORED_FINDINGS, MAX_PLATFORMS,
-    MAX_TRUST_ENTRIES, MAX_WAIT_MINUTES, NotationVerifier, ScanGate, SignatureGate,
+    CosignVerifier, DEFAULT_WAIT_MINUTES, FindingSeverity, GateChoice, Gates, MAX_IGNORED_FINDINGS,
+    MAX_PLATFORMS, MAX_TRUST_ENTRIES, MAX_WAIT_MINUTES, NotationVerifier, ScanGate, SignatureGate,
 };
 pub use index::{DestinationIndex, Selection};
 pub use model::{
@@ -75,6 +75,7 @@ pub use organization::{
 pub use parse::Loaded;
 pub use pull_through::{cache_prefix, rule_names_cache};
 pub use registry::Registry;
+pub(crate) use signature_check::{TrustedIdentity, cosign_key, trusted_identity, trusted_root};
 pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, SourceParts, check_repository_name};
 pub use validate::{
     ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES, MAX_ORGANIZATION_REGIONS,
