@@ -12,6 +12,7 @@
 mod cosign;
 mod discover;
 mod json;
+mod jws;
 mod notation;
 mod subject;
 #[cfg(test)]
