@@ -11,6 +11,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
 
 use super::{IDENTITY, digest, p256};
@@ -40,7 +41,7 @@ fn ca(name: &str) -> Ca {
 }
 
 struct Leaf {
-    der: rustls_pki_types::CertificateDer<'static>,
+    der: CertificateDer<'static>,
     key: EcdsaKeyPair,
 }
 
@@ -66,6 +67,14 @@ fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
     let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
     let pkcs8 = key.to_pkcs8v1().unwrap();
     let rc_key = KeyPair::try_from(pkcs8.as_ref()).unwrap();
+    Leaf {
+        der: leaf_cert(ca, spec, &rc_key),
+        key,
+    }
+}
+
+/// A leaf certificate of `spec` for `key`, issued by `ca`.
+fn leaf_cert(ca: &Ca, spec: LeafSpec, key: &KeyPair) -> CertificateDer<'static> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     for (kind, value) in [
         (DnType::CountryName, "US"),
@@ -87,11 +96,7 @@ fn leaf(ca: &Ca, spec: LeafSpec) -> Leaf {
     };
     params.not_before = rcgen::date_time_ymd(spec.years.0, 1, 1);
     params.not_after = rcgen::date_time_ymd(spec.years.1, 1, 1);
-    let cert = params.signed_by(&rc_key, &ca.issuer).unwrap();
-    Leaf {
-        der: cert.der().clone(),
-        key,
-    }
+    params.signed_by(key, &ca.issuer).unwrap().der().clone()
 }
 
 fn protected(scheme: &str) -> Value {
@@ -122,12 +127,23 @@ fn payload_for(digest: &str) -> Value {
 }
 
 fn envelope(signer: &EcdsaKeyPair, chain: &[&[u8]], protected: &Value, payload: &Value) -> Vec<u8> {
+    let sign = |input: &[u8]| {
+        let signature = signer.sign(&SystemRandom::new(), input).unwrap();
+        signature.as_ref().to_vec()
+    };
+    envelope_signed(&sign, chain, protected, payload)
+}
+
+fn envelope_signed(
+    sign: &dyn Fn(&[u8]) -> Vec<u8>,
+    chain: &[&[u8]],
+    protected: &Value,
+    payload: &Value,
+) -> Vec<u8> {
     let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(protected).unwrap());
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
     let signing_input = format!("{protected}.{payload}");
-    let signature = signer
-        .sign(&SystemRandom::new(), signing_input.as_bytes())
-        .unwrap();
+    let signature = sign(signing_input.as_bytes());
     serde_json::to_vec(&json!({
         "payload": payload,
         "protected": protected,
@@ -135,7 +151,7 @@ fn envelope(signer: &EcdsaKeyPair, chain: &[&[u8]], protected: &Value, payload: 
             "x5c": chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
             "io.cncf.notary.signingAgent": "ferry-tests/1.0",
         },
-        "signature": URL_SAFE_NO_PAD.encode(signature.as_ref()),
+        "signature": URL_SAFE_NO_PAD.encode(&signature),
     }))
     .unwrap()
 }
@@ -427,4 +443,34 @@ fn hostile_envelopes_are_malformed() {
             .collect();
         let _ = parse_envelope(&bytes);
     }
+}
+
+#[test]
+fn rsa_pss_signatures_verify() {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{RSA_PSS_SHA256, RsaKeyPair};
+
+    let root = ca("root");
+    let key = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let pkcs8: Pkcs8V1Der<'static> = key.as_der().unwrap();
+    let pkcs8 = PrivatePkcs8KeyDer::from(pkcs8.as_ref().to_vec());
+    let rc_key = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let der = leaf_cert(&root, GOOD, &rc_key);
+    let sign = |input: &[u8]| {
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(&RSA_PSS_SHA256, &SystemRandom::new(), input, &mut signature)
+            .unwrap();
+        signature
+    };
+    let mut header = protected("notary.x509");
+    header["alg"] = json!("PS256");
+    let payload = payload_for(digest().as_str());
+    let env = envelope_signed(&sign, &[&der, root.cert.der()], &header, &payload);
+    let t = trust(&root, &[IDENTITY]);
+    assert!(verify_notation(&t, &env, &digest(), SystemTime::now()).is_ok());
+    // The same signature announced as ECDSA does not verify.
+    header["alg"] = json!("ES256");
+    let env = envelope_signed(&sign, &[&der, root.cert.der()], &header, &payload);
+    assert_eq!(code(&t, &env), "bad-signature");
 }
