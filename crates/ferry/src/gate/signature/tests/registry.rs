@@ -112,6 +112,28 @@ fn add_signature(
     bytes
 }
 
+/// The referrers API's answer for `digest()`: `manifests`.
+fn add_referrers(routes: &mut Routes, manifests: serde_json::Value) {
+    let listing = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests});
+    routes.insert(
+        format!("GET /v2/app/referrers/{}", digest()),
+        (INDEX.into(), serde_json::to_vec(&listing).unwrap()),
+    );
+}
+
+/// `check` of `digest()` under `key`, now.
+async fn check_under(key: &rcgen::KeyPair, client: &RegistryClient, repo: &Repo) -> Outcome {
+    check(
+        &cosign_verifiers(key),
+        client,
+        repo,
+        &digest(),
+        SystemTime::now(),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn cosign_tag_and_referrers_are_found_and_checked() {
     let key = p256();
@@ -137,13 +159,12 @@ async fn cosign_tag_and_referrers_are_found_and_checked() {
         json!({}),
         Some(NOTATION_ARTIFACT_TYPE),
     );
-    let listing = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-        {"mediaType": MANIFEST, "digest": Digest::of(&notation).as_str(), "size": notation.len(), "artifactType": NOTATION_ARTIFACT_TYPE},
-        {"mediaType": MANIFEST, "digest": Digest::of(b"x").as_str(), "size": 10, "artifactType": "application/spdx+json"},
-    ]});
-    routes.insert(
-        format!("GET /v2/app/referrers/{}", digest()),
-        (INDEX.into(), serde_json::to_vec(&listing).unwrap()),
+    add_referrers(
+        &mut routes,
+        json!([
+            {"mediaType": MANIFEST, "digest": Digest::of(&notation).as_str(), "size": notation.len(), "artifactType": NOTATION_ARTIFACT_TYPE},
+            {"mediaType": MANIFEST, "digest": Digest::of(b"x").as_str(), "size": 10, "artifactType": "application/spdx+json"},
+        ]),
     );
     let host = serve(routes).await;
     let repo = Repo::new(host, "app");
@@ -154,31 +175,13 @@ async fn cosign_tag_and_referrers_are_found_and_checked() {
     assert!(matches!(&found[0], Candidate::Cosign { .. }));
     assert!(matches!(&found[1], Candidate::Notation { .. }));
 
-    let outcome = check(
-        &cosign_verifiers(&key),
-        &client,
-        &repo,
-        &digest(),
-        SystemTime::now(),
-    )
-    .await;
-    assert_eq!(
-        outcome.unwrap(),
-        Outcome::Trusted {
-            by: "cosign key".into()
-        }
-    );
+    let trusted = Outcome::Trusted {
+        by: "cosign key".into(),
+    };
+    assert_eq!(check_under(&key, &client, &repo).await, trusted);
     // Under another key: both rejected, each with its reason.
-    match check(
-        &cosign_verifiers(&p256()),
-        &client,
-        &repo,
-        &digest(),
-        SystemTime::now(),
-    )
-    .await
-    {
-        Ok(Outcome::Rejected { reasons }) => {
+    match check_under(&p256(), &client, &repo).await {
+        Outcome::Rejected { reasons } => {
             assert_eq!(reasons.len(), 2, "{reasons:?}");
             assert!(reasons[0].contains("does not verify"), "{reasons:?}");
             assert!(reasons[1].contains("unsupported"), "{reasons:?}");
@@ -189,24 +192,12 @@ async fn cosign_tag_and_referrers_are_found_and_checked() {
 
 #[tokio::test]
 async fn an_unsigned_image_has_no_signature() {
-    let listing = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": []});
     let mut routes = Routes::new();
-    routes.insert(
-        format!("GET /v2/app/referrers/{}", digest()),
-        (INDEX.into(), serde_json::to_vec(&listing).unwrap()),
-    );
+    add_referrers(&mut routes, json!([]));
     let host = serve(routes).await;
     let repo = Repo::new(host, "app");
-    let outcome = check(
-        &cosign_verifiers(&p256()),
-        &client(),
-        &repo,
-        &digest(),
-        SystemTime::now(),
-    )
-    .await;
     assert_eq!(
-        outcome.unwrap(),
+        check_under(&p256(), &client(), &repo).await,
         Outcome::Rejected {
             reasons: vec!["no signature".into()]
         }
@@ -216,12 +207,11 @@ async fn an_unsigned_image_has_no_signature() {
 #[tokio::test]
 async fn oversized_signature_manifests_are_not_read() {
     let mut routes = Routes::new();
-    let listing = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": [
-        {"mediaType": MANIFEST, "digest": Digest::of(b"big").as_str(), "size": 10_000_000, "artifactType": COSIGN_ARTIFACT_TYPE},
-    ]});
-    routes.insert(
-        format!("GET /v2/app/referrers/{}", digest()),
-        (INDEX.into(), serde_json::to_vec(&listing).unwrap()),
+    add_referrers(
+        &mut routes,
+        json!([
+            {"mediaType": MANIFEST, "digest": Digest::of(b"big").as_str(), "size": 10_000_000, "artifactType": COSIGN_ARTIFACT_TYPE},
+        ]),
     );
     let host = serve(routes).await;
     let found = find_signatures(&client(), &Repo::new(host, "app"), &digest())
