@@ -75,6 +75,7 @@ pub use organization::{
 pub use parse::Loaded;
 pub use pull_through::{cache_prefix, rule_names_cache};
 pub use registry::Registry;
+pub(crate) use signature_check::{TrustedIdentity, cosign_key, trusted_identity, trusted_root};
 pub use template::{MAX_REPOSITORY_NAME, RepositoryTemplate, SourceParts, check_repository_name};
 pub use validate::{
     ECR_MAX_DESTINATIONS, ECR_MAX_REPOSITORY_FILTERS, ECR_MAX_RULES, MAX_ORGANIZATION_REGIONS,
