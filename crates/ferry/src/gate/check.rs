@@ -19,6 +19,7 @@ use crate::reference::EcrRegistry;
 use crate::registry::{RegistryClient, Repo};
 
 use super::scan::{PlatformScan, judge};
+use super::signature::{Outcome, Verifiers};
 use super::{GateName, GateReason, Verdict};
 
 /// The source image a verdict is about.
@@ -224,17 +225,42 @@ impl GateCheck {
 }
 
 impl GateCheck {
-    /// The signature gate. Fail-closed until the verifiers are wired in.
+    /// The signature gate: a signature of exactly this digest that a listed verifier
+    /// accepts (cosign `.sig` tag or referrers, Notation referrers).
     async fn signature(
         &self,
-        _gate: &SignatureGate,
-        _image: GateImage<'_>,
+        gate: &SignatureGate,
+        image: GateImage<'_>,
     ) -> Result<Verdict, Error> {
-        Ok(Verdict::Blocked(GateReason::new(
-            GateName::Signature,
-            "unverified",
-            "signature verification is not available in this build",
-        )))
+        let verifiers = match Verifiers::new(gate) {
+            Ok(v) => v,
+            Err(reason) => {
+                return Ok(Verdict::Blocked(GateReason::new(
+                    GateName::Signature,
+                    "config",
+                    reason,
+                )));
+            }
+        };
+        let repo = Repo::new(image.registry.host(), image.repository);
+        let outcome =
+            super::signature::check(&verifiers, &self.client, &repo, image.digest, self.now())
+                .await?;
+        Ok(match outcome {
+            Outcome::Trusted { .. } => Verdict::Pass,
+            Outcome::Rejected { reasons } => {
+                let code = if reasons.iter().all(|r| r == "no signature") || reasons.is_empty() {
+                    "no-signature"
+                } else {
+                    "untrusted"
+                };
+                Verdict::Blocked(GateReason::new(
+                    GateName::Signature,
+                    code,
+                    reasons.join("; "),
+                ))
+            }
+        })
     }
 }
 

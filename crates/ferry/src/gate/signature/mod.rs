@@ -187,7 +187,7 @@ pub(crate) fn judge(
             Ok(by) => return Outcome::Trusted { by },
             Err(rejection) => {
                 tracing::debug!(source = candidate.source(), code = rejection.code(), %rejection, "signature rejected");
-                reasons.push(format!("{}: {rejection}", candidate.source()));
+                reasons.push(format!("{} [{}]: {rejection}", candidate.source(), rejection.code()));
             }
         }
     }
