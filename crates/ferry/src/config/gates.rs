@@ -140,8 +140,16 @@ pub struct NotationVerifier {
     /// Root certificates (PEM) a signing chain must end in, e.g. the AWS Signer root.
     pub trusted_roots: Vec<String>,
     /// Identities a signing certificate's subject must match, as Notation's trust policy
-    /// writes them (`x509.subject: CN=..., O=...`), or `*` for any subject under the roots.
+    /// writes them (`x509.subject: C=..., ST=..., O=...`), or `*` for any subject under
+    /// the roots.
     pub trusted_identities: Vec<String>,
+    /// Verification plugins (`io.cncf.notary.verificationPlugin`) whose signatures are
+    /// verified without the plugin, e.g. `com.amazonaws.signer.notation.plugin` for AWS
+    /// Signer and ECR managed signing. Ferry checks the chain, the signature, the expiry
+    /// and the identity as for any signature; the plugin's own checks (AWS Signer's
+    /// revocation check) are not made. Empty: such signatures are refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept_plugins: Vec<String>,
 }
 
 /// The gates an image must pass for one target: one set per rule that selects the image

@@ -79,6 +79,26 @@ pub(crate) fn signature_issues(gate: &SignatureGate, path: &str) -> Vec<Issue> {
             }
         }
         issues.extend(identity_overlaps(&parsed, &at));
+        let at = format!("{path}.notation.acceptPlugins");
+        if notation.accept_plugins.len() > MAX_TRUST_ENTRIES {
+            issues.push(Issue::error(
+                &at,
+                format!("at most {MAX_TRUST_ENTRIES} entries"),
+            ));
+        }
+        for (i, plugin) in notation.accept_plugins.iter().enumerate() {
+            let well_formed = !plugin.is_empty()
+                && plugin.len() <= 128
+                && plugin
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !well_formed {
+                issues.push(Issue::error(
+                    format!("{at}[{i}]"),
+                    "a plugin name such as com.amazonaws.signer.notation.plugin",
+                ));
+            }
+        }
     }
     issues
 }
@@ -323,6 +343,7 @@ mod tests {
             notation: Some(NotationVerifier {
                 trusted_roots: roots,
                 trusted_identities: ids.into_iter().map(str::to_string).collect(),
+                accept_plugins: Vec::new(),
             }),
         }
     }

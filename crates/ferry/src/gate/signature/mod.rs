@@ -101,7 +101,10 @@ impl Verifiers {
         let notation = gate
             .notation
             .as_ref()
-            .map(|n| NotationTrust::new(&n.trusted_roots, &n.trusted_identities))
+            .map(|n| {
+                NotationTrust::new(&n.trusted_roots, &n.trusted_identities)
+                    .map(|t| t.accepting_plugins(&n.accept_plugins))
+            })
             .transpose()?;
         if cosign.is_none() && notation.is_none() {
             return Err("the signature gate names no verifier".to_string());
@@ -187,7 +190,11 @@ pub(crate) fn judge(
             Ok(by) => return Outcome::Trusted { by },
             Err(rejection) => {
                 tracing::debug!(source = candidate.source(), code = rejection.code(), %rejection, "signature rejected");
-                reasons.push(format!("{} [{}]: {rejection}", candidate.source(), rejection.code()));
+                reasons.push(format!(
+                    "{} [{}]: {rejection}",
+                    candidate.source(),
+                    rejection.code()
+                ));
             }
         }
     }

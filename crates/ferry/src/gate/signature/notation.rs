@@ -39,7 +39,18 @@ const EXPIRY: &str = "io.cncf.notary.expiry";
 const X509: &str = "notary.x509";
 const SIGNING_AUTHORITY: &str = "notary.x509.signingAuthority";
 /// The critical headers this verifier understands.
-const UNDERSTOOD: &[&str] = &[SIGNING_SCHEME, AUTHENTIC_SIGNING_TIME, EXPIRY];
+const UNDERSTOOD: &[&str] = &[
+    SIGNING_SCHEME,
+    AUTHENTIC_SIGNING_TIME,
+    EXPIRY,
+    VERIFICATION_PLUGIN,
+    VERIFICATION_PLUGIN_MIN_VERSION,
+];
+/// The plugin a signer asks verifiers to run (AWS Signer's:
+/// `com.amazonaws.signer.notation.plugin`); accepted only where the trust lists it.
+const VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
+/// The plugin's minimum version (read, not enforced: the plugin is not run).
+const VERIFICATION_PLUGIN_MIN_VERSION: &str = "io.cncf.notary.verificationPluginMinVersion";
 /// Headers JWS registers: never listed in `crit` (RFC 7515, 4.1.11).
 const REGISTERED: &[&str] = &[
     "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit",
@@ -50,9 +61,21 @@ const REGISTERED: &[&str] = &[
 pub struct NotationTrust {
     anchors: Vec<TrustAnchor<'static>>,
     identities: Vec<TrustedIdentity>,
+    /// Verification plugins whose envelopes are verified without the plugin
+    /// (`acceptPlugins`).
+    plugins: Vec<String>,
 }
 
 impl NotationTrust {
+    /// The same trust, verifying envelopes that name one of `plugins` as their
+    /// verification plugin without it: the chain, signature, expiry and identity are
+    /// checked as for any envelope, the plugin's own checks (such as AWS Signer's
+    /// revocation check) are not made.
+    pub fn accepting_plugins(mut self, plugins: &[String]) -> NotationTrust {
+        self.plugins = plugins.to_vec();
+        self
+    }
+
     /// Parse PEM root certificates and trusted identities (`*`, `x509.subject: C=..,
     /// ST=.., O=..`): the error names the entry.
     pub fn new(roots: &[String], identities: &[String]) -> Result<NotationTrust, String> {
@@ -78,6 +101,7 @@ impl NotationTrust {
         Ok(NotationTrust {
             anchors,
             identities,
+            plugins: Vec::new(),
         })
     }
 }
@@ -104,6 +128,8 @@ pub struct Envelope {
     authentic_time: Option<SystemTime>,
     expiry: Option<SystemTime>,
     target_digest: String,
+    /// `io.cncf.notary.verificationPlugin`, when the envelope names one.
+    plugin: Option<String>,
 }
 
 impl Envelope {
@@ -120,6 +146,11 @@ impl Envelope {
     /// The digest the signed payload names (unverified).
     pub fn target_digest(&self) -> &str {
         &self.target_digest
+    }
+
+    /// The verification plugin the envelope names, if any (unverified).
+    pub fn plugin(&self) -> Option<&str> {
+        self.plugin.as_deref()
     }
 }
 
@@ -235,6 +266,7 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope, Rejection> {
         authentic_time,
         expiry,
         target_digest: payload.target_artifact.digest,
+        plugin: string_field(&protected, VERIFICATION_PLUGIN)?.map(str::to_string),
     })
 }
 
@@ -272,17 +304,6 @@ fn check_crit(protected: &Map<String, Value>) -> Result<(), Rejection> {
     for required in UNDERSTOOD {
         if protected.contains_key(*required) && !names.iter().any(|n| n == required) {
             return Err(malformed(format!("`{required}` is not marked critical")));
-        }
-    }
-    // Headers that must be critical when present, and are not understood here.
-    for plugin in [
-        "io.cncf.notary.verificationPlugin",
-        "io.cncf.notary.verificationPluginMinVersion",
-    ] {
-        if protected.contains_key(plugin) {
-            return Err(Rejection::Unsupported(format!(
-                "`{plugin}` (verification plugins)"
-            )));
         }
     }
     Ok(())
@@ -323,6 +344,14 @@ pub fn verify_notation(
     now: SystemTime,
 ) -> Result<Verified, Rejection> {
     let env = parse_envelope(envelope)?;
+    if let Some(plugin) = env.plugin.as_deref()
+        && !trust.plugins.iter().any(|p| p == plugin)
+    {
+        return Err(Rejection::Unsupported(format!(
+            "verification plugin `{}`: list it in `acceptPlugins` to verify without it",
+            super::cosign::truncated(plugin)
+        )));
+    }
     let leaf = EndEntityCert::try_from(&env.chain[0])
         .map_err(|e| malformed(format!("the signing certificate cannot be read: {e}")))?;
     leaf.verify_signature(env.alg, env.signing_input.as_bytes(), &env.signature)

@@ -222,6 +222,7 @@ fn notation_signed_image_is_trusted() {
         notation: Some(NotationVerifier {
             trusted_roots: vec![root.cert.pem()],
             trusted_identities: vec!["*".into()],
+            accept_plugins: Vec::new(),
         }),
     })
     .unwrap();
@@ -363,6 +364,22 @@ fn notation_critical_headers_and_algorithms() {
         "io.cncf.notary.verificationPlugin"
     ]);
     assert_eq!(code(&t, &signed(&root, GOOD, &header)), "unsupported");
+    // Listed in acceptPlugins: verified without the plugin, every other check made.
+    let accepting = trust(&root, &[IDENTITY]).accepting_plugins(&["com.example.plugin".into()]);
+    let env = signed(&root, GOOD, &header);
+    assert!(verify_notation(&accepting, &env, &digest(), SystemTime::now()).is_ok());
+    assert_eq!(
+        verify_notation(&accepting, &env, &Digest::of(b"another"), SystemTime::now())
+            .unwrap_err()
+            .code(),
+        "wrong-digest"
+    );
+    let other = trust(&root, &[IDENTITY]).accepting_plugins(&["com.other.plugin".into()]);
+    assert_eq!(code(&other, &env), "unsupported");
+    // A plugin header outside `crit` is malformed.
+    let mut loose = header.clone();
+    loose["crit"] = json!(["io.cncf.notary.signingScheme"]);
+    assert_eq!(code(&accepting, &signed(&root, GOOD, &loose)), "malformed");
     let mut header = protected("notary.x509");
     header["crit"] = json!(["io.cncf.notary.signingScheme", "absent"]);
     assert_eq!(code(&t, &signed(&root, GOOD, &header)), "malformed");
