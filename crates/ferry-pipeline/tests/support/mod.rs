@@ -342,6 +342,31 @@ impl Sandbox {
         ))
     }
 
+    /// Dispatch one raw event as the dispatch function does when the config has gates:
+    /// the sandbox's replicator judges them, HELD and BLOCKED results go to the result bus.
+    pub(crate) fn dispatch_gated_raw(
+        &self,
+        event: Value,
+    ) -> Result<Dispatched, ferry_pipeline::PipelineError> {
+        let queue = self.job_queue();
+        let results = EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            &self.result_bus,
+        );
+        let authority = ferry_pipeline::authority::Authority::new(self.config.clone());
+        let stage = ferry_pipeline::dispatch::GateStage {
+            keeper: &self.replicator,
+            results: Some(&results),
+        };
+        self.rt.block_on(ferry_pipeline::dispatch::dispatch_gated(
+            event,
+            &authority,
+            &queue,
+            &self.metrics,
+            Some(stage),
+        ))
+    }
+
     /// Drain the jobs queue through the replicate handler, waiting out visibility
     /// timeouts of failed jobs (`idle` empty receives end it).
     pub(crate) fn run_replicate(&self, idle: usize) -> Result<PollStats> {

@@ -73,8 +73,9 @@ impl GateCheck {
         self
     }
 
-    /// The same check remembering each verdict for `memory` only: a long-lived check
-    /// (one per replicate process) sees a held image released within that time.
+    /// The same check remembering each verdict for `memory` only, and a hold not at all:
+    /// a long-lived check (one per process) judges a held image afresh each time, and
+    /// sees any other verdict change within `memory`.
     pub fn remembering(mut self, memory: Duration) -> GateCheck {
         self.memory = Some(memory);
         self
@@ -121,6 +122,12 @@ impl GateCheck {
         let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(memory) = self.memory {
             verdicts.retain(|_, (at, _)| at.elapsed() < memory);
+            // A hold waits for a change (the scan completing): a long-lived check never
+            // answers from memory that an image is still held, or the completion event
+            // that follows within the memory would release nothing.
+            if matches!(verdict, Verdict::Held(_)) {
+                return Ok(verdict);
+            }
         }
         verdicts.insert(key, (Instant::now(), verdict.clone()));
         Ok(verdict)
