@@ -366,13 +366,14 @@ mod tests {
         assert_eq!(child.tag, None, "a child manifest is pushed by digest only");
         assert!(child.digest.is_some());
 
-        // Scans and native replication results are not Ferry's to act on.
-        for text in [
-            include_str!("../../../testdata/events/ecr-image-scan.json"),
-            include_str!("../../../testdata/events/ecr-replication-action.json"),
-        ] {
-            assert!(matches!(read(text), Incoming::Other { .. }), "{text}");
-        }
+        // Scans release images a scan gate holds; native replication results are not
+        // Ferry's to act on.
+        assert!(matches!(
+            read(include_str!("../../../testdata/events/ecr-image-scan.json")),
+            Incoming::Scan(_)
+        ));
+        let text = include_str!("../../../testdata/events/ecr-replication-action.json");
+        assert!(matches!(read(text), Incoming::Other { .. }), "{text}");
     }
 
     #[test]
@@ -490,8 +491,15 @@ mod tests {
 
     #[test]
     fn other_events_are_not_errors() {
+        for kind in ["ECR Scan Resource Change", "ECR Pull Through Cache Action"] {
+            let mut e = sample();
+            e["detail-type"] = json!(kind);
+            assert!(matches!(parse_event(e).unwrap(), Incoming::Other { .. }), "{kind}");
+        }
+        // Inspector's other events (findings) are not scans of an image.
         let mut e = sample();
-        e["detail-type"] = json!("ECR Image Scan");
+        e["source"] = json!("aws.inspector2");
+        e["detail-type"] = json!("Inspector2 Finding");
         assert!(matches!(parse_event(e).unwrap(), Incoming::Other { .. }));
     }
 }
