@@ -494,7 +494,10 @@ mod tests {
         for kind in ["ECR Scan Resource Change", "ECR Pull Through Cache Action"] {
             let mut e = sample();
             e["detail-type"] = json!(kind);
-            assert!(matches!(parse_event(e).unwrap(), Incoming::Other { .. }), "{kind}");
+            assert!(
+                matches!(parse_event(e).unwrap(), Incoming::Other { .. }),
+                "{kind}"
+            );
         }
         // Inspector's other events (findings) are not scans of an image.
         let mut e = sample();

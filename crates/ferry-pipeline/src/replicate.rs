@@ -499,6 +499,7 @@ fn apply(result: &mut ReplicationResult, r: &Replicated) {
             .extend(rep.referrers_rejected.iter().cloned());
     }
     result.digest = Some(r.report.digest.to_string());
+    result.written_digest = r.report.filtered_digest.as_ref().map(|d| d.to_string());
     result.superseded_by = r.superseded_by.as_ref().map(|s| s.digest.to_string());
     result.status = if copied {
         Status::Succeeded

@@ -214,6 +214,7 @@ pub fn result_for(job: &Job, status: Status) -> ReplicationResult {
         error_code: None,
         error_message: None,
         reason: None,
+        written_digest: None,
         gate: None,
     }
 }

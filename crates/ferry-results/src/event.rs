@@ -129,6 +129,10 @@ pub struct ReplicationResult {
     /// ([`REASON_UNTAG_UNSUPPORTED`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the rule copies only some `platforms` of an index: the digest of the index
+    /// written (the copy's own; `digest` is the source's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_digest: Option<String>,
     /// For HELD and BLOCKED: the gate, its code (`scan-pending`, `severity`, ...), the
     /// reason and the scan's findings by severity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +223,7 @@ pub mod testing {
             error_code: Some("tag-conflict".into()),
             error_message: Some("m".into()),
             reason: None,
+            written_digest: None,
             gate: None,
         }
     }

@@ -482,3 +482,36 @@ async fn permanent_failures_are_ledgered_and_a_success_clears_them() {
     );
     assert_eq!(ctx.metrics.sum("LedgerErrors", &[]), 0.0);
 }
+
+#[test]
+fn a_filtered_copy_names_the_digest_it_wrote() {
+    let job = job_of(JobAction::Copy, "a", "v1");
+    let mut result = result_for(&job, Status::Succeeded);
+    let source = ferry::Digest::of(b"index");
+    let written = ferry::Digest::of(b"filtered index");
+    let r = Replicated {
+        report: ferry::CopyReport {
+            source: String::new(),
+            destination: String::new(),
+            digest: source.clone(),
+            filtered_digest: Some(written.clone()),
+            platforms: vec!["linux/amd64".into()],
+            tags: vec!["v1".into()],
+            status: CopyStatus::Copied,
+            manifests: Default::default(),
+            blobs: Default::default(),
+            bytes: 0,
+            referrers: 0,
+            referrers_rejected: Vec::new(),
+            requests: Default::default(),
+            duration_ms: 0,
+        },
+        superseded_by: None,
+        created_repository: false,
+    };
+    apply(&mut result, &r);
+    assert_eq!(result.digest.as_deref(), Some(source.as_str()));
+    assert_eq!(result.written_digest.as_deref(), Some(written.as_str()));
+    let detail = serde_json::to_value(&result).unwrap();
+    assert_eq!(detail["writtenDigest"], written.as_str());
+}
