@@ -10,6 +10,160 @@ use ferry_pipeline::Status;
 use serde_json::{Value, json};
 use support::{Options, Sandbox, detail};
 
+/// Registers `repo@reference` (as pushed to the source registry) in moto's ECR under its
+/// real digest, tagged `tag` (or untagged).
+fn register(
+    sb: &Sandbox,
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    reference: &str,
+    tag: Option<&str>,
+) -> String {
+    let (media_type, manifest) = sb
+        .src
+        .registry()
+        .manifest(repo, reference)
+        .unwrap()
+        .unwrap();
+    let digest = ferry::Digest::of(&manifest).to_string();
+    sb.rt.block_on(async {
+        let _ = ecr.create_repository().repository_name(repo).send().await;
+        ecr.put_image()
+            .repository_name(repo)
+            .image_manifest(String::from_utf8(manifest).unwrap())
+            .image_manifest_media_type(media_type)
+            .set_image_tag(tag.map(str::to_string))
+            .image_digest(&digest)
+            .send()
+            .await
+            .unwrap();
+    });
+    digest
+}
+
+/// Starts the scan of `digest` and cans moto's answer: `findings` as (name, severity).
+fn scanned(
+    sb: &Sandbox,
+    ecr: &aws_sdk_ecr::Client,
+    repo: &str,
+    digest: &str,
+    findings: &[(&str, &str)],
+) {
+    sb.rt.block_on(async {
+        ecr.start_image_scan()
+            .repository_name(repo)
+            .image_id(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let mut counts = serde_json::Map::new();
+    for (_, severity) in findings {
+        let n = counts.get(*severity).and_then(Value::as_u64).unwrap_or(0);
+        counts.insert(severity.to_string(), json!(n + 1));
+    }
+    let canned = json!({
+        "results": [{
+            "registryId": support::ACCOUNT_A, "repositoryName": repo,
+            "imageId": {"imageDigest": digest},
+            "imageScanStatus": {"status": "COMPLETE"},
+            "imageScanFindings": {
+                "findings": findings.iter().map(|(n, s)| json!({"name": n, "severity": s})).collect::<Vec<_>>(),
+                "findingSeverityCounts": counts,
+            },
+        }],
+        "region": "us-east-1",
+    });
+    let response = ferry_e2e::http::send(
+        reqwest::Method::POST,
+        &format!(
+            "{}/moto-api/static/ecr/scan-finding-results",
+            sb.moto.endpoint()
+        ),
+        None,
+        &[("Content-Type", "application/json")],
+        Some(canned.to_string().into_bytes()),
+    )
+    .unwrap();
+    assert_eq!(response.status, 201);
+}
+
+#[test]
+fn an_index_with_one_failing_platform_and_a_scan_that_never_comes_are_blocked() {
+    let sb = Sandbox::start_with(
+        Options {
+            rule: json!({"gates": {"scan": {"maxSeverity": "HIGH", "waitMinutes": 60}}}),
+            ..Options::default()
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&sb.sdk);
+    let index = fixtures::oci_index(&sb.src, "team/multi", "v1", 91).unwrap();
+    let index_digest = register(&sb, &ecr, "team/multi", "v1", Some("v1"));
+    assert_eq!(index_digest, index.digest);
+    // ECR scans each platform image: amd64 clean, arm64 with a CRITICAL finding.
+    let (amd64, arm64) = (&index.manifests[1], &index.manifests[2]);
+    // Tagged in moto only: its canned answers match an untagged image to any result
+    // without a tag (None == None), whatever the digest.
+    register(&sb, &ecr, "team/multi", amd64, Some("moto-amd64"));
+    register(&sb, &ecr, "team/multi", arm64, Some("moto-arm64"));
+    scanned(&sb, &ecr, "team/multi", amd64, &[("CVE-2026-0100", "LOW")]);
+    scanned(
+        &sb,
+        &ecr,
+        "team/multi",
+        arm64,
+        &[("CVE-2026-0101", "CRITICAL")],
+    );
+
+    let source = ferry::config::Registry::from_host(&sb.src.ecr_host());
+    let judge = |repo: &str, digest: &str, at: std::time::SystemTime| {
+        let target = &sb.config.destinations_for(repo, Some("v1")).unwrap()[0];
+        let check = ferry::gate::GateCheck::new(
+            sb.replicator.copier().client().clone(),
+            sb.replicator.ecr().cloned(),
+        )
+        .at(at);
+        let digest: ferry::Digest = digest.parse().unwrap();
+        let image = ferry::gate::GateImage {
+            registry: &source,
+            repository: repo,
+            digest: &digest,
+        };
+        sb.rt
+            .block_on(check.verdict(target.gates.as_ref(), image, &target.platforms))
+            .unwrap()
+    };
+    let now = std::time::SystemTime::now();
+    let verdict = judge("team/multi", &index.digest, now);
+    let ferry::gate::Verdict::Blocked(reason) = &verdict else {
+        panic!("one failing platform blocks the index: {verdict:?}");
+    };
+    assert_eq!(reason.code, "severity");
+    assert!(reason.reason.contains("linux/arm64"), "{}", reason.reason);
+
+    // Never scanned: held within waitMinutes of its push (moto's imagePushedAt), then
+    // blocked, scan-timeout.
+    let late = fixtures::single_image(&sb.src, "team/late", "v1", 92).unwrap();
+    register(&sb, &ecr, "team/late", "v1", Some("v1"));
+    let held = judge("team/late", &late.digest, now);
+    assert!(
+        matches!(&held, ferry::gate::Verdict::Held(r) if r.code == "scan-pending"),
+        "{held:?}"
+    );
+    let later = now + std::time::Duration::from_secs(61 * 60);
+    let timed_out = judge("team/late", &late.digest, later);
+    assert!(
+        matches!(&timed_out, ferry::gate::Verdict::Blocked(r) if r.code == "scan-timeout"),
+        "{timed_out:?}"
+    );
+}
+
 fn envelope(id: &str, detail_type: &str, detail: Value) -> Value {
     json!({
         "version": "0", "id": id, "detail-type": detail_type, "source": "aws.ecr",

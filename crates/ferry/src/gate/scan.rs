@@ -8,7 +8,7 @@
 //! - No scan yet, or one in progress: held, until `waitMinutes` after the push; then
 //!   blocked, `scan-timeout`.
 //! - A scan that cannot give findings (`FAILED`, `UNSUPPORTED_IMAGE`, ...): blocked,
-//!   `scan-failed`.
+//!   `scan-failed`; so is an index that lists no platform image to judge.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +30,15 @@ pub struct PlatformScan {
 /// The scan gate's verdict on `scans` (one per platform image), `waited` after the push
 /// (`None`: unknown, never timed out).
 pub fn judge(gate: &ScanGate, scans: &[PlatformScan], waited: Option<Duration>) -> Verdict {
+    // Nothing scanned is nothing passed: an index listing no platform image (only
+    // attestations, or none of the rule's platforms) never passes unjudged.
+    if scans.is_empty() {
+        return Verdict::Blocked(GateReason::new(
+            GateName::Scan,
+            "scan-failed",
+            "the index lists no platform image to judge",
+        ));
+    }
     let mut pending: Option<GateReason> = None;
     for scan in scans {
         let of = scan
