@@ -31,7 +31,8 @@ fn every_example_is_tested() {
             "cross-partition.json",
             "dr-fanout.json",
             "native-replication.json",
-            "organization.json"
+            "organization.json",
+            "promotion-gates.json"
         ]
     );
 }
@@ -171,6 +172,50 @@ fn central_distribution() {
     assert!(
         config
             .destinations_for("golden/java", Some("latest"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn promotion_gates() {
+    use crate::config::{AccountState, FindingSeverity, OrgAccount, OrgAccounts};
+    let config = example("promotion-gates.json");
+    let query = config.account_queries().pop().unwrap();
+    let member = OrgAccount {
+        id: "333333333333".into(),
+        name: "workload".into(),
+        state: AccountState::Active,
+        status: "ACTIVE".into(),
+    };
+    let answers = OrgAccounts::from([(query, vec![member])]);
+    let resolved = config.resolve_accounts(&answers).unwrap().config;
+    let found = resolved
+        .destinations_for("golden/java", Some("21.0.4"))
+        .unwrap();
+    assert_eq!(found.len(), 2, "one account, two regions");
+    for target in &found {
+        let gates = &target.gates.as_ref().expect("gated").alternatives[0];
+        let scan = gates.scan.as_ref().unwrap();
+        assert_eq!(scan.max_severity, FindingSeverity::High);
+        assert_eq!(scan.wait_minutes(), 120);
+        assert_eq!(
+            gates
+                .signature
+                .as_ref()
+                .unwrap()
+                .cosign
+                .as_ref()
+                .unwrap()
+                .public_keys
+                .len(),
+            1
+        );
+        assert_eq!(target.platforms, ["linux/amd64", "linux/arm64"]);
+    }
+    assert!(
+        resolved
+            .destinations_for("golden/java", Some("0.9.0"))
             .unwrap()
             .is_empty()
     );
