@@ -211,6 +211,22 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         ["clean", "ignored"],
         "only the passing images were copied"
     );
+    // Held and blocked copies are no drift: verify finds none.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, config.to_string()).expect("write");
+    let verify = run_ferry(
+        [
+            "verify",
+            "-c",
+            path.to_str().expect("utf8"),
+            "--output",
+            "json",
+        ],
+        &env.env(),
+    )
+    .expect("ferry runs");
+    assert!(verify.status.success(), "{}", describe(&verify));
 
     // The held image's scan completes clean: released. The blocked one stays blocked.
     scanned(&env, &client, "golden/app", &digests[0], &[]);

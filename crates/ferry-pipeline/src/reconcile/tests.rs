@@ -313,3 +313,42 @@ async fn a_broken_ledger_is_counted_and_the_run_goes_on() {
     // Scan, the cursor's GetItem and its PutItem.
     assert_eq!(m.sum("LedgerErrors", &[]), 3.0);
 }
+
+#[tokio::test]
+async fn gated_copies_are_counted_and_never_enqueued() {
+    use ferry::gate::{GateName, GateReason, Verdict};
+    let mut held = item("held", false);
+    held.gate = Some(Verdict::Held(GateReason::new(
+        GateName::Scan,
+        "scan-pending",
+        "not scanned yet",
+    )));
+    let mut blocked = item("blocked", false);
+    blocked.gate = Some(Verdict::Blocked(GateReason::new(
+        GateName::Scan,
+        "scan-timeout",
+        "waited 121 min",
+    )));
+    let q = MemoryQueue::default();
+    let m = Metrics::memory();
+    let src = Fixed(vec![held, item("released", false), blocked]);
+    let r = reconcile("run-1", &src, &q, &m, &Pacing::capped(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.gate_held, r.gate_blocked, r.enqueued, r.drift),
+        (1, 1, 1, 1)
+    );
+    let tags: Vec<String> = q
+        .jobs()
+        .iter()
+        .filter_map(|j| j.source.tag.clone())
+        .collect();
+    assert_eq!(
+        tags,
+        ["released"],
+        "only the copy whose gates passed is sent"
+    );
+    assert_eq!(m.sum("GateHeld", &[]), 1.0);
+    assert_eq!(m.sum("GateBlocked", &[]), 1.0);
+}
