@@ -189,8 +189,18 @@ pub async fn dispatch_gated(
         }
         Incoming::Image(a) => a,
     };
-    let pairs = match targeted_jobs(&action, authority)? {
-        Ok(pairs) => pairs,
+    let found = targeted_jobs(&action, authority)?;
+    // A signature pushed after its image: the subject's gated copies are judged again.
+    let released = match gates {
+        Some(stage) if action.referrer => scan::referrer_release(&action, authority, stage).await?,
+        _ => Vec::new(),
+    };
+    let pairs = match found {
+        Ok(mut pairs) => {
+            pairs.extend(released);
+            pairs
+        }
+        Err(_) if !released.is_empty() => released,
         Err(why) => {
             tracing::info!(event_id = %action.event_id, repository = %action.repository, tag = ?action.tag, reason = ?why, "no job");
             return Ok(Dispatched::ignored(Some(action.event_id.clone()), why));

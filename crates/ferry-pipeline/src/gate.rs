@@ -9,6 +9,8 @@
 //! - Replicate judges again before it copies (the job message is untrusted; the config and
 //!   the source's scan decide), and reconcile's plan judges every gated copy it finds
 //!   missing, so a release whose event was lost is only delayed.
+//! - A signature pushed after its image (an ECR Referrer Action: ECR managed signing signs
+//!   after the push) judges the subject's gated copies again, as a scan's completion does.
 //! - A verdict that cannot be reached (the source unreachable, the image gone) holds the
 //!   job (`gate-error`): nothing is copied, and reconcile judges it again later.
 
@@ -27,6 +29,19 @@ use crate::result::{ReplicationResult, ResultPublisher, Status, log_result, resu
 pub trait Gatekeeper: Send + Sync {
     /// The verdict of `target`'s gates on the job's source image.
     async fn verdict(&self, job: &Job, target: &Target) -> Result<Verdict, ferry::Error>;
+
+    /// The image a referrer pushed to `repository` of `registry` is about: its subject's
+    /// digest and tags. `None` when `referrer` has no subject, is gone, or the tags cannot
+    /// be known (a source that is not ECR).
+    async fn subject_of(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        referrer: &ferry::Digest,
+    ) -> Result<Option<(ferry::Digest, Vec<String>)>, ferry::Error> {
+        let _ = (registry, repository, referrer);
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -64,6 +79,44 @@ impl Gatekeeper for Replicator {
         self.gate_check()
             .verdict(target.gates.as_ref(), image, &target.platforms)
             .await
+    }
+
+    async fn subject_of(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        referrer: &ferry::Digest,
+    ) -> Result<Option<(ferry::Digest, Vec<String>)>, ferry::Error> {
+        let (
+            Registry::Ecr {
+                registry_id,
+                region,
+            },
+            Some(ecr),
+        ) = (registry, self.ecr())
+        else {
+            return Ok(None);
+        };
+        let repo = ferry::registry::Repo::new(registry.host(), repository);
+        let Some(manifest) = self
+            .copier()
+            .client()
+            .get_manifest_opt(&repo, referrer.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(subject) = ferry::manifest::parse(&manifest.bytes)
+            .ok()
+            .and_then(|p| p.subject().map(|s| s.digest.clone()))
+        else {
+            return Ok(None);
+        };
+        let ecr_registry = ferry::reference::EcrRegistry::new(registry_id, region);
+        let tags = ecr
+            .image_tags(&ecr_registry, None, repository, &subject)
+            .await?;
+        Ok(Some((subject, tags)))
     }
 }
 

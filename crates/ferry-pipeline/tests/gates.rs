@@ -293,3 +293,80 @@ fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
         );
     }
 }
+
+#[test]
+fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
+    let sb = Sandbox::start_with(
+        Options {
+            rule: json!({"gates": {"scan": {"maxSeverity": "HIGH"}}}),
+            ..Options::default()
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let ecr = aws_sdk_ecr::Client::new(&sb.sdk);
+    let mut image = fixtures::single_image(&sb.src, "team/api", "v2", 93).unwrap();
+    register(&sb, &ecr, "team/api", "v2", Some("v2"));
+    let push = envelope(
+        "push-2",
+        "ECR Image Action",
+        detail(
+            "PUSH",
+            "team/api",
+            Some("v2"),
+            &image.digest,
+            &image.media_type,
+        ),
+    );
+    assert_eq!(sb.dispatch_gated_raw(push).unwrap().jobs.len(), 0, "held");
+    // The scan completes, but its event is lost.
+    scanned(&sb, &ecr, "team/api", &image.digest, &[]);
+    // A signature is pushed (as ECR managed signing does after the push): its event
+    // releases the held copies, the subject and its tag read from the source (the
+    // registry and moto's DescribeImages).
+    let (_, subject) = sb
+        .src
+        .registry()
+        .manifest("team/api", &image.digest)
+        .unwrap()
+        .unwrap();
+    fixtures::attach_referrer(
+        &fixtures::Target::from(&sb.src),
+        &mut image,
+        subject.len() as u64,
+        fixtures::media::NOTATION_SIGNATURE,
+        &json!({"payload": "e30", "signature": "ZmFrZQ"}),
+    )
+    .unwrap();
+    let signature = image.referrers.last().unwrap().clone();
+    let event = envelope(
+        "referrer-1",
+        "ECR Referrer Action",
+        detail(
+            "PUSH",
+            "team/api",
+            None,
+            &signature,
+            "application/vnd.oci.image.manifest.v1+json",
+        ),
+    );
+    let d = sb.dispatch_gated_raw(event).unwrap();
+    let copies: Vec<_> = d
+        .jobs
+        .iter()
+        .filter(|j| j.action == ferry_pipeline::job::JobAction::Copy)
+        .collect();
+    assert_eq!(copies.len(), sb.destinations().len(), "{d:?}");
+    assert!(copies.iter().all(|j| j.source.tag.as_deref() == Some("v2")
+        && j.source.digest.as_ref().map(|d| d.as_str()) == Some(image.digest.as_str())));
+    sb.run_replicate(1).unwrap();
+    for dst in sb.destinations() {
+        assert_eq!(
+            dst.registry()
+                .manifest_digest("team/api", "v2")
+                .unwrap()
+                .as_deref(),
+            Some(image.digest.as_str())
+        );
+    }
+}

@@ -61,6 +61,22 @@ impl Gatekeeper for ByTag {
             Verdict::Pass
         })
     }
+
+    async fn subject_of(
+        &self,
+        _registry: &Registry,
+        _repository: &str,
+        referrer: &ferry::Digest,
+    ) -> Result<Option<(ferry::Digest, Vec<String>)>, ferry::Error> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("subject of {referrer}"));
+        Ok(Some((
+            DIGEST.parse().unwrap(),
+            vec!["release-signed".into()],
+        )))
+    }
 }
 
 fn push(tag: &str) -> serde_json::Value {
@@ -195,4 +211,43 @@ async fn without_a_stage_gated_copies_are_sent_for_replicate_to_judge() {
     .unwrap();
     assert_eq!(d.jobs.len(), 2);
     assert_eq!((d.held, d.blocked), (0, 0));
+}
+
+#[tokio::test]
+async fn a_signature_pushed_after_its_image_releases_the_images_gated_copies() {
+    let keeper = ByTag::default();
+    let event: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../../testdata/events/ecr-referrer-action.json"
+    ))
+    .unwrap();
+    let (d, jobs, results) = run(event, &keeper).await;
+    let copies: Vec<(String, Option<String>)> = jobs
+        .iter()
+        .filter(|j| j.action == crate::job::JobAction::Copy)
+        .map(|j| (j.destination(), j.source.tag.clone()))
+        .collect();
+    assert_eq!(
+        copies,
+        [(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api".to_string(),
+            Some("release-signed".to_string())
+        )],
+        "the subject's gated copy, by its tag; the ungated copy went with the push"
+    );
+    assert_eq!(
+        jobs.iter()
+            .find(|j| j.action == crate::job::JobAction::Copy)
+            .unwrap()
+            .source
+            .digest
+            .as_ref()
+            .map(|d| d.as_str()),
+        Some(DIGEST)
+    );
+    assert!(results.is_empty() && d.held == 0);
+    assert!(
+        jobs.iter()
+            .any(|j| j.action == crate::job::JobAction::Referrer),
+        "the referrer's own jobs are still sent"
+    );
 }

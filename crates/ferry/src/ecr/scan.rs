@@ -166,6 +166,51 @@ impl EcrControl {
         Ok(report)
     }
 
+    /// The tags of `digest` in `repository` (DescribeImages `imageTags`), those that
+    /// read as tags only; empty when the image is untagged or gone.
+    pub async fn image_tags(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Vec<String>, Error> {
+        let client = self.aws().ecr(registry, role).await;
+        let answer = client
+            .describe_images()
+            .registry_id(&registry.account)
+            .repository_name(repository)
+            .image_ids(
+                ImageIdentifier::builder()
+                    .image_digest(digest.as_str())
+                    .build(),
+            )
+            .send()
+            .await;
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e)
+                if is_code(&e, "ImageNotFoundException")
+                    || is_code(&e, "RepositoryNotFoundException") =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(sdk_error("ecr", "DescribeImages", e)),
+        };
+        Ok(answer
+            .image_details()
+            .first()
+            .map(|d| {
+                d.image_tags()
+                    .iter()
+                    .filter(|t| crate::reference::validate_tag(t).is_ok())
+                    .take(crate::manifest::MAX_REFERENCES)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// When `digest` was pushed to `repository` (DescribeImages `imagePushedAt`); `None`
     /// when ECR does not say, or the image is gone.
     pub async fn image_pushed_at(
