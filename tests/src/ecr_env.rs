@@ -72,20 +72,7 @@ impl EcrEnv {
     /// `ferry sync -c <config> --output json EXTRA…`, with the JSON report (`Null` when
     /// stdout is not JSON).
     pub fn sync(&self, config: &Value, extra: &[&str]) -> (std::process::Output, Value) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("ferry.json");
-        std::fs::write(&path, serde_json::to_vec(config).expect("json")).expect("write");
-        let mut args = vec![
-            "sync",
-            "-c",
-            path.to_str().expect("utf8"),
-            "--output",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        let out = run_ferry(args, &self.env()).expect("ferry runs");
-        let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        (out, report)
+        crate::run_with_config("sync", config, extra, &self.env()).expect("ferry runs")
     }
 }
 

@@ -37,6 +37,30 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     target.join("debug").join(name)
 }
 
+/// Runs `ferry COMMAND -c <config> --output json EXTRA…`, `config` written to a temporary
+/// file, with `envs` added to the environment; its output and its stdout read as JSON
+/// (`Null` when stdout is not JSON).
+pub fn run_with_config<K, V>(
+    command: &str,
+    config: &serde_json::Value,
+    extra: &[&str],
+    envs: &[(K, V)],
+) -> Result<(Output, serde_json::Value)>
+where
+    K: AsRef<OsStr>,
+    V: AsRef<OsStr>,
+{
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let path = dir.path().join("ferry.json");
+    std::fs::write(&path, serde_json::to_vec(config)?).context("writing the config")?;
+    let path = path.to_str().context("a UTF-8 temporary path")?;
+    let mut args = vec![command, "-c", path, "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = run_ferry(args, envs)?;
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    Ok((out, report))
+}
+
 /// Runs `ferry ARGS` with `envs` added to the environment, killing it after
 /// [`RUN_TIMEOUT`]. Fails only when the binary cannot be run; a failed copy is an
 /// `Output` with a non-zero status.

@@ -24,6 +24,7 @@ pub mod process;
 pub mod proxy;
 pub mod registry;
 pub mod results;
+pub mod scans;
 pub mod scenario;
 pub mod skopeo;
 pub mod synthetic;
@@ -32,7 +33,9 @@ pub mod verify;
 
 pub use docker_config::DockerConfig;
 pub use ecr::EcrRegistry;
-pub use ferry::{Report, error_codes, ferry_bin, parse_report, run_ferry, workspace_bin};
+pub use ferry::{
+    Report, error_codes, ferry_bin, parse_report, run_ferry, run_with_config, workspace_bin,
+};
 pub use fixtures::Fixture;
 pub use moto::Moto;
 pub use proxy::{CutRule, InjectRule, PathKind, Proxy};

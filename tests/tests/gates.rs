@@ -11,108 +11,14 @@
 use ferry_e2e::ecr_env::EcrEnv;
 use ferry_e2e::ferry::describe;
 use ferry_e2e::moto::{DEFAULT_ACCOUNT, DEFAULT_REGION};
-use ferry_e2e::{Registry, block, fixtures, http, run_ferry};
+use ferry_e2e::scans::{complete_scan, register_image};
+use ferry_e2e::{Registry, fixtures, run_with_config};
 use serde_json::{Value, json};
 
-/// Registers the image `repo:tag` (as pushed to the registry) in moto's ECR, with its
-/// real digest, so that DescribeImages and DescribeImageScanFindings know it.
-fn register(env: &EcrEnv, client: &aws_sdk_ecr::Client, repo: &str, tag: &str) -> String {
-    let (media_type, bytes) = env
-        .registry()
-        .manifest(repo, tag)
-        .expect("manifest")
-        .expect("pushed");
-    let digest = format!("sha256:{}", sha256_hex(&bytes));
-    block(async {
-        client
-            .put_image()
-            .repository_name(repo)
-            .image_manifest(String::from_utf8(bytes).expect("utf8"))
-            .image_manifest_media_type(media_type)
-            .image_tag(tag)
-            .image_digest(&digest)
-            .send()
-            .await
-            .expect("put image");
-    });
-    digest
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    ferry::Digest::of(bytes).hex().to_string()
-}
-
-/// Starts the scan of `digest` and makes moto answer it with `findings` (name, severity).
-fn scanned(
-    env: &EcrEnv,
-    client: &aws_sdk_ecr::Client,
-    repo: &str,
-    digest: &str,
-    findings: &[(&str, &str)],
-) {
-    block(async {
-        client
-            .start_image_scan()
-            .repository_name(repo)
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_digest(digest)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("start scan");
-    });
-    let mut counts = serde_json::Map::new();
-    for (_, severity) in findings {
-        let n = counts.get(*severity).and_then(Value::as_u64).unwrap_or(0);
-        counts.insert(severity.to_string(), json!(n + 1));
-    }
-    let result = json!({
-        "results": [{
-            "registryId": DEFAULT_ACCOUNT,
-            "repositoryName": repo,
-            "imageId": {"imageDigest": digest},
-            "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
-            "imageScanFindings": {
-                "findings": findings.iter().map(|(name, severity)| json!({"name": name, "severity": severity})).collect::<Vec<_>>(),
-                "findingSeverityCounts": counts,
-            }
-        }],
-        "region": DEFAULT_REGION,
-    });
-    let url = format!(
-        "{}/moto-api/static/ecr/scan-finding-results",
-        env.moto.endpoint()
-    );
-    let response = http::send(
-        reqwest::Method::POST,
-        &url,
-        None,
-        &[("Content-Type", "application/json")],
-        Some(result.to_string().into_bytes()),
-    )
-    .expect("moto api");
-    assert_eq!(response.status, 201, "moto refused the canned findings");
-}
-
 fn plan(env: &EcrEnv, config: &Value) -> Value {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("ferry.json");
-    std::fs::write(&path, config.to_string()).expect("write");
-    let out = run_ferry(
-        [
-            "plan",
-            "-c",
-            path.to_str().expect("utf8"),
-            "--output",
-            "json",
-        ],
-        &env.env(),
-    )
-    .expect("ferry runs");
+    let (out, plan) = run_with_config("plan", config, &[], &env.env()).expect("ferry runs");
     assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).expect("json plan")
+    plan
 }
 
 /// The plan's item for `tag`.
@@ -129,15 +35,6 @@ fn item<'p>(plan: &'p Value, tag: &str) -> &'p Value {
 fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
     let env = EcrEnv::start(|m| m);
     let dst = Registry::start().expect("destination");
-    let client = aws_sdk_ecr::Client::new(&env.moto.sdk_config(DEFAULT_REGION));
-    block(async {
-        client
-            .create_repository()
-            .repository_name("golden/app")
-            .send()
-            .await
-            .expect("create");
-    });
     // Four images: unscanned, CRITICAL, CRITICAL but ignored, clean.
     let mut digests = Vec::new();
     for (i, tag) in ["unscanned", "critical", "ignored", "clean"]
@@ -145,29 +42,32 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         .enumerate()
     {
         fixtures::single_image(&env.ecr, "golden/app", tag, 3100 + i as u64).expect("push");
-        digests.push(register(&env, &client, "golden/app", tag));
+        digests.push(
+            register_image(&env.moto, env.registry(), "golden/app", tag, Some(tag))
+                .expect("register"),
+        );
     }
-    scanned(
-        &env,
-        &client,
+    complete_scan(
+        &env.moto,
         "golden/app",
         &digests[1],
         &[("CVE-2026-0001", "CRITICAL"), ("CVE-2026-0002", "LOW")],
-    );
-    scanned(
-        &env,
-        &client,
+    )
+    .expect("scan");
+    complete_scan(
+        &env.moto,
         "golden/app",
         &digests[2],
         &[("CVE-2024-1234", "CRITICAL"), ("CVE-2026-0003", "HIGH")],
-    );
-    scanned(
-        &env,
-        &client,
+    )
+    .expect("scan");
+    complete_scan(
+        &env.moto,
         "golden/app",
         &digests[3],
         &[("CVE-2026-0004", "MEDIUM")],
-    );
+    )
+    .expect("scan");
 
     let config = json!({
         "source": {"registryId": DEFAULT_ACCOUNT, "region": DEFAULT_REGION},
@@ -212,24 +112,11 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         "only the passing images were copied"
     );
     // Held and blocked copies are no drift: verify finds none.
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("ferry.json");
-    std::fs::write(&path, config.to_string()).expect("write");
-    let verify = run_ferry(
-        [
-            "verify",
-            "-c",
-            path.to_str().expect("utf8"),
-            "--output",
-            "json",
-        ],
-        &env.env(),
-    )
-    .expect("ferry runs");
+    let (verify, _) = run_with_config("verify", &config, &[], &env.env()).expect("ferry runs");
     assert!(verify.status.success(), "{}", describe(&verify));
 
     // The held image's scan completes clean: released. The blocked one stays blocked.
-    scanned(&env, &client, "golden/app", &digests[0], &[]);
+    complete_scan(&env.moto, "golden/app", &digests[0], &[]).expect("scan");
     let p = plan(&env, &config);
     assert_eq!(item(&p, "unscanned")["action"], "copy");
     assert_eq!(item(&p, "critical")["action"], "blocked");
@@ -252,23 +139,9 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
     assert_eq!(item(&verify, "clean")["action"], "skip");
 
     // `ferry status` says why an image has not arrived.
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("ferry.json");
-    std::fs::write(&path, config.to_string()).expect("write");
     let image = env.reference("golden/app", "critical");
-    let out = run_ferry(
-        [
-            "status",
-            "-c",
-            path.to_str().expect("utf8"),
-            &image,
-            "--output",
-            "json",
-        ],
-        &env.env(),
-    )
-    .expect("ferry runs");
-    let status: Value = serde_json::from_slice(&out.stdout).expect("json status");
+    let (_, status) =
+        run_with_config("status", &config, &[&image], &env.env()).expect("ferry runs");
     let d = &status["destinations"][0];
     assert_eq!(d["state"], "MISSING", "{status}");
     assert_eq!(d["gate"]["verdict"], "blocked");

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ferry_e2e::ferry::describe;
 use ferry_e2e::fixtures::{self, RawPusher, media};
-use ferry_e2e::{Registry, run_ferry};
+use ferry_e2e::{Registry, run_with_config};
 use rcgen::{KeyPair, SigningKey};
 use serde_json::{Value, json};
 
@@ -52,22 +52,11 @@ fn sign(registry: &Registry, repo: &str, digest: &str, key: &KeyPair) {
         .expect("signature manifest");
 }
 
-fn run(args: &[&str], config: &Value) -> Value {
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("ferry.json");
-    std::fs::write(&path, config.to_string()).expect("write");
-    let mut all = vec![
-        args[0],
-        "-c",
-        path.to_str().expect("utf8"),
-        "--output",
-        "json",
-    ];
-    all.extend_from_slice(&args[1..]);
+fn run(command: &str, config: &Value) -> Value {
     let no_env: &[(&str, &str)] = &[];
-    let out = run_ferry(all, no_env).expect("ferry runs");
+    let (out, report) = run_with_config(command, config, &[], no_env).expect("ferry runs");
     assert!(out.status.success(), "{}", describe(&out));
-    serde_json::from_slice(&out.stdout).expect("json")
+    report
 }
 
 fn item<'p>(plan: &'p Value, tag: &str) -> &'p Value {
@@ -121,7 +110,7 @@ fn signature_gate_copies_only_images_signed_with_a_trusted_key() {
             "gates": {"signature": {"cosign": {"publicKeys": [trusted.public_key_pem()]}}}
         }]
     });
-    let plan = run(&["plan"], &config);
+    let plan = run("plan", &config);
     assert_eq!(item(&plan, "signed")["action"], "copy", "{plan}");
     let unsigned = item(&plan, "unsigned");
     assert_eq!(unsigned["action"], "blocked");
@@ -144,7 +133,7 @@ fn signature_gate_copies_only_images_signed_with_a_trusted_key() {
         "a signature of another digest never passes: {borrowed_item}"
     );
 
-    let report = run(&["sync"], &config);
+    let report = run("sync", &config);
     assert_eq!(report["totals"]["copied"], 1, "{}", report["totals"]);
     assert_eq!(report["totals"]["blocked"], 3);
     let tags = dst.tags("golden/app").expect("tags");

@@ -6,90 +6,17 @@
 mod support;
 
 use ferry_e2e::fixtures;
+use ferry_e2e::scans::{complete_scan, register_image};
 use ferry_pipeline::Status;
 use serde_json::{Value, json};
 use support::{Options, Sandbox, detail};
 
-/// Registers `repo@reference` (as pushed to the source registry) in moto's ECR under its
-/// real digest, tagged `tag` (or untagged).
-fn register(
-    sb: &Sandbox,
-    ecr: &aws_sdk_ecr::Client,
-    repo: &str,
-    reference: &str,
-    tag: Option<&str>,
-) -> String {
-    let (media_type, manifest) = sb
-        .src
-        .registry()
-        .manifest(repo, reference)
-        .unwrap()
-        .unwrap();
-    let digest = ferry::Digest::of(&manifest).to_string();
-    sb.rt.block_on(async {
-        let _ = ecr.create_repository().repository_name(repo).send().await;
-        ecr.put_image()
-            .repository_name(repo)
-            .image_manifest(String::from_utf8(manifest).unwrap())
-            .image_manifest_media_type(media_type)
-            .set_image_tag(tag.map(str::to_string))
-            .image_digest(&digest)
-            .send()
-            .await
-            .unwrap();
-    });
-    digest
+fn register(sb: &Sandbox, repo: &str, reference: &str, tag: Option<&str>) -> String {
+    register_image(&sb.moto, sb.src.registry(), repo, reference, tag).unwrap()
 }
 
-/// Starts the scan of `digest` and cans moto's answer: `findings` as (name, severity).
-fn scanned(
-    sb: &Sandbox,
-    ecr: &aws_sdk_ecr::Client,
-    repo: &str,
-    digest: &str,
-    findings: &[(&str, &str)],
-) {
-    sb.rt.block_on(async {
-        ecr.start_image_scan()
-            .repository_name(repo)
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_digest(digest)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
-    let mut counts = serde_json::Map::new();
-    for (_, severity) in findings {
-        let n = counts.get(*severity).and_then(Value::as_u64).unwrap_or(0);
-        counts.insert(severity.to_string(), json!(n + 1));
-    }
-    let canned = json!({
-        "results": [{
-            "registryId": support::ACCOUNT_A, "repositoryName": repo,
-            "imageId": {"imageDigest": digest},
-            "imageScanStatus": {"status": "COMPLETE"},
-            "imageScanFindings": {
-                "findings": findings.iter().map(|(n, s)| json!({"name": n, "severity": s})).collect::<Vec<_>>(),
-                "findingSeverityCounts": counts,
-            },
-        }],
-        "region": "us-east-1",
-    });
-    let response = ferry_e2e::http::send(
-        reqwest::Method::POST,
-        &format!(
-            "{}/moto-api/static/ecr/scan-finding-results",
-            sb.moto.endpoint()
-        ),
-        None,
-        &[("Content-Type", "application/json")],
-        Some(canned.to_string().into_bytes()),
-    )
-    .unwrap();
-    assert_eq!(response.status, 201);
+fn scanned(sb: &Sandbox, repo: &str, digest: &str, findings: &[(&str, &str)]) {
+    complete_scan(&sb.moto, repo, digest, findings).unwrap();
 }
 
 #[test]
@@ -102,24 +29,17 @@ fn an_index_with_one_failing_platform_and_a_scan_that_never_comes_are_blocked() 
         &Default::default(),
     )
     .unwrap();
-    let ecr = aws_sdk_ecr::Client::new(&sb.sdk);
     let index = fixtures::oci_index(&sb.src, "team/multi", "v1", 91).unwrap();
-    let index_digest = register(&sb, &ecr, "team/multi", "v1", Some("v1"));
+    let index_digest = register(&sb, "team/multi", "v1", Some("v1"));
     assert_eq!(index_digest, index.digest);
     // ECR scans each platform image: amd64 clean, arm64 with a CRITICAL finding.
     let (amd64, arm64) = (&index.manifests[1], &index.manifests[2]);
     // Tagged in moto only: its canned answers match an untagged image to any result
     // without a tag (None == None), whatever the digest.
-    register(&sb, &ecr, "team/multi", amd64, Some("moto-amd64"));
-    register(&sb, &ecr, "team/multi", arm64, Some("moto-arm64"));
-    scanned(&sb, &ecr, "team/multi", amd64, &[("CVE-2026-0100", "LOW")]);
-    scanned(
-        &sb,
-        &ecr,
-        "team/multi",
-        arm64,
-        &[("CVE-2026-0101", "CRITICAL")],
-    );
+    register(&sb, "team/multi", amd64, Some("moto-amd64"));
+    register(&sb, "team/multi", arm64, Some("moto-arm64"));
+    scanned(&sb, "team/multi", amd64, &[("CVE-2026-0100", "LOW")]);
+    scanned(&sb, "team/multi", arm64, &[("CVE-2026-0101", "CRITICAL")]);
 
     let source = ferry::config::Registry::from_host(&sb.src.ecr_host());
     let judge = |repo: &str, digest: &str, at: std::time::SystemTime| {
@@ -150,7 +70,7 @@ fn an_index_with_one_failing_platform_and_a_scan_that_never_comes_are_blocked() 
     // Never scanned: held within waitMinutes of its push (moto's imagePushedAt), then
     // blocked, scan-timeout.
     let late = fixtures::single_image(&sb.src, "team/late", "v1", 92).unwrap();
-    register(&sb, &ecr, "team/late", "v1", Some("v1"));
+    register(&sb, "team/late", "v1", Some("v1"));
     let held = judge("team/late", &late.digest, now);
     assert!(
         matches!(&held, ferry::gate::Verdict::Held(r) if r.code == "scan-pending"),
@@ -184,29 +104,7 @@ fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
     .unwrap();
     let image = fixtures::single_image(&sb.src, "team/api", "v1", 81).unwrap();
     // ECR's control plane knows the image (moto), with its real digest.
-    let ecr = aws_sdk_ecr::Client::new(&sb.sdk);
-    let (media_type, manifest) = sb
-        .src
-        .registry()
-        .manifest("team/api", "v1")
-        .unwrap()
-        .unwrap();
-    sb.rt.block_on(async {
-        ecr.create_repository()
-            .repository_name("team/api")
-            .send()
-            .await
-            .unwrap();
-        ecr.put_image()
-            .repository_name("team/api")
-            .image_manifest(String::from_utf8(manifest).unwrap())
-            .image_manifest_media_type(media_type)
-            .image_tag("v1")
-            .image_digest(&image.digest)
-            .send()
-            .await
-            .unwrap();
-    });
+    register(&sb, "team/api", "v1", Some("v1"));
 
     // The push: not scanned yet, so held at every destination; no job.
     let push = envelope(
@@ -235,39 +133,7 @@ fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
     );
 
     // The scan completes clean; its event releases the copies.
-    sb.rt.block_on(async {
-        ecr.start_image_scan()
-            .repository_name("team/api")
-            .image_id(
-                aws_sdk_ecr::types::ImageIdentifier::builder()
-                    .image_digest(&image.digest)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    });
-    let canned = json!({
-        "results": [{
-            "registryId": support::ACCOUNT_A, "repositoryName": "team/api",
-            "imageId": {"imageDigest": image.digest},
-            "imageScanStatus": {"status": "COMPLETE"},
-            "imageScanFindings": {"findings": [], "findingSeverityCounts": {"LOW": 0}},
-        }],
-        "region": "us-east-1",
-    });
-    let response = ferry_e2e::http::send(
-        reqwest::Method::POST,
-        &format!(
-            "{}/moto-api/static/ecr/scan-finding-results",
-            sb.moto.endpoint()
-        ),
-        None,
-        &[("Content-Type", "application/json")],
-        Some(canned.to_string().into_bytes()),
-    )
-    .unwrap();
-    assert_eq!(response.status, 201);
+    scanned(&sb, "team/api", &image.digest, &[]);
     let mut scan: Value =
         serde_json::from_str(include_str!("../../../testdata/events/ecr-image-scan.json")).unwrap();
     scan["account"] = json!(support::ACCOUNT_A);
@@ -304,9 +170,8 @@ fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
         &Default::default(),
     )
     .unwrap();
-    let ecr = aws_sdk_ecr::Client::new(&sb.sdk);
     let mut image = fixtures::single_image(&sb.src, "team/api", "v2", 93).unwrap();
-    register(&sb, &ecr, "team/api", "v2", Some("v2"));
+    register(&sb, "team/api", "v2", Some("v2"));
     let push = envelope(
         "push-2",
         "ECR Image Action",
@@ -320,7 +185,7 @@ fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
     );
     assert_eq!(sb.dispatch_gated_raw(push).unwrap().jobs.len(), 0, "held");
     // The scan completes, but its event is lost.
-    scanned(&sb, &ecr, "team/api", &image.digest, &[]);
+    scanned(&sb, "team/api", &image.digest, &[]);
     // A signature is pushed (as ECR managed signing does after the push): its event
     // releases the held copies, the subject and its tag read from the source (the
     // registry and moto's DescribeImages).

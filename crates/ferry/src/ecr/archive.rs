@@ -137,30 +137,9 @@ impl EcrControl {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<ImageStatus>, Error> {
-        let client = self.aws().ecr(registry, role).await;
-        let out = client
-            .describe_images()
-            .registry_id(&registry.account)
-            .repository_name(repository)
-            .image_ids(
-                ImageIdentifier::builder()
-                    .image_digest(digest.as_str())
-                    .build(),
-            )
-            .send()
-            .await;
-        match out {
-            Ok(o) => Ok(o
-                .image_details()
-                .first()
-                .map(|d| ImageStatus::from_sdk(d.image_status()))),
-            Err(e)
-                if is_code(&e, "ImageNotFoundException")
-                    || is_code(&e, "RepositoryNotFoundException") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(sdk_error("ecr", "DescribeImages", e)),
-        }
+        Ok(self
+            .describe_image(registry, role, repository, digest)
+            .await?
+            .map(|d| ImageStatus::from_sdk(d.image_status())))
     }
 }

@@ -332,6 +332,41 @@ impl EcrControl {
     }
 }
 
+impl EcrControl {
+    /// DescribeImages of the one image `digest` in `repository`; `None` when the image or
+    /// the repository does not exist.
+    pub(crate) async fn describe_image(
+        &self,
+        registry: &EcrRegistry,
+        role: Option<&AssumeRole>,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<aws_sdk_ecr::types::ImageDetail>, Error> {
+        let client = self.aws.ecr(registry, role).await;
+        let out = client
+            .describe_images()
+            .registry_id(&registry.account)
+            .repository_name(repository)
+            .image_ids(
+                ImageIdentifier::builder()
+                    .image_digest(digest.as_str())
+                    .build(),
+            )
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(o.image_details().first().cloned()),
+            Err(e)
+                if is_code(&e, "ImageNotFoundException")
+                    || is_code(&e, "RepositoryNotFoundException") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error("ecr", "DescribeImages", e)),
+        }
+    }
+}
+
 pub(crate) fn is_code<E, R>(e: &aws_sdk_ecr::error::SdkError<E, R>, code: &str) -> bool
 where
     E: aws_sdk_ecr::error::ProvideErrorMetadata,

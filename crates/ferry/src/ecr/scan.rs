@@ -175,31 +175,9 @@ impl EcrControl {
         repository: &str,
         digest: &Digest,
     ) -> Result<Vec<String>, Error> {
-        let client = self.aws().ecr(registry, role).await;
-        let answer = client
-            .describe_images()
-            .registry_id(&registry.account)
-            .repository_name(repository)
-            .image_ids(
-                ImageIdentifier::builder()
-                    .image_digest(digest.as_str())
-                    .build(),
-            )
-            .send()
-            .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e)
-                if is_code(&e, "ImageNotFoundException")
-                    || is_code(&e, "RepositoryNotFoundException") =>
-            {
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(sdk_error("ecr", "DescribeImages", e)),
-        };
-        Ok(answer
-            .image_details()
-            .first()
+        Ok(self
+            .describe_image(registry, role, repository, digest)
+            .await?
             .map(|d| {
                 d.image_tags()
                     .iter()
@@ -220,33 +198,13 @@ impl EcrControl {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<SystemTime>, Error> {
-        let client = self.aws().ecr(registry, role).await;
-        let answer = client
-            .describe_images()
-            .registry_id(&registry.account)
-            .repository_name(repository)
-            .image_ids(
-                ImageIdentifier::builder()
-                    .image_digest(digest.as_str())
-                    .build(),
-            )
-            .send()
-            .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e)
-                if is_code(&e, "ImageNotFoundException")
-                    || is_code(&e, "RepositoryNotFoundException") =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(sdk_error("ecr", "DescribeImages", e)),
-        };
-        Ok(answer
-            .image_details()
-            .first()
-            .and_then(|d| d.image_pushed_at())
-            .and_then(|t| SystemTime::try_from(*t).ok()))
+        Ok(self
+            .describe_image(registry, role, repository, digest)
+            .await?
+            .and_then(|d| {
+                d.image_pushed_at()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+            }))
     }
 }
 
