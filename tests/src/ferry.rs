@@ -61,6 +61,17 @@ where
     Ok((out, report))
 }
 
+/// The item of a JSON plan (`ferry plan --output json`) for `tag`; panics naming the plan
+/// when there is none.
+pub fn plan_item<'p>(plan: &'p serde_json::Value, tag: &str) -> &'p serde_json::Value {
+    plan["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["tag"] == tag)
+        .unwrap_or_else(|| panic!("no item for {tag} in {plan}"))
+}
+
 /// Runs `ferry ARGS` with `envs` added to the environment, killing it after
 /// [`RUN_TIMEOUT`]. Fails only when the binary cannot be run; a failed copy is an
 /// `Output` with a non-zero status.

@@ -9,7 +9,7 @@
 //! `crates/ferry/src/gate/scan.rs`'s tests (moto's push time is always now).
 
 use ferry_e2e::ecr_env::EcrEnv;
-use ferry_e2e::ferry::describe;
+use ferry_e2e::ferry::{describe, plan_item};
 use ferry_e2e::moto::{DEFAULT_ACCOUNT, DEFAULT_REGION};
 use ferry_e2e::scans::{complete_scan, register_image};
 use ferry_e2e::{Registry, fixtures, run_with_config};
@@ -19,16 +19,6 @@ fn plan(env: &EcrEnv, config: &Value) -> Value {
     let (out, plan) = run_with_config("plan", config, &[], &env.env()).expect("ferry runs");
     assert!(out.status.success(), "{}", describe(&out));
     plan
-}
-
-/// The plan's item for `tag`.
-fn item<'p>(plan: &'p Value, tag: &str) -> &'p Value {
-    plan["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|i| i["tag"] == tag)
-        .unwrap_or_else(|| panic!("no item for {tag} in {plan}"))
 }
 
 #[test]
@@ -78,10 +68,10 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         }]
     });
     let p = plan(&env, &config);
-    let unscanned = item(&p, "unscanned");
+    let unscanned = plan_item(&p, "unscanned");
     assert_eq!(unscanned["action"], "held", "{unscanned}");
     assert_eq!(unscanned["gate"]["code"], "scan-pending");
-    let critical = item(&p, "critical");
+    let critical = plan_item(&p, "critical");
     assert_eq!(critical["action"], "blocked", "{critical}");
     assert_eq!(critical["gate"]["gate"], "scan");
     assert_eq!(critical["gate"]["code"], "severity");
@@ -90,11 +80,11 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
         json!({"LOW": 1, "CRITICAL": 1})
     );
     assert_eq!(
-        item(&p, "ignored")["action"],
+        plan_item(&p, "ignored")["action"],
         "copy",
         "the ignored CVE does not block"
     );
-    assert_eq!(item(&p, "clean")["action"], "copy");
+    assert_eq!(plan_item(&p, "clean")["action"], "copy");
     assert_eq!(p["summary"]["held"], 1);
     assert_eq!(p["summary"]["blocked"], 1);
 
@@ -118,8 +108,8 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
     // The held image's scan completes clean: released. The blocked one stays blocked.
     complete_scan(&env.moto, "golden/app", &digests[0], &[]).expect("scan");
     let p = plan(&env, &config);
-    assert_eq!(item(&p, "unscanned")["action"], "copy");
-    assert_eq!(item(&p, "critical")["action"], "blocked");
+    assert_eq!(plan_item(&p, "unscanned")["action"], "copy");
+    assert_eq!(plan_item(&p, "critical")["action"], "blocked");
     let (out, report) = env.sync(&config, &[]);
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(report["totals"]["copied"], 1);
@@ -136,7 +126,7 @@ fn scan_gate_holds_blocks_ignores_and_releases_through_plan_and_sync() {
 
     // Gates apply to copies only: a copied image stays (skip, no drift).
     let verify = plan(&env, &config);
-    assert_eq!(item(&verify, "clean")["action"], "skip");
+    assert_eq!(plan_item(&verify, "clean")["action"], "skip");
 
     // `ferry status` says why an image has not arrived.
     let image = env.reference("golden/app", "critical");

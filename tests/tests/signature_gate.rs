@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ferry_e2e::ferry::describe;
+use ferry_e2e::ferry::{describe, plan_item};
 use ferry_e2e::fixtures::{self, RawPusher, media};
 use ferry_e2e::{Registry, run_with_config};
 use rcgen::{KeyPair, SigningKey};
@@ -59,15 +59,6 @@ fn run(command: &str, config: &Value) -> Value {
     report
 }
 
-fn item<'p>(plan: &'p Value, tag: &str) -> &'p Value {
-    plan["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .find(|i| i["tag"] == tag)
-        .unwrap_or_else(|| panic!("no item for {tag} in {plan}"))
-}
-
 #[test]
 fn signature_gate_copies_only_images_signed_with_a_trusted_key() {
     let src = Registry::start().expect("source");
@@ -111,12 +102,12 @@ fn signature_gate_copies_only_images_signed_with_a_trusted_key() {
         }]
     });
     let plan = run("plan", &config);
-    assert_eq!(item(&plan, "signed")["action"], "copy", "{plan}");
-    let unsigned = item(&plan, "unsigned");
+    assert_eq!(plan_item(&plan, "signed")["action"], "copy", "{plan}");
+    let unsigned = plan_item(&plan, "unsigned");
     assert_eq!(unsigned["action"], "blocked");
     assert_eq!(unsigned["gate"]["gate"], "signature");
     assert_eq!(unsigned["gate"]["code"], "no-signature");
-    let forged_item = item(&plan, "forged");
+    let forged_item = plan_item(&plan, "forged");
     assert_eq!(forged_item["action"], "blocked");
     assert!(
         forged_item["gate"]["reason"]
@@ -124,7 +115,7 @@ fn signature_gate_copies_only_images_signed_with_a_trusted_key() {
             .is_some_and(|r| r.contains("bad-signature")),
         "{forged_item}"
     );
-    let borrowed_item = item(&plan, "borrowed");
+    let borrowed_item = plan_item(&plan, "borrowed");
     assert_eq!(borrowed_item["action"], "blocked");
     assert!(
         borrowed_item["gate"]["reason"]

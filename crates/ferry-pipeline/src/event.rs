@@ -168,29 +168,20 @@ pub enum Incoming {
     },
 }
 
-/// Read an event as it arrives at the dispatch function. An ECR Image Action with missing
-/// or invalid fields is [`PipelineError::Malformed`]; an event of another kind is
-/// [`Incoming::Other`].
-pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> {
-    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
-    let malformed = |reason: String| PipelineError::Malformed {
-        id: id.clone().unwrap_or_else(|| "unknown".into()),
-        reason,
-    };
-    let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_value(value)
-        .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
-    if scan::is_scan_event(&envelope.source, &envelope.detail_type) {
-        return scan::parse_scan(envelope, malformed).map(Incoming::Scan);
-    }
-    let referrer = envelope.detail_type == ECR_REFERRER_ACTION;
-    if envelope.source != ECR_SOURCE || !(envelope.detail_type == ECR_IMAGE_ACTION || referrer) {
-        return Ok(Incoming::Other {
-            id,
-            kind: format!("{} / {}", envelope.source, envelope.detail_type),
-        });
-    }
-    let detail: EcrImageAction = serde_json::from_value(envelope.detail.clone())
-        .map_err(|e| malformed(format!("bad {} detail: {e}", envelope.detail_type)))?;
+/// Where and when an event happened, from its envelope.
+struct Origin {
+    event_id: String,
+    event_time: DateTime<Utc>,
+    /// The registry of the envelope's account and region.
+    registry: Registry,
+}
+
+/// The envelope's id, time, and the ECR registry of its `account` and `region`: each
+/// required, the registry one ECR serves.
+fn origin(
+    envelope: &EventBridgeEvent<serde_json::Value>,
+    malformed: &impl Fn(String) -> PipelineError,
+) -> Result<Origin, PipelineError> {
     let event_id = envelope
         .id
         .clone()
@@ -205,6 +196,43 @@ pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> 
             "bad `account` {account:?} or `region` {region:?}"
         )));
     }
+    Ok(Origin {
+        event_id,
+        event_time,
+        registry,
+    })
+}
+
+/// Read an event as it arrives at the dispatch function. An ECR Image Action with missing
+/// or invalid fields is [`PipelineError::Malformed`]; an event of another kind is
+/// [`Incoming::Other`].
+pub fn parse_event(value: serde_json::Value) -> Result<Incoming, PipelineError> {
+    let id = value.get("id").and_then(|v| v.as_str()).map(str::to_string);
+    let malformed = |reason: String| PipelineError::Malformed {
+        id: id.clone().unwrap_or_else(|| "unknown".into()),
+        reason,
+    };
+    let envelope: EventBridgeEvent<serde_json::Value> = serde_json::from_value(value)
+        .map_err(|e| malformed(format!("not an EventBridge event: {e}")))?;
+    if scan::is_scan_event(&envelope.source, &envelope.detail_type) {
+        let at = origin(&envelope, &malformed)?;
+        return scan::parse_scan(envelope, at.event_id, at.event_time, at.registry, malformed)
+            .map(Incoming::Scan);
+    }
+    let referrer = envelope.detail_type == ECR_REFERRER_ACTION;
+    if envelope.source != ECR_SOURCE || !(envelope.detail_type == ECR_IMAGE_ACTION || referrer) {
+        return Ok(Incoming::Other {
+            id,
+            kind: format!("{} / {}", envelope.source, envelope.detail_type),
+        });
+    }
+    let detail: EcrImageAction = serde_json::from_value(envelope.detail.clone())
+        .map_err(|e| malformed(format!("bad {} detail: {e}", envelope.detail_type)))?;
+    let Origin {
+        event_id,
+        event_time,
+        registry,
+    } = origin(&envelope, &malformed)?;
     // Check the fields themselves: a name holding `:` or `@` must not turn into a tag.
     ferry::reference::validate_repository(&detail.repository_name)
         .map_err(|e| malformed(format!("`repository-name`: {e}")))?;

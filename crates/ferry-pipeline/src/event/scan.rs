@@ -64,27 +64,19 @@ pub fn is_scan_event(source: &str, detail_type: &str) -> bool {
         || (source == INSPECTOR_SOURCE && detail_type == INSPECTOR_SCAN)
 }
 
-/// Reads a scan completion event (the caller checked [`is_scan_event`]).
+/// Reads a scan completion event (the caller checked [`is_scan_event`] and read the
+/// envelope's id, time and registry).
 pub(crate) fn parse_scan(
     envelope: EventBridgeEvent<serde_json::Value>,
+    event_id: String,
+    event_time: DateTime<Utc>,
+    registry: Registry,
     malformed: impl Fn(String) -> PipelineError,
 ) -> Result<ScanCompleted, PipelineError> {
     let detail: Detail = serde_json::from_value(envelope.detail.clone())
         .map_err(|e| malformed(format!("bad {} detail: {e}", envelope.detail_type)))?;
-    let event_id = envelope
-        .id
-        .clone()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| malformed("no `id`".into()))?;
-    let event_time = envelope.time.ok_or_else(|| malformed("no `time`".into()))?;
     let account = envelope.account.as_deref().unwrap_or_default();
     let region = envelope.region.as_deref().unwrap_or_default();
-    let registry = Registry::from_host(&format!("{account}.dkr.ecr.{region}.amazonaws.com"));
-    if !registry.is_ecr() {
-        return Err(malformed(format!(
-            "bad `account` {account:?} or `region` {region:?}"
-        )));
-    }
     let repository = match detail.repository_name.strip_prefix("arn:") {
         // arn:<partition>:ecr:<region>:<account>:repository/<name>
         Some(rest) => {
