@@ -11,6 +11,18 @@ use ferry_pipeline::Status;
 use serde_json::{Value, json};
 use support::{Options, Sandbox, detail};
 
+/// A sandbox whose rule has `gates`.
+fn gated(gates: Value) -> Sandbox {
+    Sandbox::start_with(
+        Options {
+            rule: json!({ "gates": gates }),
+            ..Options::default()
+        },
+        &Default::default(),
+    )
+    .unwrap()
+}
+
 fn register(sb: &Sandbox, repo: &str, reference: &str, tag: Option<&str>) -> String {
     register_image(&sb.moto, sb.src.registry(), repo, reference, tag).unwrap()
 }
@@ -21,14 +33,7 @@ fn scanned(sb: &Sandbox, repo: &str, digest: &str, findings: &[(&str, &str)]) {
 
 #[test]
 fn an_index_with_one_failing_platform_and_a_scan_that_never_comes_are_blocked() {
-    let sb = Sandbox::start_with(
-        Options {
-            rule: json!({"gates": {"scan": {"maxSeverity": "HIGH", "waitMinutes": 60}}}),
-            ..Options::default()
-        },
-        &Default::default(),
-    )
-    .unwrap();
+    let sb = gated(json!({"scan": {"maxSeverity": "HIGH", "waitMinutes": 60}}));
     let index = fixtures::oci_index(&sb.src, "team/multi", "v1", 91).unwrap();
     let index_digest = register(&sb, "team/multi", "v1", Some("v1"));
     assert_eq!(index_digest, index.digest);
@@ -94,14 +99,7 @@ fn envelope(id: &str, detail_type: &str, detail: Value) -> Value {
 
 #[test]
 fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
-    let sb = Sandbox::start_with(
-        Options {
-            rule: json!({"gates": {"scan": {"maxSeverity": "HIGH"}}}),
-            ..Options::default()
-        },
-        &Default::default(),
-    )
-    .unwrap();
+    let sb = gated(json!({"scan": {"maxSeverity": "HIGH"}}));
     let image = fixtures::single_image(&sb.src, "team/api", "v1", 81).unwrap();
     // ECR's control plane knows the image (moto), with its real digest.
     register(&sb, "team/api", "v1", Some("v1"));
@@ -162,14 +160,7 @@ fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
 
 #[test]
 fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
-    let sb = Sandbox::start_with(
-        Options {
-            rule: json!({"gates": {"scan": {"maxSeverity": "HIGH"}}}),
-            ..Options::default()
-        },
-        &Default::default(),
-    )
-    .unwrap();
+    let sb = gated(json!({"scan": {"maxSeverity": "HIGH"}}));
     let mut image = fixtures::single_image(&sb.src, "team/api", "v2", 93).unwrap();
     register(&sb, "team/api", "v2", Some("v2"));
     let push = envelope(

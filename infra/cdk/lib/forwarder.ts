@@ -85,20 +85,20 @@ export class FerryForwarder extends Construct {
       ],
     });
     this.deadLetterQueue = eventsDeadLetterQueue(this, 'DeadLetterQueue');
+    // Both rules send to the hub region's default bus, with retries and this DLQ.
+    const toHub = {
+      id: 'ferry-hub',
+      arn: hubBus,
+      roleArn: role.attrArn,
+      retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
+      deadLetterConfig: { arn: this.deadLetterQueue.attrArn },
+    };
     this.rule = new events.CfnRule(this, 'ForwardRule', {
       description: "Successful ECR pushes, deletes and storage-class changes, and signature pushes -> the Ferry hub region's default bus",
       eventBusName: 'default',
       state: 'ENABLED',
       eventPattern: ECR_IMAGE_ACTION_PATTERN,
-      targets: [
-        {
-          id: 'ferry-hub',
-          arn: hubBus,
-          roleArn: role.attrArn,
-          retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
-          deadLetterConfig: { arn: this.deadLetterQueue.attrArn },
-        },
-      ],
+      targets: [toHub],
     });
     // Scan completions release the copies a scan gate holds: forwarded as the hub accepts them.
     this.scanRule = new events.CfnRule(this, 'ForwardScanRule', {
@@ -107,15 +107,7 @@ export class FerryForwarder extends Construct {
       eventBusName: 'default',
       state: 'ENABLED',
       eventPattern: SCAN_COMPLETED_PATTERN,
-      targets: [
-        {
-          id: 'ferry-hub',
-          arn: hubBus,
-          roleArn: role.attrArn,
-          retryPolicy: { maximumEventAgeInSeconds: 3600, maximumRetryAttempts: 10 },
-          deadLetterConfig: { arn: this.deadLetterQueue.attrArn },
-        },
-      ],
+      targets: [toHub],
     });
     ruleDeadLetterPolicy(this, 'DeadLetterQueuePolicy', this.deadLetterQueue, [
       this.rule.attrArn,
