@@ -352,6 +352,13 @@ async fn run_one(
             let status = result.status;
             tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), code = ?result.gate.as_ref().map(|g| g.code.as_str()), "promotion gate: not copied");
             emit_metrics(ctx, &job, status, Some(&result), 0);
+            // As dispatch counts them: BlockedImagesAlarm watches this metric.
+            ctx.metrics.emit(
+                Record::new()
+                    .dimension("status", status.as_str())
+                    .metric("GateResults", Unit::Count, 1.0)
+                    .property("destination", job.destination()),
+            );
             return JobOutcome {
                 message_id: message_id.to_string(),
                 status,

@@ -131,6 +131,16 @@ export function hubAlarms(scope: Construct, t: AlarmTargets): sns.CfnTopic | und
       dimension: { name: 'status', value: 'CONFLICT' },
       statistic: 'Sum',
     },
+    // A promotion gate blocked copies: the image stays at the source until it passes.
+    {
+      id: 'BlockedImagesAlarm',
+      description:
+        'A promotion gate blocked copies (BLOCKED result events, with the gate and its reason): the image is not replicated until a new scan or signature lets it pass.',
+      namespace: 'Ferry',
+      metric: 'GateResults',
+      dimension: { name: 'status', value: 'BLOCKED' },
+      statistic: 'Sum',
+    },
     {
       id: 'ReplicationLagAlarm',
       description:

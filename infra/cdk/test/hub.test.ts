@@ -53,7 +53,7 @@ describe('FerryHub', () => {
       'AWS::Lambda::EventSourceMapping': 1,
       'AWS::Events::Rule': 3,
       'AWS::Lambda::Permission': 3,
-      'AWS::CloudWatch::Alarm': 14,
+      'AWS::CloudWatch::Alarm': 15,
       'AWS::CloudWatch::Dashboard': 1,
       'AWS::SNS::Topic': 0,
       'AWS::SNS::Subscription': 0,
@@ -303,7 +303,7 @@ describe('FerryHub', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 1);
     const topic = idOf(json, 'AWS::SNS::Topic', 'AlarmTopic');
     const alarms = Object.values<any>(json.Resources).filter((r) => r.Type === 'AWS::CloudWatch::Alarm');
-    assert.equal(alarms.length, 14);
+    assert.equal(alarms.length, 15);
     for (const alarm of alarms) {
       assert.deepEqual(alarm.Properties.AlarmActions, [{ Ref: topic }]);
     }

@@ -143,6 +143,21 @@ fn alarms_cover_dlqs_job_age_errors_throttles_and_rejected_jobs() {
             assert_eq!(found[0].get("AlarmActions"), actions.as_ref(), "{status}");
             seen += 1;
         }
+        // Copies a promotion gate blocked: dispatch's GateResults by status.
+        let blocked: Vec<&Value> = r
+            .resources_of_type("AWS::CloudWatch::Alarm")
+            .map(|(_, a)| &a["Properties"])
+            .filter(|p| {
+                p["Namespace"] == json!("Ferry")
+                    && p["MetricName"] == json!("GateResults")
+                    && p["Dimensions"] == json!([{"Name": "status", "Value": "BLOCKED"}])
+            })
+            .collect();
+        assert_eq!(blocked.len(), 1, "one BLOCKED alarm");
+        assert_eq!(blocked[0]["Statistic"], json!("Sum"));
+        assert_eq!(blocked[0]["Threshold"], json!(0));
+        assert_eq!(blocked[0].get("AlarmActions"), actions.as_ref());
+        seen += 1;
         let lag: Vec<&Value> = r
             .resources_of_type("AWS::CloudWatch::Alarm")
             .map(|(_, a)| &a["Properties"])

@@ -136,6 +136,11 @@ async fn a_gated_copy_is_judged_before_it_is_copied() {
     );
     assert_eq!(ctx.metrics.sum("Jobs", &[("status", "HELD")]), 1.0);
     assert_eq!(ctx.metrics.sum("Jobs", &[("status", "BLOCKED")]), 1.0);
+    assert_eq!(
+        ctx.metrics.sum("GateResults", &[("status", "BLOCKED")]),
+        1.0,
+        "what BlockedImagesAlarm watches"
+    );
 }
 
 #[tokio::test]
