@@ -161,6 +161,7 @@ fn a_held_push_is_released_by_its_scan_event_and_then_copied() {
 #[test]
 fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
     let sb = gated(json!({"scan": {"maxSeverity": "HIGH"}}));
+    sb.record_calls().unwrap();
     let mut image = fixtures::single_image(&sb.src, "team/api", "v2", 93).unwrap();
     register(&sb, "team/api", "v2", Some("v2"));
     let push = envelope(
@@ -223,6 +224,24 @@ fn a_referrer_pushed_after_a_lost_scan_event_releases_the_held_image() {
                 .unwrap()
                 .as_deref(),
             Some(image.digest.as_str())
+        );
+    }
+    // Every AWS call dispatch made to judge the gates (and replicate's) is in the IAM
+    // table evaluated against the templates. (Manifest reads go to the registry
+    // endpoint, not to moto: BatchGetImage is granted by the table, not recorded here.)
+    let calls = sb.calls_in_table().unwrap();
+    let dispatch: Vec<String> = calls["DispatchRole"]
+        .iter()
+        .filter_map(|c| c.iam_action())
+        .collect();
+    for action in [
+        "ecr:DescribeImageScanFindings",
+        "ecr:DescribeImages",
+        "events:PutEvents",
+    ] {
+        assert!(
+            dispatch.iter().any(|a| a == action),
+            "dispatch made no {action}: {dispatch:?}"
         );
     }
 }

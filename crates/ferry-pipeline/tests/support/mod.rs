@@ -343,19 +343,29 @@ impl Sandbox {
     }
 
     /// Dispatch one raw event as the dispatch function does when the config has gates:
-    /// the sandbox's replicator judges them, HELD and BLOCKED results go to the result bus.
+    /// a reading replicator with dispatch's credentials judges them, HELD and BLOCKED
+    /// results go to the result bus.
     pub(crate) fn dispatch_gated_raw(
         &self,
         event: Value,
     ) -> Result<Dispatched, ferry_pipeline::PipelineError> {
         let queue = self.job_queue();
+        // As the dispatch function builds them: a reading replicator and a publisher with
+        // dispatch's own credentials (its calls are recorded as DispatchRole's).
+        let dispatch_sdk = signing_as(&self.sdk, DISPATCH_KEY);
         let results = EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&self.sdk),
+            aws_sdk_eventbridge::Client::new(&dispatch_sdk),
             &self.result_bus,
         );
+        let keeper = self
+            .rt
+            .block_on(ferry_pipeline::settings::build_reading_replicator(
+                self.config.clone(),
+                AwsContext::new(dispatch_sdk),
+            ))?;
         let authority = ferry_pipeline::authority::Authority::new(self.config.clone());
         let stage = ferry_pipeline::dispatch::GateStage {
-            keeper: &self.replicator,
+            keeper: &keeper,
             results: Some(&results),
         };
         self.rt.block_on(ferry_pipeline::dispatch::dispatch_gated(
