@@ -98,6 +98,7 @@ fn job(a: usize, region: &str) -> Job {
             repository: "golden/base".into(),
             path: "rules[0].destinations[0]".into(),
         },
+        more_targets: Vec::new(),
         event_id: "bench".into(),
         event_time: Utc::now(),
         origin: Origin::Event,

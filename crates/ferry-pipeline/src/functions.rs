@@ -22,9 +22,9 @@ use crate::reconcile::{Pacing, Reconciled, reconcile};
 use crate::replicate::{ReplicateContext, replicate};
 use crate::result::{EventBridgePublisher, ResultPublisher};
 use crate::settings::{
-    ConfigSource, ENV_EVENT_BUS_NAME, ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL,
-    ENV_MAX_JOBS_PER_RUN, build_reading_replicator, build_replicator, check_hub_partition,
-    env_required, env_usize, load_config,
+    ConfigSource, DEFAULT_DESTINATIONS_PER_JOB, ENV_DESTINATIONS_PER_JOB, ENV_EVENT_BUS_NAME,
+    ENV_JOB_CONCURRENCY, ENV_JOBS_QUEUE_URL, ENV_MAX_JOBS_PER_RUN, build_reading_replicator,
+    build_replicator, check_hub_partition, env_required, env_usize, load_config,
 };
 
 /// Default `FERRY_JOB_CONCURRENCY`.
@@ -95,6 +95,13 @@ fn ledger(aws: &AwsContext) -> Option<Arc<dyn Ledger>> {
         })
 }
 
+/// The jobs queue (`FERRY_JOBS_QUEUE_URL`), copies of one image combined into jobs of
+/// `FERRY_DESTINATIONS_PER_JOB` destinations.
+fn jobs_queue(aws: &AwsContext) -> Result<SqsJobQueue, PipelineError> {
+    let per_job = env_usize(ENV_DESTINATIONS_PER_JOB, DEFAULT_DESTINATIONS_PER_JOB)?;
+    Ok(SqsJobQueue::new(sqs(aws), &env_required(ENV_JOBS_QUEUE_URL)?).combining(per_job))
+}
+
 /// The dispatch function's state.
 pub struct DispatchFunction {
     /// The config.
@@ -115,11 +122,12 @@ pub struct DispatchFunction {
 
 impl DispatchFunction {
     /// From the environment: config, `FERRY_JOBS_QUEUE_URL`, `FERRY_EVENT_BUS_NAME`
-    /// (optional: where promotion gates' `HELD` and `BLOCKED` results go).
+    /// (optional: where promotion gates' `HELD` and `BLOCKED` results go),
+    /// `FERRY_DESTINATIONS_PER_JOB`.
     pub async fn from_env() -> Result<DispatchFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
-        let queue = SqsJobQueue::new(sqs(&aws), &env_required(ENV_JOBS_QUEUE_URL)?);
+        let queue = jobs_queue(&aws)?;
         let results = std::env::var(ENV_EVENT_BUS_NAME)
             .ok()
             .filter(|b| !b.trim().is_empty())
@@ -188,6 +196,8 @@ pub struct ReplicateFunction {
     metrics: Metrics,
     concurrency: usize,
     ledger: Option<Arc<dyn Ledger>>,
+    /// Where a job for several destinations sends the part that must be tried again.
+    requeue: Option<Arc<dyn crate::queue::JobQueue>>,
     /// The handler's context for the current config (rebuilt when an organization
     /// destination's accounts change).
     ctx: tokio::sync::Mutex<Option<Arc<ReplicateContext>>>,
@@ -195,7 +205,8 @@ pub struct ReplicateFunction {
 
 impl ReplicateFunction {
     /// From the environment: config, `FERRY_EVENT_BUS_NAME`, `FERRY_JOB_CONCURRENCY`,
-    /// `FERRY_LEDGER_TABLE` (optional).
+    /// `FERRY_LEDGER_TABLE` (optional), `FERRY_JOBS_QUEUE_URL` (optional: where a job for
+    /// several destinations sends the part to try again; without it the whole job is).
     pub async fn from_env() -> Result<ReplicateFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
@@ -209,6 +220,13 @@ impl ReplicateFunction {
             metrics: Metrics::stdout(),
             concurrency,
             ledger: ledger(&aws),
+            requeue: std::env::var(ENV_JOBS_QUEUE_URL)
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .map(|url| {
+                    Arc::new(SqsJobQueue::new(sqs(&aws), url.trim()))
+                        as Arc<dyn crate::queue::JobQueue>
+                }),
             ctx: tokio::sync::Mutex::default(),
         };
         function.context().await?;
@@ -238,6 +256,7 @@ impl ReplicateFunction {
             ledger: self.ledger.clone(),
             config_fingerprint: config_fingerprint(self.config.document()),
             authorities: Default::default(),
+            requeue: self.requeue.clone(),
         });
         *ctx = Some(fresh.clone());
         Ok(fresh)
@@ -289,11 +308,11 @@ pub struct ReconcileFunction {
 
 impl ReconcileFunction {
     /// From the environment: config, `FERRY_JOBS_QUEUE_URL`, `FERRY_MAX_JOBS_PER_RUN`,
-    /// `FERRY_LEDGER_TABLE` (optional).
+    /// `FERRY_LEDGER_TABLE` (optional), `FERRY_DESTINATIONS_PER_JOB`.
     pub async fn from_env() -> Result<ReconcileFunction, PipelineError> {
         let aws = AwsContext::from_env().await;
         let config = config(&aws).await?;
-        let queue = SqsJobQueue::new(sqs(&aws), &env_required(ENV_JOBS_QUEUE_URL)?);
+        let queue = jobs_queue(&aws)?;
         let max_jobs = env_usize(ENV_MAX_JOBS_PER_RUN, DEFAULT_MAX_JOBS_PER_RUN)?;
         let function = ReconcileFunction {
             config,

@@ -10,8 +10,13 @@ use ferry::config::Target;
 
 use crate::error::PipelineError;
 
-/// The schema version this code writes and reads.
+/// The schema version of a job for one destination.
 pub const JOB_VERSION: u32 = 1;
+/// The schema version of a job for several destinations (`moreTargets`): a replicate that
+/// reads only version 1 refuses it rather than copying to the first destination alone.
+pub const FANOUT_JOB_VERSION: u32 = 2;
+/// Most destinations one job carries (`target` and `moreTargets`).
+pub const MAX_JOB_TARGETS: usize = 50;
 
 /// SQS's limit on `MessageGroupId`.
 const MAX_GROUP_ID: usize = 128;
@@ -46,8 +51,12 @@ pub struct Job {
     pub action: JobAction,
     /// The source image.
     pub source: JobSource,
-    /// The destination.
+    /// The destination (the first, when the job has several).
     pub target: JobTarget,
+    /// Further destinations of the same image (a copy only, version 2): replicate reads
+    /// the source once for all of them, and each destination's result is its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_targets: Vec<JobTarget>,
     /// The ECR event id (or `reconcile:<run id>`).
     pub event_id: String,
     /// When the push happened (the event's time; for reconcile, when drift was found).
@@ -85,6 +94,7 @@ impl Job {
             action,
             source,
             target: JobTarget::from_target(target),
+            more_targets: Vec::new(),
             event_id: event_id.to_string(),
             event_time,
             origin,
@@ -96,17 +106,41 @@ impl Job {
     pub fn decode(body: &str) -> Result<Job, PipelineError> {
         let value: serde_json::Value =
             serde_json::from_str(body).map_err(|e| PipelineError::Job(format!("not JSON: {e}")))?;
-        match value.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == u64::from(JOB_VERSION) => {}
+        let version = match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(JOB_VERSION) || v == u64::from(FANOUT_JOB_VERSION) => v,
             Some(v) => {
                 return Err(PipelineError::Job(format!(
-                    "unsupported version {v} (this replicate reads {JOB_VERSION})"
+                    "unsupported version {v} (this replicate reads {JOB_VERSION} and {FANOUT_JOB_VERSION})"
                 )));
             }
             None => return Err(PipelineError::Job("no `version`".into())),
-        }
+        };
         let job: Job =
             serde_json::from_value(value).map_err(|e| PipelineError::Job(e.to_string()))?;
+        match (version, job.more_targets.len()) {
+            (1, 0) => {}
+            (1, _) => {
+                return Err(PipelineError::Job("`moreTargets` needs version 2".into()));
+            }
+            (_, 0) => {
+                return Err(PipelineError::Job(
+                    "a version 2 job needs `moreTargets`".into(),
+                ));
+            }
+            (_, n) if n + 1 > MAX_JOB_TARGETS => {
+                return Err(PipelineError::Job(format!(
+                    "{} destinations in one job: at most {MAX_JOB_TARGETS}",
+                    n + 1
+                )));
+            }
+            _ if job.action != JobAction::Copy => {
+                return Err(PipelineError::Job(format!(
+                    "a {} job has one destination",
+                    job.action.as_str()
+                )));
+            }
+            _ => {}
+        }
         match (job.action, &job.source.tag, &job.source.digest) {
             (JobAction::Copy | JobAction::Referrer, _, None) => {
                 return Err(PipelineError::Job(format!(
@@ -128,15 +162,96 @@ impl Job {
             _ => {}
         }
         job.source_reference()?;
-        ferry::reference::validate_repository(&job.target.repository)
-            .map_err(|e| PipelineError::Job(format!("`target.repository`: {e}")))?;
-        if job.target.registry.is_empty() || job.target.registry.contains(['/', ' ', '@']) {
-            return Err(PipelineError::Job(format!(
-                "`target.registry` {:?} is not a registry host",
-                job.target.registry
-            )));
+        let mut seen = std::collections::HashSet::new();
+        for (name, t) in std::iter::once(("target".to_string(), &job.target)).chain(
+            job.more_targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("moreTargets[{i}]"), t)),
+        ) {
+            ferry::reference::validate_repository(&t.repository)
+                .map_err(|e| PipelineError::Job(format!("`{name}.repository`: {e}")))?;
+            if t.registry.is_empty() || t.registry.contains(['/', ' ', '@']) {
+                return Err(PipelineError::Job(format!(
+                    "`{name}.registry` {:?} is not a registry host",
+                    t.registry
+                )));
+            }
+            if !seen.insert((&t.registry, &t.repository)) {
+                return Err(PipelineError::Job(format!(
+                    "`{name}` repeats {}/{}",
+                    t.registry, t.repository
+                )));
+            }
         }
         Ok(job)
+    }
+
+    /// One job per destination: the job itself when it has one.
+    pub fn parts(&self) -> Vec<Job> {
+        std::iter::once(&self.target)
+            .chain(&self.more_targets)
+            .map(|t| Job {
+                version: JOB_VERSION,
+                target: t.clone(),
+                more_targets: Vec::new(),
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// The same image and event for `targets` (at least one), stamped now: version 2 when
+    /// there are several.
+    pub fn for_targets(&self, mut targets: Vec<JobTarget>) -> Job {
+        let rest = targets.split_off(1.min(targets.len()));
+        let target = targets.pop().unwrap_or_else(|| self.target.clone());
+        Job {
+            version: if rest.is_empty() {
+                JOB_VERSION
+            } else {
+                FANOUT_JOB_VERSION
+            },
+            target,
+            more_targets: rest,
+            enqueued_at: Utc::now(),
+            ..self.clone()
+        }
+    }
+
+    /// Copies of one image to several destinations, `max` (at most [`MAX_JOB_TARGETS`])
+    /// destinations a job; every other job as it is. Jobs combine when they copy the same
+    /// source image for the same event; the order of first appearance is kept.
+    pub fn combine(jobs: Vec<Job>, max: usize) -> Vec<Job> {
+        let max = max.clamp(1, MAX_JOB_TARGETS);
+        if max == 1 {
+            return jobs;
+        }
+        let mut out: Vec<Job> = Vec::with_capacity(jobs.len());
+        let mut open: std::collections::HashMap<String, usize> = Default::default();
+        for job in jobs {
+            if job.action != JobAction::Copy || !job.more_targets.is_empty() {
+                out.push(job);
+                continue;
+            }
+            let key = serde_json::to_string(&(&job.source, &job.event_id, &job.origin))
+                .unwrap_or_default();
+            match open.get(&key) {
+                Some(&i) if out[i].more_targets.len() + 1 < max => {
+                    out[i].more_targets.push(job.target);
+                    out[i].version = FANOUT_JOB_VERSION;
+                }
+                _ => {
+                    open.insert(key, out.len());
+                    out.push(job);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every destination of the job.
+    pub fn targets(&self) -> impl Iterator<Item = &JobTarget> {
+        std::iter::once(&self.target).chain(&self.more_targets)
     }
 
     /// The message body.
@@ -177,6 +292,14 @@ impl Job {
                 .unwrap_or(""),
         ] {
             h.update(part.as_bytes());
+            h.update([0]);
+        }
+        // A job for several destinations: each one counts (a job for the first alone
+        // keeps its id).
+        for t in &self.more_targets {
+            h.update(t.registry.as_bytes());
+            h.update([0]);
+            h.update(t.repository.as_bytes());
             h.update([0]);
         }
         hex::encode(h.finalize())
@@ -295,11 +418,103 @@ mod tests {
         assert_ne!(g, j.group_id());
     }
 
+    fn target(account: &str) -> JobTarget {
+        JobTarget {
+            registry: format!("{account}.dkr.ecr.us-west-2.amazonaws.com"),
+            repository: "dr/team/api".into(),
+            path: String::new(),
+        }
+    }
+
+    #[test]
+    fn copies_of_one_image_combine_into_jobs_of_at_most_max_destinations() {
+        let one = job();
+        let mut jobs = Vec::new();
+        for i in 0..7 {
+            let mut j = one.clone();
+            j.target = target(&format!("{:012}", 300_000_000_000u64 + i));
+            jobs.push(j);
+        }
+        // Another event of the same image, and a delete: never combined with these.
+        let mut other = one.clone();
+        other.event_id = "ev-2".into();
+        let mut delete = one.clone();
+        delete.action = JobAction::Delete;
+        jobs.insert(3, other.clone());
+        jobs.push(delete.clone());
+
+        let combined = Job::combine(jobs.clone(), 3);
+        let shape: Vec<(u32, usize)> = combined
+            .iter()
+            .map(|j| (j.version, j.targets().count()))
+            .collect();
+        assert_eq!(shape, vec![(2, 3), (1, 1), (2, 3), (1, 1), (1, 1)]);
+        assert_eq!(combined[1], other);
+        assert_eq!(combined[4], delete);
+        // Every destination is in exactly one job, in order.
+        let all: Vec<&JobTarget> = combined
+            .iter()
+            .filter(|j| j.event_id == "ev-1" && j.action == JobAction::Copy)
+            .flat_map(Job::targets)
+            .collect();
+        let want: Vec<&JobTarget> = jobs
+            .iter()
+            .filter(|j| j.event_id == "ev-1" && j.action == JobAction::Copy)
+            .map(|j| &j.target)
+            .collect();
+        assert_eq!(all, want);
+        // Round trip, and the parts are the single jobs again.
+        let body = combined[0].encode();
+        assert!(body.contains("\"moreTargets\""), "{body}");
+        let back = Job::decode(&body).unwrap();
+        assert_eq!(back, combined[0]);
+        assert_eq!(back.parts(), jobs[..3].to_vec());
+        assert_ne!(back.deduplication_id(), jobs[0].deduplication_id());
+        assert_eq!(back.group_id(), jobs[0].group_id());
+        // 1 (or 0) per job: as they were.
+        assert_eq!(Job::combine(jobs.clone(), 1), jobs);
+    }
+
+    #[test]
+    fn a_job_for_several_destinations_is_checked_like_one_for_one() {
+        let e = |v: &serde_json::Value| Job::decode(&v.to_string()).unwrap_err().to_string();
+        let mut v: serde_json::Value = serde_json::from_str(&job().encode()).unwrap();
+        v["moreTargets"] = serde_json::json!([target("333333333333")]);
+        assert!(e(&v).contains("needs version 2"));
+        v["version"] = 2.into();
+        assert_eq!(Job::decode(&v.to_string()).unwrap().targets().count(), 2);
+        // Over the bound.
+        let many: Vec<JobTarget> = (0..MAX_JOB_TARGETS)
+            .map(|i| target(&format!("{:012}", 400_000_000_000u64 + i as u64)))
+            .collect();
+        let mut over = v.clone();
+        over["moreTargets"] = serde_json::to_value(&many).unwrap();
+        assert!(e(&over).contains("at most 50"), "{}", e(&over));
+        // A repeated destination, a bad name, a non-copy action, an empty list.
+        let mut repeated = v.clone();
+        repeated["moreTargets"] = serde_json::to_value([job().target]).unwrap();
+        assert!(e(&repeated).contains("repeats"));
+        let mut bad = v.clone();
+        bad["moreTargets"][0]["repository"] = "UPPER".into();
+        assert!(e(&bad).contains("`moreTargets[0].repository`"));
+        let mut delete = v.clone();
+        delete["action"] = "delete".into();
+        assert!(e(&delete).contains("one destination"));
+        let mut empty = v.clone();
+        empty["moreTargets"] = serde_json::json!([]);
+        assert!(e(&empty).contains("needs `moreTargets`"));
+        // The part to try again: one destination is version 1 again.
+        let fan = Job::decode(&v.to_string()).unwrap();
+        let again = fan.for_targets(vec![target("333333333333")]);
+        assert_eq!((again.version, again.more_targets.len()), (1, 0));
+        assert_eq!(again.event_id, fan.event_id);
+    }
+
     #[test]
     fn bad_bodies() {
         let e = |body: &str| Job::decode(body).unwrap_err().to_string();
         assert!(e("{nope").contains("not JSON"));
-        assert!(e(r#"{"version": 2}"#).contains("unsupported version 2"));
+        assert!(e(r#"{"version": 3}"#).contains("unsupported version 3"));
         assert!(e(r#"{"action": "copy"}"#).contains("no `version`"));
         let mut v: serde_json::Value = serde_json::from_str(&job().encode()).unwrap();
         v["source"].as_object_mut().unwrap().remove("digest");

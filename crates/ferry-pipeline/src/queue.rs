@@ -31,6 +31,8 @@ pub struct SqsJobQueue {
     client: aws_sdk_sqs::Client,
     url: String,
     attempts: u32,
+    /// Destinations a copy job may carry ([`SqsJobQueue::combining`]); 1: one each.
+    per_job: usize,
 }
 
 impl SqsJobQueue {
@@ -40,7 +42,18 @@ impl SqsJobQueue {
             client,
             url: url.to_string(),
             attempts: 5,
+            per_job: 1,
         }
+    }
+
+    /// Copies of one image to several destinations go as one job of up to `per_job`
+    /// destinations ([`Job::combine`], at most [`crate::job::MAX_JOB_TARGETS`]): replicate
+    /// then reads the image from the source once for all of them. The backlog then counts
+    /// each queued message as `per_job` copies (an upper bound: reconcile never enqueues
+    /// more than its cap).
+    pub fn combining(mut self, per_job: usize) -> SqsJobQueue {
+        self.per_job = per_job.clamp(1, crate::job::MAX_JOB_TARGETS);
+        self
     }
 
     /// The queue URL.
@@ -65,6 +78,13 @@ fn entry(
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn send(&self, jobs: &[Job]) -> Result<(), PipelineError> {
+        let combined;
+        let jobs = if self.per_job > 1 {
+            combined = Job::combine(jobs.to_vec(), self.per_job);
+            &combined[..]
+        } else {
+            jobs
+        };
         for chunk in jobs.chunks(SEND_BATCH_MAX) {
             self.send_chunk(chunk).await?;
         }
@@ -87,7 +107,10 @@ impl JobQueue for SqsJobQueue {
             .send()
             .await
             .map_err(|e| aws_error("sqs", "GetQueueAttributes", e))?;
-        Ok(out.attributes().and_then(|a| backlog_of(a, &names)))
+        Ok(out
+            .attributes()
+            .and_then(|a| backlog_of(a, &names))
+            .map(|messages| messages.saturating_mul(self.per_job)))
     }
 }
 

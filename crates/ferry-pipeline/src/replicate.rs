@@ -84,6 +84,23 @@ pub trait Engine: Send + Sync {
         ))
     }
 
+    /// Copy the image of `jobs` (one job per destination, the same source image) to each
+    /// of `targets`; each result is its own, in the order of `jobs`. The engine reads the
+    /// image from the source once for all of them; stand-ins copy one by one.
+    async fn copy_many(
+        &self,
+        jobs: &[Job],
+        targets: &[Target],
+        deadline: Option<Instant>,
+        shared: &SharedReads,
+    ) -> Vec<Result<Replicated, ferry::Error>> {
+        let mut out = Vec::with_capacity(jobs.len());
+        for (job, target) in jobs.iter().zip(targets) {
+            out.push(self.copy(job, target, deadline, shared).await);
+        }
+        out
+    }
+
     /// Judges promotion gates before a gated copy; `None` (stand-ins): every gated copy
     /// is blocked, never copied unjudged.
     fn gatekeeper(&self) -> Option<&dyn Gatekeeper> {
@@ -116,6 +133,10 @@ pub struct ReplicateContext {
     /// The config's destination indexes, built on the first job and kept with the context
     /// (which is rebuilt when the config changes).
     pub authorities: AuthorityCell,
+    /// The jobs queue (`FERRY_JOBS_QUEUE_URL`), if given: a job for several destinations
+    /// sends the destinations to try again there as a job of their own, and the rest of
+    /// the job is done. `None`: the whole job is returned to its queue.
+    pub requeue: Option<Arc<dyn crate::queue::JobQueue>>,
 }
 
 /// How one message ended, with timings for the overhead measurement.
@@ -137,6 +158,16 @@ pub struct JobOutcome {
     /// The body was not a job (a poison message): acknowledged as REJECTED, no result
     /// event (there is no image to name).
     pub poison: bool,
+    /// A RETRY of one destination of a job for several that was sent back to the queue as
+    /// a job of its own: the message itself is acknowledged.
+    pub requeued: bool,
+}
+
+impl JobOutcome {
+    /// Whether the message goes back to the queue (in `batchItemFailures`).
+    pub fn returned(&self) -> bool {
+        self.status == Status::Retry && !self.requeued
+    }
 }
 
 /// What one invocation did.
@@ -152,10 +183,11 @@ impl BatchReport {
     /// The Lambda response: every RETRY message as a batch item failure.
     pub fn response(&self) -> SqsBatchResponse {
         let mut r = SqsBatchResponse::default();
+        let mut seen = std::collections::HashSet::new();
         r.batch_item_failures = self
             .outcomes
             .iter()
-            .filter(|o| o.status == Status::Retry)
+            .filter(|o| o.returned() && seen.insert(o.message_id.as_str()))
             .map(|o| {
                 let mut f = BatchItemFailure::default();
                 f.item_identifier = o.message_id.clone();
@@ -261,11 +293,12 @@ async fn run_group(
             continue;
         }
         let body = m.body.as_deref().unwrap_or_default();
-        let o = run_one(&id, body, copy_until, shared, ctx).await;
+        let outcomes = run_one(&id, body, copy_until, shared, ctx).await;
         // A retryable failure holds back the group's later jobs; a rejected one never
-        // succeeds and is acknowledged, so it holds nothing.
-        blocked = o.status == Status::Retry;
-        out.push((i, o));
+        // succeeds and is acknowledged, so it holds nothing (nor does a part of a job for
+        // several destinations that went back to the queue as a job of its own).
+        blocked = outcomes.iter().any(JobOutcome::returned);
+        out.extend(outcomes.into_iter().map(|o| (i, o)));
     }
     out
 }
@@ -279,6 +312,7 @@ fn retry(message_id: String, why: &str) -> JobOutcome {
         total: Duration::ZERO,
         error: Some(why.to_string()),
         poison: false,
+        requeued: false,
     }
 }
 
@@ -288,7 +322,7 @@ async fn run_one(
     copy_until: Option<Instant>,
     shared: &SharedReads,
     ctx: &ReplicateContext,
-) -> JobOutcome {
+) -> Vec<JobOutcome> {
     let started = Instant::now();
     let job = match Job::decode(body) {
         Ok(j) => j,
@@ -301,7 +335,7 @@ async fn run_one(
                     .property("reason", "malformed-job")
                     .property("messageId", message_id),
             );
-            return JobOutcome {
+            return vec![JobOutcome {
                 message_id: message_id.to_string(),
                 status: Status::Rejected,
                 result: None,
@@ -309,67 +343,18 @@ async fn run_one(
                 total: started.elapsed(),
                 error: Some(e.to_string()),
                 poison: true,
-            };
+                requeued: false,
+            }];
         }
     };
-    let target = match authorize_in(&job, &ctx.authorities.get(&ctx.config)) {
+    if !job.more_targets.is_empty() {
+        // Several destinations: see `fanout`.
+        return fanout::run(message_id, &job, copy_until, shared, ctx, started).await;
+    }
+    let target = match admit(message_id, &job, copy_until, ctx, started).await {
         Ok(t) => t,
-        Err(why) if why.code == "not-configured" && !ctx.organizations_unread.is_empty() => {
-            // Perhaps an account of an organization that cannot be read right now: the
-            // queue's redrive decides, never a rejection that drops the job.
-            let mut o = retry(
-                message_id.to_string(),
-                &format!(
-                    "not in the config while the accounts of {} cannot be read",
-                    ctx.organizations_unread.join(", ")
-                ),
-            );
-            o.total = started.elapsed();
-            emit_metrics(ctx, &job, Status::Retry, None, 0);
-            return o;
-        }
-        Err(why) => return rejected(message_id, &job, &why, started, ctx),
+        Err(o) => return vec![*o],
     };
-    if copy_until.is_some_and(|d| Instant::now() >= d) {
-        let mut o = retry(
-            message_id.to_string(),
-            "too close to the Lambda deadline to start",
-        );
-        o.total = started.elapsed();
-        emit_metrics(ctx, &job, Status::Retry, None, 0);
-        return o;
-    }
-    if crate::gate::gated(&job, &target) {
-        let verdict = match ctx.engine.gatekeeper() {
-            Some(keeper) => crate::gate::judge(keeper, &job, &target).await,
-            None => Verdict::Blocked(GateReason::new(
-                GateName::Scan,
-                "gate-error",
-                "this engine cannot judge promotion gates",
-            )),
-        };
-        if let Some(result) = crate::gate::gate_result(&job, &verdict) {
-            let status = result.status;
-            tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), code = ?result.gate.as_ref().map(|g| g.code.as_str()), "promotion gate: not copied");
-            emit_metrics(ctx, &job, status, Some(&result), 0);
-            // As dispatch counts them: BlockedImagesAlarm watches this metric.
-            ctx.metrics.emit(
-                Record::new()
-                    .dimension("status", status.as_str())
-                    .metric("GateResults", Unit::Count, 1.0)
-                    .property("destination", job.destination()),
-            );
-            return JobOutcome {
-                message_id: message_id.to_string(),
-                status,
-                result: Some(result),
-                engine: Duration::ZERO,
-                total: started.elapsed(),
-                error: None,
-                poison: false,
-            };
-        }
-    }
     let engine_start = Instant::now();
     let done = match job.action {
         JobAction::Copy => ctx
@@ -399,8 +384,98 @@ async fn run_one(
                 }
             }),
     };
-    let engine = engine_start.elapsed();
-    let mut result = result_for(&job, Status::Succeeded);
+    vec![conclude(
+        message_id,
+        &job,
+        done,
+        engine_start.elapsed(),
+        started,
+        ctx,
+    )]
+}
+
+/// Whether the config allows the job, there is time to start it, and its promotion gates
+/// pass: the config's target, or the outcome that ends the job here.
+async fn admit(
+    message_id: &str,
+    job: &Job,
+    copy_until: Option<Instant>,
+    ctx: &ReplicateContext,
+    started: Instant,
+) -> Result<Target, Box<JobOutcome>> {
+    let job = job.clone();
+    let target = match authorize_in(&job, &ctx.authorities.get(&ctx.config)) {
+        Ok(t) => t,
+        Err(why) if why.code == "not-configured" && !ctx.organizations_unread.is_empty() => {
+            // Perhaps an account of an organization that cannot be read right now: the
+            // queue's redrive decides, never a rejection that drops the job.
+            let mut o = retry(
+                message_id.to_string(),
+                &format!(
+                    "not in the config while the accounts of {} cannot be read",
+                    ctx.organizations_unread.join(", ")
+                ),
+            );
+            o.total = started.elapsed();
+            emit_metrics(ctx, &job, Status::Retry, None, 0);
+            return Err(Box::new(o));
+        }
+        Err(why) => return Err(Box::new(rejected(message_id, &job, &why, started, ctx))),
+    };
+    if copy_until.is_some_and(|d| Instant::now() >= d) {
+        let mut o = retry(
+            message_id.to_string(),
+            "too close to the Lambda deadline to start",
+        );
+        o.total = started.elapsed();
+        emit_metrics(ctx, &job, Status::Retry, None, 0);
+        return Err(Box::new(o));
+    }
+    if crate::gate::gated(&job, &target) {
+        let verdict = match ctx.engine.gatekeeper() {
+            Some(keeper) => crate::gate::judge(keeper, &job, &target).await,
+            None => Verdict::Blocked(GateReason::new(
+                GateName::Scan,
+                "gate-error",
+                "this engine cannot judge promotion gates",
+            )),
+        };
+        if let Some(result) = crate::gate::gate_result(&job, &verdict) {
+            let status = result.status;
+            tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), code = ?result.gate.as_ref().map(|g| g.code.as_str()), "promotion gate: not copied");
+            emit_metrics(ctx, &job, status, Some(&result), 0);
+            // As dispatch counts them: BlockedImagesAlarm watches this metric.
+            ctx.metrics.emit(
+                Record::new()
+                    .dimension("status", status.as_str())
+                    .metric("GateResults", Unit::Count, 1.0)
+                    .property("destination", job.destination()),
+            );
+            return Err(Box::new(JobOutcome {
+                message_id: message_id.to_string(),
+                status,
+                result: Some(result),
+                engine: Duration::ZERO,
+                total: started.elapsed(),
+                error: None,
+                poison: false,
+                requeued: false,
+            }));
+        }
+    }
+    Ok(target)
+}
+
+/// The outcome of a job the engine ran: its status, result event and metrics.
+fn conclude(
+    message_id: &str,
+    job: &Job,
+    done: Result<Done, ferry::Error>,
+    engine: Duration,
+    started: Instant,
+    ctx: &ReplicateContext,
+) -> JobOutcome {
+    let mut result = result_for(job, Status::Succeeded);
     result.duration_ms = engine.as_millis() as u64;
     let mut throttles = 0;
     let (status, error) = match done {
@@ -438,7 +513,7 @@ async fn run_one(
     } else {
         tracing::info!(message_id, event_id = %job.event_id, destination = %job.destination(), status = status.as_str(), bytes = result.bytes, latency_ms = result.latency_ms, "job done");
     }
-    emit_metrics(ctx, &job, status, Some(&result), throttles);
+    emit_metrics(ctx, job, status, Some(&result), throttles);
     JobOutcome {
         message_id: message_id.to_string(),
         status,
@@ -447,6 +522,7 @@ async fn run_one(
         total: started.elapsed(),
         error: error.map(|e| e.to_string()),
         poison: false,
+        requeued: false,
     }
 }
 
@@ -478,6 +554,7 @@ fn rejected(
         total: started.elapsed(),
         error: Some(why.to_string()),
         poison: false,
+        requeued: false,
     }
 }
 
@@ -556,6 +633,9 @@ fn emit_metrics(
 
 mod archive;
 mod engine;
+mod fanout;
+#[cfg(test)]
+mod fanout_tests;
 #[cfg(test)]
 mod gate_tests;
 #[cfg(test)]

@@ -25,6 +25,11 @@ pub const ENV_EVENT_BUS_NAME: &str = "FERRY_EVENT_BUS_NAME";
 pub const ENV_MAX_JOBS_PER_RUN: &str = "FERRY_MAX_JOBS_PER_RUN";
 /// Jobs of one SQS batch run at once in replicate.
 pub const ENV_JOB_CONCURRENCY: &str = "FERRY_JOB_CONCURRENCY";
+/// Destinations one copy job may carry (dispatch and reconcile): replicate reads the image
+/// from the source once for all of them. 1 sends one job per destination.
+pub const ENV_DESTINATIONS_PER_JOB: &str = "FERRY_DESTINATIONS_PER_JOB";
+/// Default [`ENV_DESTINATIONS_PER_JOB`].
+pub const DEFAULT_DESTINATIONS_PER_JOB: usize = crate::job::MAX_JOB_TARGETS;
 
 /// Where the config comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]

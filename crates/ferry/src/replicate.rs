@@ -3,6 +3,7 @@
 //! `ferry sync` and the Lambda `replicate` function, so both behave the same.
 
 mod archive;
+mod fanout;
 mod referrer;
 
 use futures::StreamExt;

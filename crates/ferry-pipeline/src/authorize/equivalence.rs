@@ -210,6 +210,7 @@ pub(super) fn job(
             repository: target.into(),
             path: "rules[0].destinations[0]".into(),
         },
+        more_targets: Vec::new(),
         event_id: "ev".into(),
         event_time: Utc::now(),
         origin: Origin::Event,

@@ -50,6 +50,39 @@ impl Engine for Replicator {
         self.replicate(&source, target, Some(options)).await
     }
 
+    async fn copy_many(
+        &self,
+        jobs: &[Job],
+        targets: &[Target],
+        deadline: Option<Instant>,
+        shared: &SharedReads,
+    ) -> Vec<Result<Replicated, ferry::Error>> {
+        let Some(first) = jobs.first() else {
+            return Vec::new();
+        };
+        let source = match first.source_reference() {
+            Ok(s) => s,
+            Err(e) => {
+                let why = e.to_string();
+                let mut out = Vec::with_capacity(jobs.len());
+                for _ in jobs {
+                    out.push(Err(job_error(crate::error::PipelineError::Job(
+                        why.clone(),
+                    ))));
+                }
+                return out;
+            }
+        };
+        let options = job_options(self, deadline, shared);
+        let targets: Vec<&Target> = targets.iter().collect();
+        let width = targets.len();
+        let (results, fanned) = self
+            .replicate_many(&source, &targets, Some(options), width)
+            .await;
+        tracing::info!(source = %source, destinations = width, shared_blobs = fanned.shared_blobs, source_reads = fanned.source_reads, uploads = fanned.uploads, detached = fanned.detached, "one read for many destinations");
+        results
+    }
+
     async fn referrer(
         &self,
         job: &Job,

@@ -72,6 +72,7 @@ fn run_ctx(engine: Arc<Copies>) -> (ReplicateContext, MemoryPublisher) {
         ledger: None,
         config_fingerprint: "config-1".into(),
         authorities: Default::default(),
+        requeue: None,
     };
     (ctx, results)
 }

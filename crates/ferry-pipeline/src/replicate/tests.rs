@@ -146,6 +146,7 @@ fn ctx(engine: Arc<Scripted>) -> (ReplicateContext, MemoryPublisher) {
         ledger: None,
         config_fingerprint: "config-1".into(),
         authorities: Default::default(),
+        requeue: None,
     };
     (ctx, results)
 }

@@ -280,6 +280,7 @@ impl Sandbox {
             ledger: None,
             config_fingerprint: String::new(),
             authorities: Default::default(),
+            requeue: None,
         }
     }
 

@@ -37,6 +37,16 @@ pub(crate) struct MountGate {
     proven: AtomicBool,
 }
 
+/// How an upload through the fan-out's shared read ended.
+enum Shared {
+    /// Uploaded: this many bytes.
+    Done(u64),
+    /// The read started without this destination; the upload session it had started.
+    NotJoined(Option<String>),
+    /// The upload did not complete; why.
+    Failed(String),
+}
+
 /// How a blob got to the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Placed {
@@ -65,6 +75,14 @@ impl Copier {
                 self.place_blob_once(job, d).instrument(span)
             })
             .await?;
+        if ran && job.tee.is_some() {
+            // The fan-out's placement: the copy that follows counts it.
+            self.index
+                .prefetched
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert((job.dst.clone(), d.digest.clone()), placed);
+        }
         let first_in_job = job
             .seen
             .lock()
@@ -73,6 +91,13 @@ impl Copier {
         if !first_in_job {
             return Ok(());
         }
+        // Placed ahead by the fan-out for this repository: its work counts here.
+        let (ran, placed) = match ran {
+            false => self
+                .take_prefetched(&job.dst, &d.digest)
+                .map_or((false, placed), |p| (true, p)),
+            true => (true, placed),
+        };
         match (ran, placed) {
             (true, Placed::Copied(n)) => {
                 Tally::add(&job.tally.blobs_copied, 1);
@@ -280,12 +305,22 @@ impl Copier {
                 d.digest, job.dst
             )));
         }
+        let mut session = session;
+        // One source read for every destination of a fan-out that lacks the blob.
+        if let Some(ticket) = &job.tee {
+            match self.transfer_shared(job, d, session.take(), ticket).await {
+                Shared::Done(n) => return Ok(n),
+                Shared::NotJoined(given) => session = given,
+                Shared::Failed(why) => {
+                    tracing::debug!(digest = %d.digest, destination = %job.dst, reason = %why, "the shared read did not complete here: reading on its own");
+                }
+            }
+        }
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| Error::Unsupported("blob transfer slots closed".into()))?;
-        let mut session = session;
         let attempt = || {
             let given = session.take();
             async move {
@@ -342,7 +377,56 @@ impl Copier {
     }
 }
 
-fn body_stream(resp: reqwest::Response, registry: &str) -> ByteStream {
+impl Copier {
+    /// Upload the blob with the body of the fan-out's shared read: start the upload
+    /// session, join the tee, PUT what it sends. When the upload did not complete
+    /// (detached, the source failed, or this destination's PUT failed), or the read started
+    /// without this destination, the caller reads on its own.
+    async fn transfer_shared(
+        &self,
+        job: &Job,
+        d: &Descriptor,
+        session: Option<String>,
+        ticket: &super::tee::Ticket,
+    ) -> Shared {
+        let location = match session {
+            Some(l) => l,
+            None => match job.client.start_upload(&job.dst).await {
+                Ok(l) => l,
+                // The ticket is given back when the copy drops it: the read does not wait
+                // for this destination.
+                Err(e) => return Shared::Failed(e.to_string()),
+            },
+        };
+        let Some(joined) = ticket.join() else {
+            return Shared::NotJoined(Some(location));
+        };
+        let (body, end) = joined.into_body();
+        let put = job
+            .client
+            .put_blob(
+                &job.dst,
+                &location,
+                &d.digest,
+                d.size,
+                reqwest::Body::wrap_stream(body),
+            )
+            .await;
+        match put {
+            Ok(()) if end.complete() => Shared::Done(d.size),
+            // The registry accepted a body the read did not finish: never expected (the
+            // last chunk comes only after the digest matched), and never trusted.
+            Ok(()) => Shared::Failed(format!(
+                "the upload ended before the shared read: {}",
+                end.reason()
+            )),
+            Err(_) if !end.complete() => Shared::Failed(end.reason()),
+            Err(e) => Shared::Failed(e.to_string()),
+        }
+    }
+}
+
+pub(super) fn body_stream(resp: reqwest::Response, registry: &str) -> ByteStream {
     let registry = registry.to_string();
     resp.bytes_stream()
         .map(move |r| {
@@ -359,7 +443,7 @@ fn body_stream(resp: reqwest::Response, registry: &str) -> ByteStream {
 /// the upload PUT, which holds a slot of the destination's host limit: the resume takes
 /// none ([`RegistryClient::resume_blob`]), or with source and destination on one
 /// registry limited to 1 it would wait for its own PUT forever.
-fn reopen(client: RegistryClient, src: Repo, blob: Descriptor) -> Reopen {
+pub(super) fn reopen(client: RegistryClient, src: Repo, blob: Descriptor) -> Reopen {
     let client = Arc::new(client);
     Box::new(move |offset| {
         let client = client.clone();

@@ -4,9 +4,11 @@
 
 mod blobs;
 mod budget;
+mod fanout;
 pub mod platforms;
 mod referrers;
 mod shared;
+mod tee;
 pub mod verify;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +26,7 @@ use crate::reference::Reference;
 use crate::registry::{RegistryClient, Repo, Stats};
 use crate::report::{CopyReport, CopyStatus, RequestCounts, Tally};
 
+pub use fanout::{FanOutParticipant, FanOutReport};
 use referrers::Subject;
 pub use shared::{SHARED_READS_LIMIT, SharedReads};
 
@@ -138,6 +141,9 @@ struct BlobIndex {
     mount_misses: Mutex<HashMap<String, usize>>,
     /// Per destination registry: mounts one at a time until one has worked.
     mount_gates: Mutex<HashMap<String, Arc<blobs::MountGate>>>,
+    /// Blobs the fan-out put in place ahead of the copies, per destination repository:
+    /// the first copy there counts the work as its own.
+    prefetched: Mutex<HashMap<(Repo, Digest), blobs::Placed>>,
 }
 
 /// Copies images. Share one `Copier` across every copy of a run: the blob index then makes
@@ -170,6 +176,9 @@ pub(crate) struct Job {
     /// When an index is written in place of the source's (platform selection): the
     /// source's digest, and the platforms the written index keeps.
     pub filtered: std::sync::OnceLock<(Digest, Vec<String>)>,
+    /// The fan-out's shared read of the blob being placed, when this copy is one of its
+    /// destinations.
+    pub tee: Option<tee::Ticket>,
 }
 
 impl Copier {
@@ -279,6 +288,7 @@ impl Copier {
             tally: Tally::default(),
             seen: Mutex::default(),
             filtered: std::sync::OnceLock::new(),
+            tee: None,
         };
         let tag = match (&dst.tag, &dst.digest) {
             (Some(t), _) => Some(t.clone()),

@@ -166,22 +166,31 @@ pub async fn sync(
         }
     }
     let deletes = &deletes;
-    let results: Vec<ItemResult> = futures::stream::iter(plan.items)
-        .map(|item| {
+    let results: Vec<ItemResult> = futures::stream::iter(units(plan.items, &source))
+        .map(|unit| {
             let source = &source;
             let progress = progress.clone();
             let options = options.clone();
             async move {
-                let deleting = deletes
-                    .get(&item.destination_repo_key())
-                    .cloned()
-                    .unwrap_or_default();
-                let r = run_item(replicator, source, item, options, deleting).await;
-                progress(&r);
-                r
+                let items = match unit {
+                    Unit::One(item) => {
+                        let item = *item;
+                        let deleting = deletes
+                            .get(&item.destination_repo_key())
+                            .cloned()
+                            .unwrap_or_default();
+                        vec![run_item(replicator, source, item, options, deleting).await]
+                    }
+                    Unit::Copies(items) => {
+                        run_copies(replicator, source, items, options, concurrency).await
+                    }
+                };
+                items.iter().for_each(|r| progress(r));
+                futures::stream::iter(items)
             }
         })
         .buffer_unordered(concurrency.max(1))
+        .flatten()
         .collect()
         .await;
     let mut totals = SyncTotals::default();
@@ -214,6 +223,98 @@ pub async fn sync(
         duration_ms: started.elapsed().as_millis() as u64,
         items,
         invalid_names,
+    }
+}
+
+/// What the run does at once: one item, or the copies of one source image to several
+/// destinations (one source read per blob for all of them).
+enum Unit {
+    One(Box<PlanItem>),
+    Copies(Vec<PlanItem>),
+}
+
+/// The plan's items as units: copies of the same source image grouped, in the order each
+/// image first appears.
+fn units(items: Vec<PlanItem>, source: &str) -> Vec<Unit> {
+    let mut out: Vec<Unit> = Vec::new();
+    let mut groups: HashMap<String, usize> = HashMap::new();
+    for item in items {
+        if item.action != Action::Copy {
+            out.push(Unit::One(Box::new(item)));
+            continue;
+        }
+        let key = item.source_ref(source).to_string();
+        match groups.get(&key) {
+            Some(&i) => match &mut out[i] {
+                Unit::Copies(v) => v.push(item),
+                Unit::One(_) => {
+                    let Unit::One(first) = std::mem::replace(&mut out[i], Unit::Copies(Vec::new()))
+                    else {
+                        unreachable!()
+                    };
+                    out[i] = Unit::Copies(vec![*first, item]);
+                }
+            },
+            None => {
+                groups.insert(key, out.len());
+                out.push(Unit::One(Box::new(item)));
+            }
+        }
+    }
+    out
+}
+
+/// The copies of one source image: [`Replicator::replicate_many`].
+async fn run_copies(
+    replicator: &Replicator,
+    source: &str,
+    items: Vec<PlanItem>,
+    options: CopyOptions,
+    width: usize,
+) -> Vec<ItemResult> {
+    let src = items[0].source_ref(source);
+    let targets: Vec<&crate::config::Target> = items.iter().map(|i| i.target.as_ref()).collect();
+    let (results, fanned) = replicator
+        .replicate_many(&src, &targets, Some(options), width)
+        .await;
+    if fanned.shared_blobs > 0 {
+        tracing::debug!(source = %src, shared_blobs = fanned.shared_blobs, reads = fanned.source_reads, uploads = fanned.uploads, detached = fanned.detached, "fan-out");
+    }
+    items
+        .into_iter()
+        .zip(results)
+        .map(|(item, r)| copied(item, r))
+        .collect()
+}
+
+/// A copy's item result.
+fn copied(item: PlanItem, r: Result<crate::replicate::Replicated, Error>) -> ItemResult {
+    let done = |item, outcome, report, error| ItemResult {
+        item,
+        outcome,
+        report,
+        error,
+    };
+    match r {
+        Ok(r) => {
+            let outcome = match r.report.status {
+                crate::report::CopyStatus::Copied => Outcome::Copied,
+                crate::report::CopyStatus::Skipped => Outcome::Skipped,
+            };
+            done(item, outcome, Some(r.report), None)
+        }
+        Err(e @ Error::TagConflict { .. }) => done(
+            item,
+            Outcome::Conflict,
+            None,
+            Some(format!("{}: {e}", e.code())),
+        ),
+        Err(e) => done(
+            item,
+            Outcome::Failed,
+            None,
+            Some(format!("{}: {e}", e.code())),
+        ),
     }
 }
 
@@ -298,30 +399,10 @@ async fn run_item(
         },
         Action::Copy => {
             let src = item.source_ref(source);
-            match replicator
+            let r = replicator
                 .replicate(&src, &item.target, Some(options))
-                .await
-            {
-                Ok(r) => {
-                    let outcome = match r.report.status {
-                        crate::report::CopyStatus::Copied => Outcome::Copied,
-                        crate::report::CopyStatus::Skipped => Outcome::Skipped,
-                    };
-                    done(item, outcome, Some(r.report), None)
-                }
-                Err(e @ Error::TagConflict { .. }) => done(
-                    item,
-                    Outcome::Conflict,
-                    None,
-                    Some(format!("{}: {e}", e.code())),
-                ),
-                Err(e) => done(
-                    item,
-                    Outcome::Failed,
-                    None,
-                    Some(format!("{}: {e}", e.code())),
-                ),
-            }
+                .await;
+            copied(item, r)
         }
     }
 }
