@@ -16,9 +16,11 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 ## lint: formatting, clippy with warnings denied, documentation with warnings denied, the
-## bench's Python modules importing each other without a circle, and the engine's modules
-## importing only their own layer or lower ones, without a circle (ARCHITECTURE.md), and the
-## dependency policy of deny.toml (licences, bans, sources: scripts/check-deps)
+## bench's Python modules importing each other without a circle, the modules of the engine
+## and of the distribution crate importing only their own layer or lower ones, without a
+## circle, and the distribution crate depending on no other crate of the workspace
+## (ARCHITECTURE.md), and the dependency policy of deny.toml (licences, bans, sources:
+## scripts/check-deps)
 lint:
 	$(CARGO) fmt --all -- --check
 	python3 bench/check_imports.py --quiet

@@ -65,7 +65,12 @@ fn listing_mode(kind: PathKind, listing: Listing) -> LimitsMode {
 }
 
 /// Lists `kind` (tags of `team/api`, the catalog, or referrers of a digest) through `proxy`.
-async fn list(client: &RegistryClient, proxy: &Proxy, kind: PathKind) -> Result<usize, Error> {
+/// Fails with the distribution client's error (the same codes and messages as the engine's).
+async fn list(
+    client: &RegistryClient,
+    proxy: &Proxy,
+    kind: PathKind,
+) -> Result<usize, ferry::distribution::Error> {
     let repo = Repo::new(proxy.host(), "team/api");
     match kind {
         PathKind::Tags => client.list_tags(&repo).await.map(|t| t.len()),

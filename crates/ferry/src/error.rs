@@ -1,12 +1,23 @@
 //! The engine's one error type, and the one place that says which errors are worth a retry.
+//!
+//! The distribution client below the engine has its own error,
+//! [`ferry_distribution::Error`]: each of its variants becomes the engine's variant of the
+//! same name, with the same fields, through `From` (so `?` converts). The two agree on
+//! every message, [`Error::code`] and [`Error::is_retryable`] where they overlap; the
+//! test `distribution_errors_convert_unchanged` holds them to it.
 
 use crate::digest::{Digest, InvalidDigest};
+pub use ferry_distribution::error::is_retryable_status;
+use ferry_distribution::error::{Retry, is_expired_token_denial};
 
 /// Everything the engine can fail with.
 ///
 /// Each variant carries the context a platform engineer needs to act on it: the registry,
 /// the repository, the digest or tag, and the HTTP status where there is one.
 /// [`Error::is_retryable`] is the single classification of retryable versus permanent.
+/// Every variant but [`Error::Deadline`], [`Error::UntagUnsupported`] and
+/// [`Error::NoMatchingPlatform`] (the engine's own) is also one of the distribution
+/// client's ([`ferry_distribution::Error`]), converted by `From`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An image reference (`host/repo:tag@digest`) could not be parsed or broke the
@@ -300,13 +311,6 @@ pub enum Error {
     },
 }
 
-/// Whether a 403 answer is ECR's `DENIED` "Your authorization token has expired": a spent
-/// token, refreshed and retried once like a 401 (its wording is matched loosely).
-pub(crate) fn is_expired_token_denial(code: Option<&str>, message: &str) -> bool {
-    code.is_none_or(|c| c.eq_ignore_ascii_case("DENIED"))
-        && message.to_ascii_lowercase().contains("token has expired")
-}
-
 impl From<InvalidDigest> for Error {
     fn from(e: InvalidDigest) -> Self {
         Error::InvalidDigest {
@@ -395,9 +399,164 @@ impl Error {
     }
 }
 
-/// HTTP statuses worth another try: 408, 429 and every 5xx.
-pub fn is_retryable_status(status: u16) -> bool {
-    status == 408 || status == 429 || (500..600).contains(&status)
+impl Retry for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        Error::retry_after(self)
+    }
+}
+
+impl From<ferry_distribution::Error> for Error {
+    /// The engine's variant of the same name, with the same fields.
+    fn from(e: ferry_distribution::Error) -> Self {
+        use ferry_distribution::Error as D;
+        match e {
+            D::InvalidReference { input, reason } => Error::InvalidReference { input, reason },
+            D::InvalidDigest { input, reason } => Error::InvalidDigest { input, reason },
+            D::Auth {
+                registry,
+                repository,
+                status,
+                message,
+            } => Error::Auth {
+                registry,
+                repository,
+                status,
+                message,
+            },
+            D::NotFound {
+                registry,
+                repository,
+                what,
+            } => Error::NotFound {
+                registry,
+                repository,
+                what,
+            },
+            D::DigestMismatch {
+                registry,
+                repository,
+                expected,
+                actual,
+                detail,
+            } => Error::DigestMismatch {
+                registry,
+                repository,
+                expected,
+                actual,
+                detail,
+            },
+            D::TagConflict {
+                registry,
+                repository,
+                tag,
+                existing,
+                wanted,
+            } => Error::TagConflict {
+                registry,
+                repository,
+                tag,
+                existing,
+                wanted,
+            },
+            D::ManifestTooLarge {
+                registry,
+                repository,
+                reference,
+                size,
+                limit,
+            } => Error::ManifestTooLarge {
+                registry,
+                repository,
+                reference,
+                size,
+                limit,
+            },
+            D::InvalidManifest {
+                registry,
+                repository,
+                reference,
+                reason,
+            } => Error::InvalidManifest {
+                registry,
+                repository,
+                reference,
+                reason,
+            },
+            D::Registry {
+                registry,
+                method,
+                url,
+                status,
+                message,
+                retry_after,
+            } => Error::Registry {
+                registry,
+                method,
+                url,
+                status,
+                message,
+                retry_after,
+            },
+            D::Unreachable { registry, message } => Error::Unreachable { registry, message },
+            D::TlsUntrusted { registry, reason } => Error::TlsUntrusted { registry, reason },
+            D::Aws {
+                service,
+                operation,
+                message,
+                retryable,
+            } => Error::Aws {
+                service,
+                operation,
+                message,
+                retryable,
+            },
+            D::Unsupported(what) => Error::Unsupported(what),
+            D::Config(what) => Error::Config(what),
+            D::Io { path, source } => Error::Io { path, source },
+            D::Refused {
+                registry,
+                target,
+                reason,
+            } => Error::Refused {
+                registry,
+                target,
+                reason,
+            },
+            D::Archived {
+                registry,
+                repository,
+                reference,
+                message,
+            } => Error::Archived {
+                registry,
+                repository,
+                reference,
+                message,
+            },
+            D::ResponseTooLarge {
+                registry,
+                what,
+                limit,
+            } => Error::ResponseTooLarge {
+                registry,
+                what,
+                limit,
+            },
+            D::Pagination {
+                registry,
+                url,
+                reason,
+            } => Error::Pagination {
+                registry,
+                url,
+                reason,
+            },
+        }
+    }
 }
 
 /// The engine's result type.
@@ -470,6 +629,132 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("linux/s390x"), "{text}");
         assert!(text.contains("linux/amd64, linux/arm64"), "{text}");
+    }
+
+    /// One of each of the distribution client's errors (and the cases its classifiers
+    /// tell apart): the engine's variant it becomes has the same message, code,
+    /// classification, `Retry-After` and expired-credential answer.
+    #[test]
+    fn distribution_errors_convert_unchanged() {
+        use ferry_distribution::Error as D;
+        let r = || "r.example".to_string();
+        let a = || "team/api".to_string();
+        let registry = |status, retry_after| D::Registry {
+            registry: r(),
+            method: "GET".into(),
+            url: "/v2/team/api/manifests/v1".into(),
+            status,
+            message: "slow down".into(),
+            retry_after,
+        };
+        let auth = |status, message: &str| D::Auth {
+            registry: r(),
+            repository: a(),
+            status,
+            message: message.into(),
+        };
+        let aws = |retryable| D::Aws {
+            service: "ecr",
+            operation: "GetAuthorizationToken",
+            message: "ThrottlingException: slow down".into(),
+            retryable,
+        };
+        let samples = vec![
+            D::InvalidReference {
+                input: "Bad/Ref".into(),
+                reason: "upper case".into(),
+            },
+            D::InvalidDigest {
+                input: "sha256:zz".into(),
+                reason: "not hex".into(),
+            },
+            auth(401, "unauthorized"),
+            auth(403, "Your authorization token has expired."),
+            auth(403, "denied"),
+            D::NotFound {
+                registry: r(),
+                repository: a(),
+                what: "v1".into(),
+            },
+            D::DigestMismatch {
+                registry: r(),
+                repository: a(),
+                expected: Digest::of(b"x"),
+                actual: Digest::of(b"y").to_string(),
+                detail: "3 bytes".into(),
+            },
+            D::TagConflict {
+                registry: r(),
+                repository: a(),
+                tag: "v1".into(),
+                existing: "sha256:aa".into(),
+                wanted: Digest::of(b"x"),
+            },
+            D::ManifestTooLarge {
+                registry: r(),
+                repository: a(),
+                reference: "v1".into(),
+                size: 5,
+                limit: 4,
+            },
+            D::InvalidManifest {
+                registry: r(),
+                repository: a(),
+                reference: "v1".into(),
+                reason: "not JSON".into(),
+            },
+            registry(429, Some(std::time::Duration::from_secs(3))),
+            registry(503, None),
+            registry(405, None),
+            D::Unreachable {
+                registry: r(),
+                message: "connection reset".into(),
+            },
+            D::TlsUntrusted {
+                registry: r(),
+                reason: "unknown issuer".into(),
+            },
+            aws(true),
+            aws(false),
+            D::Unsupported("range".into()),
+            D::Config("registries[\"r.example\"].caCertificates[0]: no PEM".into()),
+            D::Io {
+                path: "config.json".into(),
+                source: std::io::Error::other("denied"),
+            },
+            D::Refused {
+                registry: r(),
+                target: "http://169.254.169.254".into(),
+                reason: "link-local".into(),
+            },
+            D::Archived {
+                registry: r(),
+                repository: a(),
+                reference: "v1".into(),
+                message: "image is archived".into(),
+            },
+            D::ResponseTooLarge {
+                registry: r(),
+                what: "GET /v2/team/api/tags/list".into(),
+                limit: 1024,
+            },
+            D::Pagination {
+                registry: r(),
+                url: "/v2/team/api/tags/list".into(),
+                reason: "a page already read".into(),
+            },
+        ];
+        for d in samples {
+            let (text, code) = (d.to_string(), d.code());
+            let (retryable, after, expired) =
+                (d.is_retryable(), d.retry_after(), d.is_expired_credential());
+            let e = Error::from(d);
+            assert_eq!(e.to_string(), text);
+            assert_eq!(e.code(), code, "{text}");
+            assert_eq!(e.is_retryable(), retryable, "{text}");
+            assert_eq!(e.retry_after(), after, "{text}");
+            assert_eq!(e.is_expired_credential(), expired, "{text}");
+        }
     }
 
     #[test]

@@ -1,25 +1,22 @@
 //! Ferry engine: copies container images between OCI registries and Amazon ECR.
 //!
-//! The engine knows nothing of Lambda. It offers reference parsing, registry auth, a
-//! streaming digest-verified registry client, the image graph copy, replication rules
-//! and the ECR control plane.
+//! The engine knows nothing of Lambda. It offers the image graph copy, replication rules,
+//! the ECR control plane and plan/sync/status over the distribution client below it
+//! (reference parsing, registry auth, a streaming digest-verified registry client:
+//! [`ferry_distribution`], whose modules are re-exported here under their old paths).
 
-pub mod auth;
+pub use ferry_distribution as distribution;
+pub use ferry_distribution::{auth, digest, manifest, net, reference, registry, secret};
+
 pub mod aws;
 pub mod config;
 pub mod copy;
-pub mod digest;
 pub mod ecr;
 pub mod error;
 pub mod gate;
-pub mod manifest;
-pub mod net;
 pub mod organizations;
-pub mod reference;
-pub mod registry;
 pub mod replicate;
 pub mod report;
-pub mod secret;
 pub mod setup;
 pub mod status;
 pub mod sync;

@@ -146,13 +146,13 @@ impl ClientSetup {
         let ecr = tokens.map(|t| Arc::new(t) as Arc<dyn EcrTokenSource>);
         let mut auth = Authenticator::new(docker, ecr);
         for (host, template, source) in routes {
-            auth = auth.with_route(&host, template.as_ref(), source);
+            auth = auth.with_route(&host, template.as_ref().map(|t| t.name_regex()), source);
         }
         endpoints = endpoints.with_plain_http(self.plain_http);
         for (host, url) in &self.endpoints {
             endpoints.insert(host, url)?;
         }
-        RegistryClient::new(auth, endpoints, self.options.clone())
+        Ok(RegistryClient::new(auth, endpoints, self.options.clone())?)
     }
 }
 

@@ -393,6 +393,7 @@ async fn check(
         .client()
         .head_manifest(&repo, &reference)
         .await
+        .map_err(Error::from)
     {
         Ok(None) => {}
         Ok(Some(h)) if h.digest == *want => {

@@ -10,12 +10,13 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use ferry::Reference;
 use ferry::auth::{Authenticator, Challenge, Credential, DockerConfig};
 use ferry::digest::Digest;
+use ferry::distribution::Error;
 use ferry::manifest::{self, MAX_MANIFEST_BYTES, MAX_REFERENCES};
 use ferry::reference::{MAX_REPOSITORY_LEN, MAX_TAG_LEN, validate_repository, validate_tag};
 use ferry::registry::{ClientOptions, Endpoints, RegistryClient, Repo, next_page};
-use ferry::{Error, Reference};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------

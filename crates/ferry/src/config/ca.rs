@@ -4,30 +4,13 @@
 //! host only, beside the system's roots: `SSL_CERT_FILE` would replace the system bundle
 //! and with it the public roots ECR's certificates chain to.
 
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+pub use ferry_distribution::registry::parse_ca_certificate;
 
 use super::error::Issue;
 use super::parse::child;
 
 /// The most CA certificates one registry entry may list.
 pub const MAX_CA_CERTIFICATES: usize = 16;
-
-/// One PEM certificate (exactly one per entry) that can serve as a trust anchor.
-pub fn parse_ca_certificate(pem: &str) -> Result<CertificateDer<'static>, String> {
-    let mut certs = CertificateDer::pem_slice_iter(pem.as_bytes());
-    let first = certs
-        .next()
-        .ok_or("no PEM certificate (-----BEGIN CERTIFICATE-----) in it")?
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    if certs.next().is_some() {
-        return Err("more than one certificate in one entry: give each its own entry".into());
-    }
-    rustls::RootCertStore::empty()
-        .add(first.clone())
-        .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-    Ok(first)
-}
 
 /// The findings for one registry entry's `caCertificates` at `path`
 /// (`registries["host"]`).
@@ -52,27 +35,6 @@ pub(super) fn check_ca_certificates(pems: &[String], path: &str, issues: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn anything_but_one_pem_certificate_is_refused() {
-        let cert = include_str!("../../../../testdata/tls/self-signed.crt");
-        assert!(parse_ca_certificate(cert).is_ok());
-        let two = format!("{cert}{cert}");
-        assert!(
-            parse_ca_certificate(&two)
-                .unwrap_err()
-                .contains("more than one")
-        );
-        assert!(
-            parse_ca_certificate("MIIB...")
-                .unwrap_err()
-                .contains("no PEM certificate")
-        );
-        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-        assert!(parse_ca_certificate(garbage).is_err());
-        let key = include_str!("../../../../testdata/tls/self-signed.key");
-        assert!(parse_ca_certificate(key).is_err());
-    }
 
     #[test]
     fn findings_name_the_entry() {

@@ -245,6 +245,12 @@ impl RepositoryTemplate {
         p
     }
 
+    /// [`RepositoryTemplate::name_pattern`], compiled: the repositories a destination's
+    /// credential covers ([`Authenticator::with_route`](crate::auth::Authenticator::with_route)).
+    pub fn name_regex(&self) -> regex::Regex {
+        regex::Regex::new(&self.name_pattern()).expect("an escaped template is a regex")
+    }
+
     /// Whether some source repository renders as `name`.
     pub fn renders(&self, name: &str) -> bool {
         if self.uses_repository() {

@@ -200,7 +200,7 @@ impl Copier {
                 self.mount_missed(host);
                 Ok(Mount::Session(loc))
             }
-            Err(e) if e.is_retryable() => Err(e),
+            Err(e) if e.is_retryable() => Err(e.into()),
             // A refused mount (no access to `from`, mounting disabled) is no failure:
             // the blob is transferred.
             Err(e) => {
@@ -364,7 +364,7 @@ impl Copier {
                 if let Some(e) = failure.lock().unwrap_or_else(|p| p.into_inner()).take() {
                     return Err(e);
                 }
-                put.map(|()| d.size)
+                put.map(|()| d.size).map_err(Error::from)
             }
         };
         let mut attempt = attempt;

@@ -56,6 +56,7 @@ impl<'a> Subject<'a> {
             })
             .await
             .map(|_| ())
+            .map_err(Error::from)
     }
 }
 
@@ -368,6 +369,6 @@ impl Copier {
             bytes,
             media_type: manifest::OCI_INDEX.to_string(),
         };
-        job.client.put_manifest(&job.dst, tag, &m).await
+        Ok(job.client.put_manifest(&job.dst, tag, &m).await?)
     }
 }

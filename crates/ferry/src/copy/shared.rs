@@ -19,6 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures::TryFutureExt;
 use tokio::sync::OnceCell;
 
 use crate::digest::Digest;
@@ -203,7 +204,7 @@ impl SharedReads {
         reference: &str,
     ) -> Result<Option<ManifestHead>, Error> {
         self.once(&self.inner.heads, key(repo, reference), || {
-            client.head_manifest(repo, reference)
+            client.head_manifest(repo, reference).map_err(Error::from)
         })
         .await
     }
@@ -235,7 +236,7 @@ impl SharedReads {
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, Error> {
         self.once(&self.inner.referrers, key(repo, digest.as_str()), || {
-            client.referrers_api(repo, digest)
+            client.referrers_api(repo, digest).map_err(Error::from)
         })
         .await
     }
@@ -258,7 +259,8 @@ impl SharedReads {
             return client
                 .get_manifest_sized(repo, &digest, size)
                 .await
-                .map(Some);
+                .map(Some)
+                .map_err(Error::from);
         }
         let k = key(repo, reference);
         let found = self
@@ -323,7 +325,7 @@ impl super::Copier {
     ) -> Result<Option<ManifestHead>, Error> {
         match &self.options().shared_reads {
             Some(shared) => shared.head_fresh(self.client(), repo, reference).await,
-            None => self.client().head_manifest(repo, reference).await,
+            None => Ok(self.client().head_manifest(repo, reference).await?),
         }
     }
 
@@ -336,7 +338,7 @@ impl super::Copier {
     ) -> Result<Option<ManifestHead>, Error> {
         match &self.options().shared_reads {
             Some(shared) => shared.head(client, repo, reference).await,
-            None => client.head_manifest(repo, reference).await,
+            None => Ok(client.head_manifest(repo, reference).await?),
         }
     }
 
@@ -350,7 +352,7 @@ impl super::Copier {
     ) -> Result<Option<Vec<Descriptor>>, Error> {
         match &self.options().shared_reads {
             Some(shared) => shared.referrers(client, repo, digest).await,
-            None => client.referrers_api(repo, digest).await,
+            None => Ok(client.referrers_api(repo, digest).await?),
         }
     }
 
@@ -376,7 +378,7 @@ impl super::Copier {
                     job.client.get_manifest_sized(repo, &digest, size).await?,
                 ))
             }
-            (_, None) => job.client.get_manifest_opt(repo, reference).await,
+            (_, None) => Ok(job.client.get_manifest_opt(repo, reference).await?),
         }
     }
 }

@@ -121,7 +121,7 @@ async fn signature_referrers(
             },
             Ok(None) => Vec::new(),
             Err(e) => {
-                soft(e)?;
+                soft(e.into())?;
                 Vec::new()
             }
         },
@@ -169,7 +169,7 @@ async fn read_manifest(
     }
     let raw = match client.get_manifest_sized(repo, digest, size).await {
         Ok(raw) => raw,
-        Err(e) => return soft(e).map(Err),
+        Err(e) => return soft(e.into()).map(Err),
     };
     Ok(layers_of(&raw.bytes))
 }
@@ -271,7 +271,7 @@ async fn read_blob(
     }
     let mut resp = match client.get_blob(repo, &layer.digest, 0, layer.size).await {
         Ok(resp) => resp,
-        Err(e) => return soft(e).map(Err),
+        Err(e) => return soft(e.into()).map(Err),
     };
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| Error::Unreachable {

@@ -6,7 +6,6 @@ use regex::Regex;
 
 use super::Credential;
 use crate::aws::AssumeRole;
-use crate::config::RepositoryTemplate;
 
 /// Where a route's credential comes from.
 #[derive(Clone, Debug)]
@@ -18,7 +17,9 @@ pub enum CredentialSource {
 }
 
 /// One destination's credential: for `host`, and for the repositories `pattern` matches
-/// (`None`: every repository of the host).
+/// (`None`: every repository of the host). The pattern is the destination's
+/// `repositoryName` template as an anchored regular expression (the engine's
+/// `RepositoryTemplate::name_regex`).
 #[derive(Debug)]
 pub(super) struct Route {
     host: String,
@@ -34,14 +35,12 @@ impl Routes {
     pub(super) fn add(
         &mut self,
         host: &str,
-        repositories: Option<&RepositoryTemplate>,
+        repositories: Option<Regex>,
         source: CredentialSource,
     ) {
-        let pattern = repositories
-            .map(|t| Regex::new(&t.name_pattern()).expect("an escaped template is a regex"));
         self.0.push(Route {
             host: host.to_string(),
-            pattern,
+            pattern: repositories,
             source,
         });
     }
@@ -107,10 +106,11 @@ mod tests {
 
     #[test]
     fn each_destination_on_one_host_gets_its_own_credential() {
-        let t = |s: &str| RepositoryTemplate::parse(s).unwrap();
+        // What the templates `team-a/{repository}` and `team-b/{repository}` match.
+        let t = |s: &str| Regex::new(s).unwrap();
         let mut routes = Routes::default();
-        routes.add("r.example", Some(&t("team-a/{repository}")), role("a"));
-        routes.add("r.example", Some(&t("team-b/{repository}")), role("b"));
+        routes.add("r.example", Some(t("^team-a/.+$")), role("a"));
+        routes.add("r.example", Some(t("^team-b/.+$")), role("b"));
         routes.add("r.example", None, role("whole-host"));
         let host = "r.example";
         assert!(

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
@@ -40,6 +41,24 @@ fn shared_parts() -> Result<Shared, Error> {
         .map_err(|e| Error::Unsupported(format!("cannot build the TLS settings: {e}")))
 }
 
+/// One PEM certificate (exactly one per entry) that can serve as a trust anchor: a
+/// private certificate authority of [`ClientOptions::ca_certificates`](super::ClientOptions::ca_certificates)
+/// (the configuration checks `registries."<host>".caCertificates` with it).
+pub fn parse_ca_certificate(pem: &str) -> Result<CertificateDer<'static>, String> {
+    let mut certs = CertificateDer::pem_slice_iter(pem.as_bytes());
+    let first = certs
+        .next()
+        .ok_or("no PEM certificate (-----BEGIN CERTIFICATE-----) in it")?
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    if certs.next().is_some() {
+        return Err("more than one certificate in one entry: give each its own entry".into());
+    }
+    rustls::RootCertStore::empty()
+        .add(first.clone())
+        .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    Ok(first)
+}
+
 /// The TLS settings for a client whose registries trust extra certificate authorities
 /// (`registries."<host>".caCertificates`: host → PEM certificates): the shared settings
 /// when there are none; else the same settings with a verifier that also accepts, for
@@ -57,7 +76,7 @@ pub(super) fn for_hosts(
     for (host, pems) in ca_certificates.iter().filter(|(_, p)| !p.is_empty()) {
         let mut roots = RootCertStore::empty();
         for (i, pem) in pems.iter().enumerate() {
-            let cert = crate::config::parse_ca_certificate(pem).map_err(|reason| {
+            let cert = parse_ca_certificate(pem).map_err(|reason| {
                 Error::Config(format!(
                     "registries[{host:?}].caCertificates[{i}]: {reason}"
                 ))
@@ -171,8 +190,7 @@ fn build() -> Result<Shared, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::PrivateKeyDer;
 
     fn pem_cert(pem: &[u8]) -> CertificateDer<'static> {
         CertificateDer::from_pem_slice(pem).expect("certificate")
@@ -325,5 +343,26 @@ mod tests {
             super::super::origin::build_http(&options, None, read_timeout).expect("client");
         }
         assert_eq!(BUILDS.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn anything_but_one_pem_certificate_is_refused() {
+        let cert = include_str!("../../../../testdata/tls/self-signed.crt");
+        assert!(parse_ca_certificate(cert).is_ok());
+        let two = format!("{cert}{cert}");
+        assert!(
+            parse_ca_certificate(&two)
+                .unwrap_err()
+                .contains("more than one")
+        );
+        assert!(
+            parse_ca_certificate("MIIB...")
+                .unwrap_err()
+                .contains("no PEM certificate")
+        );
+        let garbage = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(parse_ca_certificate(garbage).is_err());
+        let key = include_str!("../../../../testdata/tls/self-signed.key");
+        assert!(parse_ca_certificate(key).is_err());
     }
 }

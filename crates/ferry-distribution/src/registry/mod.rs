@@ -32,9 +32,10 @@ pub use quota::ApiClass;
 pub use response::is_archived_answer;
 pub(crate) use response::{parse_retry_after, read_capped};
 pub use stats::Stats;
+pub use tls::parse_ca_certificate;
 
 use crate::auth::{Authenticator, Secret};
-use crate::error::{Error, is_retryable_status};
+use crate::error::{Error, Retry, is_retryable_status};
 use limiter::{HostLimit, Permit};
 use netguard::AddrClass;
 use quota::{Endpoint, Quota, Quotas};
@@ -500,11 +501,18 @@ impl RegistryClient {
         .await
     }
 
-    /// Run `op` under this client's retry policy.
-    pub(crate) async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, Error>
+    /// Run `op` under this client's retry policy ([`ClientOptions::max_retries`], backoff
+    /// from [`ClientOptions::min_backoff`] to [`ClientOptions::max_backoff`] with jitter):
+    /// an error is tried again while [`Retry::is_retryable`] says so, after its
+    /// `Retry-After` when it has one (capped at the longest backoff). Each retry is counted
+    /// in this clone's [`Stats`]. Public for callers that retry a larger unit of work
+    /// made of several requests (the engine's blob transfer: GET, upload and PUT), whose
+    /// error may be theirs (`E`) rather than this crate's.
+    pub async fn retrying<T, E, F, Fut>(&self, op: F) -> Result<T, E>
     where
+        E: Retry,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, Error>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let o = &self.inner.options;
         let policy = ExponentialBuilder::default()
@@ -514,12 +522,12 @@ impl RegistryClient {
             .with_jitter();
         let cap = o.max_backoff;
         op.retry(policy)
-            .when(Error::is_retryable)
-            .adjust(move |e: &Error, dur| match (dur, e.retry_after()) {
+            .when(E::is_retryable)
+            .adjust(move |e: &E, dur| match (dur, e.retry_after()) {
                 (Some(_), Some(ra)) => Some(ra.min(cap)),
                 (d, _) => d,
             })
-            .notify(|e: &Error, d| {
+            .notify(|e: &E, d| {
                 self.stats.retry();
                 tracing::debug!(error = %e, delay_ms = d.as_millis() as u64, "retrying");
             })

@@ -25,7 +25,6 @@ pub use token::{
     parse_token_response, realm_policy,
 };
 
-use crate::config::RepositoryTemplate;
 use crate::error::Error;
 use crate::reference::EcrRegistry;
 use routes::{Routes, scope_repository};
@@ -110,7 +109,7 @@ impl HostState {
 /// host's ambient credential: Docker config, or an ECR token of the process's identity).
 type Key = (String, Option<usize>);
 
-/// Finds, caches and refreshes credentials for every registry the engine talks to. Which
+/// Finds, caches and refreshes credentials for every registry the client talks to. Which
 /// credential a request uses is decided per destination (host and repository), see
 /// [`Authenticator::with_route`].
 pub struct Authenticator {
@@ -155,13 +154,15 @@ impl Authenticator {
         self.with_route(host, None, CredentialSource::Static(credential))
     }
 
-    /// Use `source` for the repositories of `host` that `repositories` renders (`None`:
-    /// all of them): one destination's secret or role. Routes with a template are tried
-    /// first, in the order added, then those for the whole host.
+    /// Use `source` for the repositories of `host` that `repositories` matches (`None`:
+    /// all of them): one destination's secret or role. `repositories` is an anchored
+    /// regular expression of the names the destination's `repositoryName` template
+    /// renders (the engine's `RepositoryTemplate::name_regex`). Routes with a pattern are
+    /// tried first, in the order added, then those for the whole host.
     pub fn with_route(
         mut self,
         host: &str,
-        repositories: Option<&RepositoryTemplate>,
+        repositories: Option<regex::Regex>,
         source: CredentialSource,
     ) -> Authenticator {
         self.routes.add(host, repositories, source);

@@ -19,7 +19,7 @@ pub enum Challenge {
 }
 
 impl Challenge {
-    /// Parse a header value; `None` for schemes this engine does not speak.
+    /// Parse a header value; `None` for schemes this client does not speak.
     pub fn parse(header: &str) -> Option<Challenge> {
         let header = header.trim();
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));

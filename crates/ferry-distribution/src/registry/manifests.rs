@@ -184,7 +184,7 @@ impl RegistryClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             let bytes = super::read_capped(resp, limit, &repo.registry, &too_large).await?;
-            Ok(Some((bytes, announced, content_type)))
+            Ok::<_, Error>(Some((bytes, announced, content_type)))
         };
         // Body reads can break after the status line: retry the whole read.
         let Some((bytes, announced, content_type)) = self.retrying(read).await? else {

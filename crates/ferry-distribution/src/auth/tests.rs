@@ -162,11 +162,12 @@ impl EcrTokenSource for RoleTokens {
 
 #[tokio::test]
 async fn two_destinations_on_one_host_each_use_their_own_credential() {
-    let t = |s: &str| RepositoryTemplate::parse(s).unwrap();
+    // What the templates `a/{repository}` and `b/{repository}` match.
+    let t = |s: &str| regex::Regex::new(s).unwrap();
     let secret = |u: &str| CredentialSource::Static(Credential::basic(u, "p"));
     let auth = Authenticator::anonymous()
-        .with_route("h.io", Some(&t("a/{repository}")), secret("alice"))
-        .with_route("h.io", Some(&t("b/{repository}")), secret("bob"));
+        .with_route("h.io", Some(t("^a/.+$")), secret("alice"))
+        .with_route("h.io", Some(t("^b/.+$")), secret("bob"));
     let user = |h: Option<Secret>| {
         let b64 = h
             .expect("header")
@@ -208,8 +209,8 @@ async fn two_destinations_on_one_host_each_use_their_own_credential() {
         })
     };
     let auth = Authenticator::new(DockerConfig::default(), Some(tokens.clone()))
-        .with_route(ECR, Some(&t("a/{repository}")), role("writer-a"))
-        .with_route(ECR, Some(&t("b/{repository}")), role("writer-b"));
+        .with_route(ECR, Some(t("^a/.+$")), role("writer-a"))
+        .with_route(ECR, Some(t("^b/.+$")), role("writer-b"));
     let ha = auth.header(ECR, "repository:a/x:pull,push").await.unwrap();
     let hb = auth.header(ECR, "repository:b/x:pull,push").await.unwrap();
     let hs = auth.header(ECR, "repository:src:pull").await.unwrap();

@@ -256,7 +256,7 @@ impl Quotas {
             .get(host)
             .and_then(|rates| rates.get(&class).copied())
             .or_else(|| {
-                crate::config::Registry::from_host(host)
+                crate::host::Registry::from_host(host)
                     .is_ecr()
                     .then(|| class.ecr_default())
             })

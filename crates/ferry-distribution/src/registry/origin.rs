@@ -92,7 +92,7 @@ impl RegistryClient {
     }
 }
 
-/// The HTTP client with this engine's settings (rustls with the process's shared TLS
+/// The HTTP client with Ferry's settings (rustls with the process's shared TLS
 /// settings, see [`super::tls`]; timeouts, no automatic redirects), resolving names
 /// through `resolver` if given.
 /// `read_timeout`: false for the upload client, since in `reqwest` the read timeout also
