@@ -285,6 +285,9 @@ def report(sc: dict, sizes: list[int], width: int, row, target) -> list[str]:
             row(f"fan-out ×{n}", name if name == sk_name else name.replace(f", {n}", ","), s,
                 None if name == sk_name else sk, "skopeo")
         for name in names[:2]:
+            reads = median([x["traffic"]["source_reads_of_image"] for x in runs[name]])
+            target(f"fan-out ×{n}", f"{name}: source reads ≤ 1.1 × the image", f"{reads:.2f} ×",
+                   reads <= 1.1)
             r = sm[name]["wall_s"]["median"] / sk["wall_s"]["median"]
             target(f"fan-out ×{n}", f"report {name} vs {sk_name}",
                    f"{r:.3f} ×; source read {median([x['traffic']['source_reads_of_image'] for x in runs[name]]):.2f} × "

@@ -53,15 +53,7 @@ fn one_push_to_thirty_destinations_reads_the_source_once_per_batch() {
     sb.src = src;
     // An index of two platforms: three manifests, three blobs.
     let f = fixtures::oci_index(&sb.src, "team/api", "v1", 71).unwrap();
-    sb.publish(&[detail(
-        "PUSH",
-        "team/api",
-        Some("v1"),
-        &f.digest,
-        &f.media_type,
-    )])
-    .unwrap();
-    sb.run_dispatch().unwrap();
+    sb.dispatch_push(&f).unwrap();
     let n = REGISTRIES * TEMPLATES;
     assert_eq!(
         sb.queue_depth(&sb.jobs_queue).unwrap(),
@@ -242,4 +234,107 @@ fn one_push_to_five_hundred_destinations_is_fifty_send_message_batch_calls() {
         calls.load(Ordering::SeqCst),
         took.as_secs_f64() * 1000.0
     );
+}
+
+/// One push to 30 destinations on three registries travels as one job
+/// (`FERRY_DESTINATIONS_PER_JOB`): replicate reads each blob from the source once. The
+/// third registry refuses every manifest: its ten destinations, and only they, go back to
+/// the queue as one job of their own, while the other twenty are done; once that registry
+/// is healed, that job completes them.
+#[test]
+fn one_job_for_thirty_destinations_reads_each_blob_once_and_retries_only_the_failed_ones() {
+    let src = EcrRegistry::start(ACCOUNT_A, "us-east-1").unwrap();
+    let proxy = Proxy::start(src.registry()).unwrap();
+    let dsts: Vec<Registry> = (0..REGISTRIES)
+        .map(|_| Registry::start().unwrap())
+        .collect();
+    let bad = Proxy::start(&dsts[2]).unwrap();
+    let hosts = [dsts[0].host(), dsts[1].host(), bad.host()];
+    let mut destinations = Vec::new();
+    let mut registries = serde_json::Map::new();
+    for host in &hosts {
+        registries.insert(host.clone(), json!({"plainHttp": true}));
+        for j in 0..TEMPLATES {
+            destinations.push(json!({"registry": host, "repositoryName": template(j)}));
+        }
+    }
+    let options = Options {
+        rule: json!({"destinations": destinations}),
+        registries,
+        destinations_per_job: 50,
+        ..Options::default()
+    };
+    let routes = BTreeMap::from([(src.ecr_host(), proxy.url())]);
+    let mut sb = Sandbox::start_with(options, &routes).unwrap();
+    sb.src = src;
+    let f = fixtures::oci_index(&sb.src, "team/api", "v1", 72).unwrap();
+    bad.inject(ferry_e2e::proxy::InjectRule {
+        method: Some(reqwest::Method::PUT),
+        kind: Some(PathKind::Manifest),
+        status: 500,
+        retry_after: None,
+        times: 10_000,
+    });
+    sb.dispatch_push(&f).unwrap();
+    let n = REGISTRIES * TEMPLATES;
+    assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), 1, "one job");
+
+    proxy.reset_counts();
+    let report = sb.replicate_batch(None).unwrap();
+    assert_eq!(report.outcomes.len(), n, "one outcome per destination");
+    let count = |s: Status| report.outcomes.iter().filter(|o| o.status == s).count();
+    assert_eq!(
+        count(Status::Succeeded),
+        2 * TEMPLATES,
+        "{:#?}",
+        report.outcomes
+    );
+    assert_eq!(count(Status::Retry), TEMPLATES);
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| o.requeued == (o.status == Status::Retry))
+    );
+    assert!(
+        report.response().batch_item_failures.is_empty(),
+        "the message is done"
+    );
+    // Every blob of the image once from the source, for the three registries.
+    let mut reads: BTreeMap<String, usize> = BTreeMap::new();
+    for r in proxy.requests() {
+        if r.kind == PathKind::Blob && r.method == "GET" && r.status == 200 {
+            *reads.entry(r.path.clone()).or_default() += 1;
+        }
+    }
+    assert_eq!(reads.len(), f.blobs.len(), "{reads:?}");
+    assert!(reads.values().all(|&n| n == 1), "{reads:?}");
+
+    // What went back: one job for the ten destinations of the failing registry.
+    bad.heal();
+    assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), 1);
+    let again = sb.replicate_batch(None).unwrap();
+    assert_eq!(again.outcomes.len(), TEMPLATES, "{:#?}", again.outcomes);
+    assert!(again.outcomes.iter().all(|o| o.status == Status::Succeeded));
+    assert!(
+        again
+            .outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref())
+            .all(|r| format!("{:?}", r.destination).contains(&bad.host())),
+        "only the failed registry's destinations: {:#?}",
+        again.outcomes
+    );
+    let results = sb.results().unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.status == Status::Succeeded)
+            .count(),
+        n
+    );
+    for (r, j) in [(&dsts[0], 0), (&dsts[1], 5), (&dsts[2], 9)] {
+        verify_copy(sb.src.registry(), &f, r, &format!("fan{j}/team/api"))
+            .unwrap_or_else(|e| panic!("{}: {e:#}", r.host()));
+    }
 }

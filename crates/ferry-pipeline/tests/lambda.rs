@@ -125,7 +125,7 @@ fn dispatch_binary_under_the_runtime_api_answers_an_ecr_event() {
                 .send(),
         )
         .unwrap();
-    let mut groups: Vec<String> = received
+    let groups: Vec<String> = received
         .messages()
         .iter()
         .filter_map(|m| {
@@ -134,17 +134,19 @@ fn dispatch_binary_under_the_runtime_api_answers_an_ecr_event() {
                 .cloned()
         })
         .collect();
-    groups.sort();
+    // One job for both destinations (FERRY_DESTINATIONS_PER_JOB, default 50), in the
+    // first destination's FIFO group.
     assert_eq!(
         groups,
-        [
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api",
-            "222222222222.dkr.ecr.us-west-2.amazonaws.com/team/api"
-        ]
+        ["123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api"]
     );
     let body: Value = serde_json::from_str(received.messages()[0].body().unwrap()).unwrap();
-    assert_eq!(body["version"], 1);
+    assert_eq!(body["version"], 2);
     assert_eq!(body["source"]["tag"], "v1.3.0");
+    assert_eq!(
+        body["moreTargets"][0]["registry"],
+        "222222222222.dkr.ecr.us-west-2.amazonaws.com"
+    );
 
     // A malformed Image Action (a repository name outside the distribution grammar): the
     // handler's error reaches the error endpoint with its code, nothing is enqueued, and

@@ -274,15 +274,7 @@ fn poison_and_forged_jobs_are_acknowledged_without_a_request_and_hold_no_group()
     })
     .collect::<Vec<_>>();
     sb.send_jobs(entries).unwrap();
-    sb.publish(&[detail(
-        "PUSH",
-        "team/api",
-        Some("v1"),
-        &f.digest,
-        &f.media_type,
-    )])
-    .unwrap();
-    sb.run_dispatch().unwrap();
+    sb.dispatch_push(&f).unwrap();
     proxy.reset_counts();
     let report = sb.replicate_batch(None).unwrap();
     let count = |s: Status| report.outcomes.iter().filter(|o| o.status == s).count();
@@ -464,15 +456,7 @@ fn an_immutable_conflict_is_reported_and_the_destination_left_unchanged() {
     let held =
         fixtures::single_image(&sb.eu, "team/api", "v1", 61).expect("prepared at the destination");
     let f = fixtures::single_image(&sb.src, "team/api", "v1", 62).unwrap();
-    sb.publish(&[detail(
-        "PUSH",
-        "team/api",
-        Some("v1"),
-        &f.digest,
-        &f.media_type,
-    )])
-    .unwrap();
-    sb.run_dispatch().unwrap();
+    sb.dispatch_push(&f).unwrap();
     let r = sb.run_replicate(2).unwrap();
     assert_eq!(
         (r.received, r.acked, r.failed),
@@ -580,15 +564,7 @@ fn a_released_failure_is_retried_at_once_not_after_the_visibility_timeout() {
     let mut sb = Sandbox::start_with(options, &routes).unwrap();
     sb.west = west_registry;
     let f = fixtures::single_image(&sb.src, "team/api", "v1", 61).unwrap();
-    sb.publish(&[detail(
-        "PUSH",
-        "team/api",
-        Some("v1"),
-        &f.digest,
-        &f.media_type,
-    )])
-    .unwrap();
-    sb.run_dispatch().unwrap();
+    sb.dispatch_push(&f).unwrap();
     // Both attempts (client retries: 1) of the first manifest PUT at us-west-2 fail.
     proxy.inject(InjectRule {
         method: Some(reqwest::Method::PUT),

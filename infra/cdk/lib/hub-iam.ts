@@ -144,6 +144,9 @@ export function roleStatements(fn: HubFunction, p: ResolvedHubProps, refs: HubRe
           ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
           refs.jobsQueueArn,
         ),
+        // The destinations of a job for several that must be tried again go back to the
+        // queue as a job of their own.
+        allow('RequeueDestinations', 'sqs:SendMessage', refs.jobsQueueArn),
         allow('PublishResults', 'events:PutEvents', refs.resultBusArn),
         // The failure ledger: read an image's entry, record a permanent failure, delete
         // the entry after a success.

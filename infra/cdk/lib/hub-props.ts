@@ -52,6 +52,11 @@ export interface FerryHubProps {
   readonly replicateMaximumConcurrency?: number;
   /** FERRY_JOB_CONCURRENCY (1-64). @default 4 */
   readonly replicateJobConcurrency?: number;
+  /**
+   * FERRY_DESTINATIONS_PER_JOB (1-50): destinations one copy job carries (dispatch and
+   * reconcile); replicate reads the image from the source once for all of them. @default 50
+   */
+  readonly destinationsPerJob?: number;
   /** Schedule expression of reconcile. @default 'rate(15 minutes)' */
   readonly reconcileSchedule?: string;
   /** FERRY_MAX_JOBS_PER_RUN (1-100000): what the replicate fleet consumes in one schedule interval. @default 3600 */
@@ -111,6 +116,7 @@ export interface ResolvedHubProps {
   readonly replicateBatchSize: number;
   readonly replicateMaximumConcurrency: number;
   readonly replicateJobConcurrency: number;
+  readonly destinationsPerJob: number;
   readonly reconcileSchedule: string;
   readonly reconcileMaxJobsPerRun: number;
   readonly sourceRepositoryArns: string[];
@@ -206,6 +212,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
     replicateBatchSize: props.replicateBatchSize ?? 10,
     replicateMaximumConcurrency: props.replicateMaximumConcurrency ?? 10,
     replicateJobConcurrency: props.replicateJobConcurrency ?? 4,
+    destinationsPerJob: props.destinationsPerJob ?? 50,
     reconcileSchedule,
     reconcileMaxJobsPerRun: props.reconcileMaxJobsPerRun ?? 3600,
     sourceRepositoryArns: props.sourceRepositoryArns,
@@ -234,6 +241,7 @@ export function resolveHubProps(props: FerryHubProps): ResolvedHubProps {
   inRange(NAME, 'replicateBatchSize', resolved.replicateBatchSize, 1, 10);
   inRange(NAME, 'replicateMaximumConcurrency', resolved.replicateMaximumConcurrency, 2, 1000);
   inRange(NAME, 'replicateJobConcurrency', resolved.replicateJobConcurrency, 1, 64);
+  inRange(NAME, 'destinationsPerJob', resolved.destinationsPerJob, 1, 50);
   inRange(NAME, 'reconcileMaxJobsPerRun', resolved.reconcileMaxJobsPerRun, 1, 100000);
   inRange(NAME, 'organizationCacheSeconds', resolved.organizationCacheSeconds, 0, 86400);
   inRange(NAME, 'jobAgeAlarmSeconds', resolved.jobAgeAlarmSeconds, 60, 1209600);

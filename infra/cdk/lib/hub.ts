@@ -167,7 +167,11 @@ export class FerryHub extends Construct {
         description: 'Ferry dispatch - turns ECR Image Action events into replication jobs',
         memorySize: 256,
         timeout: 60,
-        env: { FERRY_EVENT_BUS_NAME: this.resultEventBus.ref, FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref },
+        env: {
+          FERRY_EVENT_BUS_NAME: this.resultEventBus.ref,
+          FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref,
+          FERRY_DESTINATIONS_PER_JOB: String(p.destinationsPerJob),
+        },
         asyncInvoke: { maxAge: 3600, retries: 2 },
       },
       {
@@ -178,6 +182,7 @@ export class FerryHub extends Construct {
         env: {
           FERRY_EVENT_BUS_NAME: this.resultEventBus.ref,
           FERRY_JOB_CONCURRENCY: String(p.replicateJobConcurrency),
+          FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref,
           FERRY_LEDGER_TABLE: this.ledgerTable.ref,
         },
       },
@@ -188,6 +193,7 @@ export class FerryHub extends Construct {
         timeout: 900,
         env: {
           FERRY_JOBS_QUEUE_URL: this.jobsQueue.ref,
+          FERRY_DESTINATIONS_PER_JOB: String(p.destinationsPerJob),
           FERRY_LEDGER_TABLE: this.ledgerTable.ref,
           FERRY_MAX_JOBS_PER_RUN: String(p.reconcileMaxJobsPerRun),
         },
@@ -278,7 +284,9 @@ export class FerryHub extends Construct {
    */
   private jobsQueuePolicy(p: ResolvedHubProps): void {
     const condition: Record<string, unknown> = {
-      ArnNotEquals: { 'aws:PrincipalArn': [this.roles.dispatch.attrArn, this.roles.reconcile.attrArn] },
+      ArnNotEquals: {
+        'aws:PrincipalArn': [this.roles.dispatch.attrArn, this.roles.reconcile.attrArn, this.roles.replicate.attrArn],
+      },
     };
     if (p.jobsQueueSenderArns.length > 0) {
       condition.ArnNotLike = { 'aws:PrincipalArn': p.jobsQueueSenderArns };
@@ -289,7 +297,7 @@ export class FerryHub extends Construct {
         Version: '2012-10-17',
         Statement: [
           {
-            Sid: 'OnlyDispatchAndReconcileSendJobs',
+            Sid: 'OnlyFerrySendsJobs',
             Effect: 'Deny',
             Principal: '*',
             Action: 'sqs:SendMessage',

@@ -87,7 +87,7 @@ describe('FerryHub', () => {
     });
   });
 
-  it('lets only dispatch and reconcile (and the listed senders) send jobs', () => {
+  it("lets only Ferry's functions (and the listed senders) send jobs", () => {
     const senders = ['arn:aws:iam::111111111111:role/ferry-operations'];
     const { template, json } = hub({ jobsQueueSenderArns: senders });
     template.hasResourceProperties('AWS::SQS::QueuePolicy', {
@@ -102,6 +102,7 @@ describe('FerryHub', () => {
                 'aws:PrincipalArn': [
                   arn(idOf(json, 'AWS::IAM::Role', 'DispatchRole')),
                   arn(idOf(json, 'AWS::IAM::Role', 'ReconcileRole')),
+                  arn(idOf(json, 'AWS::IAM::Role', 'ReplicateRole')),
                 ],
               },
               ArnNotLike: { 'aws:PrincipalArn': senders },
@@ -148,6 +149,7 @@ describe('FerryHub', () => {
         ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'],
         jobs,
       ],
+      RequeueDestinations: ['sqs:SendMessage', jobs],
       PublishResults: ['events:PutEvents', arn(idOf(json, 'AWS::Events::EventBus', 'ResultEventBus'))],
       RecordFailures: [['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:DeleteItem'], ledger],
       EcrRegistryLogin: ['ecr:GetAuthorizationToken', '*'],
@@ -256,9 +258,24 @@ describe('FerryHub', () => {
       return Object.keys(props.Environment.Variables).sort();
     };
     const common = ['FERRY_CONFIG_PARAMETER', 'FERRY_ORGANIZATION_TTL_SECONDS', 'RUST_LOG'];
-    assert.deepEqual(env('Dispatch'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOBS_QUEUE_URL'].sort());
-    assert.deepEqual(env('Replicate'), [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOB_CONCURRENCY', 'FERRY_LEDGER_TABLE'].sort());
-    assert.deepEqual(env('Reconcile'), [...common, 'FERRY_JOBS_QUEUE_URL', 'FERRY_LEDGER_TABLE', 'FERRY_MAX_JOBS_PER_RUN'].sort());
+    assert.deepEqual(
+      env('Dispatch'),
+      [...common, 'FERRY_DESTINATIONS_PER_JOB', 'FERRY_EVENT_BUS_NAME', 'FERRY_JOBS_QUEUE_URL'].sort(),
+    );
+    assert.deepEqual(
+      env('Replicate'),
+      [...common, 'FERRY_EVENT_BUS_NAME', 'FERRY_JOB_CONCURRENCY', 'FERRY_JOBS_QUEUE_URL', 'FERRY_LEDGER_TABLE'].sort(),
+    );
+    assert.deepEqual(
+      env('Reconcile'),
+      [
+        ...common,
+        'FERRY_DESTINATIONS_PER_JOB',
+        'FERRY_JOBS_QUEUE_URL',
+        'FERRY_LEDGER_TABLE',
+        'FERRY_MAX_JOBS_PER_RUN',
+      ].sort(),
+    );
   });
 
   it('routes successful ECR pushes and deletes to dispatch, with retries and a DLQ', () => {

@@ -131,6 +131,7 @@ fn parameters_reach_the_functions_environment() {
             // HELD and BLOCKED results of promotion gates.
             "FERRY_EVENT_BUS_NAME": reference("ResultEventBus"),
             "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
+            "FERRY_DESTINATIONS_PER_JOB": "50",
             "RUST_LOG": "info",
         })
     );
@@ -140,6 +141,8 @@ fn parameters_reach_the_functions_environment() {
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
             "FERRY_EVENT_BUS_NAME": reference("ResultEventBus"),
             "FERRY_JOB_CONCURRENCY": "4",
+            // Where the destinations of a job for several to try again go back.
+            "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
             "FERRY_LEDGER_TABLE": reference("LedgerTable"),
             "RUST_LOG": "info",
         })
@@ -149,6 +152,7 @@ fn parameters_reach_the_functions_environment() {
         json!({
             "FERRY_CONFIG_PARAMETER": reference("ConfigParameter"),
             "FERRY_JOBS_QUEUE_URL": reference("JobsQueue"),
+            "FERRY_DESTINATIONS_PER_JOB": "50",
             "FERRY_LEDGER_TABLE": reference("LedgerTable"),
             "FERRY_MAX_JOBS_PER_RUN": "3600",
             "RUST_LOG": "info",

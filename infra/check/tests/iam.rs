@@ -59,7 +59,7 @@ fn expected_hub_statements(
         strings(&["sqs:SendMessage"]),
     );
     m.insert(
-        ("JobsQueuePolicy", "OnlyDispatchAndReconcileSendJobs"),
+        ("JobsQueuePolicy", "OnlyFerrySendsJobs"),
         strings(&["sqs:SendMessage"]),
     );
     m.insert(("DispatchRole", "SendJobs"), strings(&["sqs:SendMessage"]));
@@ -95,6 +95,10 @@ fn expected_hub_statements(
         strings(&["ecr:GetAccountSetting"]),
     );
     m.insert(("ReplicateRole", "PullFromSources"), pull);
+    m.insert(
+        ("ReplicateRole", "RequeueDestinations"),
+        strings(&["sqs:SendMessage"]),
+    );
     m.insert(("ReconcileRole", "SendJobs"), strings(&["sqs:SendMessage"]));
     m.insert(
         ("ReconcileRole", "ReadJobsBacklog"),
@@ -244,6 +248,10 @@ fn hub_statements_are_scoped_to_their_resources() {
         get_att("JobsQueue", "Arn")
     );
     assert_eq!(res("DispatchRole", "SendJobs"), get_att("JobsQueue", "Arn"));
+    assert_eq!(
+        res("ReplicateRole", "RequeueDestinations"),
+        get_att("JobsQueue", "Arn")
+    );
     assert_eq!(
         res("ReconcileRole", "SendJobs"),
         get_att("JobsQueue", "Arn")

@@ -65,6 +65,8 @@ pub(crate) struct Options {
     pub concurrency: usize,
     /// Extra `registries` entries of the config (OCI destinations' endpoints).
     pub registries: serde_json::Map<String, Value>,
+    /// Destinations one copy job carries (`FERRY_DESTINATIONS_PER_JOB`); 1: one each.
+    pub destinations_per_job: usize,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             client_retries: 1,
             concurrency: 4,
             registries: serde_json::Map::new(),
+            destinations_per_job: 1,
         }
     }
 }
@@ -248,6 +251,7 @@ impl Sandbox {
     /// The SQS jobs queue as dispatch and reconcile send to it (with dispatch's key).
     pub(crate) fn job_queue(&self) -> SqsJobQueue {
         SqsJobQueue::new(self.dispatch_sqs.clone(), &self.jobs_queue)
+            .combining(self.options.destinations_per_job)
     }
 
     /// Send raw entries to the jobs queue (tests that replay or forge messages).
@@ -280,7 +284,12 @@ impl Sandbox {
             ledger: None,
             config_fingerprint: String::new(),
             authorities: Default::default(),
-            requeue: None,
+            // As the function: the part of a job for several destinations to try again
+            // goes back with replicate's own key.
+            requeue: Some(Arc::new(SqsJobQueue::new(
+                aws_sdk_sqs::Client::new(&self.replicate_sdk),
+                &self.jobs_queue,
+            ))),
         }
     }
 
@@ -315,6 +324,19 @@ impl Sandbox {
             );
         }
         Ok(ids)
+    }
+
+    /// Publish the push event of `f` (its tag `v1`-style tag and digest) and drain it through
+    /// dispatch.
+    pub(crate) fn dispatch_push(&self, f: &ferry_e2e::fixtures::Fixture) -> Result<PollStats> {
+        self.publish(&[detail(
+            "PUSH",
+            &f.repo,
+            Some(&f.tag),
+            &f.digest,
+            &f.media_type,
+        )])?;
+        self.run_dispatch()
     }
 
     /// Drain the events queue through the dispatch handler.

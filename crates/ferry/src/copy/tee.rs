@@ -38,7 +38,7 @@ pub(crate) const CHANNEL_CHUNKS: usize = 64;
 pub(crate) const STALL: Duration = Duration::from_secs(2);
 /// How long the read waits, after the first destination joined, for the others to join or
 /// give their ticket back.
-pub(crate) const GATHER: Duration = Duration::from_secs(5);
+pub(crate) const GATHER: Duration = Duration::from_secs(10);
 
 /// What the read needs: where the blob is, and the copier's limits.
 pub(crate) struct Source {
