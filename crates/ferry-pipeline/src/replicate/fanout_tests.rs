@@ -1,6 +1,7 @@
 //! Unit tests of jobs for several destinations, over a scripted engine.
 
 use super::*;
+use ferry::report::CopyStatus;
 use crate::job::{JobSource, JobTarget, Origin};
 use crate::queue::MemoryQueue;
 use crate::result::MemoryPublisher;

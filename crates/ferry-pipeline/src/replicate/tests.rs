@@ -1,6 +1,8 @@
 //! Unit tests of the replicate handler, over a scripted engine.
 
 use super::*;
+use crate::result::result_for;
+use ferry::report::CopyStatus;
 use crate::job::{JobSource, Origin};
 use crate::result::MemoryPublisher;
 use ferry::config::ReplicationConfig;

@@ -2,6 +2,7 @@
 //! themselves (managed signing), and pull-through cache repositories of the source left
 //! out because no rule names them (see [`crate::ecr::pull_through`]).
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::{Registry, ReplicationConfig, Target};
@@ -58,22 +59,41 @@ impl std::fmt::Display for CacheLeftOut {
     }
 }
 
-/// Every target that signs itself, once per destination repository.
+/// Destination registries whose signing configuration is read at once.
+const SIGNING_READS_AT_ONCE: usize = 16;
+
+/// Every target that signs itself, once per destination repository. The destinations'
+/// configurations are read [`SIGNING_READS_AT_ONCE`] at a time (each registry once), not
+/// one after another: an organization of hundreds of destination registries would
+/// otherwise wait for hundreds of round trips in a row.
 pub(super) async fn self_signed<'a>(
     replicator: &Replicator,
     targets: impl Iterator<Item = &'a Target>,
 ) -> Vec<SelfSigned> {
-    let mut out = Vec::new();
-    for t in targets.filter(|t| t.referrers) {
-        if let Some(profile) = replicator.destination_signs(t).await {
-            out.push(SelfSigned {
-                destination: format!("{}/{}", t.destination.registry_host(), t.repository),
-                signing_profile_arn: profile,
-                copies_source_signatures: t.referrers_explicit,
-            });
-        }
-    }
-    out
+    // Boxed, so that the plan's future stays `Send` for every lifetime its callers ask for.
+    type Read<'r> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Option<SelfSigned>> + Send + 'r>>;
+    let wanted: Vec<&Target> = targets.filter(|t| t.referrers).collect();
+    let reads: Vec<Read<'_>> = wanted
+        .into_iter()
+        .map(|t| {
+            Box::pin(async move {
+                replicator
+                    .destination_signs(t)
+                    .await
+                    .map(|profile| SelfSigned {
+                        destination: format!("{}/{}", t.destination.registry_host(), t.repository),
+                        signing_profile_arn: profile,
+                        copies_source_signatures: t.referrers_explicit,
+                    })
+            }) as Read<'_>
+        })
+        .collect();
+    futures::stream::iter(reads)
+        .buffered(SIGNING_READS_AT_ONCE)
+        .filter_map(|s| async move { s })
+        .collect()
+        .await
 }
 
 /// Drop from `repos` (listed at the ECR `source`) the pull-through cache repositories no
