@@ -470,9 +470,9 @@ mod engine;
 mod fanout;
 mod outcome;
 
-use outcome::{Done, conclude, emit_metrics, rejected};
 #[cfg(test)]
 use outcome::apply;
+use outcome::{Done, conclude, emit_metrics, rejected};
 #[cfg(test)]
 mod fanout_tests;
 #[cfg(test)]

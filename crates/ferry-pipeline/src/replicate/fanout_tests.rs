@@ -1,11 +1,11 @@
 //! Unit tests of jobs for several destinations, over a scripted engine.
 
 use super::*;
-use ferry::report::CopyStatus;
 use crate::job::{JobSource, JobTarget, Origin};
 use crate::queue::MemoryQueue;
 use crate::result::MemoryPublisher;
 use ferry::config::ReplicationConfig;
+use ferry::report::CopyStatus;
 use std::sync::Mutex;
 
 /// Fails retryably at the destination registries listed in `busy`; records each

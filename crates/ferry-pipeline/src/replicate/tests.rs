@@ -1,11 +1,11 @@
 //! Unit tests of the replicate handler, over a scripted engine.
 
 use super::*;
-use crate::result::result_for;
-use ferry::report::CopyStatus;
 use crate::job::{JobSource, Origin};
 use crate::result::MemoryPublisher;
+use crate::result::result_for;
 use ferry::config::ReplicationConfig;
+use ferry::report::CopyStatus;
 use std::sync::Mutex;
 
 /// Answers each job by its tag: `perm` a permanent error, `busy` a retryable one,
