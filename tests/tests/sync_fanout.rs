@@ -23,17 +23,7 @@ fn one_sync_to_six_destinations_reads_the_source_manifests_once() {
             );
         }
     }
-    let config = ConfigFile::write(&json!({
-        "source": {"registry": proxy.host(), "repositories": ["team/api"]},
-        "rules": [{"destinations": destinations}]
-    }))
-    .expect("config");
-    let out = run_ferry(
-        ["sync", "-c", config.arg(), "--output", "json"],
-        &[] as &[(&str, &str)],
-    )
-    .expect("runs");
-    assert!(out.status.success(), "{}", describe(&out));
+    fan_sync(&proxy.host(), destinations);
     for d in &dsts {
         for j in 0..3 {
             verify_copy(&src, &f, d, &format!("fan{j}/team/api")).expect("a faithful copy");

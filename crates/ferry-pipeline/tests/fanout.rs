@@ -275,6 +275,7 @@ fn one_job_for_thirty_destinations_reads_each_blob_once_and_retries_only_the_fai
         retry_after: None,
         times: 10_000,
     });
+    sb.record_calls().unwrap();
     sb.dispatch_push(&f).unwrap();
     let n = REGISTRIES * TEMPLATES;
     assert_eq!(sb.queue_depth(&sb.jobs_queue).unwrap(), 1, "one job");
@@ -324,6 +325,16 @@ fn one_job_for_thirty_destinations_reads_each_blob_once_and_retries_only_the_fai
             .all(|r| format!("{:?}", r.destination).contains(&bad.host())),
         "only the failed registry's destinations: {:#?}",
         again.outcomes
+    );
+    // Every AWS call of the run is granted in calls.json to the role that made it, the
+    // part sent back by replicate (with its own key) included.
+    let calls = sb.calls_in_table().expect("recorded calls");
+    assert!(
+        calls["ReplicateRole"]
+            .iter()
+            .any(|c| c.iam_action().as_deref() == Some("sqs:SendMessage")),
+        "replicate sent the part to try again: {:#?}",
+        calls["ReplicateRole"]
     );
     let results = sb.results().unwrap();
     assert_eq!(
